@@ -1,0 +1,86 @@
+/**
+ * `npm run bench`: performance claims come from here, never from timed tests. Commands are alternated within one
+ * run (cp, apply, verify, [torch]) so the page cache and the machine's state are shared fairly, and the printed
+ * figures are ratios of medians measured in this run.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureBenchCheckpoint, writeBenchDirection } from "./generate-bench-checkpoint.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const cache = process.env.ABLITERATE_BENCH_CACHE ?? join(root, ".bench-cache");
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const cli = join(root, "bin", "abliterate.js");
+
+interface Measurement {
+  seconds: number;
+  peakRssMB: number;
+}
+
+/** Wall time and peak RSS of a child, via GNU time (getrusage of the child). */
+function measure(command: string, args: string[]): Measurement {
+  const result = spawnSync("/usr/bin/time", ["-f", "%e %M", command, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
+  const last = result.stderr.trim().split("\n").pop()!.trim().split(/\s+/);
+  return { seconds: Number(last[0]), peakRssMB: Number(last[1]) / 1024 };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+function findTorchPython(): string | undefined {
+  for (const candidate of [process.env.ABLITERATE_BENCH_PYTHON, "python3", "/opt/goldenv/bin/python"].filter(Boolean) as string[]) {
+    const probe = spawnSync(candidate, ["-c", "import torch, safetensors"], { stdio: "ignore" });
+    if (probe.status === 0) return candidate;
+  }
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  mkdirSync(cache, { recursive: true });
+  process.stderr.write(`bench: workload in ${cache} (generated once)\n`);
+  const model = ensureBenchCheckpoint(cache);
+  const direction = join(cache, "direction.safetensors");
+  writeBenchDirection(direction);
+  const outputs = { cp: join(cache, "out-cp"), apply: join(cache, "out-apply"), torch: join(cache, "out-torch") };
+  const python = findTorchPython();
+  const times: Record<string, Measurement[]> = { cp: [], apply: [], verify: [], torch: [] };
+  const modelBytes = Number(execFileSync("du", ["-sb", model], { encoding: "utf8" }).split("\t")[0]);
+  for (let round = 0; round < rounds; round += 1) {
+    for (const path of Object.values(outputs)) rmSync(path, { recursive: true, force: true });
+    times.cp.push(measure("cp", ["-r", model, outputs.cp]));
+    times.apply.push(measure(process.execPath, [cli, "apply", model, "--direction", direction, "--out", outputs.apply, "--quiet"]));
+    times.verify.push(measure(process.execPath, [cli, "verify", model, outputs.apply, "--direction", direction, "--quiet"]));
+    if (python) times.torch.push(measure(python, [join(root, "bench", "torch_shard_loop.py"), model, outputs.torch, direction]));
+    process.stderr.write(`bench: round ${round + 1}/${rounds} done\n`);
+  }
+  for (const path of Object.values(outputs)) rmSync(path, { recursive: true, force: true });
+
+  const cp = median(times.cp.map((m) => m.seconds));
+  const line = (label: string, samples: Measurement[], extra = "") => {
+    const seconds = median(samples.map((m) => m.seconds));
+    const rss = Math.max(...samples.map((m) => m.peakRssMB));
+    return `${label.padEnd(8)} ${seconds.toFixed(2).padStart(7)} s  ${(seconds / cp).toFixed(2).padStart(5)}× cp  ${(modelBytes / seconds / 1e9).toFixed(2)} GB/s  peak RSS ${rss.toFixed(0)} MB${extra}`;
+  };
+  const lines = [
+    `surgery bench: ${(modelBytes / 1e9).toFixed(2)} GB bf16 Llama-shaped checkpoint, ${rounds} rounds, medians`,
+    line("cp -r", times.cp),
+    line("apply", times.apply, "   (surgery + built-in verify + atomic rename; target ≤ 1.3× cp, RSS ≤ 256 MB)"),
+    line("verify", times.verify, "   (target ≤ 1.5× cp)"),
+  ];
+  if (python) {
+    const torchSeconds = median(times.torch.map((m) => m.seconds));
+    lines.push(line("torch", times.torch), `apply is ${(torchSeconds / median(times.apply.map((m) => m.seconds))).toFixed(1)}× faster than the torch shard loop (target ≥ 5×)`);
+  } else {
+    lines.push("torch shard loop: skipped (no python with torch + safetensors found)");
+  }
+  const forwardBench = join(root, "dist", "bench", "forward-bench.js");
+  if (existsSync(forwardBench)) {
+    const module = (await import(forwardBench)) as { runForwardBench?: () => Promise<string[]> };
+    if (module.runForwardBench) lines.push("", ...(await module.runForwardBench()));
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+await main();

@@ -1,0 +1,105 @@
+/**
+ * Progress on stderr for every long stage (download, surgery, verify, upload).
+ * Bars only when stderr is a TTY; otherwise one line per finished stage, so CI logs stay readable.
+ * `--quiet` shows errors only; `--json` keeps stdout for the single result object.
+ */
+import cliProgress from "cli-progress";
+import { formatBytes } from "./format-bytes.js";
+
+export interface ProgressOptions {
+  quiet?: boolean;
+  /** Where bars and messages go; stderr unless a test substitutes a stream. */
+  stream?: NodeJS.WriteStream;
+}
+
+export type ProgressUnit = "bytes" | "files" | "items";
+
+export interface ProgressTask {
+  /** Sets the absolute amount done. */
+  update(done: number): void;
+  /** Grows the total when it becomes known late (e.g. after listing a repo). */
+  setTotal(total: number): void;
+  finish(): void;
+}
+
+function formatAmount(value: number, unit: ProgressUnit): string {
+  return unit === "bytes" ? formatBytes(value) : String(Math.round(value));
+}
+
+export class ProgressDisplay {
+  private readonly quiet: boolean;
+  private readonly stream: NodeJS.WriteStream;
+  private readonly interactive: boolean;
+  private multibar?: cliProgress.MultiBar;
+
+  constructor(options: ProgressOptions = {}) {
+    this.quiet = options.quiet ?? false;
+    this.stream = options.stream ?? process.stderr;
+    this.interactive = !this.quiet && Boolean(this.stream.isTTY);
+  }
+
+  /** A message for the user (stderr), suppressed by --quiet. */
+  log(message: string): void {
+    if (this.quiet) return;
+    if (this.multibar) this.multibar.log(`${message}\n`);
+    else this.stream.write(`${message}\n`);
+  }
+
+  start(label: string, total: number, unit: ProgressUnit = "bytes"): ProgressTask {
+    const started = Date.now();
+    let done = 0;
+    let currentTotal = total;
+    let finished = false;
+    if (!this.interactive) {
+      return {
+        update: (value) => void (done = value),
+        setTotal: (value) => void (currentTotal = value),
+        finish: () => {
+          if (finished) return;
+          finished = true;
+          const seconds = ((Date.now() - started) / 1000).toFixed(1);
+          this.log(`${label}: ${formatAmount(Math.max(done, currentTotal), unit)} in ${seconds}s`);
+        },
+      };
+    }
+    this.multibar ??= new cliProgress.MultiBar(
+      {
+        stream: this.stream,
+        hideCursor: true,
+        clearOnComplete: false,
+        format: "{label} |{bar}| {percentage}% {amount}",
+        barsize: 30,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    const bar = this.multibar.create(Math.max(total, 1), 0, { label: label.padEnd(12), amount: "" });
+    const render = () =>
+      bar.update(done, {
+        label: label.padEnd(12),
+        amount: `${formatAmount(done, unit)} / ${formatAmount(currentTotal, unit)}`,
+      });
+    return {
+      update: (value) => {
+        done = value;
+        render();
+      },
+      setTotal: (value) => {
+        currentTotal = value;
+        bar.setTotal(Math.max(value, 1));
+        render();
+      },
+      finish: () => {
+        if (finished) return;
+        finished = true;
+        done = Math.max(done, currentTotal);
+        render();
+        bar.stop();
+      },
+    };
+  }
+
+  stop(): void {
+    this.multibar?.stop();
+    this.multibar = undefined;
+  }
+}

@@ -1,0 +1,65 @@
+/** The surgery flags shared by `apply`, `verify` and the one command, declared once. */
+import type { Argv } from "yargs";
+import type { Orientation, TargetKind } from "../arch/families.js";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { SurgeryParams } from "../surgery/prepare-surgery.js";
+
+export interface SurgeryArgs {
+  direction: string;
+  "direction-layer"?: number;
+  scale?: number;
+  layers?: string;
+  targets?: string;
+  include?: string[];
+  exclude?: string[];
+  orientation?: string;
+  "norm-preserving"?: boolean;
+  threads?: number;
+}
+
+const TARGET_KINDS: readonly TargetKind[] = ["embed", "attn", "mlp"];
+const ORIENTATIONS: readonly Orientation[] = ["linear", "rows", "bias", "experts-linear", "experts-rows"];
+
+export function withSurgeryOptions<T>(yargs: Argv<T>, { directionRequired }: { directionRequired: boolean }) {
+  return yargs
+    .option("direction", { type: "string", demandOption: directionRequired, describe: "direction file: safetensors with `direction` [d], `directions` [L+1, d] or `subspace` [k, d]" })
+    .option("direction-layer", { type: "number", describe: "row of a `directions` file (index i = residual stream entering layer i)" })
+    .option("scale", { type: "number", describe: "α: 1 ablates, 2 reflects, negative amplifies (default 1)" })
+    .option("layers", { type: "string", describe: "half-open layer range a:b to edit (default all; the embedding counts as layer 0)" })
+    .option("targets", { type: "string", describe: "comma list of embed,attn,mlp (default all three)" })
+    .option("include", { type: "string", array: true, describe: "also edit tensors whose name matches REGEX (needed for unsupported families)" })
+    .option("exclude", { type: "string", array: true, describe: "never edit tensors whose name matches REGEX" })
+    .option("orientation", { type: "string", choices: ORIENTATIONS as unknown as string[], describe: "layout of --include tensors (default linear = [d_model, in])" })
+    .option("norm-preserving", { type: "boolean", describe: "keep every written column's norm (grimjim's variant)" })
+    .option("threads", { type: "number", describe: "worker threads (default: all cores)" });
+}
+
+export function parseTargets(text: string | undefined): TargetKind[] | undefined {
+  if (text === undefined) return undefined;
+  const parts = text.split(",").map((part) => part.trim()).filter(Boolean);
+  const unknown = parts.filter((part) => !TARGET_KINDS.includes(part as TargetKind));
+  if (parts.length === 0 || unknown.length > 0) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--targets must be a comma list of ${TARGET_KINDS.join(", ")}; got "${text}"`);
+  }
+  return [...new Set(parts)] as TargetKind[];
+}
+
+export function surgeryParamsFrom(args: SurgeryArgs): SurgeryParams {
+  if (args.scale !== undefined && !Number.isFinite(args.scale)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--scale must be a finite number`);
+  }
+  if (args["direction-layer"] !== undefined && !Number.isInteger(args["direction-layer"])) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--direction-layer must be an integer`);
+  }
+  return {
+    direction: args.direction,
+    directionLayer: args["direction-layer"],
+    scale: args.scale,
+    layers: args.layers,
+    targets: parseTargets(args.targets),
+    include: args.include,
+    exclude: args.exclude,
+    orientation: args.orientation as Orientation | undefined,
+    normPreserving: args["norm-preserving"],
+  };
+}

@@ -1,0 +1,54 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { verifyModel } from "../surgery/verify-model.js";
+import { printJson, type GlobalArgs } from "./global-options.js";
+import { ProgressDisplay } from "./progress.js";
+import { renderSurgery } from "./render-surgery.js";
+import { resolveModelArgument } from "./resolve-model-argument.js";
+import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
+
+interface VerifyArgs extends GlobalArgs, SurgeryArgs {
+  original: string;
+  modified: string;
+}
+
+export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
+  command: "verify <original> <modified>",
+  describe: "prove MODIFIED is ORIGINAL with exactly the claimed projection: targets within 1 ulp, everything else identical",
+  builder: (yargs) =>
+    withSurgeryOptions(
+      (yargs as Argv<GlobalArgs>)
+        .positional("original", { type: "string", demandOption: true, describe: "the unmodified model (folder or Hub id)" })
+        .positional("modified", { type: "string", demandOption: true, describe: "the edited model folder" }),
+      { directionRequired: true },
+    ) as unknown as Argv<VerifyArgs>,
+  handler: async (args: ArgumentsCamelCase<VerifyArgs>) => {
+    const display = new ProgressDisplay({ quiet: args.quiet || args.json });
+    const original = await resolveModelArgument({ model: args.original, token: args.token, display });
+    const modified = await resolveModelArgument({ model: args.modified, token: args.token, display });
+    const report = await renderSurgery(
+      verifyModel({ ...surgeryParamsFrom(args), originalDir: original.dir, modifiedDir: modified.dir, threads: args.threads }),
+      display,
+    );
+    if (args.json) {
+      printJson({ ok: report.passed, ...report });
+    } else {
+      const lines = report.tensors.map(
+        (tensor) =>
+          `${tensor.mismatches === 0 ? "ok  " : "FAIL"} ${tensor.name}  max ${tensor.maxUlpError.toFixed(3)} ulp, ` +
+          `ablation residual ${tensor.ablationResidual.toExponential(2)}${tensor.mismatches ? `, ${tensor.mismatches} mismatches` : ""}`,
+      );
+      lines.push(...report.shards.map((shard) => `${shard.untouchedIdentical ? "ok  " : "FAIL"} ${shard.shard}: untouched bytes ${shard.untouchedIdentical ? "identical" : "DIFFER"}`));
+      lines.push(...report.notes.map((note) => `note: ${note}`));
+      lines.push(
+        report.passed
+          ? `verified: ${report.tensorsChecked} tensor(s), ${report.elementsChecked} elements within 1 ulp of the fp64 reference (max ${report.maxUlpError.toFixed(3)} ulp); untouched bytes identical`
+          : `verification FAILED:\n  ${report.failures.join("\n  ")}`,
+      );
+      process.stdout.write(`${lines.join("\n")}\n`);
+    }
+    if (!report.passed) {
+      throw new AbliterateError(ErrorCodes.VERIFY_FAILED, `${report.failures.length} check(s) failed; first: ${report.failures[0]}`, { file: modified.dir });
+    }
+  },
+};

@@ -1,0 +1,180 @@
+/**
+ * The whole native surface, typed in one place. C++ owns bytes and maths and never parses user input:
+ * every job arriving here has been validated and normalized by TypeScript (lib/surgery/plan-*.ts).
+ */
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AbliterateError, ErrorCodes, type ErrorCode } from "../errors.js";
+
+/** Floating dtypes the kernels read and write. */
+export type NativeDtype = "F64" | "F32" | "F16" | "BF16";
+
+/**
+ * One tensor to project, inside one shard file.
+ * The tensor is viewed as a 2-D matrix [rows, cols] of `dtype`, row-major, starting at `offset`.
+ * - dModelAxis 0: the tensor is [d_model, cols] (Linear weight [out, in], a bias as [d_model, 1]);
+ *   every column w becomes w − α B (Bᵀw). Two passes: pass 1 accumulates BᵀW, pass 2 rewrites rows.
+ * - dModelAxis 1: the tensor is [rows, d_model] (embedding, Conv1D [in, out]); every row w becomes
+ *   w − α (w B) Bᵀ. One pass.
+ * `basis` is k × d_model, row-major, with orthonormal rows (TypeScript orthonormalizes).
+ * With normPreserving, every written vector (column for axis 0, row for axis 1) is rescaled to its
+ * original Euclidean norm after the projection (grimjim's norm-preserving variant).
+ */
+export interface NativeTensorJob {
+  name: string;
+  /** Absolute byte offset of the tensor's first element in the shard file. */
+  offset: number;
+  rows: number;
+  cols: number;
+  dtype: NativeDtype;
+  dModelAxis: 0 | 1;
+  basis: Float64Array;
+  /** Number of basis vectors (k); basis.length === k * d_model. */
+  rank: number;
+  alpha: number;
+  normPreserving: boolean;
+}
+
+export interface NativeExecutionOptions {
+  /** Bytes of tensor data processed per chunk; memory stays O(chunkBytes + cols). Default 8 MiB. */
+  chunkBytes?: number;
+  /** Worker threads for the kernels. Default: hardware concurrency. */
+  threads?: number;
+}
+
+export interface ApplyShardJob extends NativeExecutionOptions {
+  inputPath: string;
+  /** Created or truncated. Bytes outside the target tensors are copied with copy_file_range. */
+  outputPath: string;
+  tensors: NativeTensorJob[];
+}
+
+export interface ApplyShardResult {
+  bytesCopied: number;
+  bytesRewritten: number;
+  seconds: number;
+  backend: "cpu" | "cuda";
+}
+
+export interface VerifyShardJob extends NativeExecutionOptions {
+  originalPath: string;
+  modifiedPath: string;
+  tensors: NativeTensorJob[];
+}
+
+export interface VerifiedTensor {
+  name: string;
+  /** Elements checked. */
+  elements: number;
+  /** Elements outside the tolerance (1 ulp of the dtype at the fp64 reference, see docs/precision.md). */
+  mismatches: number;
+  /** Largest |actual − reference| in units of the dtype's ulp at the reference. */
+  maxUlpError: number;
+  /** Row-major element index of the first mismatch, or −1. */
+  firstMismatchIndex: number;
+  firstMismatchExpected: number;
+  firstMismatchActual: number;
+  /** max over basis vectors and columns (axis 0) / rows (axis 1) of |bᵀw| in the original. */
+  projectionBefore: number;
+  /** The same in the modified tensor. */
+  projectionAfter: number;
+}
+
+export interface VerifyShardResult {
+  tensors: VerifiedTensor[];
+  /** Every byte outside the target tensors (header included) is identical, and the sizes match. */
+  untouchedIdentical: boolean;
+  /** Offset of the first differing byte outside the targets, or −1. */
+  firstUntouchedDifference: number;
+  seconds: number;
+}
+
+/** Progress is reported from a worker thread through a thread-safe function. */
+export interface ShardProgress {
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface RuntimeInfo {
+  simd: "avx512" | "avx2" | "scalar";
+  threads: number;
+  cudaCompiled: boolean;
+  cudaDevices: number;
+}
+
+interface RawAddon {
+  applyShard(job: ApplyShardJob, onProgress?: (p: ShardProgress) => void): Promise<ApplyShardResult>;
+  verifyShard(job: VerifyShardJob, onProgress?: (p: ShardProgress) => void): Promise<VerifyShardResult>;
+  decode(bytes: Uint8Array, dtype: NativeDtype): Float64Array;
+  encode(values: Float64Array, dtype: NativeDtype): Uint8Array;
+  runtimeInfo(): RuntimeInfo;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+// dist/lib/native → package root is three levels up.
+const packageRoot = join(here, "..", "..", "..");
+const candidates = [
+  join(packageRoot, "build", "Release", "abliterate.node"),
+  join(packageRoot, "build", "Debug", "abliterate.node"),
+];
+
+let loaded: RawAddon | undefined;
+
+function addon(): RawAddon {
+  if (loaded) return loaded;
+  const override = process.env.ABLITERATE_ADDON;
+  const path = override ?? candidates.find((candidate) => existsSync(candidate));
+  if (!path) {
+    throw new AbliterateError(
+      ErrorCodes.NATIVE,
+      `native addon not built (looked for ${candidates.join(", ")}); run \`npm install\` or \`npm run build:native\``,
+    );
+  }
+  loaded = createRequire(import.meta.url)(path) as RawAddon;
+  return loaded;
+}
+
+/** Native errors carry `code` (E_IO, E_NOSPC, E_INVALID_JOB, E_CUDA) and, for I/O, `path`. */
+function translate(error: unknown): never {
+  const e = error as { code?: string; message?: string; path?: string };
+  const map: Record<string, ErrorCode> = {
+    E_IO: ErrorCodes.IO,
+    E_NOSPC: ErrorCodes.DISK_FULL,
+    E_INVALID_JOB: ErrorCodes.NATIVE,
+    E_CUDA: ErrorCodes.NATIVE,
+  };
+  const code = (e?.code && map[e.code]) || ErrorCodes.NATIVE;
+  throw new AbliterateError(code, e?.message ?? String(error), { file: e?.path, cause: error });
+}
+
+export async function applyShard(job: ApplyShardJob, onProgress?: (p: ShardProgress) => void): Promise<ApplyShardResult> {
+  try {
+    return await addon().applyShard(job, onProgress);
+  } catch (error) {
+    translate(error);
+  }
+}
+
+export async function verifyShard(job: VerifyShardJob, onProgress?: (p: ShardProgress) => void): Promise<VerifyShardResult> {
+  try {
+    return await addon().verifyShard(job, onProgress);
+  } catch (error) {
+    translate(error);
+  }
+}
+
+/** Decodes little-endian F64/F32/F16/BF16 bytes to doubles (exact: every value is representable). */
+export function decode(bytes: Uint8Array, dtype: NativeDtype): Float64Array {
+  return addon().decode(bytes, dtype);
+}
+
+/** Encodes doubles to little-endian `dtype` bytes, rounding to nearest-even; NaN, Inf, subnormals kept. */
+export function encode(values: Float64Array, dtype: NativeDtype): Uint8Array {
+  return addon().encode(values, dtype);
+}
+
+export function runtimeInfo(): RuntimeInfo {
+  return addon().runtimeInfo();
+}

@@ -1,0 +1,116 @@
+/**
+ * apply: stream every shard through the native projection into `DIR.partial/`, copy every other file byte for
+ * byte, verify the result against the fp64 reference, record provenance, then rename to DIR.
+ */
+import { cp, readdir } from "node:fs/promises";
+import { basename, join, relative } from "node:path";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { Orientation } from "../arch/families.js";
+import { applyShard, type ApplyShardResult, type ShardProgress } from "../native/addon.js";
+import type { SurgeryEvent } from "./events.js";
+import { withProgress } from "./native-progress.js";
+import { prepareOutputFolder } from "./output-folder.js";
+import { prepareSurgery, type SurgeryParams } from "./prepare-surgery.js";
+import { buildProvenance, PROVENANCE_FILE, writeProvenance, type ModelSource, type Provenance } from "./provenance.js";
+import { verifyShards, type VerificationSummary } from "./verify-shards.js";
+
+export type { SurgeryEvent } from "./events.js";
+export type { SurgeryParams } from "./prepare-surgery.js";
+
+export interface ApplyModelParams extends SurgeryParams {
+  modelDir: string;
+  outDir: string;
+  /** Replace an existing output folder. */
+  force?: boolean;
+  threads?: number;
+  chunkBytes?: number;
+  /** Where the model came from, recorded in abliteration.json. */
+  source?: ModelSource;
+}
+
+export interface ApplyReport {
+  outDir: string;
+  verified: boolean;
+  tensorsChanged: number;
+  bytesRewritten: number;
+  bytesCopied: number;
+  seconds: number;
+  verification: VerificationSummary;
+  provenance: Provenance;
+}
+
+// Files never carried into the output: Python's local-dir bookkeeping, and our own record (rewritten fresh).
+const SKIPPED_FILES = new Set([".cache", ".git", PROVENANCE_FILE]);
+
+async function copyOtherFiles(modelDir: string, outDir: string, shardFiles: Set<string>): Promise<void> {
+  for (const entry of await readdir(modelDir, { withFileTypes: true })) {
+    if (SKIPPED_FILES.has(entry.name) || shardFiles.has(entry.name)) continue;
+    // dereference: Hub cache snapshots are symlinks into blobs/, the output must hold real files.
+    await cp(join(modelDir, entry.name), join(outDir, entry.name), { recursive: true, dereference: true, errorOnExist: true, force: false });
+  }
+}
+
+export async function* applyModel(params: ApplyModelParams): AsyncGenerator<SurgeryEvent, ApplyReport> {
+  const started = Date.now();
+  const prepared = await prepareSurgery(params.modelDir, params);
+  const { checkpoint, plan } = prepared;
+  const output = await prepareOutputFolder({ finalDir: params.outDir, force: params.force });
+  let committed = false;
+  try {
+    const bytesTotal = checkpoint.totalBytes;
+    yield { type: "plan", shards: checkpoint.shards.length, tensors: plan.tensors.length, bytesTotal };
+    let bytesBefore = 0;
+    let bytesRewritten = 0;
+    let bytesCopied = 0;
+    for (const shard of checkpoint.shards) {
+      const run = withProgress<ShardProgress, ApplyShardResult>((onProgress) =>
+        applyShard(
+          {
+            inputPath: shard.path,
+            outputPath: join(output.partialDir, basename(shard.path)),
+            tensors: plan.jobsByShard.get(shard.path) ?? [],
+            threads: params.threads,
+            chunkBytes: params.chunkBytes,
+          },
+          onProgress,
+        ),
+      );
+      let step = await run.next();
+      while (!step.done) {
+        yield { type: "progress", phase: "apply", bytesDone: bytesBefore + step.value.bytesDone, bytesTotal };
+        step = await run.next();
+      }
+      bytesRewritten += step.value.bytesRewritten;
+      bytesCopied += step.value.bytesCopied;
+      bytesBefore += shard.fileSize;
+    }
+    await copyOtherFiles(params.modelDir, output.partialDir, new Set(checkpoint.shards.map((shard) => relative(checkpoint.dir, shard.path))));
+    yield { type: "phase-done", phase: "apply" };
+
+    const verification = yield* verifyShards({ checkpoint, plan, modifiedDir: output.partialDir, threads: params.threads, chunkBytes: params.chunkBytes });
+    if (!verification.passed) {
+      throw new AbliterateError(
+        ErrorCodes.VERIFY_FAILED,
+        `verification of the new checkpoint failed, nothing was written to ${output.finalDir}:\n  ${verification.failures.slice(0, 10).join("\n  ")}`,
+        { file: output.finalDir },
+      );
+    }
+    const provenance = buildProvenance({ prepared, verification, source: params.source, modelDir: params.modelDir, include: params.include, exclude: params.exclude, orientation: params.orientation as Orientation | undefined });
+    await writeProvenance(output.partialDir, provenance);
+    await output.commit();
+    committed = true;
+    return {
+      outDir: output.finalDir,
+      verified: true,
+      tensorsChanged: plan.tensors.length,
+      bytesRewritten,
+      bytesCopied,
+      seconds: (Date.now() - started) / 1000,
+      verification,
+      provenance,
+    };
+  } finally {
+    // Also reached when a consumer stops iterating early: no partial output or lock is left behind.
+    if (!committed) await output.abandon();
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Which tensor gets which projection: the bridge from a checkpoint + config + direction to native jobs.
+ * Everything the native side needs is decided and validated here (shapes, dtypes, offsets, bases).
+ */
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { findFamily, supportedModelTypes, type FamilyDefinition, type Orientation, type TargetKind, type TargetRule } from "../arch/families.js";
+import type { ModelConfig } from "../arch/model-config.js";
+import type { DirectionBasis } from "../directions/select-basis.js";
+import { orthonormalizeRows } from "../directions/orthonormalize.js";
+import { decode, type NativeDtype, type NativeTensorJob } from "../native/addon.js";
+import type { Checkpoint } from "../safetensors/read-checkpoint.js";
+import { readTensorBytes } from "../safetensors/read-tensor-bytes.js";
+import { parseLayerRange, type LayerRange } from "./layer-range.js";
+
+export const ALL_TARGETS: readonly TargetKind[] = ["embed", "attn", "mlp"];
+
+export interface SurgeryOptions {
+  /** α: 1 ablates, 2 reflects, negative amplifies. */
+  scale: number;
+  /** `--layers a:b`, half-open; the embedding counts as writing the stream entering layer 0. */
+  layers?: string;
+  targets?: readonly TargetKind[];
+  /** Extra tensors to edit (regex source), for families without a map or to widen one. */
+  include?: readonly string[];
+  /** Tensors never to edit (regex source). */
+  exclude?: readonly string[];
+  /** Orientation of --include tensors. */
+  orientation?: Orientation;
+  normPreserving?: boolean;
+}
+
+export interface PlannedTensor {
+  name: string;
+  shardPath: string;
+  kind: TargetKind | "include";
+  layer: number | null;
+  orientation: Orientation;
+  dtype: NativeDtype;
+  shape: number[];
+  /** The post-norm whose scale shaped this tensor's basis (γ-aware update), when the family has one. */
+  postNorm?: string;
+  jobs: NativeTensorJob[];
+}
+
+export interface SurgeryPlan {
+  family: string;
+  hiddenSize: number;
+  numLayers: number;
+  layerRange: LayerRange;
+  targets: TargetKind[];
+  scale: number;
+  normPreserving: boolean;
+  tensors: PlannedTensor[];
+  jobsByShard: Map<string, NativeTensorJob[]>;
+  /** lm_head shares the embedding, so editing the embedding also edits the unembedding. */
+  tiedEmbeddings: boolean;
+  notes: string[];
+}
+
+export interface PlanSurgeryParams {
+  checkpoint: Checkpoint;
+  config: ModelConfig;
+  basis: DirectionBasis;
+  options: SurgeryOptions;
+}
+
+const FLOAT_DTYPES = new Set(["F64", "F32", "F16", "BF16"]);
+
+function layerOf(name: string, rule: TargetRule | undefined): number | null {
+  if (rule) {
+    const match = rule.pattern.exec(name);
+    return match && match[1] !== undefined ? Number(match[1]) : null;
+  }
+  const generic = /\.(?:layers|h|blocks|layer)\.(\d+)\./.exec(name);
+  return generic ? Number(generic[1]) : null;
+}
+
+function refuseQuantized(config: ModelConfig, checkpoint: Checkpoint): void {
+  const quantization = config.raw.quantization_config as { quant_method?: unknown } | undefined;
+  if (quantization && typeof quantization === "object") {
+    const method = String(quantization.quant_method ?? "unknown");
+    throw new AbliterateError(
+      ErrorCodes.UNSUPPORTED_QUANTIZATION,
+      `the checkpoint is quantized (quantization_config.quant_method = "${method}"); surgery needs F32/F16/BF16/F64 weights — use the unquantized base model`,
+      { file: `${checkpoint.dir}/config.json` },
+    );
+  }
+}
+
+function buildRules(family: FamilyDefinition | undefined, config: ModelConfig, options: SurgeryOptions): TargetRule[] {
+  const includeRules: TargetRule[] = (options.include ?? []).map((source) => ({
+    kind: "attn" as TargetKind,
+    pattern: new RegExp(source),
+    orientation: options.orientation ?? "linear",
+  }));
+  if (!family && includeRules.length === 0) {
+    throw new AbliterateError(
+      ErrorCodes.UNSUPPORTED_FAMILY,
+      `model_type "${config.modelType}" is not supported. Supported: ${supportedModelTypes().join(", ")}. ` +
+        `To edit tensors by name anyway, pass --include REGEX (repeatable) with --orientation linear|rows|bias (and --exclude REGEX).`,
+    );
+  }
+  return [...(family?.rules ?? []), ...includeRules];
+}
+
+function checkShape(tensor: { name: string; shape: number[] }, orientation: Orientation, hiddenSize: number, file: string): void {
+  const shape = tensor.shape;
+  const expectations: Record<Orientation, [number, number, string]> = {
+    linear: [2, 0, "[d_model, in]"],
+    rows: [2, 1, "[n, d_model]"],
+    bias: [1, 0, "[d_model]"],
+    "experts-linear": [3, 1, "[experts, d_model, in]"],
+    "experts-rows": [3, 2, "[experts, in, d_model]"],
+  };
+  const [rank, axis, text] = expectations[orientation];
+  if (shape.length !== rank || shape[axis] !== hiddenSize) {
+    throw new AbliterateError(
+      ErrorCodes.TENSOR_SHAPE,
+      `tensor "${tensor.name}" has shape [${shape.join(", ")}], but a ${orientation} residual writer must be ${text} with d_model = ${hiddenSize}`,
+      { file },
+    );
+  }
+}
+
+async function postNormBasis(params: { checkpoint: Checkpoint; normName: string; plusOne: boolean; basis: DirectionBasis; file: string }): Promise<Float64Array> {
+  const location = params.checkpoint.tensorLocations.get(params.normName);
+  if (!location) {
+    throw new AbliterateError(ErrorCodes.TENSOR_SHAPE, `post-norm weight "${params.normName}" is missing from the checkpoint`, { file: params.file });
+  }
+  const { shard, tensor } = location;
+  if (!FLOAT_DTYPES.has(tensor.dtype) || tensor.shape.length !== 1 || tensor.shape[0] !== params.basis.dimension) {
+    throw new AbliterateError(ErrorCodes.TENSOR_SHAPE, `post-norm weight "${params.normName}" must be a float vector of length ${params.basis.dimension}`, { file: shard.path });
+  }
+  const weight = decode(await readTensorBytes(shard, params.normName), tensor.dtype as NativeDtype);
+  const d = params.basis.dimension;
+  const scaled = Array.from({ length: params.basis.rank }, (_, k) =>
+    Float64Array.from({ length: d }, (_, i) => (params.plusOne ? 1 + weight[i] : weight[i]) * params.basis.basis[k * d + i]),
+  );
+  return orthonormalizeRows(scaled, shard.path);
+}
+
+function jobsFor(params: { name: string; byteOffset: number; dtype: NativeDtype; shape: number[]; orientation: Orientation; basis: Float64Array; rank: number; scale: number; normPreserving: boolean }): NativeTensorJob[] {
+  const { shape, orientation } = params;
+  const elementBytes = { F64: 8, F32: 4, F16: 2, BF16: 2 }[params.dtype];
+  const base = { name: params.name, dtype: params.dtype, basis: params.basis, rank: params.rank, alpha: params.scale, normPreserving: params.normPreserving };
+  switch (orientation) {
+    case "linear":
+      return [{ ...base, offset: params.byteOffset, rows: shape[0], cols: shape[1], dModelAxis: 0 }];
+    case "bias":
+      return [{ ...base, offset: params.byteOffset, rows: shape[0], cols: 1, dModelAxis: 0 }];
+    case "rows":
+      return [{ ...base, offset: params.byteOffset, rows: shape[0], cols: shape[1], dModelAxis: 1 }];
+    case "experts-rows":
+      return [{ ...base, offset: params.byteOffset, rows: shape[0] * shape[1], cols: shape[2], dModelAxis: 1 }];
+    case "experts-linear":
+      return Array.from({ length: shape[0] }, (_, expert) => ({
+        ...base,
+        name: `${params.name}[${expert}]`,
+        offset: params.byteOffset + expert * shape[1] * shape[2] * elementBytes,
+        rows: shape[1],
+        cols: shape[2],
+        dModelAxis: 0 as const,
+      }));
+  }
+}
+
+export async function planSurgery({ checkpoint, config, basis, options }: PlanSurgeryParams): Promise<SurgeryPlan> {
+  refuseQuantized(config, checkpoint);
+  if (!Number.isFinite(options.scale)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--scale must be a finite number, got ${options.scale}`);
+  }
+  const family = findFamily(config.modelType);
+  const rules = buildRules(family, config, options);
+  const layerRange = parseLayerRange(options.layers, config.numLayers);
+  const targets = [...(options.targets ?? ALL_TARGETS)];
+  const excludes = (options.exclude ?? []).map((source) => new RegExp(source));
+  const normPreserving = options.normPreserving ?? false;
+  const tensors: PlannedTensor[] = [];
+  const jobsByShard = new Map<string, NativeTensorJob[]>();
+  for (const shard of checkpoint.shards) {
+    for (const info of shard.tensors) {
+      const rule = rules.find((candidate) => candidate.pattern.test(info.name));
+      if (!rule || excludes.some((pattern) => pattern.test(info.name))) continue;
+      const isInclude = !family?.rules.includes(rule);
+      const kind: PlannedTensor["kind"] = isInclude ? "include" : rule.kind;
+      if (kind !== "include" && !targets.includes(kind)) continue;
+      const layer = layerOf(info.name, isInclude ? undefined : rule);
+      const inRange = layer === null ? layerRange.start === 0 : layer >= layerRange.start && layer < layerRange.end;
+      if (!inRange) continue;
+      if (!FLOAT_DTYPES.has(info.dtype)) {
+        throw new AbliterateError(
+          info.dtype.startsWith("F8") ? ErrorCodes.UNSUPPORTED_QUANTIZATION : ErrorCodes.TENSOR_SHAPE,
+          `tensor "${info.name}" has dtype ${info.dtype}; surgery supports F32, F16, BF16 and F64 weights`,
+          { file: shard.path },
+        );
+      }
+      checkShape(info, rule.orientation, config.hiddenSize, shard.path);
+      const normName = rule.postNorm?.(info.name);
+      const tensorBasis = normName
+        ? await postNormBasis({ checkpoint, normName, plusOne: family?.normScalePlusOne ?? false, basis, file: shard.path })
+        : basis.basis;
+      const jobs = jobsFor({
+        name: info.name,
+        byteOffset: info.byteOffset,
+        dtype: info.dtype as NativeDtype,
+        shape: info.shape,
+        orientation: rule.orientation,
+        basis: tensorBasis,
+        rank: basis.rank,
+        scale: options.scale,
+        normPreserving,
+      });
+      tensors.push({ name: info.name, shardPath: shard.path, kind, layer, orientation: rule.orientation, dtype: info.dtype as NativeDtype, shape: info.shape, postNorm: normName, jobs });
+      const shardJobs = jobsByShard.get(shard.path) ?? [];
+      shardJobs.push(...jobs);
+      jobsByShard.set(shard.path, shardJobs);
+    }
+  }
+  if (tensors.length === 0) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `nothing to edit: no residual-writer tensor matches --targets ${targets.join(",")} and --layers ${options.layers ?? "all"}`, { file: checkpoint.dir });
+  }
+  const lmHeadPresent = family ? [...checkpoint.tensorLocations.keys()].some((name) => family.lmHead.test(name)) : true;
+  const tiedEmbeddings = config.tieWordEmbeddings || !lmHeadPresent;
+  const notes: string[] = [];
+  if (tiedEmbeddings && tensors.some((tensor) => tensor.kind === "embed")) {
+    notes.push("lm_head is tied to the token embedding: editing the embedding also edits the unembedding (the output logits).");
+  }
+  if (tensors.some((tensor) => tensor.postNorm)) {
+    notes.push("post-norm family: writers behind a norm use the γ-aware direction u = normalize(g ⊙ r).");
+  }
+  return {
+    family: family?.name ?? config.modelType,
+    hiddenSize: config.hiddenSize,
+    numLayers: config.numLayers,
+    layerRange,
+    targets,
+    scale: options.scale,
+    normPreserving,
+    tensors,
+    jobsByShard,
+    tiedEmbeddings,
+    notes,
+  };
+}

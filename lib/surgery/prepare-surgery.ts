@@ -1,0 +1,54 @@
+/** Shared by apply and verify: everything read and decided before a byte is written. */
+import { readModelConfig, type ModelConfig } from "../arch/model-config.js";
+import type { TargetKind, Orientation } from "../arch/families.js";
+import { loadDirectionFile, type DirectionFile } from "../directions/load-direction.js";
+import { selectBasis, type DirectionBasis } from "../directions/select-basis.js";
+import { readCheckpoint, type Checkpoint } from "../safetensors/read-checkpoint.js";
+import { planSurgery, type SurgeryPlan } from "./plan-surgery.js";
+
+export interface SurgeryParams {
+  /** Path of the direction file. */
+  direction: string;
+  /** Row of a `directions` [L+1, d] file; index i is the residual stream entering layer i. */
+  directionLayer?: number;
+  /** α (default 1). */
+  scale?: number;
+  /** Half-open layer range `a:b` (default all). */
+  layers?: string;
+  /** Default embed, attn and mlp. */
+  targets?: TargetKind[];
+  include?: string[];
+  exclude?: string[];
+  orientation?: Orientation;
+  normPreserving?: boolean;
+}
+
+export interface PreparedSurgery {
+  config: ModelConfig;
+  checkpoint: Checkpoint;
+  directionFile: DirectionFile;
+  basis: DirectionBasis;
+  plan: SurgeryPlan;
+}
+
+export async function prepareSurgery(modelDir: string, params: SurgeryParams): Promise<PreparedSurgery> {
+  const config = await readModelConfig(modelDir);
+  const checkpoint = await readCheckpoint(modelDir);
+  const directionFile = await loadDirectionFile(params.direction);
+  const basis = selectBasis({ file: directionFile, hiddenSize: config.hiddenSize, directionLayer: params.directionLayer });
+  const plan = await planSurgery({
+    checkpoint,
+    config,
+    basis,
+    options: {
+      scale: params.scale ?? 1,
+      layers: params.layers,
+      targets: params.targets,
+      include: params.include,
+      exclude: params.exclude,
+      orientation: params.orientation,
+      normPreserving: params.normPreserving,
+    },
+  });
+  return { config, checkpoint, directionFile, basis, plan };
+}

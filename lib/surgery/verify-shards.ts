@@ -1,0 +1,130 @@
+/**
+ * Runs the native verifier over every shard of a planned surgery and folds the per-shard results into one
+ * summary: every target within 1 ulp of the fp64 reference, every other byte identical.
+ */
+import { basename, join } from "node:path";
+import { stat } from "node:fs/promises";
+import { verifyShard, type ShardProgress, type VerifiedTensor, type VerifyShardResult } from "../native/addon.js";
+import type { SurgeryEvent } from "./events.js";
+import { withProgress } from "./native-progress.js";
+import type { SurgeryPlan } from "./plan-surgery.js";
+import type { Checkpoint } from "../safetensors/read-checkpoint.js";
+
+export interface TensorVerification {
+  name: string;
+  shard: string;
+  elements: number;
+  mismatches: number;
+  maxUlpError: number;
+  /** max |rᵀW′| / max |rᵀW|: ≈ 0 for α = 1 (up to rounding to the dtype), |1 − α| in general. */
+  ablationResidual: number;
+  firstMismatch?: { index: number; expected: number; actual: number };
+}
+
+export interface ShardVerification {
+  shard: string;
+  untouchedIdentical: boolean;
+  firstUntouchedDifference: number;
+}
+
+export interface VerificationSummary {
+  passed: boolean;
+  tensorsChecked: number;
+  elementsChecked: number;
+  mismatches: number;
+  maxUlpError: number;
+  maxAblationResidual: number;
+  untouchedIdentical: boolean;
+  failures: string[];
+  tensors: TensorVerification[];
+  shards: ShardVerification[];
+}
+
+export interface VerifyShardsParams {
+  checkpoint: Checkpoint;
+  plan: SurgeryPlan;
+  modifiedDir: string;
+  threads?: number;
+  chunkBytes?: number;
+}
+
+function foldExperts(results: VerifiedTensor[], shard: string): TensorVerification[] {
+  // Fused-expert tensors are verified per expert (name[e]); report them as one tensor.
+  const byName = new Map<string, TensorVerification & { before: number; after: number }>();
+  for (const result of results) {
+    const name = result.name.replace(/\[\d+\]$/, "");
+    const entry = byName.get(name) ?? { name, shard, elements: 0, mismatches: 0, maxUlpError: 0, ablationResidual: 0, before: 0, after: 0 };
+    entry.elements += result.elements;
+    entry.mismatches += result.mismatches;
+    entry.maxUlpError = Math.max(entry.maxUlpError, result.maxUlpError);
+    entry.before = Math.max(entry.before, result.projectionBefore);
+    entry.after = Math.max(entry.after, result.projectionAfter);
+    if (!entry.firstMismatch && result.mismatches > 0) {
+      entry.firstMismatch = { index: result.firstMismatchIndex, expected: result.firstMismatchExpected, actual: result.firstMismatchActual };
+    }
+    byName.set(name, entry);
+  }
+  return [...byName.values()].map(({ before, after, ...rest }) => ({ ...rest, ablationResidual: before === 0 ? 0 : after / before }));
+}
+
+export async function* verifyShards(params: VerifyShardsParams): AsyncGenerator<SurgeryEvent, VerificationSummary> {
+  const bytesTotal = params.checkpoint.shards.reduce((sum, shard) => sum + shard.fileSize, 0);
+  let bytesBefore = 0;
+  const tensors: TensorVerification[] = [];
+  const shards: ShardVerification[] = [];
+  const failures: string[] = [];
+  for (const shard of params.checkpoint.shards) {
+    const file = basename(shard.path);
+    const modifiedPath = join(params.modifiedDir, file);
+    const modifiedSize = await stat(modifiedPath).then((info) => info.size, () => -1);
+    if (modifiedSize !== shard.fileSize) {
+      failures.push(modifiedSize < 0 ? `${file}: missing from the modified model` : `${file}: size ${modifiedSize} differs from the original's ${shard.fileSize}`);
+      shards.push({ shard: file, untouchedIdentical: false, firstUntouchedDifference: 0 });
+      bytesBefore += shard.fileSize;
+      continue;
+    }
+    const jobs = params.plan.jobsByShard.get(shard.path) ?? [];
+    const run = withProgress<ShardProgress, VerifyShardResult>((onProgress) =>
+      verifyShard({ originalPath: shard.path, modifiedPath, tensors: jobs, threads: params.threads, chunkBytes: params.chunkBytes }, onProgress),
+    );
+    let step = await run.next();
+    while (!step.done) {
+      yield { type: "progress", phase: "verify", bytesDone: bytesBefore + step.value.bytesDone, bytesTotal };
+      step = await run.next();
+    }
+    const result = step.value;
+    bytesBefore += shard.fileSize;
+    const folded = foldExperts(result.tensors, file);
+    tensors.push(...folded);
+    for (const tensor of folded) {
+      if (tensor.mismatches > 0) {
+        const first = tensor.firstMismatch!;
+        failures.push(
+          `${file}: tensor "${tensor.name}" has ${tensor.mismatches} element(s) outside 1 ulp of the fp64 reference ` +
+            `(first at element ${first.index}: expected ${first.expected}, found ${first.actual})`,
+        );
+      }
+    }
+    shards.push({ shard: file, untouchedIdentical: result.untouchedIdentical, firstUntouchedDifference: result.firstUntouchedDifference });
+    if (!result.untouchedIdentical) {
+      const owner = shard.tensors.find((tensor) => result.firstUntouchedDifference >= tensor.byteOffset && result.firstUntouchedDifference < tensor.byteOffset + tensor.byteLength);
+      failures.push(
+        `${file}: bytes outside the edited tensors differ, first at offset ${result.firstUntouchedDifference}` +
+          (owner ? ` (inside tensor "${owner.name}", which must be byte-identical)` : " (in the header)"),
+      );
+    }
+  }
+  yield { type: "phase-done", phase: "verify" };
+  return {
+    passed: failures.length === 0,
+    tensorsChecked: tensors.length,
+    elementsChecked: tensors.reduce((sum, tensor) => sum + tensor.elements, 0),
+    mismatches: tensors.reduce((sum, tensor) => sum + tensor.mismatches, 0),
+    maxUlpError: tensors.reduce((max, tensor) => Math.max(max, tensor.maxUlpError), 0),
+    maxAblationResidual: tensors.reduce((max, tensor) => Math.max(max, tensor.ablationResidual), 0),
+    untouchedIdentical: shards.every((shard) => shard.untouchedIdentical),
+    failures,
+    tensors,
+    shards,
+  };
+}
