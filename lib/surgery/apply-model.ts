@@ -57,7 +57,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
   const output = await prepareOutputFolder({ finalDir: params.outDir, force: params.force });
   let committed = false;
   try {
-    const bytesTotal = checkpoint.totalBytes;
+    const bytesTotal = checkpoint.shards.reduce((sum, shard) => sum + shard.fileSize, 0);
     yield { type: "plan", shards: checkpoint.shards.length, tensors: plan.tensors.length, bytesTotal };
     let bytesBefore = 0;
     let bytesRewritten = 0;
