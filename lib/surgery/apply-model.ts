@@ -12,6 +12,7 @@ import { withProgress } from "./native-progress.js";
 import { prepareOutputFolder } from "./output-folder.js";
 import { prepareSurgery, type SurgeryParams } from "./prepare-surgery.js";
 import { buildProvenance, PROVENANCE_FILE, writeProvenance, type ModelSource, type Provenance } from "./provenance.js";
+import { openResumeRecord, shardKey } from "./resume-record.js";
 import { verifyShards, type VerificationSummary } from "./verify-shards.js";
 
 export type { SurgeryEvent } from "./events.js";
@@ -34,6 +35,8 @@ export interface ApplyReport {
   tensorsChanged: number;
   bytesRewritten: number;
   bytesCopied: number;
+  /** Shards finished by an earlier, killed run with identical inputs and jobs, reused (and verified) as they were. */
+  reusedShards: number;
   seconds: number;
   verification: VerificationSummary;
   provenance: Provenance;
@@ -46,7 +49,7 @@ async function copyOtherFiles(modelDir: string, outDir: string, shardFiles: Set<
   for (const entry of await readdir(modelDir, { withFileTypes: true })) {
     if (SKIPPED_FILES.has(entry.name) || shardFiles.has(entry.name)) continue;
     // dereference: Hub cache snapshots are symlinks into blobs/, the output must hold real files.
-    await cp(join(modelDir, entry.name), join(outDir, entry.name), { recursive: true, dereference: true, errorOnExist: true, force: false });
+    await cp(join(modelDir, entry.name), join(outDir, entry.name), { recursive: true, dereference: true, force: true });
   }
 }
 
@@ -54,21 +57,32 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
   const started = Date.now();
   const prepared = await prepareSurgery(params.modelDir, params);
   const { checkpoint, plan } = prepared;
-  const output = await prepareOutputFolder({ finalDir: params.outDir, force: params.force });
-  let committed = false;
+  const output = await prepareOutputFolder({ finalDir: params.outDir, force: params.force, keepPartial: true });
+  const resume = await openResumeRecord(output.partialDir);
+  let outputSettled = false;
   try {
     const bytesTotal = checkpoint.shards.reduce((sum, shard) => sum + shard.fileSize, 0);
     yield { type: "plan", shards: checkpoint.shards.length, tensors: plan.tensors.length, bytesTotal };
     let bytesBefore = 0;
     let bytesRewritten = 0;
     let bytesCopied = 0;
+    let reusedShards = 0;
     for (const shard of checkpoint.shards) {
+      const file = basename(shard.path);
+      const jobs = plan.jobsByShard.get(shard.path) ?? [];
+      const key = await shardKey(shard.path, jobs);
+      if (await resume.isDone(file, key)) {
+        reusedShards += 1;
+        bytesBefore += shard.fileSize;
+        yield { type: "progress", phase: "apply", bytesDone: bytesBefore, bytesTotal };
+        continue;
+      }
       const run = withProgress<ShardProgress, ApplyShardResult>((onProgress) =>
         applyShard(
           {
             inputPath: shard.path,
-            outputPath: join(output.partialDir, basename(shard.path)),
-            tensors: plan.jobsByShard.get(shard.path) ?? [],
+            outputPath: join(output.partialDir, file),
+            tensors: jobs,
             threads: params.threads,
             chunkBytes: params.chunkBytes,
           },
@@ -83,6 +97,8 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       bytesRewritten += step.value.bytesRewritten;
       bytesCopied += step.value.bytesCopied;
       bytesBefore += shard.fileSize;
+      // The native executor fsyncs the shard before resolving, so the record never names a torn file.
+      await resume.markDone(file, key);
     }
     await copyOtherFiles(params.modelDir, output.partialDir, new Set(checkpoint.shards.map((shard) => relative(checkpoint.dir, shard.path))));
     yield { type: "phase-done", phase: "apply" };
@@ -97,20 +113,27 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     }
     const provenance = buildProvenance({ prepared, verification, source: params.source, modelDir: params.modelDir, include: params.include, exclude: params.exclude, orientation: params.orientation as Orientation | undefined });
     await writeProvenance(output.partialDir, provenance);
+    await resume.discard();
     await output.commit();
-    committed = true;
+    outputSettled = true;
     return {
       outDir: output.finalDir,
       verified: true,
       tensorsChanged: plan.tensors.length,
       bytesRewritten,
       bytesCopied,
+      reusedShards,
       seconds: (Date.now() - started) / 1000,
       verification,
       provenance,
     };
+  } catch (error) {
+    // A failed run removes its partial output; a killed one cannot, and the next run reuses what it finished.
+    outputSettled = true;
+    await output.abandon();
+    throw error;
   } finally {
-    // Also reached when a consumer stops iterating early: no partial output or lock is left behind.
-    if (!committed) await output.abandon();
+    // Reached without an error when a consumer stops iterating early: no partial output or lock is left behind.
+    if (!outputSettled) await output.abandon();
   }
 }

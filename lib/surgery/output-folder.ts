@@ -64,7 +64,17 @@ function acquireLock(lockPath: string, finalDir: string): void {
   throw new AbliterateError(ErrorCodes.OUTPUT_LOCKED, `could not take the lock ${lockPath}`, { file: finalDir });
 }
 
-export async function prepareOutputFolder(params: { finalDir: string; force?: boolean }): Promise<OutputFolder> {
+export interface PrepareOutputFolderParams {
+  finalDir: string;
+  force?: boolean;
+  /**
+   * Keep a leftover `DIR.partial/` from a killed run so finished shards can be reused. It is still never taken as
+   * output: only a run that verifies every shard renames it.
+   */
+  keepPartial?: boolean;
+}
+
+export async function prepareOutputFolder(params: PrepareOutputFolderParams): Promise<OutputFolder> {
   const finalDir = params.finalDir.replace(/\/+$/, "");
   const partialDir = `${finalDir}.partial`;
   const lockPath = `${finalDir}.lock`;
@@ -76,8 +86,8 @@ export async function prepareOutputFolder(params: { finalDir: string; force?: bo
       throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, "output folder already exists; pass --force to replace it", { file: finalDir });
     }
     // A leftover partial folder is from a killed run; it is never taken as output.
-    await rm(partialDir, { recursive: true, force: true });
-    await mkdir(partialDir);
+    if (!params.keepPartial) await rm(partialDir, { recursive: true, force: true });
+    await mkdir(partialDir, { recursive: true });
   } catch (error) {
     await release();
     throw error;
