@@ -14,6 +14,9 @@ export interface SurgeryArgs {
   exclude?: string[];
   orientation?: string;
   "norm-preserving"?: boolean;
+  "per-layer"?: boolean;
+  projected?: boolean;
+  biprojected?: boolean;
   threads?: number;
 }
 
@@ -22,8 +25,15 @@ const ORIENTATIONS: readonly Orientation[] = ["linear", "rows", "bias", "experts
 
 export function withSurgeryOptions<T>(yargs: Argv<T>, { directionRequired }: { directionRequired: boolean }) {
   return yargs
-    .option("direction", { type: "string", demandOption: directionRequired, describe: "direction file: safetensors with `direction` [d], `directions` [L+1, d] or `subspace` [k, d]" })
+    .option("direction", {
+      type: "string",
+      demandOption: directionRequired,
+      describe: "direction file: safetensors with `direction` [d], `directions` [L+1, d] or `subspace` [k, d]; also .npy, .json, llama.cpp control-vector .gguf, torch.save .pt",
+    })
     .option("direction-layer", { type: "number", describe: "row of a `directions` file (index i = residual stream entering layer i)" })
+    .option("per-layer", { type: "boolean", describe: "with a `directions` [L+1, d] file: each writer uses the row of the stream it writes into (embeddings 0, layer i → i+1)" })
+    .option("projected", { type: "boolean", describe: "orthogonalize the direction against the harmless mean (`harmless_mean` in the file) at the direction's layer" })
+    .option("biprojected", { type: "boolean", describe: "orthogonalize the direction against the harmless mean of every target layer" })
     .option("scale", { type: "number", describe: "α: 1 ablates, 2 reflects, negative amplifies (default 1)" })
     .option("layers", { type: "string", describe: "half-open layer range a:b to edit (default all; the embedding counts as layer 0)" })
     .option("targets", { type: "string", describe: "comma list of embed,attn,mlp (default all three)" })
@@ -51,6 +61,12 @@ export function surgeryParamsFrom(args: SurgeryArgs): SurgeryParams {
   if (args["direction-layer"] !== undefined && !Number.isInteger(args["direction-layer"])) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--direction-layer must be an integer`);
   }
+  if (args.projected && args.biprojected) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--projected and --biprojected are alternatives; pass one`);
+  }
+  if (args["per-layer"] && args["direction-layer"] !== undefined) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--per-layer uses every row of the direction file; drop --direction-layer`);
+  }
   return {
     direction: args.direction,
     directionLayer: args["direction-layer"],
@@ -61,5 +77,7 @@ export function surgeryParamsFrom(args: SurgeryArgs): SurgeryParams {
     exclude: args.exclude,
     orientation: args.orientation as Orientation | undefined,
     normPreserving: args["norm-preserving"],
+    perLayer: args["per-layer"],
+    projection: args.projected ? "projected" : args.biprojected ? "biprojected" : undefined,
   };
 }

@@ -1,81 +1,81 @@
 /**
- * Reads a direction file into plain fp64 vectors. Formats (DESIGN.md § Direction files): a safetensors file holding
- * `direction` [d], `directions` [n_layers + 1, d] (per-layer candidates) or `subspace` [k, d].
- * Validation happens here, before anything is written: finite values, the model's hidden size, non-zero norms.
+ * Reads a direction file into plain fp64 vectors, whatever its format (DESIGN.md § Direction files):
+ * safetensors, .npy, .json, llama.cpp control-vector GGUF, or torch.save .pt (through a restricted reader).
+ * The format is recognised by content (magic bytes), not by extension; what the tensors mean is decided once,
+ * in direction-file.ts. Validation happens here, before anything is written.
  */
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { decode, type NativeDtype } from "../native/addon.js";
-import { readSafetensorsHeader } from "../safetensors/read-header.js";
-import { readTensorBytes } from "../safetensors/read-tensor-bytes.js";
+import { directionFileFromTensors, type DecodedTensor, type DirectionFile, type DirectionFileFormat } from "./direction-file.js";
+import { isGguf, readGgufControlVector } from "./read-gguf-control-vector.js";
+import { readJsonDirection } from "./read-json-direction.js";
+import { isNpy, readNpy } from "./read-npy.js";
+import { readPtDirection } from "./read-pt-direction.js";
+import { readSafetensorsDirection } from "./read-safetensors-direction.js";
+import { isZip } from "./read-zip.js";
 
-export type DirectionFileKind = "direction" | "directions" | "subspace";
+export type { DirectionFile, DirectionFileKind, DirectionFileFormat } from "./direction-file.js";
 
-export interface DirectionFile {
-  path: string;
-  sha256: string;
-  kind: DirectionFileKind;
-  /** One vector per row: 1 for `direction`, L+1 for `directions`, k for `subspace`. */
-  rows: Float64Array[];
-  dimension: number;
-  /** Optional `harmless_mean` [L+1, d] rows (for the projected variants), when the file has them. */
-  harmlessMean?: Float64Array[];
-  metadata?: Record<string, string>;
-}
+/** Direction files hold a few vectors per layer; anything larger is not one. */
+export const MAX_DIRECTION_FILE_BYTES = 1024 * 1024 * 1024;
 
-const FLOAT_DTYPES: readonly string[] = ["F64", "F32", "F16", "BF16"];
-
-function splitRows(values: Float64Array, rowCount: number, dimension: number): Float64Array[] {
-  return Array.from({ length: rowCount }, (_, row) => values.slice(row * dimension, (row + 1) * dimension));
+function detectFormat(bytes: Uint8Array, path: string): DirectionFileFormat {
+  if (isNpy(bytes)) return "npy";
+  if (isGguf(bytes)) return "gguf";
+  if (isZip(bytes)) return "pt";
+  if (/\.safetensors$/i.test(path)) return "safetensors";
+  // safetensors starts with a little-endian u64 header length, whose top byte is always 0; JSON text has no NULs.
+  if (bytes.length >= 8 && bytes[7] === 0) return "safetensors";
+  const text = new TextDecoder("latin1").decode(bytes.subarray(0, 64)).trimStart();
+  if (text.startsWith("[") || text.startsWith("{")) return "json";
+  throw new AbliterateError(
+    ErrorCodes.DIRECTION_INVALID,
+    "is not a direction file this tool reads: expected safetensors, .npy, .json, a llama.cpp control-vector .gguf or a torch.save .pt",
+    { file: path },
+  );
 }
 
 export async function loadDirectionFile(path: string): Promise<DirectionFile> {
   let bytes: Buffer;
   try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, "is not a regular file", { file: path });
+    if (info.size > MAX_DIRECTION_FILE_BYTES) {
+      throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `is ${info.size} bytes; direction files over ${MAX_DIRECTION_FILE_BYTES} bytes are refused`, { file: path });
+    }
     bytes = await readFile(path);
   } catch (error) {
+    if (error instanceof AbliterateError) throw error;
     throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `cannot read direction file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file: path, cause: error });
   }
   const sha256 = createHash("sha256").update(bytes).digest("hex");
-  const header = await readSafetensorsHeader(path);
-  const present = (["direction", "directions", "subspace"] as const).filter((name) => header.byName.has(name));
-  if (present.length !== 1) {
-    throw new AbliterateError(
-      ErrorCodes.DIRECTION_INVALID,
-      present.length === 0
-        ? `holds none of the tensors "direction" [d], "directions" [L+1, d] or "subspace" [k, d] (found: ${[...header.byName.keys()].join(", ") || "nothing"})`
-        : `holds several of "direction", "directions", "subspace" (${present.join(", ")}); keep exactly one`,
-      { file: path },
-    );
+  const format = detectFormat(bytes, path);
+  let read: { tensors: Map<string, DecodedTensor>; metadata?: Record<string, string>; absentRows?: Set<number> };
+  try {
+    switch (format) {
+      case "safetensors":
+        read = readSafetensorsDirection(bytes, path);
+        break;
+      case "npy":
+        read = { tensors: readNpy(bytes, path) };
+        break;
+      case "json":
+        read = readJsonDirection(bytes, path);
+        break;
+      case "gguf":
+        read = readGgufControlVector(bytes, path);
+        break;
+      case "pt":
+        read = readPtDirection(bytes, path);
+        break;
+    }
+  } catch (error) {
+    // The safetensors parser reports its own codes (truncation, bad JSON header...): all of them mean "bad direction file".
+    if (error instanceof AbliterateError && format === "safetensors" && error.code.startsWith("SAFETENSORS_")) {
+      throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `not a valid safetensors direction file: ${error.message}`, { file: path, cause: error });
+    }
+    throw error;
   }
-  const kind = present[0];
-  const readMatrix = async (name: string): Promise<{ rows: Float64Array[]; dimension: number }> => {
-    const info = header.byName.get(name)!;
-    if (!FLOAT_DTYPES.includes(info.dtype)) {
-      throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `tensor "${name}" has dtype ${info.dtype}; expected F64, F32, F16 or BF16`, { file: path });
-    }
-    const expectedRank = name === "direction" ? 1 : 2;
-    if (info.shape.length !== expectedRank) {
-      throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `tensor "${name}" has shape [${info.shape.join(", ")}]; expected rank ${expectedRank}`, { file: path });
-    }
-    const rowCount = expectedRank === 1 ? 1 : info.shape[0];
-    const dimension = info.shape[expectedRank - 1];
-    if (rowCount === 0 || dimension === 0) {
-      throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `tensor "${name}" is empty (shape [${info.shape.join(", ")}])`, { file: path });
-    }
-    const values = decode(await readTensorBytes(header, name), info.dtype as NativeDtype);
-    const badIndex = values.findIndex((value) => !Number.isFinite(value));
-    if (badIndex >= 0) {
-      throw new AbliterateError(
-        ErrorCodes.DIRECTION_NOT_FINITE,
-        `tensor "${name}" holds ${String(values[badIndex])} at element ${badIndex}; directions must be finite`,
-        { file: path },
-      );
-    }
-    return { rows: splitRows(values, rowCount, dimension), dimension };
-  };
-  const { rows, dimension } = await readMatrix(kind);
-  const harmlessMean = header.byName.has("harmless_mean") ? (await readMatrix("harmless_mean")).rows : undefined;
-  return { path, sha256, kind, rows, dimension, harmlessMean, metadata: header.metadata };
+  return directionFileFromTensors({ path, sha256, format, ...read });
 }

@@ -3,11 +3,13 @@
  * Everything the native side needs is decided and validated here (shapes, dtypes, offsets, bases).
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { refuseQuantized } from "../arch/detect-quantization.js";
 import { findFamily, supportedModelTypes, type FamilyDefinition, type Orientation, type TargetKind, type TargetRule } from "../arch/families.js";
 import type { ModelConfig } from "../arch/model-config.js";
-import type { DirectionBasis } from "../directions/select-basis.js";
+import type { DirectionBasis, HarmlessProjection } from "../directions/select-basis.js";
 import { orthonormalizeRows } from "../directions/orthonormalize.js";
-import { decode, type NativeDtype, type NativeTensorJob } from "../native/addon.js";
+import { decodeFloats } from "../directions/decode-floats.js";
+import type { NativeDtype, NativeTensorJob } from "../native/addon.js";
 import type { Checkpoint } from "../safetensors/read-checkpoint.js";
 import { readTensorBytes } from "../safetensors/read-tensor-bytes.js";
 import { parseLayerRange, type LayerRange } from "./layer-range.js";
@@ -39,6 +41,11 @@ export interface PlannedTensor {
   shape: number[];
   /** The post-norm whose scale shaped this tensor's basis (γ-aware update), when the family has one. */
   postNorm?: string;
+  /**
+   * The residual stream this tensor writes into (0: the embeddings' output; i + 1: layer i's output), which selects
+   * its direction in --per-layer / --biprojected runs. Set only in those runs.
+   */
+  stream?: number;
   jobs: NativeTensorJob[];
 }
 
@@ -50,6 +57,9 @@ export interface SurgeryPlan {
   targets: TargetKind[];
   scale: number;
   normPreserving: boolean;
+  /** Writers used the direction of the stream they write into (DirectionBasis.byStream). */
+  perLayer: boolean;
+  projection?: HarmlessProjection;
   tensors: PlannedTensor[];
   jobsByShard: Map<string, NativeTensorJob[]>;
   /** lm_head shares the embedding, so editing the embedding also edits the unembedding. */
@@ -73,18 +83,6 @@ function layerOf(name: string, rule: TargetRule | undefined): number | null {
   }
   const generic = /\.(?:layers|h|blocks|layer)\.(\d+)\./.exec(name);
   return generic ? Number(generic[1]) : null;
-}
-
-function refuseQuantized(config: ModelConfig, checkpoint: Checkpoint): void {
-  const quantization = config.raw.quantization_config as { quant_method?: unknown } | undefined;
-  if (quantization && typeof quantization === "object") {
-    const method = String(quantization.quant_method ?? "unknown");
-    throw new AbliterateError(
-      ErrorCodes.UNSUPPORTED_QUANTIZATION,
-      `the checkpoint is quantized (quantization_config.quant_method = "${method}"); surgery needs F32/F16/BF16/F64 weights — use the unquantized base model`,
-      { file: `${checkpoint.dir}/config.json` },
-    );
-  }
 }
 
 function buildRules(family: FamilyDefinition | undefined, config: ModelConfig, options: SurgeryOptions): TargetRule[] {
@@ -122,19 +120,19 @@ function checkShape(tensor: { name: string; shape: number[] }, orientation: Orie
   }
 }
 
-async function postNormBasis(params: { checkpoint: Checkpoint; normName: string; plusOne: boolean; basis: DirectionBasis; file: string }): Promise<Float64Array> {
+async function postNormBasis(params: { checkpoint: Checkpoint; normName: string; plusOne: boolean; basis: Float64Array; rank: number; dimension: number; file: string }): Promise<Float64Array> {
   const location = params.checkpoint.tensorLocations.get(params.normName);
   if (!location) {
     throw new AbliterateError(ErrorCodes.TENSOR_SHAPE, `post-norm weight "${params.normName}" is missing from the checkpoint`, { file: params.file });
   }
   const { shard, tensor } = location;
-  if (!FLOAT_DTYPES.has(tensor.dtype) || tensor.shape.length !== 1 || tensor.shape[0] !== params.basis.dimension) {
-    throw new AbliterateError(ErrorCodes.TENSOR_SHAPE, `post-norm weight "${params.normName}" must be a float vector of length ${params.basis.dimension}`, { file: shard.path });
+  const d = params.dimension;
+  if (!FLOAT_DTYPES.has(tensor.dtype) || tensor.shape.length !== 1 || tensor.shape[0] !== d) {
+    throw new AbliterateError(ErrorCodes.TENSOR_SHAPE, `post-norm weight "${params.normName}" must be a float vector of length ${d}`, { file: shard.path });
   }
-  const weight = decode(await readTensorBytes(shard, params.normName), tensor.dtype as NativeDtype);
-  const d = params.basis.dimension;
-  const scaled = Array.from({ length: params.basis.rank }, (_, k) =>
-    Float64Array.from({ length: d }, (_, i) => (params.plusOne ? 1 + weight[i] : weight[i]) * params.basis.basis[k * d + i]),
+  const weight = decodeFloats(await readTensorBytes(shard, params.normName), tensor.dtype as NativeDtype);
+  const scaled = Array.from({ length: params.rank }, (_, k) =>
+    Float64Array.from({ length: d }, (_, i) => (params.plusOne ? 1 + weight[i] : weight[i]) * params.basis[k * d + i]),
   );
   return orthonormalizeRows(scaled, shard.path);
 }
@@ -162,6 +160,21 @@ function jobsFor(params: { name: string; byteOffset: number; dtype: NativeDtype;
         dModelAxis: 0 as const,
       }));
   }
+}
+
+/** The basis a writer into `stream` uses: the global one, or the per-stream one of --per-layer / --biprojected. */
+function streamBasis(basis: DirectionBasis, stream: number, tensorName: string, file: string): Float64Array {
+  if (!basis.byStream) return basis.basis;
+  const chosen = basis.byStream[stream];
+  if (!chosen) {
+    throw new AbliterateError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `tensor "${tensorName}" writes residual stream ${stream}, for which the direction file has no direction; ` +
+        `narrow the edit with --layers and --targets (stream 0 is written by the embeddings, stream i + 1 by layer i)`,
+      { file },
+    );
+  }
+  return chosen;
 }
 
 export async function planSurgery({ checkpoint, config, basis, options }: PlanSurgeryParams): Promise<SurgeryPlan> {
@@ -195,10 +208,12 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
         );
       }
       checkShape(info, rule.orientation, config.hiddenSize, shard.path);
+      const stream = layer === null ? 0 : layer + 1;
+      const writerBasis = streamBasis(basis, stream, info.name, shard.path);
       const normName = rule.postNorm?.(info.name);
       const tensorBasis = normName
-        ? await postNormBasis({ checkpoint, normName, plusOne: family?.normScalePlusOne ?? false, basis, file: shard.path })
-        : basis.basis;
+        ? await postNormBasis({ checkpoint, normName, plusOne: family?.normScalePlusOne ?? false, basis: writerBasis, rank: basis.rank, dimension: config.hiddenSize, file: shard.path })
+        : writerBasis;
       const jobs = jobsFor({
         name: info.name,
         byteOffset: info.byteOffset,
@@ -210,7 +225,18 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
         scale: options.scale,
         normPreserving,
       });
-      tensors.push({ name: info.name, shardPath: shard.path, kind, layer, orientation: rule.orientation, dtype: info.dtype as NativeDtype, shape: info.shape, postNorm: normName, jobs });
+      tensors.push({
+        name: info.name,
+        shardPath: shard.path,
+        kind,
+        layer,
+        orientation: rule.orientation,
+        dtype: info.dtype as NativeDtype,
+        shape: info.shape,
+        postNorm: normName,
+        ...(basis.byStream ? { stream } : {}),
+        jobs,
+      });
       const shardJobs = jobsByShard.get(shard.path) ?? [];
       shardJobs.push(...jobs);
       jobsByShard.set(shard.path, shardJobs);
@@ -226,7 +252,15 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
     notes.push("lm_head is tied to the token embedding: editing the embedding also edits the unembedding (the output logits).");
   }
   if (tensors.some((tensor) => tensor.postNorm)) {
-    notes.push("post-norm family: writers behind a norm use the γ-aware direction u = normalize(g ⊙ r).");
+    notes.push(`post-norm family: writers behind a norm use the γ-aware direction u = normalize(g ⊙ r), g = ${family?.normScalePlusOne ? "1 + weight" : "weight"} of that norm.`);
+  }
+  if (basis.source.perLayer) {
+    notes.push("per-layer: each writer uses the direction of the residual stream it writes into (embeddings: row 0, layer i: row i + 1).");
+  }
+  if (basis.source.projection === "projected") {
+    notes.push(`projected: the direction was orthogonalized against the harmless mean${basis.source.harmlessRow !== undefined ? ` (row ${basis.source.harmlessRow})` : ""}.`);
+  } else if (basis.source.projection === "biprojected") {
+    notes.push("biprojected: the direction was orthogonalized against the harmless mean of each stream it is written into.");
   }
   return {
     family: family?.name ?? config.modelType,
@@ -236,6 +270,8 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
     targets,
     scale: options.scale,
     normPreserving,
+    perLayer: basis.source.perLayer ?? false,
+    ...(basis.source.projection ? { projection: basis.source.projection } : {}),
     tensors,
     jobsByShard,
     tiedEmbeddings,

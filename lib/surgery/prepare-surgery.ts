@@ -2,15 +2,22 @@
 import { readModelConfig, type ModelConfig } from "../arch/model-config.js";
 import type { TargetKind, Orientation } from "../arch/families.js";
 import { loadDirectionFile, type DirectionFile } from "../directions/load-direction.js";
-import { selectBasis, type DirectionBasis } from "../directions/select-basis.js";
+import { selectBasis, type DirectionBasis, type HarmlessProjection } from "../directions/select-basis.js";
 import { readCheckpoint, type Checkpoint } from "../safetensors/read-checkpoint.js";
 import { planSurgery, type SurgeryPlan } from "./plan-surgery.js";
 
 export interface SurgeryParams {
   /** Path of the direction file. */
   direction: string;
-  /** Row of a `directions` [L+1, d] file; index i is the residual stream entering layer i. */
+  /**
+   * Row of a `directions` [L+1, d] file; index i is the residual stream entering layer i. With `projection:
+   * "projected"` on a `direction`/`subspace` file, the harmless_mean row to project against.
+   */
   directionLayer?: number;
+  /** With a `directions` [L+1, d] file: every writer uses the row of the stream it writes into (embeddings 0, layer i → i + 1). */
+  perLayer?: boolean;
+  /** Orthogonalize the direction against the harmless mean: at the direction's layer, or at every target layer. */
+  projection?: HarmlessProjection;
   /** α (default 1). */
   scale?: number;
   /** Half-open layer range `a:b` (default all). */
@@ -35,7 +42,14 @@ export async function prepareSurgery(modelDir: string, params: SurgeryParams): P
   const config = await readModelConfig(modelDir);
   const checkpoint = await readCheckpoint(modelDir);
   const directionFile = await loadDirectionFile(params.direction);
-  const basis = selectBasis({ file: directionFile, hiddenSize: config.hiddenSize, directionLayer: params.directionLayer });
+  const basis = selectBasis({
+    file: directionFile,
+    hiddenSize: config.hiddenSize,
+    numLayers: config.numLayers,
+    directionLayer: params.directionLayer,
+    perLayer: params.perLayer,
+    projection: params.projection,
+  });
   const plan = await planSurgery({
     checkpoint,
     config,

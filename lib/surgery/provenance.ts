@@ -7,6 +7,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { TargetKind, Orientation } from "../arch/families.js";
+import type { HarmlessProjection } from "../directions/select-basis.js";
 import { TOOL_VERSION } from "../version.js";
 import type { PreparedSurgery } from "./prepare-surgery.js";
 import { formatLayerRange } from "./layer-range.js";
@@ -25,7 +26,7 @@ export interface Provenance {
   created: string;
   source: ModelSource & { folder?: string };
   model: { family: string; model_type: string; hidden_size: number; num_layers: number };
-  direction: { file: string; sha256: string; kind: string; direction_layer?: number; rank: number };
+  direction: { file: string; sha256: string; kind: string; format?: string; direction_layer?: number; rank: number; harmless_row?: number };
   scale: number;
   layers: string;
   targets: TargetKind[];
@@ -33,9 +34,13 @@ export interface Provenance {
   exclude?: string[];
   orientation?: Orientation;
   norm_preserving: boolean;
+  /** --per-layer: writers used the direction of the stream they write into. */
+  per_layer?: boolean;
+  /** --projected / --biprojected. */
+  projection?: HarmlessProjection;
   tied_embeddings: boolean;
   notes: string[];
-  tensors_changed: { name: string; shard: string; kind: string; layer: number | null; orientation: Orientation; post_norm?: string }[];
+  tensors_changed: { name: string; shard: string; kind: string; layer: number | null; orientation: Orientation; post_norm?: string; stream?: number }[];
   verification: {
     passed: boolean;
     tensors_checked: number;
@@ -59,8 +64,10 @@ export function buildProvenance(params: { prepared: PreparedSurgery; verificatio
       file: basename(directionFile.path),
       sha256: directionFile.sha256,
       kind: directionFile.kind,
+      format: directionFile.format,
       ...(basis.source.directionLayer !== undefined ? { direction_layer: basis.source.directionLayer } : {}),
       rank: basis.rank,
+      ...(basis.source.harmlessRow !== undefined ? { harmless_row: basis.source.harmlessRow } : {}),
     },
     scale: plan.scale,
     layers: formatLayerRange(plan.layerRange),
@@ -69,6 +76,8 @@ export function buildProvenance(params: { prepared: PreparedSurgery; verificatio
     ...(params.exclude?.length ? { exclude: params.exclude } : {}),
     ...(params.orientation ? { orientation: params.orientation } : {}),
     norm_preserving: plan.normPreserving,
+    ...(plan.perLayer ? { per_layer: true } : {}),
+    ...(plan.projection ? { projection: plan.projection } : {}),
     tied_embeddings: plan.tiedEmbeddings,
     notes: plan.notes,
     tensors_changed: plan.tensors.map((tensor) => ({
@@ -78,6 +87,7 @@ export function buildProvenance(params: { prepared: PreparedSurgery; verificatio
       layer: tensor.layer,
       orientation: tensor.orientation,
       ...(tensor.postNorm ? { post_norm: tensor.postNorm } : {}),
+      ...(tensor.stream !== undefined ? { stream: tensor.stream } : {}),
     })),
     verification: {
       passed: v.passed,

@@ -35,6 +35,8 @@ export async function* verifyModel(params: VerifyModelParams): AsyncGenerator<Su
     exclude: params.exclude ?? recorded?.exclude,
     orientation: params.orientation ?? recorded?.orientation,
     normPreserving: params.normPreserving ?? recorded?.norm_preserving,
+    perLayer: params.perLayer ?? recorded?.per_layer,
+    projection: params.projection ?? recorded?.projection,
   };
   const prepared = await prepareSurgery(params.originalDir, merged);
   if (recorded && recorded.direction.sha256 !== prepared.directionFile.sha256) {
