@@ -9,7 +9,9 @@ import { TOOL_VERSION } from "../version.js";
 import { applyCommand } from "./apply-command.js";
 import type { GlobalArgs } from "./global-options.js";
 import { inspectCommand } from "./inspect-command.js";
+import { pushCommand } from "./push-command.js";
 import { redactSecrets } from "./redact-secrets.js";
+import { runCommand } from "./run-command.js";
 import { verifyCommand } from "./verify-command.js";
 
 /** Exit codes: 1 a failure the tool diagnosed, 2 a usage error, 70 an internal bug. */
@@ -17,8 +19,9 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERNAL = 70;
 
+class UsageError extends Error {}
+
 export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
-  let usageError: string | undefined;
   const parser = yargs(argv)
     .scriptName("abliterate")
     .usage("$0 <command> [options]\n\nWeight surgery on Hugging Face checkpoints: project a direction out of every residual writer, verify it, push it.")
@@ -28,6 +31,8 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
     .command(applyCommand)
     .command(verifyCommand)
     .command(inspectCommand)
+    .command(pushCommand)
+    .command(runCommand)
     .demandCommand(1, "give a command (see --help)")
     .strict()
     .recommendCommands()
@@ -36,18 +41,18 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
     .alias("h", "help")
     .wrap(Math.min(120, process.stderr.columns ?? 100))
     .fail((message, error) => {
-      if (error) throw error;
-      usageError = message;
+      // Throwing stops yargs from running the command handler after a validation failure.
+      throw error ?? new UsageError(message);
     })
     .exitProcess(false);
   try {
     await parser.parseAsync();
-    if (usageError !== undefined) {
-      process.stderr.write(`error [USAGE]: ${redactSecrets(usageError)}\nRun \`abliterate --help\` for usage.\n`);
-      return EXIT_USAGE;
-    }
     return 0;
   } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`error [USAGE]: ${redactSecrets(error.message)}\nRun \`abliterate --help\` for usage.\n`);
+      return EXIT_USAGE;
+    }
     const json = argv.includes("--json");
     if (isAbliterateError(error)) {
       const message = redactSecrets(error.message);

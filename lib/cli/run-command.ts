@@ -1,0 +1,114 @@
+/**
+ * The one command: `abliterate MODEL --direction FILE (--out DIR | --push REPO)` = download (when MODEL is a Hub
+ * repo) → apply → verify → push. It exits 0 only when verification passed (applyModel throws VERIFY_FAILED
+ * otherwise). With --push and no --out, the checkpoint is built in a temporary folder that is removed afterwards,
+ * whether the run succeeds, fails, or is interrupted.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { isHubOffline } from "../hub/hub-endpoint.js";
+import { resolveHubToken } from "../hub/hub-token.js";
+import { pushModel } from "../hub/push-model.js";
+import { applyModel } from "../surgery/apply-model.js";
+import { printJson, type GlobalArgs } from "./global-options.js";
+import { ProgressDisplay } from "./progress.js";
+import { describePush, renderUpload, withPushOptions, type PushOptionArgs } from "./push-command.js";
+import { renderSurgery } from "./render-surgery.js";
+import { resolveModelArgument } from "./resolve-model-argument.js";
+import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
+
+interface RunArgs extends GlobalArgs, SurgeryArgs, PushOptionArgs {
+  model: string;
+  out?: string;
+  push?: string;
+  force?: boolean;
+}
+
+/** Removes the temporary output even when the user interrupts the run. */
+function removeOnSignal(dir: string): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  };
+  process.once("SIGINT", handler);
+  process.once("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}
+
+export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
+  command: "$0 <model>",
+  describe: "download → apply → verify → push, in one go",
+  builder: (yargs) =>
+    withPushOptions(
+      withSurgeryOptions(
+        (yargs as Argv<GlobalArgs>)
+          .positional("model", { type: "string", demandOption: true, describe: "local folder, Hub repo id (org/name[@revision]) or Hub URL" })
+          .option("out", { type: "string", describe: "write the verified checkpoint here" })
+          .option("push", { type: "string", describe: "push the verified checkpoint to this repo (namespace/name)" })
+          .option("force", { type: "boolean", describe: "replace an existing --out folder" }),
+        { directionRequired: true },
+      ),
+    ).check((args) => {
+      if (!args.out && !args.push) throw new Error("give --out DIR, --push REPO, or both");
+      return true;
+    }) as unknown as Argv<RunArgs>,
+  handler: async (args: ArgumentsCamelCase<RunArgs>) => {
+    if (!args.out && !args.push) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "give --out DIR, --push REPO, or both");
+    const surgery = surgeryParamsFrom(args);
+    // A push that cannot happen fails here, not after an hour of download and surgery.
+    if (args.push && isHubOffline()) {
+      throw new AbliterateError(ErrorCodes.HUB_OFFLINE, `HF_HUB_OFFLINE is set, so nothing can be pushed to ${args.push}; unset it, or use --out`);
+    }
+    const token = args.push ? resolveHubToken({ explicit: args.token }).token : args.token;
+    if (args.push && !token) {
+      throw new AbliterateError(ErrorCodes.HUB_UNAUTHORIZED, `pushing to ${args.push} needs a token with write access: set HF_TOKEN, run \`huggingface-cli login\`, or pass --token`);
+    }
+    const display = new ProgressDisplay({ quiet: args.quiet || args.json });
+    const model = await resolveModelArgument({ model: args.model, token, display });
+
+    const tempRoot = args.out ? undefined : await mkdtemp(join(tmpdir(), "abliterate-"));
+    const releaseSignals = tempRoot ? removeOnSignal(tempRoot) : undefined;
+    try {
+      const outDir = args.out ?? join(tempRoot!, "model");
+      if (tempRoot) display.log(`building the checkpoint in ${outDir} (removed after the push; set TMPDIR to use another disk)`);
+      const report = await renderSurgery(
+        applyModel({ ...surgery, modelDir: model.dir, outDir, force: args.force, threads: args.threads, source: model.source }),
+        display,
+      );
+      if (!report.verified) throw new AbliterateError(ErrorCodes.VERIFY_FAILED, `verification of ${outDir} failed`, { file: outDir });
+      const v = report.verification;
+      display.log(`verified: ${v.tensorsChecked} tensor(s) within 1 ulp of the fp64 reference (max ${v.maxUlpError.toFixed(3)} ulp), untouched bytes identical`);
+
+      const pushed = args.push
+        ? await renderUpload(
+            pushModel({ dir: report.outDir, repo: args.push, token, private: args.private, branch: args.branch, message: args.message, createPr: args["create-pr"], baseModelDir: model.dir }),
+            display,
+          )
+        : undefined;
+      if (args.json) {
+        printJson({
+          ok: true,
+          model: { dir: model.dir, ...model.source },
+          out: args.out ? report.outDir : null,
+          tensorsChanged: report.tensorsChanged,
+          verification: report.provenance.verification,
+          notes: report.provenance.notes,
+          ...(pushed ? { push: pushed } : {}),
+        });
+        return;
+      }
+      if (args.out) display.log(`wrote ${report.outDir}: ${report.tensorsChanged} tensor(s) edited`);
+      if (pushed) display.log(describePush(pushed));
+    } finally {
+      releaseSignals?.();
+      if (tempRoot) await rm(tempRoot, { recursive: true, force: true });
+    }
+  },
+};

@@ -1,0 +1,54 @@
+/**
+ * A model from the cache alone (HF_HUB_OFFLINE=1, or the Hub unreachable): revision → refs/<revision> → commit
+ * → snapshots/<commit>/, accepted only when its weights are all there (every shard an index names, or at least
+ * one .safetensors file), so an offline run never starts on half a checkpoint.
+ */
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { repoCachePaths } from "./cache-paths.js";
+import { shardsOfIndex } from "./select-model-files.js";
+
+export interface CachedSnapshot {
+  dir: string;
+  commit: string;
+}
+
+const COMMIT = /^[0-9a-f]{40}$/;
+
+/** The snapshot for repo@revision, or a reason it cannot be used. */
+export function findCachedSnapshot(params: { repo: string; revision: string; cacheDir?: string }): CachedSnapshot | { missing: string } {
+  const paths = repoCachePaths({ repo: params.repo, cacheDir: params.cacheDir });
+  let commit: string;
+  if (COMMIT.test(params.revision)) {
+    commit = params.revision;
+  } else {
+    const refFile = paths.ref(params.revision);
+    if (!existsSync(refFile)) {
+      return { missing: existsSync(paths.repoDir) ? `the cache has ${params.repo} but no record of revision "${params.revision}" (${refFile})` : `${params.repo} is not in the cache ${paths.root}` };
+    }
+    commit = readFileSync(refFile, "utf8").trim();
+  }
+  const dir = paths.snapshot(commit);
+  if (!existsSync(dir)) return { missing: `snapshot ${commit} of ${params.repo} is not in the cache` };
+  // existsSync follows symlinks: a pointer whose blob is gone counts as missing.
+  const names = readdirSync(dir).filter((name) => existsSync(join(dir, name)));
+  const indexes = names.filter((name) => name.endsWith(".safetensors.index.json"));
+  for (const index of indexes) {
+    const shards = shardsOfIndex(readFileSync(join(dir, index), "utf8"), join(dir, index));
+    const absent = shards.filter((shard) => !names.includes(shard));
+    if (absent.length > 0) return { missing: `the cached snapshot ${commit} of ${params.repo} lacks ${absent.join(", ")}` };
+  }
+  if (!names.some((name) => name.endsWith(".safetensors"))) {
+    return { missing: `the cached snapshot ${commit} of ${params.repo} has no safetensors weights` };
+  }
+  return { dir, commit };
+}
+
+export function requireCachedSnapshot(params: { repo: string; revision: string; cacheDir?: string }): CachedSnapshot {
+  const found = findCachedSnapshot(params);
+  if ("missing" in found) {
+    throw new AbliterateError(ErrorCodes.HUB_OFFLINE, `HF_HUB_OFFLINE is set and ${found.missing}; run once with network access to download it`);
+  }
+  return found;
+}

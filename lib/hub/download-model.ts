@@ -1,0 +1,201 @@
+/**
+ * Downloads what a surgery output needs from a Hub model repo into the shared cache and returns the snapshot
+ * folder. Metadata comes through @huggingface/hub (modelInfo for the commit, listFiles for sizes and hashes,
+ * fileDownloadInfo for the download URL); the bytes go through downloadBlob, which resumes and verifies, since
+ * the library's downloadFileToCacheDir neither resumes, nor checks hashes, nor writes refs/, names snapshots after
+ * each file's last commit instead of the repo's commit, and prints to stdout.
+ */
+import { mkdir, readFile, stat, symlink, rm, writeFile } from "node:fs/promises";
+import { dirname, relative } from "node:path";
+import { fileDownloadInfo, listFiles, modelInfo } from "@huggingface/hub";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { repoCachePaths, type RepoCachePaths } from "./cache-paths.js";
+import { findCachedSnapshot, requireCachedSnapshot } from "./cached-snapshot.js";
+import { downloadBlob, type ExpectedBlob } from "./download-blob.js";
+import { EventChannel } from "./event-channel.js";
+import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
+import { toHubError, type HubErrorContext } from "./hub-errors.js";
+import { HubHttp, type RetryInfo } from "./hub-http.js";
+import { selectModelFiles, shardsOfIndex } from "./select-model-files.js";
+
+export interface DownloadModelParams {
+  repo: string;
+  /** Branch, tag, refs/pr/N or commit; default "main". */
+  revision?: string;
+  token?: string;
+  /** Cache root; default HF_HUB_CACHE / HF_HOME/hub / ~/.cache/huggingface/hub. */
+  cacheDir?: string;
+  /** Default: HF_HUB_OFFLINE. */
+  offline?: boolean;
+  /** Default: HF_ENDPOINT or https://huggingface.co. */
+  endpoint?: string;
+}
+
+export type DownloadEvent =
+  | { type: "resolved"; repo: string; revision: string; commit: string; files: number; bytesToDownload: number; bytesCached: number }
+  | { type: "progress"; file: string; bytesDone: number; bytesTotal: number }
+  | { type: "file-done"; file: string; bytes: number; cached: boolean }
+  | { type: "retry"; url: string; attempt: number; delayMs: number; reason: string }
+  | { type: "resume"; file: string; attempt: number; fromByte: number; reason: string }
+  | { type: "offline"; reason: string };
+
+export interface DownloadResult {
+  /** The snapshot folder: snapshots/<commit>/ in the cache. */
+  dir: string;
+  repo: string;
+  revision: string;
+  commit: string;
+  /** True when the network was not used. */
+  offline: boolean;
+}
+
+interface RemoteFile {
+  path: string;
+  size: number;
+  etag: string;
+  expected: ExpectedBlob;
+}
+
+async function existingSize(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/** snapshots/<commit>/<path> → ../../blobs/<etag>, relative as huggingface_hub makes it. */
+async function linkPointer(paths: RepoCachePaths, commit: string, file: RemoteFile): Promise<void> {
+  const pointer = paths.pointer(commit, file.path);
+  await mkdir(dirname(pointer), { recursive: true });
+  await rm(pointer, { force: true });
+  await symlink(relative(dirname(pointer), paths.blob(file.etag)), pointer);
+}
+
+export async function* downloadModel(params: DownloadModelParams): AsyncGenerator<DownloadEvent, DownloadResult> {
+  const { repo } = params;
+  const revision = params.revision ?? "main";
+  const endpoint = params.endpoint ?? hubEndpoint();
+  if (params.offline ?? isHubOffline()) {
+    const cached = requireCachedSnapshot({ repo, revision, cacheDir: params.cacheDir });
+    return { dir: cached.dir, repo, revision, commit: cached.commit, offline: true };
+  }
+
+  const events = new EventChannel<DownloadEvent>();
+  const http = new HubHttp({ onRetry: (info: RetryInfo) => events.push({ type: "retry", ...info }) });
+  const context: HubErrorContext = { repo, revision, endpoint, token: params.token, action: "download", http };
+  const credentials = { accessToken: params.token, hubUrl: endpoint, fetch: http.fetch };
+  const paths = repoCachePaths({ repo, cacheDir: params.cacheDir });
+
+  let commit: string;
+  try {
+    commit = (yield* events.until(modelInfo({ name: repo, revision, additionalFields: ["sha"], ...credentials }))).sha;
+  } catch (error) {
+    const translated = toHubError(error, context);
+    // Like huggingface_hub: when the Hub cannot be reached at all, a complete cached snapshot still serves.
+    if (translated.status === undefined && translated.code === ErrorCodes.HUB) {
+      const cached = findCachedSnapshot({ repo, revision, cacheDir: params.cacheDir });
+      if (!("missing" in cached)) {
+        yield { type: "offline", reason: translated.message };
+        return { dir: cached.dir, repo, revision, commit: cached.commit, offline: true };
+      }
+    }
+    throw translated;
+  }
+  if (typeof commit !== "string" || !/^[0-9a-f]{40}$/.test(commit)) {
+    throw new AbliterateError(ErrorCodes.HUB, `the Hub answered no commit for ${repo}@${revision}`);
+  }
+  if (revision !== commit) {
+    await mkdir(dirname(paths.ref(revision)), { recursive: true });
+    await writeFile(paths.ref(revision), commit);
+  }
+
+  const listing = new Map<string, RemoteFile>();
+  try {
+    const collect = async () => {
+      for await (const entry of listFiles({ repo, revision: commit, recursive: true, ...credentials })) {
+        if (entry.type !== "file") continue;
+        const lfs = entry.lfs;
+        const etag = lfs?.oid ?? entry.oid;
+        if (!etag) throw new AbliterateError(ErrorCodes.HUB, `the Hub listed ${entry.path} in ${repo} without an oid`);
+        listing.set(entry.path, {
+          path: entry.path,
+          size: entry.size,
+          etag,
+          expected: lfs ? { size: lfs.size, hash: lfs.oid, algorithm: "sha256" } : { size: entry.size, hash: etag, algorithm: "git-sha1" },
+        });
+      }
+    };
+    yield* events.until(collect());
+  } catch (error) {
+    throw toHubError(error, context);
+  }
+
+  const selection = selectModelFiles([...listing.keys()], `${repo}@${revision}`);
+  const fetchFile = async function* (file: RemoteFile, done: { bytes: number }, total: number): AsyncGenerator<DownloadEvent> {
+    const pointer = paths.pointer(commit, file.path);
+    if ((await existingSize(pointer)) === file.size) {
+      yield { type: "file-done", file: file.path, bytes: file.size, cached: true };
+      return;
+    }
+    const blob = paths.blob(file.etag);
+    if ((await existingSize(blob)) !== file.size) {
+      await mkdir(paths.blobsDir, { recursive: true });
+      const start = done.bytes;
+      const work = (async () => {
+        const info = await fileDownloadInfo({ repo, path: file.path, revision: commit, ...credentials });
+        if (!info) throw new AbliterateError(ErrorCodes.HUB_NOT_FOUND, `file ${file.path} not found in ${repo}@${commit} (404)`);
+        await downloadBlob({
+          url: info.url,
+          headers: params.token ? { Authorization: `Bearer ${params.token}` } : {},
+          fetch: http.fetch,
+          blobPath: blob,
+          expected: file.expected,
+          label: `${repo}/${file.path}`,
+          delayMs: (attempt) => http.delayFor(attempt),
+          onBytes: (onDisk) => {
+            done.bytes = start + onDisk;
+            events.push({ type: "progress", file: file.path, bytesDone: done.bytes, bytesTotal: total }, (queued) => queued.type === "progress");
+          },
+          onResume: ({ attempt, from, reason }) => events.push({ type: "resume", file: file.path, attempt, fromByte: from, reason }),
+        });
+      })();
+      try {
+        yield* events.until(work);
+      } catch (error) {
+        throw toHubError(error, { ...context, path: file.path });
+      }
+      done.bytes = start + file.size;
+    }
+    await linkPointer(paths, commit, file);
+    yield { type: "file-done", file: file.path, bytes: file.size, cached: false };
+  };
+
+  // Indexes first: they say which shards to fetch.
+  const needed = selection.files.map((path) => listing.get(path)!);
+  const indexFiles = selection.indexes.map((path) => listing.get(path)!);
+  const counter = { bytes: 0 };
+  for (const index of indexFiles) yield* fetchFile(index, counter, index.size);
+  for (const index of indexFiles) {
+    const pointer = paths.pointer(commit, index.path);
+    for (const shard of shardsOfIndex(await readFile(pointer, "utf8"), pointer)) {
+      const file = listing.get(shard);
+      if (!file) throw new AbliterateError(ErrorCodes.INDEX_INVALID, `${index.path} in ${repo}@${revision} names shard ${shard}, which the repo does not have`);
+      if (!needed.includes(file)) needed.push(file);
+    }
+  }
+
+  let bytesCached = 0;
+  let bytesToDownload = 0;
+  for (const file of needed) {
+    const cached = (await existingSize(paths.pointer(commit, file.path))) === file.size || (await existingSize(paths.blob(file.etag))) === file.size;
+    if (cached) bytesCached += file.size;
+    else bytesToDownload += file.size;
+  }
+  yield { type: "resolved", repo, revision, commit, files: needed.length + indexFiles.length, bytesToDownload, bytesCached };
+
+  const progress = { bytes: 0 };
+  for (const file of needed) yield* fetchFile(file, progress, bytesToDownload);
+  yield* events.drain();
+  return { dir: paths.snapshot(commit), repo, revision, commit, offline: false };
+}

@@ -1,0 +1,350 @@
+/**
+ * A stateful Hugging Face Hub on 127.0.0.1 for tests: the endpoints @huggingface/hub and huggingface_hub use to
+ * read repos (info, tree, paths-info, resolve with redirects and ranges) and to write them (create, preupload,
+ * LFS batch with basic and multipart transfers, NDJSON commits, branches, pull requests), with the Hub's auth
+ * rules and error headers, plus seeding helpers, a request log and fault injection.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createHmac, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import {
+  DEFAULT_GITATTRIBUTES,
+  ObjectStore,
+  createEmptyRepo,
+  lfsPatterns,
+  makeCommit,
+  resolveRevision,
+  type Commit,
+  type FileChange,
+  type Repo,
+} from "./repo-store.js";
+import { HttpError, sendError } from "./http-util.js";
+import { Fault, cutResponseAfter, type FaultHandle, type FaultSpec } from "./faults.js";
+import { handleReadRoute } from "./read-routes.js";
+import { handleWriteRoute, type UploadSession } from "./write-routes.js";
+
+export interface HubEmulatorOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Entries per page of the tree API (the Hub uses 1000; small values exercise `Link` pagination). */
+  treePageSize?: number;
+  /** Files above this size must go through LFS (the Hub: 10 MiB). */
+  lfsThreshold?: number;
+  /** LFS objects above this size are offered a multipart transfer when the client supports it. */
+  multipartThreshold?: number;
+  /** Part size of multipart transfers. */
+  multipartChunkSize?: number;
+}
+
+export interface TokenInfo {
+  user: string;
+  orgs: string[];
+  /** Read-only tokens get 403 on writes. Default true. */
+  write: boolean;
+}
+
+export interface RequestLogEntry {
+  method: string;
+  /** Path and query as sent. */
+  url: string;
+  status: number;
+  authorization?: string;
+  range?: string;
+}
+
+export interface SeedFile {
+  path: string;
+  content: Buffer | string;
+  /** Default: the repo's .gitattributes patterns, or size above the LFS threshold. */
+  lfs?: boolean;
+}
+
+export interface FileSnapshot {
+  content: Buffer;
+  lfs: boolean;
+  size: number;
+  sha256: string;
+  gitOid: string;
+}
+
+export interface AccessCheck {
+  token?: TokenInfo;
+}
+
+export class HubEmulator {
+  readonly repos = new Map<string, Repo>();
+  readonly store = new ObjectStore();
+  readonly tokens = new Map<string, TokenInfo>();
+  readonly uploads = new Map<string, UploadSession>();
+  readonly requests: RequestLogEntry[] = [];
+  readonly options: Required<Omit<HubEmulatorOptions, "port">>;
+  private readonly faults: Fault[] = [];
+  private readonly cdnSecret = randomBytes(16);
+  private server?: Server;
+  url = "";
+
+  constructor(options: HubEmulatorOptions = {}) {
+    this.options = {
+      treePageSize: options.treePageSize ?? 1000,
+      lfsThreshold: options.lfsThreshold ?? 10 * 1024 * 1024,
+      multipartThreshold: options.multipartThreshold ?? 64 * 1024 * 1024,
+      multipartChunkSize: options.multipartChunkSize ?? 16 * 1024 * 1024,
+    };
+  }
+
+  async listen(port = 0): Promise<string> {
+    this.server = createServer((req, res) => void this.dispatch(req, res));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once("error", reject);
+      this.server!.listen(port, "127.0.0.1", () => resolve());
+    });
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.url;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    this.store.destroy();
+  }
+
+  // ---- state helpers for tests -------------------------------------------------------------------------------
+
+  addToken(token: string, info: { user: string; orgs?: string[]; write?: boolean }): void {
+    if (!token.startsWith("hf_")) throw new Error(`Hub tokens start with "hf_"`);
+    this.tokens.set(token, { user: info.user, orgs: info.orgs ?? [], write: info.write ?? true });
+  }
+
+  /** A repo as the Hub creates it: one initial commit on main holding the default .gitattributes. */
+  createRepo(id: string, options: { private?: boolean; gated?: false | "auto" | "manual" } = {}): Repo {
+    if (this.repos.has(id)) throw new Error(`repo ${id} exists`);
+    if (!/^[\w.-]+\/[\w.-]+$/.test(id)) throw new Error(`repo id must be namespace/name: ${id}`);
+    const repo = createEmptyRepo(id, options);
+    repo.gated = options.gated ?? false;
+    const content = Buffer.from(DEFAULT_GITATTRIBUTES);
+    const commit = makeCommit(repo, {
+      title: "initial commit",
+      changes: [{ path: ".gitattributes", sha256: this.store.put(content), size: content.length, content }],
+    });
+    repo.branches.set("main", commit.oid);
+    this.repos.set(id, repo);
+    return repo;
+  }
+
+  /** Commits files to a branch (creating the repo when missing); returns the new commit oid. */
+  addFiles(id: string, files: SeedFile[] | Record<string, Buffer | string>, options: { branch?: string; message?: string } = {}): string {
+    const repo = this.repos.get(id) ?? this.createRepo(id);
+    const branch = options.branch ?? "main";
+    const parent = repo.branches.get(branch);
+    if (!parent) throw new Error(`branch ${branch} does not exist in ${id}`);
+    const list: SeedFile[] = Array.isArray(files) ? files : Object.entries(files).map(([path, content]) => ({ path, content }));
+    const patterns = this.lfsPatternsAt(repo, parent);
+    const changes: FileChange[] = list.map((file) => {
+      const content = typeof file.content === "string" ? Buffer.from(file.content) : file.content;
+      const lfs = file.lfs ?? (content.length > this.options.lfsThreshold || patterns.some((pattern) => pattern.test(file.path)));
+      const sha256 = this.store.put(content);
+      if (lfs) repo.lfsObjects.add(sha256);
+      return { path: file.path, sha256, size: content.length, lfs, content };
+    });
+    const commit = makeCommit(repo, { parent, title: options.message ?? `Upload ${list.length} file(s)`, changes });
+    repo.branches.set(branch, commit.oid);
+    return commit.oid;
+  }
+
+  setPrivate(id: string, isPrivate: boolean): void {
+    this.repo(id).private = isPrivate;
+  }
+
+  setGated(id: string, gated: false | "auto" | "manual"): void {
+    this.repo(id).gated = gated;
+  }
+
+  grantAccess(id: string, user: string): void {
+    this.repo(id).readers.add(user);
+  }
+
+  createBranch(id: string, branch: string, from = "main"): void {
+    const repo = this.repo(id);
+    const oid = resolveRevision(repo, from);
+    if (!oid) throw new Error(`unknown revision ${from}`);
+    repo.branches.set(branch, oid);
+  }
+
+  createTag(id: string, tag: string, from = "main"): void {
+    const repo = this.repo(id);
+    const oid = resolveRevision(repo, from);
+    if (!oid) throw new Error(`unknown revision ${from}`);
+    repo.tags.set(tag, oid);
+  }
+
+  /** Commit oid a revision points to (throws when unknown). */
+  head(id: string, revision = "main"): string {
+    const oid = resolveRevision(this.repo(id), revision);
+    if (!oid) throw new Error(`unknown revision ${revision} in ${id}`);
+    return oid;
+  }
+
+  commit(id: string, revision = "main"): Commit {
+    return this.repo(id).commits.get(this.head(id, revision))!;
+  }
+
+  /** Every file of a revision with its bytes, for assertions. */
+  files(id: string, revision = "main"): Map<string, FileSnapshot> {
+    const result = new Map<string, FileSnapshot>();
+    for (const file of this.commit(id, revision).files.values()) {
+      result.set(file.path, {
+        content: readFileSync(this.store.pathOf(file.sha256)),
+        lfs: file.lfs,
+        size: file.size,
+        sha256: file.sha256,
+        gitOid: file.gitOid,
+      });
+    }
+    return result;
+  }
+
+  injectFault(spec: FaultSpec): FaultHandle {
+    const fault = new Fault(spec);
+    this.faults.push(fault);
+    return fault;
+  }
+
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
+  // ---- shared by the routes ----------------------------------------------------------------------------------
+
+  repo(id: string): Repo {
+    const repo = this.repos.get(id);
+    if (!repo) throw new Error(`no repo ${id}`);
+    return repo;
+  }
+
+  lfsPatternsAt(repo: Repo, commitOid: string): RegExp[] {
+    const attributes = repo.commits.get(commitOid)?.files.get(".gitattributes");
+    return attributes ? lfsPatterns(readFileSync(this.store.pathOf(attributes.sha256), "utf8")) : [];
+  }
+
+  /** The token of the request; a token that is not one of ours is a 401, as on the Hub. */
+  authenticate(req: IncomingMessage): TokenInfo | undefined {
+    const header = req.headers.authorization;
+    if (!header) return undefined;
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    const info = match ? this.tokens.get(match[1]) : undefined;
+    if (!info) throw new HttpError(401, "Invalid credentials in Authorization header");
+    return info;
+  }
+
+  private canAccess(token: TokenInfo | undefined, repo: Repo): boolean {
+    if (!token) return false;
+    const namespace = repo.id.split("/")[0];
+    return namespace === token.user || token.orgs.includes(namespace) || repo.readers.has(token.user);
+  }
+
+  /**
+   * The repo when this request may see it. Like the Hub, a missing repo and a private one look the same:
+   * 401 RepoNotFound without a token, 404 RepoNotFound with one. Gated repos show their metadata to anyone but
+   * their files only to granted users (401 GatedRepo anonymous, 403 GatedRepo otherwise).
+   */
+  readableRepo(req: IncomingMessage, id: string, options: { files?: boolean } = {}): { repo: Repo; token?: TokenInfo } {
+    const token = this.authenticate(req);
+    const repo = this.repos.get(id);
+    if (!repo || (repo.private && !this.canAccess(token, repo))) {
+      throw new HttpError(token ? 404 : 401, `Repository Not Found for url: ${id}. Please make sure you specified the correct \`repo_id\` and \`repo_type\`. If you are trying to access a private or gated repo, make sure you are authenticated.`, "RepoNotFound");
+    }
+    if (options.files && repo.gated && !this.canAccess(token, repo)) {
+      throw new HttpError(token ? 403 : 401, `Access to model ${id} is restricted. You must have access to it and be authenticated to access it. Please log in.`, "GatedRepo");
+    }
+    return { repo, token };
+  }
+
+  writableRepo(req: IncomingMessage, id: string): { repo: Repo; token: TokenInfo } {
+    const token = this.authenticate(req);
+    if (!token) throw new HttpError(401, "Invalid username or password.");
+    const { repo } = this.readableRepo(req, id);
+    const namespace = id.split("/")[0];
+    if (!token.write || (namespace !== token.user && !token.orgs.includes(namespace))) {
+      throw new HttpError(403, `You don't have the rights to create a commit in ${id}`);
+    }
+    return { repo, token };
+  }
+
+  revisionOf(repo: Repo, revision: string): Commit {
+    const oid = resolveRevision(repo, revision);
+    if (!oid) throw new HttpError(404, `Invalid rev id: ${revision}`, "RevisionNotFound");
+    return repo.commits.get(oid)!;
+  }
+
+  /** A CDN URL valid without credentials, like the Hub's signed LFS links. */
+  signedCdnPath(repo: Repo, sha256: string, filename: string): string {
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    const sig = this.cdnSignature(repo.id, sha256, expires);
+    const query = new URLSearchParams({ repo: repo.id, expires: String(expires), sig, filename });
+    return `/cdn/lfs/${sha256}?${query}`;
+  }
+
+  cdnSignature(repoId: string, sha256: string, expires: number): string {
+    return createHmac("sha256", this.cdnSecret).update(`${repoId}\n${sha256}\n${expires}`).digest("hex");
+  }
+
+  // ---- dispatch ----------------------------------------------------------------------------------------------
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const entry: RequestLogEntry = {
+      method: req.method ?? "GET",
+      url: req.url ?? "/",
+      status: 0,
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      ...(req.headers.range ? { range: req.headers.range } : {}),
+    };
+    this.requests.push(entry);
+    res.on("finish", () => void (entry.status = res.statusCode));
+    res.on("close", () => void (entry.status ||= res.statusCode));
+
+    for (const fault of this.faults) {
+      if (!fault.take(req)) continue;
+      const { spec } = fault;
+      if (spec.reset) {
+        entry.status = -1;
+        req.socket.destroy();
+        return;
+      }
+      if (spec.resetAfterBytes !== undefined) {
+        cutResponseAfter(res, spec.resetAfterBytes);
+        break;
+      }
+      const headers: Record<string, string> = spec.retryAfter !== undefined ? { "Retry-After": String(spec.retryAfter) } : {};
+      req.resume();
+      sendError(res, new HttpError(spec.status ?? 500, `injected fault (status ${spec.status ?? 500})`, undefined, headers), entry.method);
+      return;
+    }
+
+    try {
+      const url = new URL(req.url ?? "/", "http://emulator");
+      const segments = url.pathname.split("/").slice(1).map((segment) => decodeURIComponent(segment));
+      const handled = (await handleReadRoute(this, req, res, segments, url)) || (await handleWriteRoute(this, req, res, segments, url));
+      if (!handled) throw new HttpError(404, `Sorry, we can't find the page you are looking for (${url.pathname})`);
+    } catch (error) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      req.resume();
+      const httpError = error instanceof HttpError ? error : new HttpError(500, `emulator error: ${(error as Error).message}`);
+      sendError(res, httpError, entry.method);
+    }
+  }
+}
+
+/** Starts an emulator on 127.0.0.1 (a free port unless one is given). */
+export async function startHubEmulator(options: HubEmulatorOptions = {}): Promise<HubEmulator> {
+  const emulator = new HubEmulator(options);
+  await emulator.listen(options.port ?? 0);
+  return emulator;
+}
