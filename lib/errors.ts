@@ -41,6 +41,8 @@ export const ErrorCodes = {
   UNSUPPORTED_QUANTIZATION: "UNSUPPORTED_QUANTIZATION",
   /** A target tensor has a shape or dtype the planned operation cannot handle. */
   TENSOR_SHAPE: "TENSOR_SHAPE",
+  /** A tensor the forward engine needs (a layer's q_proj, the final norm, ...) is not in the checkpoint. */
+  TENSOR_MISSING: "TENSOR_MISSING",
 
   // directions (lib/directions)
   /** The direction file is missing, malformed, or holds no usable tensor. */
@@ -79,6 +81,11 @@ export const ErrorCodes = {
   HUB_OFFLINE: "HUB_OFFLINE",
   /** A downloaded file does not match its announced hash or size. */
   HUB_INTEGRITY: "HUB_INTEGRITY",
+  /**
+   * The Hub's answer names a path or hash that is unsafe to use as a file name (a `..` segment, an absolute path,
+   * a backslash, control characters, a malformed oid): the repo is refused before anything is written.
+   */
+  HUB_UNSAFE_LISTING: "HUB_UNSAFE_LISTING",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

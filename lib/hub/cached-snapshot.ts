@@ -28,6 +28,8 @@ export function findCachedSnapshot(params: { repo: string; revision: string; cac
       return { missing: existsSync(paths.repoDir) ? `the cache has ${params.repo} but no record of revision "${params.revision}" (${refFile})` : `${params.repo} is not in the cache ${paths.root}` };
     }
     commit = readFileSync(refFile, "utf8").trim();
+    // The ref becomes a folder name: anything but a commit hash is not ours to follow.
+    if (!COMMIT.test(commit)) return { missing: `${refFile} does not hold a commit hash` };
   }
   const dir = paths.snapshot(commit);
   if (!existsSync(dir)) return { missing: `snapshot ${commit} of ${params.repo} is not in the cache` };

@@ -10,6 +10,7 @@ import { createReadStream } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { HubApiError } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { displayUrl, HubNetworkError } from "./hub-http.js";
 
 export interface ExpectedBlob {
   size: number;
@@ -94,7 +95,7 @@ export async function downloadBlob(params: DownloadBlobParams): Promise<void> {
     } catch (error) {
       if (!(error instanceof TransferInterrupted) || resumes >= maxResumes) {
         if (error instanceof TransferInterrupted) {
-          throw new AbliterateError(ErrorCodes.HUB, `download of ${label} kept failing after ${resumes} resumed attempts (${error.message}); run again to resume from ${onDisk} bytes`);
+          throw new AbliterateError(ErrorCodes.HUB, `download of ${label} from ${displayUrl(params.url)} kept failing after ${resumes} resumed attempts (${error.message}); run again to resume from ${onDisk} bytes`);
         }
         throw error;
       }
@@ -131,6 +132,8 @@ async function transfer(params: DownloadBlobParams, incomplete: string, from: nu
   try {
     response = await params.fetch(params.url, { headers });
   } catch (error) {
+    // The Hub's fetch already retried the connection; resuming on top would multiply its retry budget.
+    if (error instanceof HubNetworkError) throw error;
     throw new TransferInterrupted(String((error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message));
   }
   if (response.status === 416 && from > 0) {

@@ -4,8 +4,11 @@
  * fileDownloadInfo for the download URL); the bytes go through downloadBlob, which resumes and verifies, since
  * the library's downloadFileToCacheDir neither resumes, nor checks hashes, nor writes refs/, names snapshots after
  * each file's last commit instead of the repo's commit, and prints to stdout.
+ * Nothing the Hub says is trusted as a file name: the listing is checked whole (safe-repo-path.ts) and the
+ * indexes' weight_maps are checked against it before a single pointer is linked, and refs/<revision> is written
+ * last, once every file is in place, so a refused or failed download never looks like a usable snapshot.
  */
-import { mkdir, readFile, stat, symlink, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rmdir, stat, symlink, rm, writeFile } from "node:fs/promises";
 import { dirname, relative } from "node:path";
 import { fileDownloadInfo, listFiles, modelInfo } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes } from "../errors.js";
@@ -16,6 +19,7 @@ import { EventChannel } from "./event-channel.js";
 import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
 import { toHubError, type HubErrorContext } from "./hub-errors.js";
 import { HubHttp, type RetryInfo } from "./hub-http.js";
+import { checkListedEntry, checkRevision, describePath } from "./safe-repo-path.js";
 import { selectModelFiles, shardsOfIndex } from "./select-model-files.js";
 
 export interface DownloadModelParams {
@@ -64,6 +68,14 @@ async function existingSize(path: string): Promise<number | undefined> {
   }
 }
 
+function sameOrigin(url: string, endpoint: string): boolean {
+  try {
+    return new URL(url).origin === new URL(endpoint).origin;
+  } catch {
+    return false;
+  }
+}
+
 /** snapshots/<commit>/<path> → ../../blobs/<etag>, relative as huggingface_hub makes it. */
 async function linkPointer(paths: RepoCachePaths, commit: string, file: RemoteFile): Promise<void> {
   const pointer = paths.pointer(commit, file.path);
@@ -75,6 +87,7 @@ async function linkPointer(paths: RepoCachePaths, commit: string, file: RemoteFi
 export async function* downloadModel(params: DownloadModelParams): AsyncGenerator<DownloadEvent, DownloadResult> {
   const { repo } = params;
   const revision = params.revision ?? "main";
+  checkRevision(revision);
   const endpoint = params.endpoint ?? hubEndpoint();
   if (params.offline ?? isHubOffline()) {
     const cached = requireCachedSnapshot({ repo, revision, cacheDir: params.cacheDir });
@@ -105,24 +118,20 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
   if (typeof commit !== "string" || !/^[0-9a-f]{40}$/.test(commit)) {
     throw new AbliterateError(ErrorCodes.HUB, `the Hub answered no commit for ${repo}@${revision}`);
   }
-  if (revision !== commit) {
-    await mkdir(dirname(paths.ref(revision)), { recursive: true });
-    await writeFile(paths.ref(revision), commit);
-  }
-
   const listing = new Map<string, RemoteFile>();
   try {
     const collect = async () => {
       for await (const entry of listFiles({ repo, revision: commit, recursive: true, ...credentials })) {
-        if (entry.type !== "file") continue;
-        const lfs = entry.lfs;
-        const etag = lfs?.oid ?? entry.oid;
-        if (!etag) throw new AbliterateError(ErrorCodes.HUB, `the Hub listed ${entry.path} in ${repo} without an oid`);
-        listing.set(entry.path, {
-          path: entry.path,
-          size: entry.size,
-          etag,
-          expected: lfs ? { size: lfs.size, hash: lfs.oid, algorithm: "sha256" } : { size: entry.size, hash: etag, algorithm: "git-sha1" },
+        const file = checkListedEntry(entry, `${repo}@${revision}`);
+        if (!file) continue;
+        if (listing.has(file.path)) {
+          throw new AbliterateError(ErrorCodes.HUB_UNSAFE_LISTING, `the Hub's file listing of ${repo}@${revision} names ${describePath(file.path)} twice; the repo was refused and nothing was written to the cache`);
+        }
+        listing.set(file.path, {
+          path: file.path,
+          size: file.size,
+          etag: file.etag,
+          expected: file.lfs ? { size: file.lfs.size, hash: file.lfs.oid, algorithm: "sha256" } : { size: file.size, hash: file.etag, algorithm: "git-sha1" },
         });
       }
     };
@@ -132,12 +141,8 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
   }
 
   const selection = selectModelFiles([...listing.keys()], `${repo}@${revision}`);
-  const fetchFile = async function* (file: RemoteFile, done: { bytes: number }, total: number): AsyncGenerator<DownloadEvent> {
-    const pointer = paths.pointer(commit, file.path);
-    if ((await existingSize(pointer)) === file.size) {
-      yield { type: "file-done", file: file.path, bytes: file.size, cached: true };
-      return;
-    }
+  /** Into blobs/ (verified); answers whether it was downloaded now. Linking is left to the caller. */
+  const fetchBlob = async function* (file: RemoteFile, done: { bytes: number }, total: number): AsyncGenerator<DownloadEvent, boolean> {
     const blob = paths.blob(file.etag);
     if ((await existingSize(blob)) !== file.size) {
       await mkdir(paths.blobsDir, { recursive: true });
@@ -147,7 +152,8 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
         if (!info) throw new AbliterateError(ErrorCodes.HUB_NOT_FOUND, `file ${file.path} not found in ${repo}@${commit} (404)`);
         await downloadBlob({
           url: info.url,
-          headers: params.token ? { Authorization: `Bearer ${params.token}` } : {},
+          // The token goes to the Hub only: a CDN link on another host is signed, and needs no credential.
+          headers: params.token && sameOrigin(info.url, endpoint) ? { Authorization: `Bearer ${params.token}` } : {},
           fetch: http.fetch,
           blobPath: blob,
           expected: file.expected,
@@ -166,23 +172,49 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
         throw toHubError(error, { ...context, path: file.path });
       }
       done.bytes = start + file.size;
+      return true;
     }
+    return false;
+  };
+  const fetchFile = async function* (file: RemoteFile, done: { bytes: number }, total: number): AsyncGenerator<DownloadEvent> {
+    if ((await existingSize(paths.pointer(commit, file.path))) === file.size) {
+      yield { type: "file-done", file: file.path, bytes: file.size, cached: true };
+      return;
+    }
+    yield* fetchBlob(file, done, total);
     await linkPointer(paths, commit, file);
     yield { type: "file-done", file: file.path, bytes: file.size, cached: false };
   };
 
-  // Indexes first: they say which shards to fetch.
+  // Indexes first: they say which shards to fetch. Their weight_maps are checked before anything is linked; a
+  // refused index takes back the blobs and folders this run made for it.
   const needed = selection.files.map((path) => listing.get(path)!);
   const indexFiles = selection.indexes.map((path) => listing.get(path)!);
   const counter = { bytes: 0 };
-  for (const index of indexFiles) yield* fetchFile(index, counter, index.size);
-  for (const index of indexFiles) {
-    const pointer = paths.pointer(commit, index.path);
-    for (const shard of shardsOfIndex(await readFile(pointer, "utf8"), pointer)) {
-      const file = listing.get(shard);
-      if (!file) throw new AbliterateError(ErrorCodes.INDEX_INVALID, `${index.path} in ${repo}@${revision} names shard ${shard}, which the repo does not have`);
-      if (!needed.includes(file)) needed.push(file);
+  const hadRepoDir = (await existingSize(paths.repoDir)) !== undefined;
+  const hadBlobsDir = (await existingSize(paths.blobsDir)) !== undefined;
+  const fetchedIndexes: string[] = [];
+  try {
+    for (const index of indexFiles) {
+      if (yield* fetchBlob(index, counter, index.size)) fetchedIndexes.push(paths.blob(index.etag));
     }
+    for (const index of indexFiles) {
+      const blob = paths.blob(index.etag);
+      for (const shard of shardsOfIndex(await readFile(blob, "utf8"), `${repo}@${revision}/${index.path}`)) {
+        const file = listing.get(shard);
+        if (!file) throw new AbliterateError(ErrorCodes.INDEX_INVALID, `${index.path} in ${repo}@${revision} names shard ${describePath(shard)}, which the repo does not have`);
+        if (!needed.includes(file)) needed.push(file);
+      }
+    }
+  } catch (error) {
+    for (const blob of fetchedIndexes) await rm(blob, { force: true });
+    if (!hadBlobsDir) await rmdir(paths.blobsDir).catch(() => undefined);
+    if (!hadRepoDir) await rmdir(paths.repoDir).catch(() => undefined);
+    throw error;
+  }
+  for (const index of indexFiles) {
+    if ((await existingSize(paths.pointer(commit, index.path))) !== index.size) await linkPointer(paths, commit, index);
+    yield { type: "file-done", file: index.path, bytes: index.size, cached: !fetchedIndexes.includes(paths.blob(index.etag)) };
   }
 
   let bytesCached = 0;
@@ -196,6 +228,10 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
 
   const progress = { bytes: 0 };
   for (const file of needed) yield* fetchFile(file, progress, bytesToDownload);
+  if (revision !== commit) {
+    await mkdir(dirname(paths.ref(revision)), { recursive: true });
+    await writeFile(paths.ref(revision), commit);
+  }
   yield* events.drain();
   return { dir: paths.snapshot(commit), repo, revision, commit, offline: false };
 }

@@ -1,10 +1,12 @@
 /**
  * Turns whatever a Hub call threw into one AbliterateError that says what failed and what to do, with the HTTP
- * status, and with the token scrubbed from every message (the token is never echoed, whatever the source).
+ * status and, for failures that outlived the retries, the URL path and the number of attempts. The token is
+ * scrubbed from every message, and URLs lose their query and userinfo (signed links carry credentials there);
+ * the library's error objects (which hold URLs and server replies) never travel on as a cause.
  */
 import { HubApiError } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes, isAbliterateError, type ErrorCode } from "../errors.js";
-import type { HubHttp } from "./hub-http.js";
+import { HubNetworkError, type HubHttp } from "./hub-http.js";
 import { redactToken } from "./hub-token.js";
 
 export interface HubErrorContext {
@@ -21,12 +23,33 @@ export interface HubErrorContext {
 
 const TOKEN_HINT = "set HF_TOKEN (or run `huggingface-cli login`, or pass --token) with a token that can read it";
 
+/** Where a failed response came from, and how often it was tried: " (at /api/…, 6 attempts)". */
+function whereAndHowOften(error: HubApiError, context: HubErrorContext): string {
+  let path: string | undefined;
+  try {
+    path = error.url ? new URL(error.url).pathname : undefined;
+  } catch {
+    path = undefined;
+  }
+  const attempts = context.http?.attemptsFor(error.url);
+  const parts = [path ? `at ${path}` : undefined, attempts && attempts > 1 ? `${attempts} attempts` : undefined].filter(Boolean);
+  return parts.length > 0 ? ` (${parts.join(", ")})` : "";
+}
+
+/** The server's own words, when it gave some: its JSON `error`, else the library's message without the URL trailer. */
+function serverDetail(error: HubApiError): string {
+  if (error.data && typeof error.data.error === "string") return ` (${error.data.error})`;
+  const message = error.message.replace(/\. URL: .*$/s, "");
+  return message && !/^Api error with status \d+$/.test(message) ? ` (${message})` : "";
+}
+
 function describe(error: HubApiError, context: HubErrorContext): { code: ErrorCode; message: string } {
   const { repo, revision, path, endpoint, token, action } = context;
   const status = error.statusCode;
   const hubCode = context.http?.errorCodeFor(error.url);
-  const detail = error.data && typeof error.data.error === "string" ? ` (${error.data.error})` : "";
+  const detail = serverDetail(error);
   const at = `${repo}${revision ? `@${revision}` : ""}`;
+  const where = whereAndHowOften(error, context);
 
   if (status === 401) {
     if (hubCode === "GatedRepo") return { code: ErrorCodes.HUB_UNAUTHORIZED, message: `${repo} is gated: accept its conditions on ${endpoint}/${repo}, then ${TOKEN_HINT}` };
@@ -53,15 +76,27 @@ function describe(error: HubApiError, context: HubErrorContext): { code: ErrorCo
     if (hubCode === "EntryNotFound") return { code: ErrorCodes.HUB_NOT_FOUND, message: `file ${path ?? "?"} not found in ${at} (404)` };
     return { code: ErrorCodes.HUB_NOT_FOUND, message: `repository ${repo} not found on ${endpoint} (404)` };
   }
-  if (status === 429) return { code: ErrorCodes.HUB, message: `the Hub kept rate-limiting requests for ${at} (429) after several retries; try again later` };
-  if (status >= 500) return { code: ErrorCodes.HUB, message: `the Hub failed with status ${status} for ${at}${path ? ` (${path})` : ""} after several retries${detail}` };
-  return { code: ErrorCodes.HUB, message: `Hub request for ${at}${path ? ` (${path})` : ""} failed with status ${status}${detail}` };
+  const retried = (context.http?.attemptsFor(error.url) ?? 1) > 1 ? " after several retries" : "";
+  if (status === 429) return { code: ErrorCodes.HUB, message: `the Hub kept rate-limiting requests for ${at} (429)${retried}${where}; try again later` };
+  if (status >= 500) return { code: ErrorCodes.HUB, message: `the Hub failed with status ${status} for ${at}${path ? ` (${path})` : ""}${retried}${where}${detail}` };
+  return { code: ErrorCodes.HUB, message: `Hub request for ${at}${path ? ` (${path})` : ""} failed with status ${status}${where}${detail}` };
+}
+
+/** Every URL in a message loses its query and userinfo; then the token goes. */
+export function redactHubText(text: string, token: string | undefined): string {
+  const withoutUrlSecrets = text.replace(/\bhttps?:\/\/[^\s"'<>]+/g, (url) => url.replace(/^(https?:\/\/)[^/@]*@/, "$1").replace(/[?#][^),;\]]*/, ""));
+  return redactToken(withoutUrlSecrets, token);
 }
 
 export function toHubError(error: unknown, context: HubErrorContext): AbliterateError {
-  const scrub = (text: string) => redactToken(text, context.token);
+  const scrub = (text: string) => redactHubText(text, context.token);
+  if (error instanceof HubNetworkError) {
+    const offlineHint = context.action === "download" ? "; if the model is already in the cache, set HF_HUB_OFFLINE=1 to use it without the network" : "";
+    return new AbliterateError(ErrorCodes.HUB, scrub(`cannot reach the Hub at ${context.endpoint}: ${error.message}${offlineHint}`));
+  }
   if (isAbliterateError(error)) {
-    return error.message.includes(context.token ?? "\u0000") ? new AbliterateError(error.code, scrub(error.message), { file: error.file, status: error.status }) : error;
+    const clean = scrub(error.message);
+    return clean === error.message ? error : new AbliterateError(error.code, clean, { file: error.file, status: error.status });
   }
   if (error instanceof HubApiError) {
     const { code, message } = describe(error, context);
@@ -77,5 +112,8 @@ export function toHubError(error: unknown, context: HubErrorContext): Abliterate
     const offlineHint = context.action === "download" ? "; if the model is already in the cache, set HF_HUB_OFFLINE=1 to use it without the network" : "";
     return new AbliterateError(ErrorCodes.HUB, scrub(`cannot reach the Hub at ${context.endpoint} (${networkCode ?? text})${offlineHint}`));
   }
-  return new AbliterateError(ErrorCodes.HUB, scrub(`Hub ${context.action} of ${context.repo} failed: ${text}`), { cause: error });
+  // The cause keeps the kind of error for debugging, but only a scrubbed message: no URL, header or server reply.
+  const safeCause = new Error(scrub(text));
+  safeCause.name = error instanceof Error ? error.name : "Error";
+  return new AbliterateError(ErrorCodes.HUB, scrub(`Hub ${context.action} of ${context.repo} failed: ${text}`), { cause: safeCause });
 }

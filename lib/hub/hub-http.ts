@@ -1,10 +1,16 @@
 /**
  * The `fetch` handed to @huggingface/hub for every call:
- * - retries 429 (honouring Retry-After), 500/502/503/504 and dropped connections with bounded exponential
- *   backoff (base `ABLITERATE_RETRY_BASE_MS`, default 1000 ms, doubling, at most 8× base; 5 retries); commits
- *   are never retried, since a commit that reached the Hub must not be made twice;
+ * - retries 429, 500/502/503/504 and dropped connections with bounded exponential backoff (base
+ *   `ABLITERATE_RETRY_BASE_MS`, default 1000 ms, doubling, at most 8× base; 5 retries), waiting what a
+ *   Retry-After header asks for instead, up to `ABLITERATE_RETRY_MAX_WAIT_MS` (default 60 s) so a server cannot
+ *   park the run;
+ * - never sends a commit twice blindly: without `idempotentCommits` a commit is tried once; with it, a commit whose
+ *   fate is unknown (no answer, or a 429/5xx) is retried only after the Hub shows it did not land
+ *   (commit-once.ts), and one that did land is answered from the Hub's state;
+ * - after the last retry, a dropped connection becomes a HubNetworkError naming the URL (never its query, where
+ *   signed URLs carry credentials) and the number of attempts;
  * - remembers each failed response's `X-Error-Code` (RepoNotFound, RevisionNotFound, …), which the library's
- *   HubApiError drops, so errors can say what was not found;
+ *   HubApiError drops, and how many attempts it took, so errors can say what was not found and how hard we tried;
  * - sends DiskFileBlob bodies through node:http with a stream pipeline: Node 20's fetch buffers a whole request
  *   body in memory, which a multi-GB shard must never be.
  */
@@ -12,6 +18,8 @@ import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { commitBaseline, findLandedCommit, landedCommitResponse, parseCommitRequest, type CommitBaseline, type CommitRequest } from "./commit-once.js";
 import { DiskFileBlob } from "./disk-file-blob.js";
 
 export interface RetryInfo {
@@ -34,6 +42,10 @@ export interface UploadProgress {
 export interface HubHttpOptions {
   retries?: number;
   baseDelayMs?: number;
+  /** The longest Retry-After honoured. */
+  maxRetryWaitMs?: number;
+  /** Retry commits whose fate is unknown, after checking on the Hub that they did not land. */
+  idempotentCommits?: boolean;
   onRetry?: (info: RetryInfo) => void;
   onUploadProgress?: (progress: UploadProgress) => void;
   /** The underlying fetch (tests may substitute one). */
@@ -42,10 +54,17 @@ export interface HubHttpOptions {
 }
 
 const RETRY_STATUSES = new Set([429, 500, 502, 503, 504]);
-const MAX_RETRY_AFTER_MS = 120_000;
+const DEFAULT_MAX_RETRY_WAIT_MS = 60_000;
+const COMMIT_URL = /\/api\/[^/]+\/.+\/commit\//;
 
-function withoutQuery(url: string): string {
-  return url.split("?")[0];
+/** The URL as it may be shown: origin and path, without credentials in the userinfo or the query. */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return url.split(/[?#]/)[0];
+  }
 }
 
 function headersOf(raw: IncomingHttpHeaders): Headers {
@@ -60,9 +79,9 @@ function headersOf(raw: IncomingHttpHeaders): Headers {
 function retryAfterMs(value: string | null): number | undefined {
   if (!value) return undefined;
   const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, MAX_RETRY_AFTER_MS);
+  if (value.trim() !== "" && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.min(Math.max(0, date - Date.now()), MAX_RETRY_AFTER_MS);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
 function networkReason(error: unknown): string {
@@ -71,20 +90,41 @@ function networkReason(error: unknown): string {
   return code ?? cause?.message ?? (error as Error).message ?? "network error";
 }
 
+function envNumber(value: string | undefined): number | undefined {
+  const number = Number(value);
+  return value && Number.isFinite(number) && number >= 0 ? number : undefined;
+}
+
+/** A request that got no answer, even after the retries: names the URL and what happened, never a credential. */
+export class HubNetworkError extends AbliterateError {
+  constructor(
+    readonly method: string,
+    /** As displayUrl shows it. */
+    readonly url: string,
+    readonly attempts: number,
+    readonly reason: string,
+    cause: unknown,
+  ) {
+    super(ErrorCodes.HUB, `${method} ${url} got no answer after ${attempts} attempt${attempts === 1 ? "" : "s"} (${reason})`, { cause });
+  }
+}
+
 export function isAbortError(error: unknown): boolean {
   return (error as Error)?.name === "AbortError";
 }
 
 export class HubHttp {
   readonly fetch: typeof fetch;
+  readonly retries: number;
   private readonly errorCodes = new Map<string, string>();
-  private readonly retries: number;
+  private readonly attempts = new Map<string, number>();
   private readonly baseDelayMs: number;
+  private readonly maxRetryWaitMs: number;
 
   constructor(private readonly options: HubHttpOptions = {}) {
     const env = options.env ?? process.env;
-    const envBase = Number(env.ABLITERATE_RETRY_BASE_MS);
-    this.baseDelayMs = options.baseDelayMs ?? (Number.isFinite(envBase) && envBase >= 0 && env.ABLITERATE_RETRY_BASE_MS ? envBase : 1000);
+    this.baseDelayMs = options.baseDelayMs ?? envNumber(env.ABLITERATE_RETRY_BASE_MS) ?? 1000;
+    this.maxRetryWaitMs = options.maxRetryWaitMs ?? envNumber(env.ABLITERATE_RETRY_MAX_WAIT_MS) ?? DEFAULT_MAX_RETRY_WAIT_MS;
     this.retries = options.retries ?? 5;
     this.fetch = ((input: string | URL | Request, init?: RequestInit) => this.send(input, init)) as typeof fetch;
   }
@@ -94,38 +134,99 @@ export class HubHttp {
     return url === undefined ? undefined : this.errorCodes.get(url);
   }
 
+  /** How many times the request that ended in this failed response was sent. */
+  attemptsFor(url: string | undefined): number | undefined {
+    return url === undefined ? undefined : this.attempts.get(url);
+  }
+
   /** Backoff before retry number `attempt` (1-based). */
   delayFor(attempt: number): number {
     return Math.min(this.baseDelayMs * 2 ** (attempt - 1), this.baseDelayMs * 8);
   }
 
+  /** The wait before retry `attempt` after this answer: its Retry-After when it has one, bounded, else the backoff. */
+  private delayAfter(attempt: number, response?: Response): number {
+    const asked = retryAfterMs(response?.headers.get("Retry-After") ?? null);
+    return asked === undefined ? this.delayFor(attempt) : Math.min(asked, this.maxRetryWaitMs);
+  }
+
+  private once(input: string | URL | Request, url: string, method: string, init: RequestInit): Promise<Response> {
+    return init.body instanceof DiskFileBlob ? this.upload(url, method, init, init.body) : (this.options.fetch ?? fetch)(input, init);
+  }
+
+  /** Hands a final answer back, remembering what a later error message needs. */
+  private settle(url: string, response: Response, attempts: number): Response {
+    if (!response.ok) {
+      const code = response.headers.get("X-Error-Code");
+      for (const key of new Set([url, response.url || url])) {
+        this.attempts.set(key, attempts);
+        if (code) this.errorCodes.set(key, code);
+      }
+    }
+    return response;
+  }
+
   private async send(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const method = (init.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
-    const retryable = !(method === "POST" && /\/api\/[^/]+\/.+\/commit\//.test(url));
+    const isCommit = method === "POST" && COMMIT_URL.test(url);
+    if (isCommit && this.options.idempotentCommits) return this.sendCommit(input, url, init);
+    const retries = isCommit ? 0 : this.retries;
     for (let attempt = 1; ; attempt += 1) {
       let response: Response;
       try {
-        response = init.body instanceof DiskFileBlob ? await this.upload(url, method, init, init.body) : await (this.options.fetch ?? fetch)(input, init);
+        response = await this.once(input, url, method, init);
       } catch (error) {
-        if (isAbortError(error) || !retryable || attempt > this.retries) throw error;
-        await this.wait({ url: withoutQuery(url), attempt, delayMs: this.delayFor(attempt), reason: networkReason(error) });
+        if (isAbortError(error)) throw error;
+        if (attempt > retries) throw new HubNetworkError(method, displayUrl(url), attempt, networkReason(error), error);
+        await this.wait({ url: displayUrl(url), attempt, delayMs: this.delayFor(attempt), reason: networkReason(error) });
         continue;
       }
-      if (RETRY_STATUSES.has(response.status) && retryable && attempt <= this.retries) {
-        const delayMs = (response.status === 429 ? retryAfterMs(response.headers.get("Retry-After")) : undefined) ?? this.delayFor(attempt);
+      if (RETRY_STATUSES.has(response.status) && attempt <= retries) {
+        const delayMs = this.delayAfter(attempt, response);
         await response.body?.cancel().catch(() => undefined);
-        await this.wait({ url: withoutQuery(url), attempt, delayMs, reason: `HTTP ${response.status}` });
+        await this.wait({ url: displayUrl(url), attempt, delayMs, reason: `HTTP ${response.status}` });
         continue;
       }
-      if (!response.ok) {
-        const code = response.headers.get("X-Error-Code");
-        if (code) {
-          this.errorCodes.set(response.url || url, code);
-          this.errorCodes.set(url, code);
-        }
+      return this.settle(url, response, attempt);
+    }
+  }
+
+  /**
+   * A commit: sent, and when its fate is unknown (no answer, an answer lost half-way, a 429/5xx), looked up on the
+   * Hub before it is sent again, so one push makes one commit. When the lookup cannot tell, the failure stands.
+   */
+  private async sendCommit(input: string | URL | Request, url: string, init: RequestInit): Promise<Response> {
+    const request: CommitRequest | undefined = parseCommitRequest(url, init);
+    let baseline: CommitBaseline | undefined;
+    if (request) baseline = await commitBaseline(request, this.fetch).catch(() => undefined);
+    for (let attempt = 1; ; attempt += 1) {
+      let response: Response | undefined;
+      let failure: unknown;
+      try {
+        const answer = await this.once(input, url, "POST", init);
+        // Read the whole (small) answer here: a connection lost while it arrives leaves the commit as unknown as no answer.
+        const body = await answer.arrayBuffer();
+        response = new Response(body.byteLength > 0 ? body : null, { status: answer.status, statusText: answer.statusText, headers: answer.headers });
+        Object.defineProperty(response, "url", { value: answer.url || url });
+      } catch (error) {
+        if (isAbortError(error)) throw error;
+        failure = error;
       }
-      return response;
+      if (response && !RETRY_STATUSES.has(response.status)) return this.settle(url, response, attempt);
+      const giveUp = () => {
+        if (response) return this.settle(url, response, attempt);
+        throw new HubNetworkError("POST", displayUrl(url), attempt, networkReason(failure), failure);
+      };
+      if (!request || !baseline || attempt > this.retries) return giveUp();
+      await this.wait({ url: displayUrl(url), attempt, delayMs: this.delayAfter(attempt, response), reason: response ? `HTTP ${response.status}` : networkReason(failure) });
+      let landed: Awaited<ReturnType<typeof findLandedCommit>>;
+      try {
+        landed = await findLandedCommit(request, baseline, this.fetch);
+      } catch {
+        return giveUp();
+      }
+      if (landed) return landedCommitResponse(request, landed);
     }
   }
 

@@ -118,6 +118,8 @@ export async function* pushModel(params: PushModelParams): AsyncGenerator<Upload
   const events = new EventChannel<UploadEvent>();
   const uploaded = new Map<string, number>();
   const http = new HubHttp({
+    // A commit whose answer was lost is looked up before it is sent again: one push, one commit.
+    idempotentCommits: true,
     onRetry: (info) => events.push({ type: "retry", ...info }),
     onUploadProgress: ({ path, part, loaded }) => {
       uploaded.set(`${path}\u0000${part ?? ""}`, loaded);

@@ -6,6 +6,7 @@
  * Pickles, GGUF, ONNX, TF/Flax weights and subfolders are left on the Hub.
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { describePath, unsafePathReason } from "./safe-repo-path.js";
 
 const INDEX_SUFFIX = ".safetensors.index.json";
 
@@ -66,8 +67,10 @@ export function shardsOfIndex(indexText: string, indexPath: string): string[] {
   }
   const shards = new Set<string>();
   for (const value of Object.values(weightMap)) {
-    if (typeof value !== "string" || value.includes("/") || value.includes("\\") || !value.endsWith(".safetensors")) {
-      throw new AbliterateError(ErrorCodes.INDEX_INVALID, `weight_map names an invalid shard ${JSON.stringify(value)}`, { file: indexPath });
+    const unsafe = unsafePathReason(value);
+    if (unsafe) throw new AbliterateError(ErrorCodes.INDEX_INVALID, `weight_map names the shard ${describePath(value)}, which is unsafe: ${unsafe}`, { file: indexPath });
+    if (typeof value !== "string" || value.includes("/") || !value.endsWith(".safetensors")) {
+      throw new AbliterateError(ErrorCodes.INDEX_INVALID, `weight_map names an invalid shard ${describePath(value)} (shards are .safetensors files next to the index)`, { file: indexPath });
     }
     shards.add(value);
   }

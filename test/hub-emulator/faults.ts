@@ -1,4 +1,7 @@
-/** Fault injection: answer the Nth matching request with a status, or cut the connection (before or mid-body). */
+/**
+ * Fault injection: answer the Nth matching request with a status, or cut the connection (before or mid-body, or
+ * after the request took effect), or rewrite what the route answered (hostile listings, wrong bytes).
+ */
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 export interface FaultSpec {
@@ -11,12 +14,22 @@ export interface FaultSpec {
   method?: string;
   /** Answer with this status (a JSON `{error}` body). */
   status?: number;
-  /** Seconds, sent as `Retry-After` with the status. */
-  retryAfter?: number;
+  /** Sent as `Retry-After` with the status: seconds, or an HTTP date. */
+  retryAfter?: number | string;
   /** Destroy the socket without answering. */
   reset?: boolean;
   /** Let the route answer, but close the connection after this many body bytes. */
   resetAfterBytes?: number;
+  /**
+   * Let the route handle the request first (a commit lands, an upload is stored), then replace its answer with
+   * `status` or `reset`: the client cannot tell whether the request took effect.
+   */
+  afterHandling?: boolean;
+  /**
+   * Let the route answer, then rewrite the body (Content-Length follows): a hostile listing, a CDN serving the
+   * wrong bytes. `editJson` and `flipByte` build common ones. Not applied to HEAD requests.
+   */
+  transformBody?: (body: Buffer, req: IncomingMessage) => Buffer | string;
 }
 
 export interface FaultHandle {
@@ -83,4 +96,68 @@ export function cutResponseAfter(res: ServerResponse, limit: number): void {
     }
     return res;
   }) as ServerResponse["end"];
+}
+
+/** What a route answered, held back by captureResponse. */
+export interface CapturedResponse {
+  status: number;
+  headers: Record<string, string | number | string[]>;
+  body: Buffer;
+}
+
+/**
+ * Holds back everything a route writes; when it ends, `onEnd` decides what the client gets, through `send`
+ * (the real writeHead/end) or by destroying the socket.
+ */
+export function captureResponse(res: ServerResponse, onEnd: (captured: CapturedResponse, send: (status: number, headers: Record<string, string | number | string[]>, body: Buffer | string) => void) => void): void {
+  const original = { writeHead: res.writeHead.bind(res), write: res.write.bind(res), end: res.end.bind(res) };
+  let status = 200;
+  let headers: Record<string, string | number | string[]> = {};
+  const chunks: Buffer[] = [];
+  const take = (chunk: unknown) => {
+    if (typeof chunk === "string") chunks.push(Buffer.from(chunk));
+    else if (chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk));
+  };
+  res.writeHead = ((code: number, ...rest: unknown[]) => {
+    status = code;
+    const given = rest.find((arg) => typeof arg === "object" && arg !== null) as Record<string, string | number | string[]> | undefined;
+    if (given) headers = { ...headers, ...given };
+    return res;
+  }) as ServerResponse["writeHead"];
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    take(chunk);
+    (rest.find((arg) => typeof arg === "function") as (() => void) | undefined)?.();
+    return true;
+  }) as ServerResponse["write"];
+  res.end = ((...args: unknown[]) => {
+    take(args.find((arg) => typeof arg === "string" || arg instanceof Uint8Array));
+    res.writeHead = original.writeHead;
+    res.write = original.write;
+    res.end = original.end;
+    for (const name of res.getHeaderNames()) if (!(name in headers)) headers[name] = res.getHeader(name) as string;
+    onEnd({ status, headers, body: Buffer.concat(chunks) }, (newStatus, newHeaders, body) => {
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      const bytes = typeof body === "string" ? Buffer.from(body) : body;
+      const kept = Object.fromEntries(Object.entries(newHeaders).filter(([key]) => key.toLowerCase() !== "content-length"));
+      original.writeHead(newStatus, { ...kept, "Content-Length": String(bytes.length) });
+      original.end(bytes);
+    });
+    return res;
+  }) as ServerResponse["end"];
+}
+
+/** A transformBody that parses the JSON answer, hands it to `edit`, and sends what `edit` returns. */
+export function editJson(edit: (value: any, req: IncomingMessage) => unknown): (body: Buffer, req: IncomingMessage) => string {
+  return (body, req) => JSON.stringify(edit(JSON.parse(body.toString("utf8")), req));
+}
+
+/** A transformBody that flips one byte (wrong content, right size); `offset` counts from the end when negative. */
+export function flipByte(offset = 0): (body: Buffer) => Buffer {
+  return (body) => {
+    if (body.length === 0) return body;
+    const copy = Buffer.from(body);
+    const at = ((offset % copy.length) + copy.length) % copy.length;
+    copy[at] ^= 0xff;
+    return copy;
+  };
 }

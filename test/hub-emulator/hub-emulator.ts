@@ -19,8 +19,8 @@ import {
   type FileChange,
   type Repo,
 } from "./repo-store.js";
-import { HttpError, sendError } from "./http-util.js";
-import { Fault, cutResponseAfter, type FaultHandle, type FaultSpec } from "./faults.js";
+import { HttpError, originOf, sendError } from "./http-util.js";
+import { Fault, captureResponse, cutResponseAfter, type FaultHandle, type FaultSpec } from "./faults.js";
 import { handleReadRoute } from "./read-routes.js";
 import { handleWriteRoute, type UploadSession } from "./write-routes.js";
 
@@ -35,6 +35,11 @@ export interface HubEmulatorOptions {
   multipartThreshold?: number;
   /** Part size of multipart transfers. */
   multipartChunkSize?: number;
+  /**
+   * Serve LFS downloads from a second origin (another port), answering like CloudFront (`X-Cache`), as the
+   * real Hub's CDN does: shows which requests would carry a token to another host.
+   */
+  separateCdn?: boolean;
 }
 
 export interface TokenInfo {
@@ -51,6 +56,8 @@ export interface RequestLogEntry {
   status: number;
   authorization?: string;
   range?: string;
+  /** The Host header: tells the CDN origin from the Hub's when `separateCdn` is on. */
+  host?: string;
 }
 
 export interface SeedFile {
@@ -78,11 +85,15 @@ export class HubEmulator {
   readonly tokens = new Map<string, TokenInfo>();
   readonly uploads = new Map<string, UploadSession>();
   readonly requests: RequestLogEntry[] = [];
-  readonly options: Required<Omit<HubEmulatorOptions, "port">>;
+  readonly options: Required<Omit<HubEmulatorOptions, "port" | "separateCdn">>;
+  readonly separateCdn: boolean;
   private readonly faults: Fault[] = [];
   private readonly cdnSecret = randomBytes(16);
   private server?: Server;
+  private cdnServer?: Server;
   url = "";
+  /** Origin of the CDN server when `separateCdn` is on, else "". */
+  cdnUrl = "";
 
   constructor(options: HubEmulatorOptions = {}) {
     this.options = {
@@ -91,26 +102,37 @@ export class HubEmulator {
       multipartThreshold: options.multipartThreshold ?? 64 * 1024 * 1024,
       multipartChunkSize: options.multipartChunkSize ?? 16 * 1024 * 1024,
     };
+    this.separateCdn = options.separateCdn ?? false;
   }
 
   async listen(port = 0): Promise<string> {
-    this.server = createServer((req, res) => void this.dispatch(req, res));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once("error", reject);
-      this.server!.listen(port, "127.0.0.1", () => resolve());
-    });
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const start = async (at: number) => {
+      const server = createServer((req, res) => void this.dispatch(req, res));
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(at, "127.0.0.1", () => resolve());
+      });
+      return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    };
+    ({ server: this.server, url: this.url } = await start(port));
+    if (this.separateCdn) ({ server: this.cdnServer, url: this.cdnUrl } = await start(0));
     return this.url;
   }
 
   async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) {
+    for (const server of [this.server, this.cdnServer]) {
+      if (!server) continue;
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+    this.server = undefined;
+    this.cdnServer = undefined;
     this.store.destroy();
+  }
+
+  /** Where signed LFS links point: the CDN's own origin, or the origin the client reached. */
+  cdnOrigin(req: IncomingMessage): string {
+    return this.cdnUrl || originOf(req);
   }
 
   // ---- state helpers for tests -------------------------------------------------------------------------------
@@ -302,6 +324,7 @@ export class HubEmulator {
       status: 0,
       ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
       ...(req.headers.range ? { range: req.headers.range } : {}),
+      ...(req.headers.host ? { host: req.headers.host } : {}),
     };
     this.requests.push(entry);
     res.on("finish", () => void (entry.status = res.statusCode));
@@ -310,6 +333,23 @@ export class HubEmulator {
     for (const fault of this.faults) {
       if (!fault.take(req)) continue;
       const { spec } = fault;
+      if (spec.transformBody && entry.method !== "HEAD") {
+        const transform = spec.transformBody;
+        captureResponse(res, (captured, send) => send(captured.status, captured.headers, transform(captured.body, req)));
+        break;
+      }
+      if (spec.afterHandling) {
+        captureResponse(res, (_captured, send) => {
+          if (spec.reset) {
+            entry.status = -1;
+            res.socket?.destroy();
+            return;
+          }
+          const status = spec.status ?? 500;
+          send(status, { "Content-Type": "application/json", ...(spec.retryAfter !== undefined ? { "Retry-After": String(spec.retryAfter) } : {}) }, JSON.stringify({ error: `injected fault after handling (status ${status})` }));
+        });
+        break;
+      }
       if (spec.reset) {
         entry.status = -1;
         req.socket.destroy();

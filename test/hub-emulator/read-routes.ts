@@ -163,7 +163,7 @@ function resolveFile(hub: HubEmulator, req: IncomingMessage, res: ServerResponse
     return;
   }
   if (file.lfs) {
-    const location = `${originOf(req)}${hub.signedCdnPath(repo, file.sha256, path.split("/").pop()!)}`;
+    const location = `${hub.cdnOrigin(req)}${hub.signedCdnPath(repo, file.sha256, path.split("/").pop()!)}`;
     res.writeHead(302, {
       Location: location,
       ETag: `"${file.sha256}"`,
@@ -256,6 +256,7 @@ export async function handleReadRoute(hub: HubEmulator, req: IncomingMessage, re
     const size = [...repo.commits.values()].flatMap((commit) => [...commit.files.values()]).find((file) => file.sha256 === sha256)?.size;
     const filename = url.searchParams.get("filename") ?? sha256;
     serveObject(req, res, hub, { sha256, size: size ?? 0 }, {
+      ...(hub.separateCdn ? { "X-Cache": "Miss from cloudfront" } : {}),
       ETag: `"${sha256}"`,
       "Content-Disposition": `attachment; filename*=UTF-8''${encodeURIComponent(filename)}; filename="${filename.replace(/[^\x20-\x7e]|"/g, "_")}";`,
     });

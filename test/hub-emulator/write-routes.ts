@@ -94,7 +94,7 @@ function lfsBatch(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, r
     const stored = repo.lfsObjects.has(oid) && hub.store.has(oid);
     if (operation === "download") {
       if (!stored) return { oid, size, error: { code: 404, message: "Object does not exist" } };
-      return { oid, size, authenticated: true, actions: { download: { href: `${origin}${hub.signedCdnPath(repo, oid, oid)}` } } };
+      return { oid, size, authenticated: true, actions: { download: { href: `${hub.cdnOrigin(req)}${hub.signedCdnPath(repo, oid, oid)}` } } };
     }
     // Objects the repo already holds get no actions: the client skips their upload.
     if (stored) return { oid, size, authenticated: true };
@@ -128,6 +128,11 @@ async function storeVerified(hub: HubEmulator, session: UploadSession, tempPath:
 
 async function completeMultipart(hub: HubEmulator, res: ServerResponse, session: UploadSession, body: Record<string, unknown>): Promise<void> {
   if (body.oid !== session.oid) throw new HttpError(400, "completion oid does not match the upload");
+  // Completing again (a client retrying a completion whose answer it lost) succeeds, as on S3.
+  if (session.parts.size === 0 && hub.repos.get(session.repoId)?.lfsObjects.has(session.oid)) {
+    sendJson(res, 200, {});
+    return;
+  }
   const parts = (Array.isArray(body.parts) ? body.parts : []) as { partNumber: number; etag: string }[];
   const expected = Math.ceil(session.size / session.chunkSize!);
   if (parts.length !== expected) throw new HttpError(400, `expected ${expected} parts, got ${parts.length}`);
