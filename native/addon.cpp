@@ -1,0 +1,364 @@
+// N-API bindings only: JavaScript values in, plain C++ structs to the core (native/core/), results and
+// typed errors back. The typed surface is lib/native/addon.ts.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "core/codec.h"
+#include "core/native_error.h"
+#include "core/runtime_info.h"
+#include "core/shard_job.h"
+
+// The forward engine (native/addon_forward.cpp) adds its exports here when it is linked in; a weak
+// reference keeps this file buildable without it.
+void RegisterForwardBindings(Napi::Env env, Napi::Object exports) __attribute__((weak));
+
+namespace {
+
+using abl::NativeError;
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+[[noreturn]] void invalid(const std::string& message) { throw NativeError(abl::error_code::kInvalidJob, message); }
+
+Napi::Value field(const Napi::Object& object, const char* key) { return object.Get(key); }
+
+std::string string_field(const Napi::Object& object, const char* key, const std::string& where) {
+  const Napi::Value value = field(object, key);
+  if (!value.IsString()) invalid(where + "." + key + " must be a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+uint64_t integer_value(const Napi::Value& value, const std::string& what) {
+  if (!value.IsNumber()) invalid(what + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0) || number > kMaxSafeInteger || std::floor(number) != number) {
+    invalid(what + " must be a non-negative integer no larger than 2^53 - 1");
+  }
+  return static_cast<uint64_t>(number);
+}
+
+uint64_t integer_field(const Napi::Object& object, const char* key, const std::string& where) {
+  return integer_value(field(object, key), where + "." + key);
+}
+
+abl::Dtype dtype_value(const Napi::Value& value, const std::string& what) {
+  const std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (name == "F64") return abl::Dtype::F64;
+  if (name == "F32") return abl::Dtype::F32;
+  if (name == "F16") return abl::Dtype::F16;
+  if (name == "BF16") return abl::Dtype::BF16;
+  invalid(what + " must be one of F64, F32, F16, BF16");
+}
+
+abl::TensorJob tensor_job(const Napi::Value& value, const std::string& where) {
+  if (!value.IsObject()) invalid(where + " must be an object");
+  const Napi::Object object = value.As<Napi::Object>();
+  abl::TensorJob tensor;
+  tensor.name = string_field(object, "name", where);
+  tensor.offset = integer_field(object, "offset", where);
+  tensor.rows = integer_field(object, "rows", where);
+  tensor.cols = integer_field(object, "cols", where);
+  tensor.dtype = dtype_value(field(object, "dtype"), where + ".dtype");
+  const uint64_t axis = integer_field(object, "dModelAxis", where);
+  if (axis > 1) invalid(where + ".dModelAxis must be 0 or 1");
+  tensor.d_model_axis = static_cast<int>(axis);
+  const Napi::Value basis = field(object, "basis");
+  if (!basis.IsTypedArray() || basis.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    invalid(where + ".basis must be a Float64Array");
+  }
+  const Napi::Float64Array values = basis.As<Napi::Float64Array>();
+  tensor.basis.assign(values.Data(), values.Data() + values.ElementLength());
+  const uint64_t rank = integer_field(object, "rank", where);
+  if (rank > 1u << 20) invalid(where + ".rank is implausibly large");
+  tensor.rank = static_cast<unsigned>(rank);
+  const Napi::Value alpha = field(object, "alpha");
+  if (!alpha.IsNumber()) invalid(where + ".alpha must be a number");
+  tensor.alpha = alpha.As<Napi::Number>().DoubleValue();
+  const Napi::Value norm_preserving = field(object, "normPreserving");
+  if (!norm_preserving.IsBoolean()) invalid(where + ".normPreserving must be a boolean");
+  tensor.norm_preserving = norm_preserving.As<Napi::Boolean>().Value();
+  return tensor;
+}
+
+std::vector<abl::TensorJob> tensor_jobs(const Napi::Object& job, const std::string& where) {
+  const Napi::Value value = field(job, "tensors");
+  if (!value.IsArray()) invalid(where + ".tensors must be an array");
+  const Napi::Array array = value.As<Napi::Array>();
+  std::vector<abl::TensorJob> tensors;
+  tensors.reserve(array.Length());
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    tensors.push_back(tensor_job(array.Get(i), where + ".tensors[" + std::to_string(i) + "]"));
+  }
+  return tensors;
+}
+
+abl::ExecutionOptions execution_options(const Napi::Object& job, const std::string& where) {
+  abl::ExecutionOptions options;
+  const Napi::Value chunk = field(job, "chunkBytes");
+  if (!chunk.IsUndefined()) {
+    options.chunk_bytes = integer_value(chunk, where + ".chunkBytes");
+    if (options.chunk_bytes == 0) invalid(where + ".chunkBytes must be positive");
+  }
+  const Napi::Value threads = field(job, "threads");
+  if (!threads.IsUndefined()) {
+    const uint64_t count = integer_value(threads, where + ".threads");
+    if (count > 1024) invalid(where + ".threads must be at most 1024");
+    options.threads = static_cast<unsigned>(count);
+  }
+  return options;
+}
+
+abl::ApplyJob apply_job(const Napi::Value& value) {
+  if (!value.IsObject()) invalid("applyShard: the job must be an object");
+  const Napi::Object object = value.As<Napi::Object>();
+  abl::ApplyJob job;
+  job.input_path = string_field(object, "inputPath", "job");
+  job.output_path = string_field(object, "outputPath", "job");
+  job.tensors = tensor_jobs(object, "job");
+  job.options = execution_options(object, "job");
+  const Napi::Value sync = field(object, "fsync");
+  if (!sync.IsUndefined()) {
+    if (!sync.IsBoolean()) invalid("job.fsync must be a boolean");
+    job.sync = sync.As<Napi::Boolean>().Value();
+  }
+  return job;
+}
+
+abl::VerifyJob verify_job(const Napi::Value& value) {
+  if (!value.IsObject()) invalid("verifyShard: the job must be an object");
+  const Napi::Object object = value.As<Napi::Object>();
+  abl::VerifyJob job;
+  job.original_path = string_field(object, "originalPath", "job");
+  job.modified_path = string_field(object, "modifiedPath", "job");
+  job.tensors = tensor_jobs(object, "job");
+  job.options = execution_options(object, "job");
+  return job;
+}
+
+Napi::Value to_js(Napi::Env env, const abl::ApplyResult& result) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("bytesCopied", Napi::Number::New(env, static_cast<double>(result.bytes_copied)));
+  object.Set("bytesRewritten", Napi::Number::New(env, static_cast<double>(result.bytes_rewritten)));
+  object.Set("seconds", Napi::Number::New(env, result.seconds));
+  object.Set("backend", Napi::String::New(env, result.backend));
+  return object;
+}
+
+Napi::Value to_js(Napi::Env env, const abl::VerifyResult& result) {
+  Napi::Array tensors = Napi::Array::New(env, result.tensors.size());
+  for (uint32_t i = 0; i < result.tensors.size(); ++i) {
+    const abl::VerifiedTensor& tensor = result.tensors[i];
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("name", Napi::String::New(env, tensor.name));
+    object.Set("elements", Napi::Number::New(env, static_cast<double>(tensor.elements)));
+    object.Set("mismatches", Napi::Number::New(env, static_cast<double>(tensor.mismatches)));
+    object.Set("maxUlpError", Napi::Number::New(env, tensor.max_ulp_error));
+    object.Set("firstMismatchIndex", Napi::Number::New(env, static_cast<double>(tensor.first_mismatch_index)));
+    object.Set("firstMismatchExpected", Napi::Number::New(env, tensor.first_mismatch_expected));
+    object.Set("firstMismatchActual", Napi::Number::New(env, tensor.first_mismatch_actual));
+    object.Set("projectionBefore", Napi::Number::New(env, tensor.projection_before));
+    object.Set("projectionAfter", Napi::Number::New(env, tensor.projection_after));
+    tensors.Set(i, object);
+  }
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("tensors", tensors);
+  object.Set("untouchedIdentical", Napi::Boolean::New(env, result.untouched_identical));
+  object.Set("firstUntouchedDifference", Napi::Number::New(env, static_cast<double>(result.first_untouched_difference)));
+  object.Set("seconds", Napi::Number::New(env, result.seconds));
+  return object;
+}
+
+Napi::Error js_error(Napi::Env env, const std::string& message, const std::string& code, const std::string& path) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  if (!path.empty()) error.Set("path", Napi::String::New(env, path));
+  return error;
+}
+
+/**
+ * The promise of one shard job. It settles only when the work is done AND every queued progress call
+ * has been delivered (the thread-safe function is finalized), so no progress arrives after resolution.
+ */
+template <class Result>
+struct Settlement {
+  explicit Settlement(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  bool work_done = false;
+  bool progress_drained = true;
+  Result result;
+  Napi::ObjectReference error;
+
+  void settle_if_ready(Napi::Env env) {
+    if (!work_done || !progress_drained) return;
+    if (!error.IsEmpty()) {
+      deferred.Reject(error.Value());
+    } else {
+      deferred.Resolve(to_js(env, result));
+    }
+    delete this;
+  }
+};
+
+struct ProgressEvent {
+  uint64_t done;
+  uint64_t total;
+};
+
+template <class Job, class Result, Result (*Run)(const Job&, const abl::ProgressCallback&)>
+class ShardWorker final : public Napi::AsyncWorker {
+ public:
+  ShardWorker(Napi::Env env, Job job, const Napi::Value& on_progress, Settlement<Result>* settlement)
+      : Napi::AsyncWorker(env, "abliterate:shard"), job_(std::move(job)), settlement_(settlement) {
+    if (on_progress.IsFunction()) {
+      settlement_->progress_drained = false;
+      progress_ = Napi::ThreadSafeFunction::New(env, on_progress.As<Napi::Function>(), "abliterate:progress", 0, 1,
+                                                settlement_, [](Napi::Env env, Settlement<Result>* settlement) {
+                                                  settlement->progress_drained = true;
+                                                  settlement->settle_if_ready(env);
+                                                });
+    }
+  }
+
+  void Execute() override {
+    abl::ProgressCallback report;
+    if (progress_) {
+      report = [this](uint64_t done, uint64_t total) {
+        auto* event = new ProgressEvent{done, total};
+        if (progress_.NonBlockingCall(event, deliver) != napi_ok) delete event;
+      };
+    }
+    try {
+      result_ = Run(job_, report);
+    } catch (const NativeError& error) {
+      code_ = error.code();
+      path_ = error.path();
+      SetError(error.what());
+    } catch (const std::exception& error) {
+      code_ = "E_INTERNAL";
+      SetError(error.what());
+    }
+    if (progress_) progress_.Release();
+  }
+
+  void OnOK() override {
+    settlement_->result = std::move(result_);
+    settlement_->work_done = true;
+    settlement_->settle_if_ready(Env());
+  }
+
+  void OnError(const Napi::Error& error) override {
+    settlement_->error = Napi::Persistent(js_error(Env(), error.Message(), code_, path_).Value());
+    settlement_->work_done = true;
+    settlement_->settle_if_ready(Env());
+  }
+
+ private:
+  static void deliver(Napi::Env env, Napi::Function callback, ProgressEvent* event) {
+    if (env != nullptr && callback != nullptr) {
+      Napi::Object progress = Napi::Object::New(env);
+      progress.Set("bytesDone", Napi::Number::New(env, static_cast<double>(event->done)));
+      progress.Set("bytesTotal", Napi::Number::New(env, static_cast<double>(event->total)));
+      callback.Call({progress});
+    }
+    delete event;
+  }
+
+  Job job_;
+  Result result_;
+  std::string code_;
+  std::string path_;
+  Napi::ThreadSafeFunction progress_;
+  Settlement<Result>* settlement_;
+};
+
+template <class Job, class Result, Result (*Run)(const Job&, const abl::ProgressCallback&),
+          Job (*Parse)(const Napi::Value&)>
+Napi::Value start_shard_job(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* settlement = new Settlement<Result>(env);
+  const Napi::Promise promise = settlement->deferred.Promise();
+  try {
+    Job job = Parse(info[0]);
+    auto* worker = new ShardWorker<Job, Result, Run>(env, std::move(job), info[1], settlement);
+    worker->Queue();
+  } catch (const NativeError& error) {
+    settlement->deferred.Reject(js_error(env, error.what(), error.code(), error.path()).Value());
+    delete settlement;
+  }
+  return promise;
+}
+
+Napi::Value ApplyShard(const Napi::CallbackInfo& info) {
+  return start_shard_job<abl::ApplyJob, abl::ApplyResult, abl::apply_shard, apply_job>(info);
+}
+
+Napi::Value VerifyShard(const Napi::CallbackInfo& info) {
+  return start_shard_job<abl::VerifyJob, abl::VerifyResult, abl::verify_shard, verify_job>(info);
+}
+
+Napi::Value Decode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      invalid("decode: bytes must be a Uint8Array");
+    }
+    const Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    const abl::Dtype dtype = dtype_value(info[1], "decode: dtype");
+    const size_t size = abl::dtype_size(dtype);
+    if (bytes.ByteLength() % size != 0) {
+      invalid("decode: " + std::to_string(bytes.ByteLength()) + " bytes is not a whole number of " +
+              abl::dtype_name(dtype) + " elements");
+    }
+    const size_t count = bytes.ByteLength() / size;
+    Napi::Float64Array values = Napi::Float64Array::New(env, count);
+    abl::decode_elements(bytes.Data(), values.Data(), count, dtype);
+    return values;
+  } catch (const NativeError& error) {
+    throw js_error(env, error.what(), error.code(), error.path());
+  }
+}
+
+Napi::Value Encode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      invalid("encode: values must be a Float64Array");
+    }
+    const Napi::Float64Array values = info[0].As<Napi::Float64Array>();
+    const abl::Dtype dtype = dtype_value(info[1], "encode: dtype");
+    const size_t count = values.ElementLength();
+    Napi::Buffer<uint8_t> bytes = Napi::Buffer<uint8_t>::New(env, count * abl::dtype_size(dtype));
+    abl::encode_elements(values.Data(), bytes.Data(), count, dtype);
+    return bytes;
+  } catch (const NativeError& error) {
+    throw js_error(env, error.what(), error.code(), error.path());
+  }
+}
+
+Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const abl::RuntimeInfo runtime = abl::runtime_info();
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("simd", Napi::String::New(env, runtime.simd));
+  object.Set("threads", Napi::Number::New(env, runtime.threads));
+  object.Set("cudaCompiled", Napi::Boolean::New(env, runtime.cuda_compiled));
+  object.Set("cudaDevices", Napi::Number::New(env, runtime.cuda_devices));
+  return object;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("applyShard", Napi::Function::New(env, ApplyShard, "applyShard"));
+  exports.Set("verifyShard", Napi::Function::New(env, VerifyShard, "verifyShard"));
+  exports.Set("decode", Napi::Function::New(env, Decode, "decode"));
+  exports.Set("encode", Napi::Function::New(env, Encode, "encode"));
+  exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
+  if (RegisterForwardBindings) RegisterForwardBindings(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(abliterate, Init)

@@ -1,0 +1,396 @@
+// N-API bindings of the forward engine (native/core/forward): `forward(job, onProgress?)` → Promise.
+// addon.cpp calls RegisterForwardBindings through a weak reference. The job arrives already validated and
+// normalized by lib/engine; the parsing here only converts types and rejects what would be unsafe.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "core/forward/forward_job.h"
+#include "core/native_error.h"
+
+namespace {
+
+using abl::NativeError;
+namespace fwd = abl::fwd;
+
+[[noreturn]] void invalid(const std::string& message) { throw NativeError(abl::error_code::kInvalidJob, message); }
+
+Napi::Object object_field(const Napi::Object& object, const char* key, const std::string& where) {
+  const Napi::Value value = object.Get(key);
+  if (!value.IsObject()) invalid(where + "." + key + " must be an object");
+  return value.As<Napi::Object>();
+}
+
+double number_field(const Napi::Object& object, const char* key, const std::string& where) {
+  const Napi::Value value = object.Get(key);
+  if (!value.IsNumber()) invalid(where + "." + key + " must be a number");
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+uint64_t count_value(const Napi::Value& value, const std::string& what, uint64_t limit = 9007199254740991ull) {
+  if (!value.IsNumber()) invalid(what + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0) || std::floor(number) != number || number > static_cast<double>(limit)) {
+    invalid(what + " must be a non-negative integer no larger than " + std::to_string(limit));
+  }
+  return static_cast<uint64_t>(number);
+}
+
+uint32_t u32_field(const Napi::Object& object, const char* key, const std::string& where) {
+  return static_cast<uint32_t>(count_value(object.Get(key), where + "." + key, 0xFFFFFFFFull));
+}
+
+bool bool_field(const Napi::Object& object, const char* key, const std::string& where) {
+  const Napi::Value value = object.Get(key);
+  if (!value.IsBoolean()) invalid(where + "." + key + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+std::string string_field(const Napi::Object& object, const char* key, const std::string& where) {
+  const Napi::Value value = object.Get(key);
+  if (!value.IsString()) invalid(where + "." + key + " must be a string");
+  return value.As<Napi::String>().Utf8Value();
+}
+
+template <class T, napi_typedarray_type Type>
+std::vector<T> typed_array(const Napi::Value& value, const std::string& what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != Type) invalid(what + " has the wrong typed-array type");
+  const Napi::TypedArrayOf<T> array = value.As<Napi::TypedArrayOf<T>>();
+  return std::vector<T>(array.Data(), array.Data() + array.ElementLength());
+}
+
+abl::Dtype dtype_value(const Napi::Value& value, const std::string& what) {
+  const std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
+  if (name == "F64") return abl::Dtype::F64;
+  if (name == "F32") return abl::Dtype::F32;
+  if (name == "F16") return abl::Dtype::F16;
+  if (name == "BF16") return abl::Dtype::BF16;
+  invalid(what + " must be one of F64, F32, F16, BF16");
+}
+
+fwd::TensorRef tensor_ref(const Napi::Object& object, const char* key, const std::string& where) {
+  fwd::TensorRef ref;
+  const Napi::Value value = object.Get(key);
+  if (value.IsUndefined() || value.IsNull()) return ref;
+  const std::string at = where + "." + key;
+  if (!value.IsObject()) invalid(at + " must be an object");
+  const Napi::Object t = value.As<Napi::Object>();
+  ref.present = true;
+  const Napi::Value transposed = t.Get("transposed");
+  if (!transposed.IsUndefined()) {
+    if (!transposed.IsBoolean()) invalid(at + ".transposed must be a boolean");
+    ref.transposed = transposed.As<Napi::Boolean>().Value();
+  }
+  ref.file = u32_field(t, "file", at);
+  ref.offset = count_value(t.Get("offset"), at + ".offset");
+  ref.dtype = dtype_value(t.Get("dtype"), at + ".dtype");
+  const Napi::Value shape = t.Get("shape");
+  if (!shape.IsArray()) invalid(at + ".shape must be an array");
+  const Napi::Array dims = shape.As<Napi::Array>();
+  if (dims.Length() > 8) invalid(at + ".shape has too many dimensions");
+  for (uint32_t i = 0; i < dims.Length(); ++i) ref.shape.push_back(count_value(dims.Get(i), at + ".shape[i]", 1ull << 40));
+  return ref;
+}
+
+fwd::ModelSpec model_spec(const Napi::Object& s) {
+  const std::string at = "job.spec";
+  fwd::ModelSpec spec;
+  spec.hidden_size = u32_field(s, "hiddenSize", at);
+  spec.num_layers = u32_field(s, "numLayers", at);
+  spec.num_heads = u32_field(s, "numHeads", at);
+  spec.num_kv_heads = u32_field(s, "numKvHeads", at);
+  spec.head_dim = u32_field(s, "headDim", at);
+  spec.intermediate_size = u32_field(s, "intermediateSize", at);
+  spec.vocab_size = u32_field(s, "vocabSize", at);
+  spec.norm_eps = static_cast<float>(number_field(s, "normEps", at));
+  const std::string norm = string_field(s, "normKind", at);
+  if (norm != "rms" && norm != "layer") invalid(at + ".normKind must be rms or layer");
+  spec.norm_kind = norm == "rms" ? fwd::NormKind::RmsNorm : fwd::NormKind::LayerNorm;
+  spec.norm_add_one = bool_field(s, "normAddOne", at);
+  spec.gated_mlp = bool_field(s, "gatedMlp", at);
+  const std::string activation = string_field(s, "activation", at);
+  if (activation == "silu") spec.activation = fwd::Activation::Silu;
+  else if (activation == "gelu_tanh") spec.activation = fwd::Activation::GeluTanh;
+  else if (activation == "gelu") spec.activation = fwd::Activation::GeluExact;
+  else invalid(at + ".activation must be silu, gelu_tanh or gelu");
+  spec.parallel_residual = bool_field(s, "parallelResidual", at);
+  spec.qkv_per_head = bool_field(s, "qkvPerHead", at);
+  spec.embedding_scale = static_cast<float>(number_field(s, "embeddingScale", at));
+  spec.attention_scale = static_cast<float>(number_field(s, "attentionScale", at));
+  spec.attn_logit_softcap = static_cast<float>(number_field(s, "attnLogitSoftcap", at));
+  spec.final_logit_softcap = static_cast<float>(number_field(s, "finalLogitSoftcap", at));
+  spec.num_experts = u32_field(s, "numExperts", at);
+  spec.experts_per_token = u32_field(s, "expertsPerToken", at);
+  spec.moe_intermediate_size = u32_field(s, "moeIntermediateSize", at);
+  spec.shared_intermediate_size = u32_field(s, "sharedIntermediateSize", at);
+  spec.norm_topk_prob = bool_field(s, "normTopkProb", at);
+  return spec;
+}
+
+fwd::LayerWeights layer_weights(const Napi::Object& o, const std::string& at) {
+  fwd::LayerWeights w;
+  w.input_norm = tensor_ref(o, "inputNorm", at);
+  w.input_norm_bias = tensor_ref(o, "inputNormBias", at);
+  w.q = tensor_ref(o, "q", at);
+  w.k = tensor_ref(o, "k", at);
+  w.v = tensor_ref(o, "v", at);
+  w.qkv = tensor_ref(o, "qkv", at);
+  w.q_bias = tensor_ref(o, "qBias", at);
+  w.k_bias = tensor_ref(o, "kBias", at);
+  w.v_bias = tensor_ref(o, "vBias", at);
+  w.qkv_bias = tensor_ref(o, "qkvBias", at);
+  w.q_norm = tensor_ref(o, "qNorm", at);
+  w.k_norm = tensor_ref(o, "kNorm", at);
+  w.o = tensor_ref(o, "o", at);
+  w.o_bias = tensor_ref(o, "oBias", at);
+  w.post_attention_norm = tensor_ref(o, "postAttentionNorm", at);
+  w.pre_mlp_norm = tensor_ref(o, "preMlpNorm", at);
+  w.pre_mlp_norm_bias = tensor_ref(o, "preMlpNormBias", at);
+  w.post_mlp_norm = tensor_ref(o, "postMlpNorm", at);
+  w.gate = tensor_ref(o, "gate", at);
+  w.up = tensor_ref(o, "up", at);
+  w.gate_up = tensor_ref(o, "gateUp", at);
+  w.down = tensor_ref(o, "down", at);
+  w.gate_bias = tensor_ref(o, "gateBias", at);
+  w.up_bias = tensor_ref(o, "upBias", at);
+  w.down_bias = tensor_ref(o, "downBias", at);
+  w.router = tensor_ref(o, "router", at);
+  const Napi::Value experts = o.Get("experts");
+  if (!experts.IsUndefined()) {
+    if (!experts.IsArray()) invalid(at + ".experts must be an array");
+    const Napi::Array list = experts.As<Napi::Array>();
+    for (uint32_t e = 0; e < list.Length(); ++e) {
+      const std::string ex = at + ".experts[" + std::to_string(e) + "]";
+      const Napi::Value entry = list.Get(e);
+      if (!entry.IsObject()) invalid(ex + " must be an object");
+      const Napi::Object x = entry.As<Napi::Object>();
+      fwd::ExpertWeights expert;
+      expert.gate = tensor_ref(x, "gate", ex);
+      expert.up = tensor_ref(x, "up", ex);
+      expert.gate_up = tensor_ref(x, "gateUp", ex);
+      expert.down = tensor_ref(x, "down", ex);
+      w.experts.push_back(std::move(expert));
+    }
+  }
+  w.shared_gate = tensor_ref(o, "sharedGate", at);
+  w.shared_up = tensor_ref(o, "sharedUp", at);
+  w.shared_down = tensor_ref(o, "sharedDown", at);
+  w.shared_expert_gate = tensor_ref(o, "sharedExpertGate", at);
+  w.sliding_window = u32_field(o, "slidingWindow", at);
+  w.rope_table = u32_field(o, "ropeTable", at);
+  return w;
+}
+
+fwd::ForwardJob forward_job(const Napi::Value& value) {
+  if (!value.IsObject()) invalid("forward: the job must be an object");
+  const Napi::Object o = value.As<Napi::Object>();
+  fwd::ForwardJob job;
+  const Napi::Value files = o.Get("files");
+  if (!files.IsArray()) invalid("job.files must be an array");
+  const Napi::Array file_array = files.As<Napi::Array>();
+  for (uint32_t i = 0; i < file_array.Length(); ++i) {
+    const Napi::Value path = file_array.Get(i);
+    if (!path.IsString()) invalid("job.files[i] must be a string");
+    job.files.push_back(path.As<Napi::String>().Utf8Value());
+  }
+  job.spec = model_spec(object_field(o, "spec", "job"));
+  job.embed = tensor_ref(o, "embed", "job");
+  job.position_embed = tensor_ref(o, "positionEmbed", "job");
+  job.final_norm = tensor_ref(o, "finalNorm", "job");
+  job.final_norm_bias = tensor_ref(o, "finalNormBias", "job");
+  job.lm_head = tensor_ref(o, "lmHead", "job");
+  job.lm_head_bias = tensor_ref(o, "lmHeadBias", "job");
+  const Napi::Value layers = o.Get("layers");
+  if (!layers.IsArray()) invalid("job.layers must be an array");
+  const Napi::Array layer_array = layers.As<Napi::Array>();
+  for (uint32_t i = 0; i < layer_array.Length(); ++i) {
+    const std::string at = "job.layers[" + std::to_string(i) + "]";
+    const Napi::Value layer = layer_array.Get(i);
+    if (!layer.IsObject()) invalid(at + " must be an object");
+    job.layers.push_back(layer_weights(layer.As<Napi::Object>(), at));
+  }
+  const Napi::Value tables = o.Get("ropeTables");
+  if (!tables.IsArray()) invalid("job.ropeTables must be an array");
+  const Napi::Array table_array = tables.As<Napi::Array>();
+  for (uint32_t i = 0; i < table_array.Length(); ++i) {
+    const std::string at = "job.ropeTables[" + std::to_string(i) + "]";
+    const Napi::Value entry = table_array.Get(i);
+    if (!entry.IsObject()) invalid(at + " must be an object");
+    const Napi::Object t = entry.As<Napi::Object>();
+    fwd::RopeTable table;
+    table.inv_freq = typed_array<float, napi_float32_array>(t.Get("invFreq"), at + ".invFreq");
+    table.attention_scaling = static_cast<float>(number_field(t, "attentionScaling", at));
+    table.rotary_dim = u32_field(t, "rotaryDim", at);
+    job.rope_tables.push_back(std::move(table));
+  }
+  job.tokens = typed_array<int32_t, napi_int32_array>(o.Get("tokens"), "job.tokens");
+  job.prompt_lengths = typed_array<uint32_t, napi_uint32_array>(o.Get("promptLengths"), "job.promptLengths");
+  job.capture_rows = typed_array<uint32_t, napi_uint32_array>(o.Get("captureRows"), "job.captureRows");
+  job.logits_rows = typed_array<uint32_t, napi_uint32_array>(o.Get("logitsRows"), "job.logitsRows");
+  job.max_new_tokens = u32_field(o, "maxNewTokens", "job");
+  job.eos_ids = typed_array<int32_t, napi_int32_array>(o.Get("eosIds"), "job.eosIds");
+  const Napi::Value ablation = o.Get("ablation");
+  if (!ablation.IsUndefined() && !ablation.IsNull()) {
+    if (!ablation.IsObject()) invalid("job.ablation must be an object");
+    const Napi::Object a = ablation.As<Napi::Object>();
+    job.ablate = true;
+    job.ablation.basis = typed_array<float, napi_float32_array>(a.Get("basis"), "job.ablation.basis");
+    job.ablation.rank = u32_field(a, "rank", "job.ablation");
+    job.ablation.alpha = static_cast<float>(number_field(a, "alpha", "job.ablation"));
+    job.ablation.embedding = bool_field(a, "embedding", "job.ablation");
+    job.ablation.layers = typed_array<uint8_t, napi_uint8_array>(a.Get("layers"), "job.ablation.layers");
+  }
+  const std::string mode = string_field(o, "mode", "job");
+  if (mode != "resident" && mode != "streamed") invalid("job.mode must be resident or streamed");
+  job.mode = mode == "resident" ? fwd::Mode::Resident : fwd::Mode::Streamed;
+  if (!o.Get("threads").IsUndefined()) job.threads = static_cast<unsigned>(count_value(o.Get("threads"), "job.threads", 1024));
+  if (!o.Get("mlpChunkTokens").IsUndefined()) job.mlp_chunk_tokens = u32_field(o, "mlpChunkTokens", "job");
+  return job;
+}
+
+Napi::Error js_error(Napi::Env env, const std::string& message, const std::string& code, const std::string& path) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  if (!path.empty()) error.Set("path", Napi::String::New(env, path));
+  return error;
+}
+
+Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
+  Napi::Object object = Napi::Object::New(env);
+  Napi::Float32Array hidden = Napi::Float32Array::New(env, result.hidden.size());
+  std::copy(result.hidden.begin(), result.hidden.end(), hidden.Data());
+  Napi::Float32Array logits = Napi::Float32Array::New(env, result.logits.size());
+  std::copy(result.logits.begin(), result.logits.end(), logits.Data());
+  Napi::Array generated = Napi::Array::New(env, result.generated.size());
+  for (uint32_t p = 0; p < result.generated.size(); ++p) {
+    Napi::Int32Array ids = Napi::Int32Array::New(env, result.generated[p].size());
+    std::copy(result.generated[p].begin(), result.generated[p].end(), ids.Data());
+    generated.Set(p, ids);
+  }
+  object.Set("hidden", hidden);
+  object.Set("logits", logits);
+  object.Set("generated", generated);
+  object.Set("seconds", Napi::Number::New(env, result.seconds));
+  object.Set("kernels", Napi::String::New(env, result.kernels));
+  return object;
+}
+
+struct LayerProgress {
+  uint32_t done;
+  uint32_t total;
+};
+
+/**
+ * Settles the promise only once the work is done and every queued progress call has run (the thread-safe function
+ * is finalized), so no progress callback arrives after the promise resolves.
+ */
+struct ForwardSettlement {
+  explicit ForwardSettlement(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  bool work_done = false;
+  bool progress_drained = true;
+  fwd::ForwardResult result;
+  Napi::ObjectReference error;
+
+  void settle_if_ready(Napi::Env env) {
+    if (!work_done || !progress_drained) return;
+    if (!error.IsEmpty()) {
+      deferred.Reject(error.Value());
+    } else {
+      deferred.Resolve(result_to_js(env, result));
+    }
+    delete this;
+  }
+};
+
+class ForwardWorker final : public Napi::AsyncWorker {
+ public:
+  ForwardWorker(Napi::Env env, fwd::ForwardJob job, const Napi::Value& on_progress, ForwardSettlement* settlement)
+      : Napi::AsyncWorker(env, "abliterate:forward"), job_(std::move(job)), settlement_(settlement) {
+    if (on_progress.IsFunction()) {
+      settlement_->progress_drained = false;
+      progress_ = Napi::ThreadSafeFunction::New(env, on_progress.As<Napi::Function>(), "abliterate:forward-progress", 0, 1,
+                                                settlement_, [](Napi::Env env, ForwardSettlement* settlement) {
+                                                  settlement->progress_drained = true;
+                                                  settlement->settle_if_ready(env);
+                                                });
+    }
+  }
+
+  void Execute() override {
+    fwd::ForwardProgress report;
+    if (progress_) {
+      report = [this](uint32_t done, uint32_t total) {
+        auto* event = new LayerProgress{done, total};
+        if (progress_.NonBlockingCall(event, deliver) != napi_ok) delete event;
+      };
+    }
+    try {
+      result_ = fwd::run_forward(job_, report);
+    } catch (const NativeError& error) {
+      code_ = error.code();
+      path_ = error.path();
+      SetError(error.what());
+    } catch (const std::bad_alloc&) {
+      code_ = "E_NOMEM";
+      SetError("forward: out of memory");
+    } catch (const std::exception& error) {
+      code_ = "E_INTERNAL";
+      SetError(error.what());
+    }
+    if (progress_) progress_.Release();
+  }
+
+  void OnOK() override {
+    settlement_->result = std::move(result_);
+    settlement_->work_done = true;
+    settlement_->settle_if_ready(Env());
+  }
+
+  void OnError(const Napi::Error& error) override {
+    settlement_->error = Napi::Persistent(js_error(Env(), error.Message(), code_, path_).Value());
+    settlement_->work_done = true;
+    settlement_->settle_if_ready(Env());
+  }
+
+ private:
+  static void deliver(Napi::Env env, Napi::Function callback, LayerProgress* event) {
+    if (env != nullptr && callback != nullptr) {
+      Napi::Object progress = Napi::Object::New(env);
+      progress.Set("layersDone", Napi::Number::New(env, event->done));
+      progress.Set("layersTotal", Napi::Number::New(env, event->total));
+      callback.Call({progress});
+    }
+    delete event;
+  }
+
+  fwd::ForwardJob job_;
+  fwd::ForwardResult result_;
+  std::string code_;
+  std::string path_;
+  Napi::ThreadSafeFunction progress_;
+  ForwardSettlement* settlement_;
+};
+
+Napi::Value Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* settlement = new ForwardSettlement(env);
+  const Napi::Promise promise = settlement->deferred.Promise();
+  try {
+    fwd::ForwardJob job = forward_job(info[0]);
+    auto* worker = new ForwardWorker(env, std::move(job), info[1], settlement);
+    worker->Queue();
+  } catch (const NativeError& error) {
+    settlement->deferred.Reject(js_error(env, error.what(), error.code(), error.path()).Value());
+    delete settlement;
+  }
+  return promise;
+}
+
+}  // namespace
+
+void RegisterForwardBindings(Napi::Env env, Napi::Object exports) {
+  exports.Set("forward", Napi::Function::New(env, Forward, "forward"));
+}

@@ -1,0 +1,94 @@
+// POSIX file access for the shard executor. Every failure throws NativeError naming the syscall and the
+// path ("pwrite /x/model-00001.safetensors: No space left on device").
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace abl {
+
+class File {
+ public:
+  static File open_read(const std::string& path);
+  /** Creates or truncates. */
+  static File open_write(const std::string& path);
+
+  File() = default;
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+
+  const std::string& path() const { return path_; }
+  int descriptor() const { return fd_; }
+  uint64_t size() const;
+
+  /** Reads exactly `length` bytes at `offset`; a short file is an E_IO error. */
+  void read_at(void* buffer, size_t length, uint64_t offset) const;
+  /** Reads up to `length` bytes at `offset`, stopping early only at end of file; returns bytes read. */
+  size_t read_some_at(void* buffer, size_t length, uint64_t offset) const;
+  void write_at(const void* buffer, size_t length, uint64_t offset) const;
+  void sync() const;
+  /** Closes now and reports a failed close (delayed write errors surface there on some filesystems). */
+  void close();
+
+ private:
+  File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_ = -1;
+  std::string path_;
+};
+
+/**
+ * A read-only view of [offset, offset + length) of a file. The range is memory-mapped (and populated)
+ * where the filesystem allows, which saves copying it out of the page cache; otherwise it is read into
+ * a buffer. ABLITERATE_NO_MMAP=1 forces reading. Caveat of mapping: if another process truncates the file
+ * while it is mapped, touching the lost pages raises SIGBUS.
+ */
+class FileView {
+ public:
+  FileView() = default;
+  FileView(const FileView&) = delete;
+  FileView& operator=(const FileView&) = delete;
+  ~FileView() { release(); }
+
+  /** Replaces the view with the given range (which must lie inside the file). */
+  void load(const File& file, uint64_t offset, size_t length);
+  const uint8_t* data() const { return data_; }
+
+ private:
+  void release();
+  void* map_ = nullptr;
+  size_t map_length_ = 0;
+  const uint8_t* data_ = nullptr;
+  std::vector<uint8_t> buffer_;
+};
+
+/**
+ * Copies [offset, offset + length) of `from` to the same offset in `to`: copy_file_range (in-kernel copy,
+ * reflink where the filesystem shares extents), falling back to a pread/pwrite loop where the kernel
+ * refuses (EXDEV, ENOSYS, EINVAL, EOPNOTSUPP). `on_progress(bytes)` is called after every slice.
+ */
+template <class OnProgress>
+void copy_range(const File& from, const File& to, uint64_t offset, uint64_t length, OnProgress&& on_progress);
+
+/**
+ * Copies the first slice (at most 64 MiB) of the range and returns its length. Clears `use_kernel_copy`
+ * when copy_file_range is refused, so later slices go straight to the pread/pwrite loop.
+ */
+uint64_t copy_range_slice(const File& from, const File& to, uint64_t offset, uint64_t length, bool& use_kernel_copy);
+
+template <class OnProgress>
+void copy_range(const File& from, const File& to, uint64_t offset, uint64_t length, OnProgress&& on_progress) {
+  bool use_kernel_copy = true;
+  while (length > 0) {
+    const uint64_t copied = copy_range_slice(from, to, offset, length, use_kernel_copy);
+    offset += copied;
+    length -= copied;
+    on_progress(copied);
+  }
+}
+
+}  // namespace abl

@@ -1,0 +1,156 @@
+// The forward engine's job and result, as plain structs. TypeScript (lib/engine) has already read config.json,
+// resolved every tensor to (file, offset, dtype, shape), checked the shapes and computed the RoPE frequencies;
+// the native side only checks what it must to stay memory-safe (bounds, sizes) and does the maths.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../dtype.h"
+
+namespace abl {
+namespace fwd {
+
+/**
+ * A weight inside one of the job's files: `shape` row-major as stored, elements of `dtype` from byte `offset`.
+ * `transposed` marks a matrix stored [in, out] (GPT-2's Conv1D) instead of nn.Linear's [out, in].
+ */
+struct TensorRef {
+  bool present = false;
+  bool transposed = false;
+  uint32_t file = 0;
+  uint64_t offset = 0;
+  Dtype dtype = Dtype::F32;
+  std::vector<uint64_t> shape;
+
+  uint64_t numel() const {
+    uint64_t n = 1;
+    for (uint64_t s : shape) n *= s;
+    return n;
+  }
+  uint64_t bytes() const { return numel() * dtype_size(dtype); }
+};
+
+enum class NormKind : uint8_t { RmsNorm, LayerNorm };
+enum class Activation : uint8_t { Silu, GeluTanh, GeluExact };
+
+/** Rotary tables: inv_freq has rotary_dim / 2 entries; cos/sin are multiplied by attention_scaling. */
+struct RopeTable {
+  std::vector<float> inv_freq;
+  float attention_scaling = 1.0f;
+  uint32_t rotary_dim = 0;
+};
+
+/** One routed expert: gated MLP with separate gate/up or a fused gate_up ([gate; up] rows). */
+struct ExpertWeights {
+  TensorRef gate, up, gate_up, down;
+};
+
+struct LayerWeights {
+  TensorRef input_norm, input_norm_bias;
+  // Separate q/k/v or one fused qkv ([q; k; v] rows).
+  TensorRef q, k, v, qkv;
+  TensorRef q_bias, k_bias, v_bias, qkv_bias;
+  TensorRef q_norm, k_norm;  // per-head RMSNorm over head_dim (qwen3, gemma3)
+  TensorRef o, o_bias;
+  TensorRef post_attention_norm;   // sandwich norm applied to the attention output (gemma2/3)
+  TensorRef pre_mlp_norm, pre_mlp_norm_bias;  // the norm in front of the MLP
+  TensorRef post_mlp_norm;         // sandwich norm applied to the MLP output (gemma2/3)
+  // Gated MLP: act(gate x) * (up x), or fused gate_up ([gate; up] rows). Plain MLP (gpt2): up then act then down.
+  TensorRef gate, up, gate_up, down;
+  TensorRef gate_bias, up_bias, down_bias;
+  // Mixture of experts (the layer is sparse when `experts` is non-empty): router [E, d], top-k routed experts, and
+  // an optional always-on shared expert whose output is scaled by sigmoid(shared_expert_gate · x) (Qwen2-MoE).
+  TensorRef router;
+  std::vector<ExpertWeights> experts;
+  TensorRef shared_gate, shared_up, shared_down, shared_expert_gate;
+  uint32_t sliding_window = 0;  // 0: full causal attention
+  uint32_t rope_table = 0;
+};
+
+struct ModelSpec {
+  uint32_t hidden_size = 0;
+  uint32_t num_layers = 0;
+  uint32_t num_heads = 0;
+  uint32_t num_kv_heads = 0;
+  uint32_t head_dim = 0;
+  uint32_t intermediate_size = 0;
+  uint32_t vocab_size = 0;
+  float norm_eps = 1e-6f;
+  NormKind norm_kind = NormKind::RmsNorm;
+  bool norm_add_one = false;        // Gemma: weight applied as (1 + w)
+  bool gated_mlp = true;
+  Activation activation = Activation::Silu;
+  bool parallel_residual = false;   // GPT-NeoX: x + attn(ln1 x) + mlp(ln2 x)
+  bool qkv_per_head = false;        // GPT-NeoX: fused qkv rows are [q_h; k_h; v_h] head after head
+  float embedding_scale = 1.0f;     // Gemma: sqrt(hidden_size) rounded to the embedding dtype
+  float attention_scale = 0.0f;     // 0: 1 / sqrt(head_dim)
+  float attn_logit_softcap = 0.0f;  // Gemma 2
+  float final_logit_softcap = 0.0f; // Gemma 2
+  // Mixture of experts (layers with experts): softmax over num_experts router logits, top experts_per_token kept,
+  // their weights renormalized to sum 1 when norm_topk_prob.
+  uint32_t num_experts = 0;
+  uint32_t experts_per_token = 0;
+  uint32_t moe_intermediate_size = 0;
+  uint32_t shared_intermediate_size = 0;
+  bool norm_topk_prob = false;
+};
+
+struct Ablation {
+  /** k rows of hidden_size, orthonormal (TypeScript orthonormalizes). */
+  std::vector<float> basis;
+  uint32_t rank = 0;
+  float alpha = 1.0f;
+  bool embedding = true;
+  /** Per layer: project the attention and MLP writes of that layer. */
+  std::vector<uint8_t> layers;
+};
+
+enum class Mode : uint8_t { Resident, Streamed };
+
+struct ForwardJob {
+  std::vector<std::string> files;
+  ModelSpec spec;
+  TensorRef embed, position_embed, final_norm, final_norm_bias, lm_head, lm_head_bias;
+  std::vector<LayerWeights> layers;
+  std::vector<RopeTable> rope_tables;
+
+  /** All prompts' token ids, concatenated; prompt_lengths[p] tokens each. */
+  std::vector<int32_t> tokens;
+  std::vector<uint32_t> prompt_lengths;
+  /** Rows of the concatenated prompts whose residual stream is captured at all L+1 points. */
+  std::vector<uint32_t> capture_rows;
+  /** Rows of the concatenated prompts whose logits are returned. */
+  std::vector<uint32_t> logits_rows;
+  uint32_t max_new_tokens = 0;  // greedy generation (resident only)
+  std::vector<int32_t> eos_ids;
+
+  bool ablate = false;
+  Ablation ablation;
+
+  Mode mode = Mode::Resident;
+  unsigned threads = 0;
+  /** Tokens per MLP chunk: bounds the [tokens, intermediate] activations. */
+  uint32_t mlp_chunk_tokens = 512;
+};
+
+struct ForwardResult {
+  /** [capture_rows, L + 1, hidden] */
+  std::vector<float> hidden;
+  /** [logits_rows, vocab] */
+  std::vector<float> logits;
+  /** Generated ids per prompt (each stops after an EOS id, which is included). */
+  std::vector<std::vector<int32_t>> generated;
+  double seconds = 0;
+  const char* kernels = "scalar";
+};
+
+/** Called after each layer (and once more for the head): (layers done, layers total). */
+using ForwardProgress = std::function<void(uint32_t, uint32_t)>;
+
+ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress);
+
+}  // namespace fwd
+}  // namespace abl

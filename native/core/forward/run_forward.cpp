@@ -1,0 +1,174 @@
+// A forward job from start to end: all prompts through the stack layer by layer (capturing the residual stream at
+// the requested rows), logits, then greedy generation one token per prompt per step.
+//
+// Resident and layer-streamed runs execute the same arithmetic in the same order, so they give identical numbers;
+// they differ only in memory: streamed hands each layer's weight pages back once all prompts are through it (and
+// reads the next layer's ahead), and reads lm_head in slices it also hands back.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "../native_error.h"
+#include "../thread_pool.h"
+#include "forward_job.h"
+#include "forward_validate.h"
+#include "mapped_files.h"
+#include "transformer_engine.h"
+
+namespace abl {
+namespace fwd {
+namespace {
+
+/** Rows of a prompt handled by one attention task: long prompts are split so both threads stay busy. */
+constexpr uint32_t kAttentionRowChunk = 32;
+/** lm_head bytes read per slice in streamed mode. */
+constexpr uint64_t kHeadSliceBytes = 32ull << 20;
+
+Batch prompt_batch(const ForwardJob& job) {
+  Batch batch;
+  batch.rows = job.tokens.size();
+  batch.tokens = job.tokens;
+  batch.positions.resize(batch.rows);
+  batch.prompt_of_row.resize(batch.rows);
+  size_t row = 0;
+  for (uint32_t p = 0; p < job.prompt_lengths.size(); ++p) {
+    const uint32_t length = job.prompt_lengths[p];
+    batch.prompt_first_row.push_back(row);
+    for (uint32_t i = 0; i < length; ++i) {
+      batch.positions[row + i] = i;
+      batch.prompt_of_row[row + i] = p;
+    }
+    for (uint32_t i = 0; i < length; i += kAttentionRowChunk) {
+      batch.ranges.push_back(RowRange{static_cast<uint32_t>(row + i), static_cast<uint32_t>(row + std::min(length, i + kAttentionRowChunk)), p});
+    }
+    batch.max_context = std::max<size_t>(batch.max_context, length);
+    row += length;
+  }
+  return batch;
+}
+
+void release(const MappedFiles& files, const TensorRef& ref) {
+  if (ref.present) files.release(ref.file, ref.offset, ref.bytes());
+}
+
+uint32_t argmax(const float* values, size_t count) {
+  size_t best = 0;
+  for (size_t i = 1; i < count; ++i) {
+    if (values[i] > values[best]) best = i;
+  }
+  return static_cast<uint32_t>(best);
+}
+
+}  // namespace
+
+ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  MappedFiles files(job.files);
+  validate_forward_job(job, files);
+  ThreadPool pool(job.threads);
+  const ForwardKernels& kernels = best_forward_kernels();
+  const ModelSpec& spec = job.spec;
+  const size_t d = spec.hidden_size;
+  const size_t layers = spec.num_layers;
+  const size_t vocab = spec.vocab_size;
+  const bool streamed = job.mode == Mode::Streamed;
+  const bool generate = job.max_new_tokens > 0;
+  const size_t prompts = job.prompt_lengths.size();
+  const size_t longest = *std::max_element(job.prompt_lengths.begin(), job.prompt_lengths.end());
+  TransformerEngine engine(job, files, pool, kernels, generate, longest + job.max_new_tokens);
+
+  ForwardResult result;
+  result.kernels = kernels.name;
+  const Batch batch = prompt_batch(job);
+  std::vector<float> x(batch.rows * d);
+  result.hidden.assign(job.capture_rows.size() * (layers + 1) * d, 0.0f);
+  const auto capture = [&](size_t point) {
+    for (size_t c = 0; c < job.capture_rows.size(); ++c) {
+      std::memcpy(&result.hidden[(c * (layers + 1) + point) * d], &x[size_t(job.capture_rows[c]) * d], d * sizeof(float));
+    }
+  };
+  const auto report = [&](uint32_t done) {
+    if (progress) progress(done, static_cast<uint32_t>(layers + 1));
+  };
+
+  engine.embed(batch, x.data());
+  if (streamed) {
+    release(files, job.embed);
+    release(files, job.position_embed);
+  }
+  capture(0);
+  for (uint32_t l = 0; l < layers; ++l) {
+    if (streamed && l + 1 < layers) {
+      for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
+    }
+    engine.layer(l, batch, x.data());
+    capture(l + 1);
+    if (streamed) {
+      for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
+    }
+    report(l + 1);
+  }
+
+  // Logits for the requested rows, then for each prompt's last row when generating.
+  std::vector<uint32_t> head_rows = job.logits_rows;
+  if (generate) {
+    size_t row = 0;
+    for (uint32_t length : job.prompt_lengths) {
+      row += length;
+      head_rows.push_back(static_cast<uint32_t>(row - 1));
+    }
+  }
+  std::vector<float> head_logits;
+  const auto run_head = [&](const float* source, const std::vector<uint32_t>& rows) {
+    std::vector<float> normed(rows.size() * d);
+    engine.final_norm(source, rows, normed.data());
+    head_logits.assign(rows.size() * vocab, 0.0f);
+    const uint64_t row_bytes = uint64_t(d) * dtype_size(job.lm_head.dtype);
+    const size_t slice = streamed ? std::max<size_t>(16, kHeadSliceBytes / row_bytes) : vocab;
+    for (size_t v = 0; v < vocab; v += slice) {
+      const size_t v_end = std::min(vocab, v + slice);
+      engine.logits(normed.data(), rows.size(), v, v_end, head_logits.data(), vocab);
+      if (streamed) files.release(job.lm_head.file, job.lm_head.offset + v * row_bytes, (v_end - v) * row_bytes);
+    }
+  };
+  if (!head_rows.empty()) run_head(x.data(), head_rows);
+  result.logits.assign(head_logits.begin(), head_logits.begin() + job.logits_rows.size() * vocab);
+
+  if (generate) {
+    std::vector<uint32_t> next(prompts);
+    for (size_t p = 0; p < prompts; ++p) next[p] = argmax(&head_logits[(job.logits_rows.size() + p) * vocab], vocab);
+    result.generated.assign(prompts, {});
+    std::vector<bool> finished(prompts, false);
+    for (uint32_t step = 0; step < job.max_new_tokens; ++step) {
+      Batch decode;
+      for (uint32_t p = 0; p < prompts; ++p) {
+        if (finished[p]) continue;
+        result.generated[p].push_back(static_cast<int32_t>(next[p]));
+        if (std::find(job.eos_ids.begin(), job.eos_ids.end(), static_cast<int32_t>(next[p])) != job.eos_ids.end()) {
+          finished[p] = true;
+          continue;
+        }
+        const uint32_t row = static_cast<uint32_t>(decode.rows++);
+        decode.tokens.push_back(static_cast<int32_t>(next[p]));
+        decode.positions.push_back(job.prompt_lengths[p] + step);
+        decode.prompt_of_row.push_back(p);
+        decode.ranges.push_back(RowRange{row, row + 1, p});
+        decode.max_context = std::max<size_t>(decode.max_context, job.prompt_lengths[p] + step + 1);
+      }
+      if (step + 1 == job.max_new_tokens || decode.rows == 0) break;
+      std::vector<float> y(decode.rows * d);
+      engine.embed(decode, y.data());
+      for (uint32_t l = 0; l < layers; ++l) engine.layer(l, decode, y.data());
+      std::vector<uint32_t> rows(decode.rows);
+      for (uint32_t i = 0; i < decode.rows; ++i) rows[i] = i;
+      run_head(y.data(), rows);
+      for (size_t i = 0; i < decode.rows; ++i) next[decode.prompt_of_row[i]] = argmax(&head_logits[i * vocab], vocab);
+    }
+  }
+  report(static_cast<uint32_t>(layers + 1));
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace fwd
+}  // namespace abl

@@ -1,0 +1,297 @@
+#include "transformer_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "forward_math.h"
+
+namespace abl {
+namespace fwd {
+
+TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& files, ThreadPool& pool,
+                                     const ForwardKernels& kernels, bool use_kv_cache, size_t max_positions)
+    : job_(job), spec_(job.spec), files_(files), pool_(pool), kernels_(kernels), use_kv_cache_(use_kv_cache) {
+  d_ = spec_.hidden_size;
+  q_dim_ = size_t(spec_.num_heads) * spec_.head_dim;
+  kv_dim_ = size_t(spec_.num_kv_heads) * spec_.head_dim;
+  qkv_cols_ = q_dim_ + 2 * kv_dim_;
+
+  layer_tensors_.resize(job.layers.size());
+  for (size_t l = 0; l < job.layers.size(); ++l) {
+    const LayerWeights& w = job.layers[l];
+    for (const TensorRef* ref :
+         {&w.input_norm, &w.input_norm_bias, &w.q, &w.k, &w.v, &w.qkv, &w.q_bias, &w.k_bias, &w.v_bias, &w.qkv_bias,
+          &w.q_norm, &w.k_norm, &w.o, &w.o_bias, &w.post_attention_norm, &w.pre_mlp_norm, &w.pre_mlp_norm_bias,
+          &w.post_mlp_norm, &w.gate, &w.up, &w.gate_up, &w.down, &w.gate_bias, &w.up_bias, &w.down_bias}) {
+      if (ref->present) layer_tensors_[l].push_back(ref);
+    }
+    for (const TensorRef* ref : {&w.router, &w.shared_gate, &w.shared_up, &w.shared_down, &w.shared_expert_gate}) {
+      if (ref->present) layer_tensors_[l].push_back(ref);
+    }
+    for (const ExpertWeights& expert : w.experts) {
+      for (const TensorRef* ref : {&expert.gate, &expert.up, &expert.gate_up, &expert.down}) {
+        if (ref->present) layer_tensors_[l].push_back(ref);
+      }
+    }
+  }
+
+  // HF computes the angle as one fp32 product inv_freq · position, takes its cos/sin in fp32, then scales.
+  for (const RopeTable& table : job.rope_tables) {
+    const size_t half = table.rotary_dim / 2;
+    std::vector<float> cos_values(max_positions * half), sin_values(max_positions * half);
+    for (size_t pos = 0; pos < max_positions; ++pos) {
+      for (size_t i = 0; i < half; ++i) {
+        const float angle = table.inv_freq[i] * static_cast<float>(pos);
+        cos_values[pos * half + i] = static_cast<float>(std::cos(static_cast<double>(angle))) * table.attention_scaling;
+        sin_values[pos * half + i] = static_cast<float>(std::sin(static_cast<double>(angle))) * table.attention_scaling;
+      }
+    }
+    rope_cos_.push_back(std::move(cos_values));
+    rope_sin_.push_back(std::move(sin_values));
+  }
+
+  if (use_kv_cache_) {
+    size_t rows = 0;
+    for (uint32_t length : job.prompt_lengths) {
+      cache_base_.push_back(rows);
+      rows += length + job.max_new_tokens;
+    }
+    cache_k_.assign(job.layers.size(), std::vector<float>(rows * kv_dim_));
+    cache_v_.assign(job.layers.size(), std::vector<float>(rows * kv_dim_));
+  }
+}
+
+WeightMatrix TransformerEngine::matrix(const TensorRef& ref) const {
+  WeightMatrix m;
+  m.data = files_.at(ref.file, ref.offset, ref.bytes());
+  m.dtype = ref.dtype;
+  m.transposed = ref.transposed;
+  m.rows = ref.shape.empty() ? 1 : ref.transposed ? ref.shape[1] : ref.shape[0];
+  m.cols = m.rows ? ref.numel() / m.rows : 0;
+  return m;
+}
+
+std::vector<float> TransformerEngine::vector(const TensorRef& ref, bool add_one) const {
+  std::vector<float> values(ref.numel());
+  kernels_.convert(files_.at(ref.file, ref.offset, ref.bytes()), ref.dtype, values.data(), values.size());
+  if (add_one) {
+    for (float& v : values) v = 1.0f + v;
+  }
+  return values;
+}
+
+void TransformerEngine::linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias,
+                               float* y, size_t ldy) {
+  const WeightMatrix w = matrix(weight);
+  gemm_xwt(kernels_, pool_, x, rows, ldx, w, y, ldy);
+  if (!bias.present) return;
+  const std::vector<float> b = vector(bias);
+  pool_.parallel_for(rows, 16, [&](unsigned, size_t begin, size_t end) {
+    for (size_t r = begin; r < end; ++r) {
+      float* row = y + r * ldy;
+      for (size_t j = 0; j < w.rows; ++j) row[j] += b[j];
+    }
+  });
+}
+
+void TransformerEngine::norm(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias,
+                             float* y, size_t ldy, size_t dim, size_t groups) {
+  const bool layer_norm = spec_.norm_kind == NormKind::LayerNorm;
+  const std::vector<float> w = vector(weight, !layer_norm && spec_.norm_add_one);
+  const std::vector<float> b = bias.present ? vector(bias) : std::vector<float>();
+  const float eps = spec_.norm_eps;
+  pool_.parallel_for(rows * groups, 16, [&](unsigned, size_t begin, size_t end) {
+    for (size_t v = begin; v < end; ++v) {
+      const float* in = x + (v / groups) * ldx + (v % groups) * dim;
+      float* out = y + (v / groups) * ldy + (v % groups) * dim;
+      if (layer_norm) {
+        double sum = 0.0;
+        for (size_t i = 0; i < dim; ++i) sum += in[i];
+        const float mean = static_cast<float>(sum / dim);
+        double squares = 0.0;
+        for (size_t i = 0; i < dim; ++i) squares += double(in[i] - mean) * double(in[i] - mean);
+        const float inv = 1.0f / std::sqrt(static_cast<float>(squares / dim) + eps);
+        for (size_t i = 0; i < dim; ++i) {
+          const float v = (in[i] - mean) * inv * w[i];
+          out[i] = b.empty() ? v : v + b[i];
+        }
+      } else {
+        double squares = 0.0;
+        for (size_t i = 0; i < dim; ++i) squares += double(in[i]) * double(in[i]);
+        const float inv = 1.0f / std::sqrt(static_cast<float>(squares / dim) + eps);
+        for (size_t i = 0; i < dim; ++i) out[i] = w[i] * (in[i] * inv);
+      }
+    }
+  });
+}
+
+void TransformerEngine::ablate(float* rows, size_t count) {
+  const Ablation& a = job_.ablation;
+  const size_t k = a.rank;
+  pool_.parallel_for(count, 16, [&](unsigned, size_t begin, size_t end) {
+    std::vector<double> coefficient(k);
+    for (size_t r = begin; r < end; ++r) {
+      float* row = rows + r * d_;
+      for (size_t j = 0; j < k; ++j) {
+        const float* b = a.basis.data() + j * d_;
+        double sum = 0.0;
+        for (size_t i = 0; i < d_; ++i) sum += double(b[i]) * double(row[i]);
+        coefficient[j] = sum * a.alpha;
+      }
+      for (size_t i = 0; i < d_; ++i) {
+        double delta = 0.0;
+        for (size_t j = 0; j < k; ++j) delta += coefficient[j] * a.basis[j * d_ + i];
+        row[i] = static_cast<float>(double(row[i]) - delta);
+      }
+    }
+  });
+}
+
+void TransformerEngine::embed(const Batch& batch, float* x) {
+  const WeightMatrix table = matrix(job_.embed);
+  const size_t size = dtype_size(table.dtype);
+  const bool learned_positions = job_.position_embed.present;
+  const WeightMatrix positions = learned_positions ? matrix(job_.position_embed) : WeightMatrix{};
+  pool_.parallel_for(batch.rows, 16, [&](unsigned, size_t begin, size_t end) {
+    std::vector<float> position_row(learned_positions ? d_ : 0);
+    for (size_t r = begin; r < end; ++r) {
+      float* row = x + r * d_;
+      kernels_.convert(table.data + size_t(batch.tokens[r]) * d_ * size, table.dtype, row, d_);
+      if (learned_positions) {
+        kernels_.convert(positions.data + size_t(batch.positions[r]) * d_ * dtype_size(positions.dtype), positions.dtype,
+                         position_row.data(), d_);
+        for (size_t i = 0; i < d_; ++i) row[i] += position_row[i];
+      }
+      if (spec_.embedding_scale != 1.0f) kernels_.scale(spec_.embedding_scale, row, d_);
+    }
+  });
+  if (job_.ablate && job_.ablation.embedding) ablate(x, batch.rows);
+}
+
+void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
+  const LayerWeights& w = job_.layers[l];
+  const size_t rows = batch.rows;
+  const unsigned hd = spec_.head_dim;
+  ensure(h_, rows * d_);
+  ensure(qkv_, rows * qkv_cols_);
+  ensure(attn_, rows * q_dim_);
+  ensure(write_, rows * d_);
+  float* h = h_.data();
+  float* qkv = qkv_.data();
+  float* write = write_.data();
+
+  norm(x, rows, d_, w.input_norm, w.input_norm_bias, h, d_, d_);
+  if (w.qkv.present) {
+    linear(h, rows, d_, w.qkv, w.qkv_bias, qkv, qkv_cols_);
+    if (spec_.qkv_per_head) {
+      // GPT-NeoX rows are [q_h; k_h; v_h] per head: regroup into all q heads, then all k, then all v.
+      pool_.parallel_for(rows, 16, [&](unsigned, size_t begin, size_t end) {
+        std::vector<float> row(qkv_cols_);
+        for (size_t r = begin; r < end; ++r) {
+          float* values = qkv + r * qkv_cols_;
+          std::copy(values, values + qkv_cols_, row.begin());
+          for (unsigned head = 0; head < spec_.num_heads; ++head) {
+            for (unsigned part = 0; part < 3; ++part) {
+              std::copy(&row[(size_t(head) * 3 + part) * hd], &row[(size_t(head) * 3 + part + 1) * hd],
+                        values + part * q_dim_ + size_t(head) * hd);
+            }
+          }
+        }
+      });
+    }
+  } else {
+    linear(h, rows, d_, w.q, w.q_bias, qkv, qkv_cols_);
+    linear(h, rows, d_, w.k, w.k_bias, qkv + q_dim_, qkv_cols_);
+    linear(h, rows, d_, w.v, w.v_bias, qkv + q_dim_ + kv_dim_, qkv_cols_);
+  }
+  // Per-head norms (Qwen 3, Gemma 3): every head of a row is a [head_dim] vector in place.
+  if (w.q_norm.present) norm(qkv, rows, qkv_cols_, w.q_norm, TensorRef{}, qkv, qkv_cols_, hd, spec_.num_heads);
+  if (w.k_norm.present) norm(qkv + q_dim_, rows, qkv_cols_, w.k_norm, TensorRef{}, qkv + q_dim_, qkv_cols_, hd, spec_.num_kv_heads);
+  if (!job_.rope_tables.empty()) {
+    const RopeTable& table = job_.rope_tables[w.rope_table];
+    const size_t half = table.rotary_dim / 2;
+    const float* cos_table = rope_cos_[w.rope_table].data();
+    const float* sin_table = rope_sin_[w.rope_table].data();
+    pool_.parallel_for(rows, 16, [&](unsigned, size_t begin, size_t end) {
+      for (size_t r = begin; r < end; ++r) {
+        const size_t pos = batch.positions[r];
+        float* row = qkv + r * qkv_cols_;
+        for (unsigned head = 0; head < spec_.num_heads + spec_.num_kv_heads; ++head) {
+          apply_rope(row + size_t(head) * hd, cos_table + pos * half, sin_table + pos * half, table.rotary_dim);
+        }
+      }
+    });
+  }
+
+  KvView kv;
+  if (use_kv_cache_) {
+    float* cache_k = cache_k_[l].data();
+    float* cache_v = cache_v_[l].data();
+    for (size_t r = 0; r < rows; ++r) {
+      const size_t target = cache_base_[batch.prompt_of_row[r]] + batch.positions[r];
+      std::memcpy(cache_k + target * kv_dim_, qkv + r * qkv_cols_ + q_dim_, kv_dim_ * sizeof(float));
+      std::memcpy(cache_v + target * kv_dim_, qkv + r * qkv_cols_ + q_dim_ + kv_dim_, kv_dim_ * sizeof(float));
+    }
+    kv = KvView{cache_k, cache_v, kv_dim_, cache_base_.data()};
+  } else {
+    kv = KvView{qkv + q_dim_, qkv + q_dim_ + kv_dim_, qkv_cols_, batch.prompt_first_row.data()};
+  }
+  AttentionShape shape;
+  shape.heads = spec_.num_heads;
+  shape.kv_heads = spec_.num_kv_heads;
+  shape.head_dim = hd;
+  shape.scale = spec_.attention_scale > 0.0f ? spec_.attention_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+  shape.softcap = spec_.attn_logit_softcap;
+  shape.window = w.sliding_window;
+  attend(kernels_, pool_, shape, qkv, qkv_cols_, kv, batch.ranges, batch.positions.data(), attn_.data(), q_dim_,
+         batch.max_context);
+
+  linear(attn_.data(), rows, q_dim_, w.o, w.o_bias, write, d_);
+  if (w.post_attention_norm.present) norm(write, rows, d_, w.post_attention_norm, TensorRef{}, write, d_, d_);
+  const bool ablate_layer = job_.ablate && job_.ablation.layers[l];
+  if (ablate_layer) ablate(write, rows);
+
+  if (spec_.parallel_residual) {
+    // GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)), both branches reading the same x.
+    ensure(parallel_write_, rows * d_);
+    std::swap(write_, parallel_write_);
+    write = write_.data();
+    norm(x, rows, d_, w.pre_mlp_norm, w.pre_mlp_norm_bias, h, d_, d_);
+    feed_forward(w, h, rows, write);
+    if (ablate_layer) ablate(write, rows);
+    const float* attn_write = parallel_write_.data();
+    for (size_t i = 0; i < rows * d_; ++i) x[i] = write[i] + attn_write[i] + x[i];
+    return;
+  }
+  for (size_t i = 0; i < rows * d_; ++i) x[i] += write[i];
+  norm(x, rows, d_, w.pre_mlp_norm, w.pre_mlp_norm_bias, h, d_, d_);
+  feed_forward(w, h, rows, write);
+  if (w.post_mlp_norm.present) norm(write, rows, d_, w.post_mlp_norm, TensorRef{}, write, d_, d_);
+  if (ablate_layer) ablate(write, rows);
+  for (size_t i = 0; i < rows * d_; ++i) x[i] += write[i];
+}
+
+void TransformerEngine::final_norm(const float* x, const std::vector<uint32_t>& rows, float* out) {
+  std::vector<float> gathered(rows.size() * d_);
+  for (size_t i = 0; i < rows.size(); ++i) std::memcpy(&gathered[i * d_], x + size_t(rows[i]) * d_, d_ * sizeof(float));
+  norm(gathered.data(), rows.size(), d_, job_.final_norm, job_.final_norm_bias, out, d_, d_);
+}
+
+void TransformerEngine::logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo) {
+  gemm_xwt(kernels_, pool_, normed, rows, d_, matrix(job_.lm_head), v_begin, v_end, out + v_begin, ldo);
+  std::vector<float> bias;
+  if (job_.lm_head_bias.present) bias = vector(job_.lm_head_bias);
+  const float cap = spec_.final_logit_softcap;
+  if (bias.empty() && cap <= 0.0f) return;
+  for (size_t r = 0; r < rows; ++r) {
+    float* row = out + r * ldo;
+    for (size_t v = v_begin; v < v_end; ++v) {
+      if (!bias.empty()) row[v] += bias[v];
+      if (cap > 0.0f) row[v] = soft_cap(row[v], cap);
+    }
+  }
+}
+
+}  // namespace fwd
+}  // namespace abl

@@ -1,0 +1,95 @@
+// One decoder stack, advanced a batch of rows at a time. A batch is either all prompt tokens (rows of several
+// prompts, each with its own causal mask) or one new token per prompt during generation; both go through the same
+// layer code. Keys and values come from the batch itself (prompt pass without generation) or from a per-layer
+// KV cache (generation), so the layer code never needs to know which.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "../thread_pool.h"
+#include "attention.h"
+#include "forward_job.h"
+#include "forward_kernels.h"
+#include "gemm.h"
+#include "mapped_files.h"
+
+namespace abl {
+namespace fwd {
+
+struct Batch {
+  size_t rows = 0;
+  std::vector<int32_t> tokens;
+  /** Position of each row inside its prompt. */
+  std::vector<uint32_t> positions;
+  std::vector<uint32_t> prompt_of_row;
+  /** Rows grouped by prompt (and split into chunks for load balance). */
+  std::vector<RowRange> ranges;
+  /** Per prompt: the batch row of its position 0 (prompt pass only). */
+  std::vector<size_t> prompt_first_row;
+  size_t max_context = 0;
+};
+
+class TransformerEngine {
+ public:
+  TransformerEngine(const ForwardJob& job, const MappedFiles& files, ThreadPool& pool, const ForwardKernels& kernels,
+                    bool use_kv_cache, size_t max_positions);
+
+  /** x[rows, d] = embedding of the batch's tokens (scaled, plus learned positions), ablated if asked. */
+  void embed(const Batch& batch, float* x);
+  /** Runs decoder layer `layer` on x[rows, d] in place. */
+  void layer(uint32_t layer, const Batch& batch, float* x);
+  /** out[i] = final_norm(x[rows[i]]) · lm_headᵀ for vocab entries [v_begin, v_end); out row stride ldo. */
+  void final_norm(const float* x, const std::vector<uint32_t>& rows, float* out);
+  void logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo);
+
+  const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
+
+ private:
+  WeightMatrix matrix(const TensorRef& ref) const;
+  std::vector<float> vector(const TensorRef& ref, bool add_one = false) const;
+  void linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias, float* y, size_t ldy);
+  /**
+   * Normalizes `groups` vectors of `dim` per row (vector g of row r at r * ldx + g * dim), e.g. every head of a row
+   * for Qwen 3's q_norm. One parallel loop for all of them.
+   */
+  void norm(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias, float* y, size_t ldy,
+            size_t dim, size_t groups = 1);
+  void ablate(float* rows, size_t count);
+  /** One MLP's weights: gated (gate/up or fused gate_up) or plain (up only), with optional biases. */
+  struct MlpWeights {
+    const TensorRef* gate;
+    const TensorRef* up;
+    const TensorRef* gate_up;
+    const TensorRef* down;
+    const TensorRef* gate_bias;
+    const TensorRef* up_bias;
+    const TensorRef* down_bias;
+  };
+  /** out[rows, d] = MLP(h) with `inter` hidden units, in chunks of mlp_chunk_tokens rows. */
+  void mlp(const MlpWeights& w, const float* h, size_t rows, size_t inter, float* out);
+  /** Routed experts (plus the shared expert) of a sparse layer. */
+  void moe(const LayerWeights& w, const float* h, size_t rows, float* out);
+  void feed_forward(const LayerWeights& w, const float* h, size_t rows, float* out);
+  void ensure(std::vector<float>& buffer, size_t size) { if (buffer.size() < size) buffer.resize(size); }
+
+  const ForwardJob& job_;
+  const ModelSpec& spec_;
+  const MappedFiles& files_;
+  ThreadPool& pool_;
+  const ForwardKernels& kernels_;
+  size_t d_, q_dim_, kv_dim_, qkv_cols_;
+  bool use_kv_cache_;
+  std::vector<std::vector<const TensorRef*>> layer_tensors_;
+  // Per RoPE table, cos and sin of every position: [max_positions][rotary_dim / 2].
+  std::vector<std::vector<float>> rope_cos_, rope_sin_;
+  // KV cache: per layer [Σ (prompt length + new tokens), kv_dim]; cache_base_[p] is prompt p's position 0.
+  std::vector<std::vector<float>> cache_k_, cache_v_;
+  std::vector<size_t> cache_base_;
+  // Scratch reused across layers.
+  std::vector<float> h_, qkv_, attn_, write_, parallel_write_, mlp_in_, mlp_act_;
+  std::vector<float> moe_logits_, moe_rows_, moe_out_, shared_out_;
+};
+
+}  // namespace fwd
+}  // namespace abl

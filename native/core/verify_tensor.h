@@ -1,0 +1,28 @@
+// The independent reference behind verify_shard: straightforward loops in long double with Neumaier
+// summation, sharing nothing with the apply kernels but the element decoding of dtype.h.
+#pragma once
+
+#include <functional>
+
+#include "file_io.h"
+#include "shard_job.h"
+#include "thread_pool.h"
+
+namespace abl {
+
+struct VerifyContext {
+  const File& original;
+  const File& modified;
+  uint64_t chunk_bytes;
+  ThreadPool& pool;
+};
+
+/**
+ * Recomputes every element of `tensor` from the original and compares it with the modified file
+ * (verify_tolerance.h). The tensor must lie inside both files. `on_bytes(n)` reports n more tensor
+ * bytes compared.
+ */
+VerifiedTensor verify_tensor(const VerifyContext& context, const TensorJob& tensor,
+                             const std::function<void(uint64_t)>& on_bytes);
+
+}  // namespace abl
