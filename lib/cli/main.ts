@@ -6,8 +6,9 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { isAbliterateError } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
+import { activationsCommand } from "./activations-command.js";
 import { applyCommand } from "./apply-command.js";
-import type { GlobalArgs } from "./global-options.js";
+import { jsonResultsPrinted, type GlobalArgs } from "./global-options.js";
 import { inspectCommand } from "./inspect-command.js";
 import { pushCommand } from "./push-command.js";
 import { redactSecrets } from "./redact-secrets.js";
@@ -31,6 +32,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
     .command(applyCommand)
     .command(verifyCommand)
     .command(inspectCommand)
+    .command(activationsCommand)
     .command(pushCommand)
     .command(runCommand)
     .demandCommand(1, "give a command (see --help)")
@@ -40,23 +42,34 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
     .help()
     .alias("h", "help")
     .wrap(Math.min(120, process.stderr.columns ?? 100))
+    .middleware((args) => {
+      // yargs turns a repeated single-value option into an array, which no command expects.
+      // getOptions() is public yargs API that @types/yargs does not declare; it lists the array-typed options.
+      const repeatable = new Set((parser as unknown as { getOptions(): { array: string[] } }).getOptions().array);
+      for (const [key, value] of Object.entries(args)) {
+        if (key !== "_" && Array.isArray(value) && !repeatable.has(key)) throw new UsageError(`--${key} was given ${value.length} times; give it once`);
+      }
+    }, true)
     .fail((message, error) => {
       // Throwing stops yargs from running the command handler after a validation failure.
       throw error ?? new UsageError(message);
     })
     .exitProcess(false);
+  const printedBefore = jsonResultsPrinted();
   try {
     await parser.parseAsync();
     return 0;
   } catch (error) {
+    const json = argv.includes("--json");
     if (error instanceof UsageError) {
-      process.stderr.write(`error [USAGE]: ${redactSecrets(error.message)}\nRun \`abliterate --help\` for usage.\n`);
+      const message = redactSecrets(error.message);
+      if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: "USAGE", message } }, null, 2)}\n`);
+      process.stderr.write(`error [USAGE]: ${message}\nRun \`abliterate --help\` for usage.\n`);
       return EXIT_USAGE;
     }
-    const json = argv.includes("--json");
     if (isAbliterateError(error)) {
       const message = redactSecrets(error.message);
-      if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: error.code, message, file: error.file, status: error.status } }, null, 2)}\n`);
+      if (json && jsonResultsPrinted() === printedBefore) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: error.code, message, file: error.file, status: error.status } }, null, 2)}\n`);
       process.stderr.write(`error [${error.code}]: ${message}\n`);
       return EXIT_FAILURE;
     }

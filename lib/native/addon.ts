@@ -110,6 +110,8 @@ interface RawAddon {
   decode(bytes: Uint8Array, dtype: NativeDtype): Float64Array;
   encode(values: Float64Array, dtype: NativeDtype): Uint8Array;
   runtimeInfo(): RuntimeInfo;
+  // Forward engine (section at the end of this file).
+  forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -177,4 +179,182 @@ export function encode(values: Float64Array, dtype: NativeDtype): Uint8Array {
 
 export function runtimeInfo(): RuntimeInfo {
   return addon().runtimeInfo();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Forward engine (native/addon_forward.cpp, native/core/forward/). Jobs are built by lib/engine, which has read
+// config.json, resolved and shape-checked every tensor, and computed the RoPE frequencies.
+
+/** A weight inside one of the job's files: row-major `shape` of `dtype` from absolute byte `offset`. */
+export interface NativeTensorRef {
+  /** Index into NativeForwardJob.files. */
+  file: number;
+  /** A matrix stored [in, out] (GPT-2 Conv1D) rather than nn.Linear's [out, in]; `shape` is as stored. */
+  transposed?: boolean;
+  offset: number;
+  dtype: NativeDtype;
+  shape: number[];
+}
+
+export interface NativeModelSpec {
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  intermediateSize: number;
+  vocabSize: number;
+  normEps: number;
+  normKind: "rms" | "layer";
+  /** Gemma: RMSNorm weights applied as (1 + w). */
+  normAddOne: boolean;
+  /** act(gate x) ⊙ (up x); false: act(up x) (GPT-2). */
+  gatedMlp: boolean;
+  activation: "silu" | "gelu_tanh" | "gelu";
+  /** GPT-NeoX: x + attn(ln1 x) + mlp(ln2 x). */
+  parallelResidual: boolean;
+  /** GPT-NeoX: the fused qkv rows are [q_h; k_h; v_h] head after head (needs numKvHeads = numHeads). */
+  qkvPerHead: boolean;
+  /** Multiplies the embedding output (Gemma: √d). 1 for none. */
+  embeddingScale: number;
+  /** Attention score scale; 0 means 1/√head_dim. */
+  attentionScale: number;
+  /** 0 for none. */
+  attnLogitSoftcap: number;
+  finalLogitSoftcap: number;
+  /** Mixture of experts: routed experts per sparse layer (0 for dense models). */
+  numExperts: number;
+  /** Top-k experts per token. */
+  expertsPerToken: number;
+  moeIntermediateSize: number;
+  /** Hidden units of the shared expert (Qwen2-MoE), 0 when none. */
+  sharedIntermediateSize: number;
+  /** Renormalize the kept top-k routing weights to sum 1 (Mixtral always; Qwen-MoE per config). */
+  normTopkProb: boolean;
+}
+
+/** One routed expert: gate/up (or fused gateUp) and down, nn.Linear layout. */
+export interface NativeExpert {
+  gate?: NativeTensorRef;
+  up?: NativeTensorRef;
+  gateUp?: NativeTensorRef;
+  down: NativeTensorRef;
+}
+
+/** One decoder layer's weights; separate q/k/v or a fused qkv, separate gate/up or a fused gateUp. */
+export interface NativeForwardLayer {
+  inputNorm: NativeTensorRef;
+  inputNormBias?: NativeTensorRef;
+  q?: NativeTensorRef;
+  k?: NativeTensorRef;
+  v?: NativeTensorRef;
+  qkv?: NativeTensorRef;
+  qBias?: NativeTensorRef;
+  kBias?: NativeTensorRef;
+  vBias?: NativeTensorRef;
+  qkvBias?: NativeTensorRef;
+  qNorm?: NativeTensorRef;
+  kNorm?: NativeTensorRef;
+  o: NativeTensorRef;
+  oBias?: NativeTensorRef;
+  /** Sandwich norm on the attention output (Gemma 2/3). */
+  postAttentionNorm?: NativeTensorRef;
+  preMlpNorm: NativeTensorRef;
+  preMlpNormBias?: NativeTensorRef;
+  postMlpNorm?: NativeTensorRef;
+  gate?: NativeTensorRef;
+  up?: NativeTensorRef;
+  gateUp?: NativeTensorRef;
+  down: NativeTensorRef;
+  gateBias?: NativeTensorRef;
+  upBias?: NativeTensorRef;
+  downBias?: NativeTensorRef;
+  /** Sparse layers: router [numExperts, hiddenSize] and the experts (the dense MLP roles stay absent). */
+  router?: NativeTensorRef;
+  experts?: NativeExpert[];
+  /** Qwen2-MoE shared expert, scaled by sigmoid(sharedExpertGate · x). */
+  sharedGate?: NativeTensorRef;
+  sharedUp?: NativeTensorRef;
+  sharedDown?: NativeTensorRef;
+  sharedExpertGate?: NativeTensorRef;
+  /** 0: full causal attention. */
+  slidingWindow: number;
+  /** Index into NativeForwardJob.ropeTables. */
+  ropeTable: number;
+}
+
+export interface NativeRopeTable {
+  /** rotaryDim / 2 inverse frequencies, fp32 as HF computes them. */
+  invFreq: Float32Array;
+  /** Multiplies cos and sin (YaRN). */
+  attentionScaling: number;
+  rotaryDim: number;
+}
+
+export interface NativeForwardAblation {
+  /** rank × hiddenSize, orthonormal rows. */
+  basis: Float32Array;
+  rank: number;
+  alpha: number;
+  /** Project the embedding output too. */
+  embedding: boolean;
+  /** One entry per layer: 1 projects that layer's attention and MLP writes. */
+  layers: Uint8Array;
+}
+
+export interface NativeForwardJob {
+  files: string[];
+  spec: NativeModelSpec;
+  embed: NativeTensorRef;
+  positionEmbed?: NativeTensorRef;
+  finalNorm: NativeTensorRef;
+  finalNormBias?: NativeTensorRef;
+  /** Needed when logitsRows is non-empty or maxNewTokens > 0. */
+  lmHead?: NativeTensorRef;
+  lmHeadBias?: NativeTensorRef;
+  layers: NativeForwardLayer[];
+  ropeTables: NativeRopeTable[];
+  /** All prompts' ids concatenated. */
+  tokens: Int32Array;
+  promptLengths: Uint32Array;
+  /** Rows of the concatenation whose residual stream is returned at all L + 1 points. */
+  captureRows: Uint32Array;
+  /** Rows of the concatenation whose logits are returned. */
+  logitsRows: Uint32Array;
+  /** Greedy tokens to generate per prompt (resident mode only); 0 for none. */
+  maxNewTokens: number;
+  eosIds: Int32Array;
+  ablation?: NativeForwardAblation;
+  mode: "resident" | "streamed";
+  threads?: number;
+  /** Tokens per MLP chunk (bounds the [tokens, intermediate] buffers). Default 512. */
+  mlpChunkTokens?: number;
+}
+
+export interface NativeForwardResult {
+  /** [captureRows, numLayers + 1, hiddenSize] */
+  hidden: Float32Array;
+  /** [logitsRows, vocabSize] */
+  logits: Float32Array;
+  /** Per prompt, the greedy ids (an EOS id, when met, is the last one). */
+  generated: Int32Array[];
+  seconds: number;
+  kernels: string;
+}
+
+export interface ForwardProgress {
+  layersDone: number;
+  layersTotal: number;
+}
+
+export async function forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult> {
+  const native = addon();
+  if (typeof native.forward !== "function") {
+    throw new AbliterateError(ErrorCodes.NATIVE, "the native addon was built without the forward engine; rebuild it (`npm run build:native`)");
+  }
+  try {
+    return await native.forward(job, onProgress);
+  } catch (error) {
+    translate(error);
+  }
 }

@@ -1,0 +1,99 @@
+/**
+ * `abliterate activations MODEL --prompts FILE --out FILE.safetensors`: the residual stream of every prompt at every
+ * layer, written as safetensors (layout in lib/engine/collect-activations.ts). The run is resident when the model
+ * fits the memory budget and layer-streamed otherwise, so any model runs on any machine.
+ */
+import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { collectActivations, writeActivationsFile } from "../engine/collect-activations.js";
+import { defaultMemoryBudget, parseMemorySize, type ForwardMode } from "../engine/memory-budget.js";
+import { readPromptsFile } from "../tokenize/read-prompts.js";
+import { formatBytes } from "./format-bytes.js";
+import { printJson, type GlobalArgs } from "./global-options.js";
+import { ProgressDisplay } from "./progress.js";
+import { resolveModelArgument } from "./resolve-model-argument.js";
+
+interface ActivationsArgs extends GlobalArgs {
+  model: string;
+  prompts: string;
+  out: string;
+  positions: "last" | "all";
+  chatTemplate?: boolean;
+  maxMemory?: string;
+  mode: ForwardMode | "auto";
+  threads?: number;
+}
+
+export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
+  command: "activations <model>",
+  describe: "run prompts through the model and save the residual stream at every layer (safetensors)",
+  builder: (yargs) =>
+    (yargs as Argv<GlobalArgs>)
+      .positional("model", { type: "string", demandOption: true, describe: "local folder or Hub repo id (org/name[@revision])" })
+      .option("prompts", { type: "string", demandOption: true, describe: "prompts: .txt (one per line), .json (array) or .jsonl" })
+      .option("out", { type: "string", demandOption: true, describe: "output .safetensors file" })
+      .option("positions", {
+        choices: ["last", "all"] as const,
+        default: "last" as const,
+        describe: "last: [prompts, L+1, d] at each prompt's last token; all: [tokens, L+1, d] with prompt_offsets",
+      })
+      .option("chat-template", {
+        type: "boolean",
+        describe: "wrap each prompt as a user turn with the tokenizer's chat template (default: when it has one)",
+      })
+      .option("max-memory", { type: "string", describe: "memory budget, e.g. 512MB or 4GB (default: 80% of available memory)" })
+      .option("mode", {
+        choices: ["auto", "resident", "streamed"] as const,
+        default: "auto" as const,
+        describe: "resident maps every layer; streamed runs all prompts one layer at a time; auto picks by the budget",
+      })
+      .option("threads", { type: "number", describe: "worker threads (default: all cores)" }) as unknown as Argv<ActivationsArgs>,
+  handler: async (args: ArgumentsCamelCase<ActivationsArgs>) => {
+    const display = new ProgressDisplay({ quiet: args.quiet || args.json });
+    const model = await resolveModelArgument({ model: args.model, token: args.token, display });
+    const prompts = await readPromptsFile(args.prompts);
+    const budget = args.maxMemory !== undefined ? parseMemorySize(args.maxMemory) : defaultMemoryBudget();
+    const task = display.start("forward", 1, "items");
+    const collected = await collectActivations({
+      modelDir: model.dir,
+      prompts,
+      positions: args.positions,
+      chatTemplate: args.chatTemplate,
+      maxMemoryBytes: budget,
+      mode: args.mode,
+      threads: args.threads,
+      onProgress: (progress) => {
+        task.setTotal(progress.layersTotal);
+        task.update(progress.layersDone);
+      },
+    });
+    task.finish();
+    await writeActivationsFile({ path: args.out, collected, positions: args.positions, modelDir: model.dir });
+    const { output } = collected;
+    const tokens = collected.tokenIds.reduce((sum, ids) => sum + ids.length, 0);
+    const rows = output.hidden.length / ((output.numLayers + 1) * output.hiddenSize);
+    const shape = [rows, output.numLayers + 1, output.hiddenSize];
+    if (args.json) {
+      printJson({
+        ok: true,
+        out: args.out,
+        shape,
+        prompts: prompts.length,
+        tokens,
+        positions: args.positions,
+        chatTemplate: collected.usedChatTemplate,
+        mode: output.mode,
+        memoryBudget: budget,
+        estimatedPeakBytes: output.estimatedBytes,
+        seconds: output.seconds,
+        tokensPerSecond: tokens / output.seconds,
+      });
+      return;
+    }
+    process.stdout.write(
+      `wrote ${args.out}: activations [${shape.join(", ")}] f32 for ${prompts.length} prompt(s), ${tokens} token(s)\n` +
+        `${output.mode} run (budget ${formatBytes(budget)}, estimated peak ${formatBytes(output.estimatedBytes)}), ` +
+        `${output.seconds.toFixed(2)}s, ${(tokens / output.seconds).toFixed(0)} tokens/s, ` +
+        `chat template ${collected.usedChatTemplate ? "applied" : "not applied"}\n`,
+    );
+  },
+};

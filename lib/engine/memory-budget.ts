@@ -1,0 +1,112 @@
+/**
+ * Memory sizes (`--max-memory 512MB`), the default budget, and the choice between resident and layer-streamed runs.
+ *
+ * Units follow the rest of the tool (SI, as formatBytes prints them): K/KB, M/MB, G/GB, T/TB are powers of 1000;
+ * KiB, MiB, GiB, TiB powers of 1024; a plain number is bytes. The default budget is 80% of the memory the kernel
+ * reports available (MemAvailable in /proc/meminfo, else os.freemem()).
+ */
+import { readFileSync } from "node:fs";
+import { freemem } from "node:os";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { ForwardModel } from "./load-forward-model.js";
+
+const EXPONENTS: Record<string, number> = { "": 0, K: 1, M: 2, G: 3, T: 4 };
+
+export function parseMemorySize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(i)?)?B?\s*$/i.exec(text);
+  if (!match) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `"${text}" is not a memory size (examples: 512MB, 4GB, 1.5GiB, 800000000)`);
+  }
+  const base = match[3] ? 1024 : 1000;
+  const bytes = Math.floor(Number(match[1]) * base ** EXPONENTS[(match[2] ?? "").toUpperCase()]);
+  if (!(bytes > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `memory size "${text}" must be positive`);
+  return bytes;
+}
+
+export function availableMemoryBytes(): number {
+  try {
+    const match = /^MemAvailable:\s+(\d+)\s+kB/m.exec(readFileSync("/proc/meminfo", "utf8"));
+    if (match) return Number(match[1]) * 1024;
+  } catch {
+    // Not Linux: fall through.
+  }
+  return freemem();
+}
+
+export function defaultMemoryBudget(): number {
+  return Math.floor(availableMemoryBytes() * 0.8);
+}
+
+export interface ActivationShape {
+  /** Tokens of all prompts together. */
+  rows: number;
+  /** Rows whose residual stream is kept at every layer. */
+  capturedRows: number;
+  logitsRows: number;
+  maxNewTokens: number;
+  prompts: number;
+  longestPrompt: number;
+  mlpChunkTokens: number;
+}
+
+/** Bytes of fp32 activations, scratch and outputs one run holds at its peak (weights not included). */
+export function activationBytes(model: ForwardModel, shape: ActivationShape): number {
+  const { hiddenSize: d, numHeads, numKvHeads, headDim, intermediateSize, numLayers, vocabSize } = model.spec;
+  const qkv = (numHeads + 2 * numKvHeads) * headDim;
+  const perRow = 4 * (3 * d + qkv + numHeads * headDim);
+  const mlp = 4 * Math.min(shape.mlpChunkTokens, shape.rows) * 3 * intermediateSize;
+  const captured = 4 * shape.capturedRows * (numLayers + 1) * d;
+  const logits = 4 * (shape.logitsRows + shape.prompts) * vocabSize;
+  const kvCache = shape.maxNewTokens > 0 ? 4 * 2 * numLayers * numKvHeads * headDim * (shape.rows + shape.prompts * shape.maxNewTokens) : 0;
+  return shape.rows * perRow + mlp + captured + logits + kvCache;
+}
+
+export type ForwardMode = "resident" | "streamed";
+
+export interface ModeChoice {
+  mode: ForwardMode;
+  /** Estimated peak bytes in that mode. */
+  estimatedBytes: number;
+  /** The activation and scratch part of it. */
+  activationBytes: number;
+  residentBytes: number;
+  streamedBytes: number;
+}
+
+/** lm_head bytes a streamed run holds at once (it reads the unembedding in slices of this size). */
+const HEAD_SLICE_BYTES = 32 * 1024 * 1024;
+
+export function chooseMode(params: {
+  model: ForwardModel;
+  shape: ActivationShape;
+  budgetBytes: number;
+  requested?: ForwardMode | "auto";
+  needsHead: boolean;
+}): ModeChoice {
+  const { model, shape, budgetBytes, requested = "auto", needsHead } = params;
+  const activations = activationBytes(model, shape);
+  const residentBytes = model.totalBytes + activations;
+  const largestLayer = Math.max(0, ...model.layerBytes);
+  // One layer's pages are mapped at a time (the next one is read ahead into the page cache, which is reclaimable and
+  // not part of the process); embedding rows and an lm_head slice are small.
+  const streamedBytes = largestLayer + activations + (needsHead ? Math.min(HEAD_SLICE_BYTES, model.headBytes || model.embedBytes) : 0);
+  if (shape.maxNewTokens > 0) {
+    if (requested === "streamed") {
+      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "generation needs the resident mode (every layer is used for every new token)");
+    }
+    return { mode: "resident", estimatedBytes: residentBytes, activationBytes: activations, residentBytes, streamedBytes };
+  }
+  const mode: ForwardMode = requested === "auto" ? (residentBytes <= budgetBytes ? "resident" : "streamed") : requested;
+  return { mode, estimatedBytes: mode === "resident" ? residentBytes : streamedBytes, activationBytes: activations, residentBytes, streamedBytes };
+}
+
+/**
+ * Tokens per MLP chunk. The [chunk, intermediate] buffers get about one layer's worth of bytes (at least 32 MB) and
+ * never more than an eighth of the budget: bigger chunks hardly speed the GEMMs up, and a layer-streamed run
+ * should hold little more than one layer plus the residual stream.
+ */
+export function mlpChunkTokensFor(model: ForwardModel, budgetBytes: number): number {
+  const perToken = 4 * 3 * model.spec.intermediateSize;
+  const share = Math.min(budgetBytes / 8, Math.max(32 * 2 ** 20, ...model.layerBytes));
+  return Math.max(16, Math.min(4096, Math.floor(share / perToken)));
+}
