@@ -45,11 +45,15 @@ async function main(): Promise<void> {
   writeBenchDirection(direction);
   const outputs = { cp: join(cache, "out-cp"), apply: join(cache, "out-apply"), torch: join(cache, "out-torch") };
   const python = findTorchPython();
-  const times: Record<string, Measurement[]> = { cp: [], apply: [], verify: [], torch: [] };
+  const times: Record<string, Measurement[]> = { cp: [], cpSync: [], apply: [], verify: [], torch: [] };
   const modelBytes = Number(execFileSync("du", ["-sb", model], { encoding: "utf8" }).split("\t")[0]);
   for (let round = 0; round < rounds; round += 1) {
     for (const path of Object.values(outputs)) rmSync(path, { recursive: true, force: true });
     times.cp.push(measure("cp", ["-r", model, outputs.cp]));
+    rmSync(outputs.cp, { recursive: true, force: true });
+    // apply fsyncs its shards before the atomic rename (a crash must not leave a complete-looking, torn DIR), so
+    // the like-for-like anchor is a copy that is also on disk when it returns.
+    times.cpSync.push(measure("sh", ["-c", `cp -r "$0" "$1" && sync "$1"/*`, model, outputs.cp]));
     times.apply.push(measure(process.execPath, [cli, "apply", model, "--direction", direction, "--out", outputs.apply, "--quiet"]));
     times.verify.push(measure(process.execPath, [cli, "verify", model, outputs.apply, "--direction", direction, "--quiet"]));
     if (python) times.torch.push(measure(python, [join(root, "bench", "torch_shard_loop.py"), model, outputs.torch, direction]));
@@ -58,15 +62,20 @@ async function main(): Promise<void> {
   for (const path of Object.values(outputs)) rmSync(path, { recursive: true, force: true });
 
   const cp = median(times.cp.map((m) => m.seconds));
+  const cpSync = median(times.cpSync.map((m) => m.seconds));
   const line = (label: string, samples: Measurement[], extra = "") => {
     const seconds = median(samples.map((m) => m.seconds));
     const rss = Math.max(...samples.map((m) => m.peakRssMB));
-    return `${label.padEnd(8)} ${seconds.toFixed(2).padStart(7)} s  ${(seconds / cp).toFixed(2).padStart(5)}× cp  ${(modelBytes / seconds / 1e9).toFixed(2)} GB/s  peak RSS ${rss.toFixed(0)} MB${extra}`;
+    return (
+      `${label.padEnd(10)} ${seconds.toFixed(2).padStart(7)} s  ${(seconds / cp).toFixed(2).padStart(5)}× cp  ` +
+      `${(seconds / cpSync).toFixed(2).padStart(5)}× cp+sync  ${(modelBytes / seconds / 1e9).toFixed(2)} GB/s  peak RSS ${rss.toFixed(0)} MB${extra}`
+    );
   };
   const lines = [
     `surgery bench: ${(modelBytes / 1e9).toFixed(2)} GB bf16 Llama-shaped checkpoint, ${rounds} rounds, medians`,
     line("cp -r", times.cp),
-    line("apply", times.apply, "   (surgery + built-in verify + atomic rename; target ≤ 1.3× cp, RSS ≤ 256 MB)"),
+    line("cp+sync", times.cpSync),
+    line("apply", times.apply, "   (surgery + fsync + built-in verify + atomic rename; target ≤ 1.3× cp, RSS ≤ 256 MB)"),
     line("verify", times.verify, "   (target ≤ 1.5× cp)"),
   ];
   if (python) {

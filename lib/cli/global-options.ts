@@ -5,7 +5,18 @@ export interface GlobalArgs {
   token?: string;
 }
 
+let resultsPrinted = 0;
+
 /** One machine-readable result on stdout (the only thing on stdout with --json). */
 export function printJson(value: unknown): void {
+  resultsPrinted += 1;
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * How many JSON results have been printed so far. A command that printed its report (verify with ok: false)
+ * and then fails must not get a second JSON document on stdout for the same failure.
+ */
+export function jsonResultsPrinted(): number {
+  return resultsPrinted;
 }

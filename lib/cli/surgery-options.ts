@@ -61,6 +61,9 @@ export function surgeryParamsFrom(args: SurgeryArgs): SurgeryParams {
   if (args["direction-layer"] !== undefined && !Number.isInteger(args["direction-layer"])) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--direction-layer must be an integer`);
   }
+  if (args.threads !== undefined && !(Number.isInteger(args.threads) && args.threads >= 0 && args.threads <= 1024)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--threads must be a whole number from 0 (all cores) to 1024; got ${args.threads}`);
+  }
   if (args.projected && args.biprojected) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--projected and --biprojected are alternatives; pass one`);
   }

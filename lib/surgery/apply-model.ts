@@ -3,13 +3,14 @@
  * byte, verify the result against the fp64 reference, record provenance, then rename to DIR.
  */
 import { cp, readdir } from "node:fs/promises";
-import { basename, join, relative } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { Orientation } from "../arch/families.js";
 import { applyShard, type ApplyShardResult, type ShardProgress } from "../native/addon.js";
 import type { SurgeryEvent } from "./events.js";
 import { withProgress } from "./native-progress.js";
-import { prepareOutputFolder } from "./output-folder.js";
+import { fromFileSystemError } from "./file-system-error.js";
+import { prepareOutputFolder, type OutputFolder } from "./output-folder.js";
 import { prepareSurgery, type SurgeryParams } from "./prepare-surgery.js";
 import { buildProvenance, PROVENANCE_FILE, writeProvenance, type ModelSource, type Provenance } from "./provenance.js";
 import { openResumeRecord, shardKey } from "./resume-record.js";
@@ -45,9 +46,20 @@ export interface ApplyReport {
 // Files never carried into the output: Python's local-dir bookkeeping, and our own record (rewritten fresh).
 const SKIPPED_FILES = new Set([".cache", ".git", PROVENANCE_FILE]);
 
-async function copyOtherFiles(modelDir: string, outDir: string, shardFiles: Set<string>): Promise<void> {
+/**
+ * `apply . --out ./abl` puts the output, its partial folder and its lock inside the model folder; copying those
+ * into the output would copy a folder into itself.
+ */
+function isOwnOutput(path: string, output: OutputFolder): boolean {
+  const finalDir = resolve(output.finalDir);
+  const lock = `${finalDir}.lock`;
+  return path === finalDir || path === resolve(output.partialDir) || path === lock || path.startsWith(`${lock}.`) || path.startsWith(`${finalDir}.old-`);
+}
+
+async function copyOtherFiles(modelDir: string, output: OutputFolder, shardFiles: Set<string>): Promise<void> {
+  const outDir = output.partialDir;
   for (const entry of await readdir(modelDir, { withFileTypes: true })) {
-    if (SKIPPED_FILES.has(entry.name) || shardFiles.has(entry.name)) continue;
+    if (SKIPPED_FILES.has(entry.name) || shardFiles.has(entry.name) || isOwnOutput(resolve(modelDir, entry.name), output)) continue;
     // dereference: Hub cache snapshots are symlinks into blobs/, the output must hold real files.
     await cp(join(modelDir, entry.name), join(outDir, entry.name), { recursive: true, dereference: true, force: true });
   }
@@ -57,10 +69,12 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
   const started = Date.now();
   const prepared = await prepareSurgery(params.modelDir, params);
   const { checkpoint, plan } = prepared;
-  const output = await prepareOutputFolder({ finalDir: params.outDir, force: params.force, keepPartial: true });
-  const resume = await openResumeRecord(output.partialDir);
+  const output = await prepareOutputFolder({ finalDir: params.outDir, force: params.force, keepPartial: true }).catch((error: unknown) => {
+    throw fromFileSystemError(error);
+  });
   let outputSettled = false;
   try {
+    const resume = await openResumeRecord(output.partialDir);
     const bytesTotal = checkpoint.shards.reduce((sum, shard) => sum + shard.fileSize, 0);
     yield { type: "plan", shards: checkpoint.shards.length, tensors: plan.tensors.length, bytesTotal };
     let bytesBefore = 0;
@@ -100,7 +114,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       // The native executor fsyncs the shard before resolving, so the record never names a torn file.
       await resume.markDone(file, key);
     }
-    await copyOtherFiles(params.modelDir, output.partialDir, new Set(checkpoint.shards.map((shard) => relative(checkpoint.dir, shard.path))));
+    await copyOtherFiles(params.modelDir, output, new Set(checkpoint.shards.map((shard) => relative(checkpoint.dir, shard.path))));
     yield { type: "phase-done", phase: "apply" };
 
     const verification = yield* verifyShards({ checkpoint, plan, modifiedDir: output.partialDir, threads: params.threads, chunkBytes: params.chunkBytes });
@@ -131,7 +145,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     // A failed run removes its partial output; a killed one cannot, and the next run reuses what it finished.
     outputSettled = true;
     await output.abandon();
-    throw error;
+    throw fromFileSystemError(error);
   } finally {
     // Reached without an error when a consumer stops iterating early: no partial output or lock is left behind.
     if (!outputSettled) await output.abandon();

@@ -85,10 +85,19 @@ function layerOf(name: string, rule: TargetRule | undefined): number | null {
   return generic ? Number(generic[1]) : null;
 }
 
+/** --include / --exclude are user text; an invalid pattern is a usage error, not a crash. */
+function compileNamePattern(source: string, option: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (error) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `${option} ${JSON.stringify(source)} is not a valid regular expression (${(error as Error).message})`);
+  }
+}
+
 function buildRules(family: FamilyDefinition | undefined, config: ModelConfig, options: SurgeryOptions): TargetRule[] {
   const includeRules: TargetRule[] = (options.include ?? []).map((source) => ({
     kind: "attn" as TargetKind,
-    pattern: new RegExp(source),
+    pattern: compileNamePattern(source, "--include"),
     orientation: options.orientation ?? "linear",
   }));
   if (!family && includeRules.length === 0) {
@@ -186,7 +195,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
   const rules = buildRules(family, config, options);
   const layerRange = parseLayerRange(options.layers, config.numLayers);
   const targets = [...(options.targets ?? ALL_TARGETS)];
-  const excludes = (options.exclude ?? []).map((source) => new RegExp(source));
+  const excludes = (options.exclude ?? []).map((source) => compileNamePattern(source, "--exclude"));
   const normPreserving = options.normPreserving ?? false;
   const tensors: PlannedTensor[] = [];
   const jobsByShard = new Map<string, NativeTensorJob[]>();

@@ -3,9 +3,10 @@
  * It lives beside the shards, never inside their headers, so shards differ from the input only in edited bytes.
  * `verify` reads it back to recover the options a run used.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { writeFileNamingErrors } from "./file-system-error.js";
 import type { TargetKind, Orientation } from "../arch/families.js";
 import type { HarmlessProjection } from "../directions/select-basis.js";
 import { TOOL_VERSION } from "../version.js";
@@ -102,7 +103,7 @@ export function buildProvenance(params: { prepared: PreparedSurgery; verificatio
 }
 
 export async function writeProvenance(dir: string, provenance: Provenance): Promise<void> {
-  await writeFile(join(dir, PROVENANCE_FILE), `${JSON.stringify(provenance, null, 2)}\n`);
+  await writeFileNamingErrors(join(dir, PROVENANCE_FILE), `${JSON.stringify(provenance, null, 2)}\n`);
 }
 
 /** Reads a previous run's record, or undefined when the folder has none. */

@@ -5,9 +5,10 @@
  * verification still checks every shard against the original, so a reused shard is never trusted blindly.
  */
 import { createHash } from "node:crypto";
-import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { NativeTensorJob } from "../native/addon.js";
+import { writeFileNamingErrors } from "./file-system-error.js";
 
 const RECORD_FILE = ".abliterate-resume.json";
 
@@ -52,7 +53,7 @@ export async function openResumeRecord(partialDir: string): Promise<ResumeRecord
     async markDone(file, key) {
       done = { ...done, [file]: key };
       const temporary = `${path}.tmp`;
-      await writeFile(temporary, JSON.stringify(done));
+      await writeFileNamingErrors(temporary, JSON.stringify(done));
       await rename(temporary, path);
     },
     async discard() {
