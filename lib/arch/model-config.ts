@@ -2,7 +2,7 @@
  * The few config.json facts surgery needs, read the way transformers reads them:
  * per-family attribute aliases (GPT-2's n_embd, n_layer) and multimodal nesting (text_config).
  */
-import { readFile } from "node:fs/promises";
+import { readRegularFile } from "../fs/read-regular-file.js";
 import { join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 
@@ -54,7 +54,7 @@ export async function readModelConfig(dir: string): Promise<ModelConfig> {
   const file = join(dir, "config.json");
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = (await readRegularFile(file)).toString("utf8");
   } catch (error) {
     throw new AbliterateError(ErrorCodes.CONFIG_INVALID, "config.json is missing or unreadable", { file, cause: error });
   }

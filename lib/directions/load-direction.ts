@@ -4,8 +4,9 @@
  * The format is recognised by content (magic bytes), not by extension; what the tensors mean is decided once,
  * in direction-file.ts. Validation happens here, before anything is written.
  */
+import { readRegularFile } from "../fs/read-regular-file.js";
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { directionFileFromTensors, type DecodedTensor, type DirectionFile, type DirectionFileFormat } from "./direction-file.js";
 import { isGguf, readGgufControlVector } from "./read-gguf-control-vector.js";
@@ -44,7 +45,7 @@ export async function loadDirectionFile(path: string): Promise<DirectionFile> {
     if (info.size > MAX_DIRECTION_FILE_BYTES) {
       throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `is ${info.size} bytes; direction files over ${MAX_DIRECTION_FILE_BYTES} bytes are refused`, { file: path });
     }
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path);
   } catch (error) {
     if (error instanceof AbliterateError) throw error;
     throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `cannot read direction file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file: path, cause: error });

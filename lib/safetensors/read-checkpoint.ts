@@ -1,4 +1,5 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
+import { readRegularFile } from "../fs/read-regular-file.js";
 import { basename, join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { parseCheckpointIndex } from "./parse-checkpoint-index.js";
@@ -82,7 +83,7 @@ async function readIndexedCheckpoint(dir: string, indexPath: string): Promise<Ch
         file: indexPath,
       });
     }
-    text = new TextDecoder("utf-8", { fatal: true }).decode(await readFile(indexPath));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(await readRegularFile(indexPath));
   } catch (cause) {
     if (cause instanceof AbliterateError) throw cause;
     if (cause instanceof TypeError) {

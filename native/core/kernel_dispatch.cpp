@@ -2,6 +2,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu_features.h"
+
 #include "kernels.h"
 
 namespace abl {
@@ -14,25 +16,6 @@ const KernelTable* avx512_kernels() { return nullptr; }
 #endif
 
 namespace {
-
-bool cpu_runs_avx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-  return false;
-#endif
-}
-
-bool cpu_runs_avx512() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return cpu_runs_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
-#else
-  return false;
-#endif
-}
 
 const KernelTable& choose() {
   const char* cap = std::getenv("ABLITERATE_SIMD");

@@ -21,7 +21,13 @@ std::vector<size_t> validate_tensor_jobs(const std::vector<TensorJob>& tensors, 
     }
     if (tensor.d_model_axis != 0 && tensor.d_model_axis != 1) throw_invalid_job(who + ": dModelAxis must be 0 or 1", path);
     if (tensor.rank == 0) throw_invalid_job(who + ": rank must be at least 1", path);
-    if (tensor.basis.size() != static_cast<uint64_t>(tensor.rank) * tensor.d_model()) {
+    // More orthonormal directions than dimensions cannot exist; refusing them also keeps scratch memory
+    // (rank × cols accumulators) bounded by the tensor's own size rather than by a claimed rank.
+    if (tensor.rank > tensor.d_model()) {
+      throw_invalid_job(who + ": rank " + std::to_string(tensor.rank) + " exceeds d_model " + std::to_string(tensor.d_model()), path);
+    }
+    // Division, not multiplication: rank × d_model must not be checked modulo 2^64.
+    if (tensor.basis.size() % tensor.rank != 0 || tensor.basis.size() / tensor.rank != tensor.d_model()) {
       throw_invalid_job(who + ": basis has " + std::to_string(tensor.basis.size()) + " values, expected rank " +
                             std::to_string(tensor.rank) + " × d_model " + std::to_string(tensor.d_model()),
                         path);

@@ -2,6 +2,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../cpu_features.h"
+
 #include "forward_kernels.h"
 
 namespace abl {
@@ -12,15 +14,6 @@ const ForwardKernels* avx2_forward_kernels() { return nullptr; }
 #endif
 
 namespace {
-
-bool cpu_runs_avx2() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-  return false;
-#endif
-}
 
 const ForwardKernels& choose() {
   const char* cap = std::getenv("ABLITERATE_SIMD");

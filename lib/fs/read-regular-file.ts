@@ -1,0 +1,13 @@
+/** Reads a whole small file (config, direction, index) that must be a regular file: a FIFO never blocks us. */
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { openForReading } from "../safetensors/read-header.js";
+
+export async function readRegularFile(path: string): Promise<Buffer> {
+  const handle = await openForReading(path);
+  try {
+    if (!(await handle.stat()).isFile()) throw new AbliterateError(ErrorCodes.IO, "not a regular file", { file: path });
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
