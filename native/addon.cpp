@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "core/native_error.h"
 #include "core/runtime_info.h"
 #include "core/shard_job.h"
+#include "promise_worker.h"
 
 // The forward engine (native/addon_forward.cpp) adds its exports here when it is linked in; a weak
 // reference keeps this file buildable without it.
@@ -18,6 +20,7 @@ void RegisterForwardBindings(Napi::Env env, Napi::Object exports) __attribute__(
 namespace {
 
 using abl::NativeError;
+using abl_napi::js_error;
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 
@@ -171,133 +174,45 @@ Napi::Value to_js(Napi::Env env, const abl::VerifyResult& result) {
   return object;
 }
 
-Napi::Error js_error(Napi::Env env, const std::string& message, const std::string& code, const std::string& path) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  if (!path.empty()) error.Set("path", Napi::String::New(env, path));
-  return error;
-}
-
-/**
- * The promise of one shard job. It settles only when the work is done AND every queued progress call
- * has been delivered (the thread-safe function is finalized), so no progress arrives after resolution.
- */
-template <class Result>
-struct Settlement {
-  explicit Settlement(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise::Deferred deferred;
-  bool work_done = false;
-  bool progress_drained = true;
-  Result result;
-  Napi::ObjectReference error;
-
-  void settle_if_ready(Napi::Env env) {
-    if (!work_done || !progress_drained) return;
-    if (!error.IsEmpty()) {
-      deferred.Reject(error.Value());
-    } else {
-      deferred.Resolve(to_js(env, result));
-    }
-    delete this;
-  }
-};
-
 struct ProgressEvent {
   uint64_t done;
   uint64_t total;
 };
 
-template <class Job, class Result, Result (*Run)(const Job&, const abl::ProgressCallback&)>
-class ShardWorker final : public Napi::AsyncWorker {
- public:
-  ShardWorker(Napi::Env env, Job job, const Napi::Value& on_progress, Settlement<Result>* settlement)
-      : Napi::AsyncWorker(env, "abliterate:shard"), job_(std::move(job)), settlement_(settlement) {
-    if (on_progress.IsFunction()) {
-      settlement_->progress_drained = false;
-      progress_ = Napi::ThreadSafeFunction::New(env, on_progress.As<Napi::Function>(), "abliterate:progress", 0, 1,
-                                                settlement_, [](Napi::Env env, Settlement<Result>* settlement) {
-                                                  settlement->progress_drained = true;
-                                                  settlement->settle_if_ready(env);
-                                                });
-    }
-  }
+Napi::Value progress_to_js(Napi::Env env, const ProgressEvent& event) {
+  Napi::Object progress = Napi::Object::New(env);
+  progress.Set("bytesDone", Napi::Number::New(env, static_cast<double>(event.done)));
+  progress.Set("bytesTotal", Napi::Number::New(env, static_cast<double>(event.total)));
+  return progress;
+}
 
-  void Execute() override {
-    abl::ProgressCallback report;
-    if (progress_) {
-      report = [this](uint64_t done, uint64_t total) {
-        auto* event = new ProgressEvent{done, total};
-        if (progress_.NonBlockingCall(event, deliver) != napi_ok) delete event;
-      };
-    }
-    try {
-      result_ = Run(job_, report);
-    } catch (const NativeError& error) {
-      code_ = error.code();
-      path_ = error.path();
-      SetError(error.what());
-    } catch (const std::exception& error) {
-      code_ = "E_INTERNAL";
-      SetError(error.what());
-    }
-    if (progress_) progress_.Release();
+struct ApplyTraits {
+  using Job = abl::ApplyJob;
+  using Result = abl::ApplyResult;
+  using Event = ProgressEvent;
+  static constexpr const char* kName = "abliterate:apply";
+  static Result run(const Job& job, const std::function<void(const Event&)>& report) {
+    return abl::apply_shard(job, [&](uint64_t done, uint64_t total) { report(Event{done, total}); });
   }
-
-  void OnOK() override {
-    settlement_->result = std::move(result_);
-    settlement_->work_done = true;
-    settlement_->settle_if_ready(Env());
-  }
-
-  void OnError(const Napi::Error& error) override {
-    settlement_->error = Napi::Persistent(js_error(Env(), error.Message(), code_, path_).Value());
-    settlement_->work_done = true;
-    settlement_->settle_if_ready(Env());
-  }
-
- private:
-  static void deliver(Napi::Env env, Napi::Function callback, ProgressEvent* event) {
-    if (env != nullptr && callback != nullptr) {
-      Napi::Object progress = Napi::Object::New(env);
-      progress.Set("bytesDone", Napi::Number::New(env, static_cast<double>(event->done)));
-      progress.Set("bytesTotal", Napi::Number::New(env, static_cast<double>(event->total)));
-      callback.Call({progress});
-    }
-    delete event;
-  }
-
-  Job job_;
-  Result result_;
-  std::string code_;
-  std::string path_;
-  Napi::ThreadSafeFunction progress_;
-  Settlement<Result>* settlement_;
+  static Napi::Value result_to_js(Napi::Env env, Result& result) { return to_js(env, result); }
+  static Napi::Value event_to_js(Napi::Env env, const Event& event) { return progress_to_js(env, event); }
 };
 
-template <class Job, class Result, Result (*Run)(const Job&, const abl::ProgressCallback&),
-          Job (*Parse)(const Napi::Value&)>
-Napi::Value start_shard_job(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto* settlement = new Settlement<Result>(env);
-  const Napi::Promise promise = settlement->deferred.Promise();
-  try {
-    Job job = Parse(info[0]);
-    auto* worker = new ShardWorker<Job, Result, Run>(env, std::move(job), info[1], settlement);
-    worker->Queue();
-  } catch (const NativeError& error) {
-    settlement->deferred.Reject(js_error(env, error.what(), error.code(), error.path()).Value());
-    delete settlement;
+struct VerifyTraits {
+  using Job = abl::VerifyJob;
+  using Result = abl::VerifyResult;
+  using Event = ProgressEvent;
+  static constexpr const char* kName = "abliterate:verify";
+  static Result run(const Job& job, const std::function<void(const Event&)>& report) {
+    return abl::verify_shard(job, [&](uint64_t done, uint64_t total) { report(Event{done, total}); });
   }
-  return promise;
-}
+  static Napi::Value result_to_js(Napi::Env env, Result& result) { return to_js(env, result); }
+  static Napi::Value event_to_js(Napi::Env env, const Event& event) { return progress_to_js(env, event); }
+};
 
-Napi::Value ApplyShard(const Napi::CallbackInfo& info) {
-  return start_shard_job<abl::ApplyJob, abl::ApplyResult, abl::apply_shard, apply_job>(info);
-}
+Napi::Value ApplyShard(const Napi::CallbackInfo& info) { return abl_napi::start_promise_job<ApplyTraits>(info, apply_job); }
 
-Napi::Value VerifyShard(const Napi::CallbackInfo& info) {
-  return start_shard_job<abl::VerifyJob, abl::VerifyResult, abl::verify_shard, verify_job>(info);
-}
+Napi::Value VerifyShard(const Napi::CallbackInfo& info) { return abl_napi::start_promise_job<VerifyTraits>(info, verify_job); }
 
 Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

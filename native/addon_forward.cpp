@@ -4,11 +4,13 @@
 #include <napi.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 #include <utility>
 
 #include "core/forward/forward_job.h"
 #include "core/native_error.h"
+#include "promise_worker.h"
 
 namespace {
 
@@ -250,13 +252,6 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   return job;
 }
 
-Napi::Error js_error(Napi::Env env, const std::string& message, const std::string& code, const std::string& path) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  if (!path.empty()) error.Set("path", Napi::String::New(env, path));
-  return error;
-}
-
 Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   Napi::Object object = Napi::Object::New(env);
   Napi::Float32Array hidden = Napi::Float32Array::New(env, result.hidden.size());
@@ -282,112 +277,24 @@ struct LayerProgress {
   uint32_t total;
 };
 
-/**
- * Settles the promise only once the work is done and every queued progress call has run (the thread-safe function
- * is finalized), so no progress callback arrives after the promise resolves.
- */
-struct ForwardSettlement {
-  explicit ForwardSettlement(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise::Deferred deferred;
-  bool work_done = false;
-  bool progress_drained = true;
-  fwd::ForwardResult result;
-  Napi::ObjectReference error;
-
-  void settle_if_ready(Napi::Env env) {
-    if (!work_done || !progress_drained) return;
-    if (!error.IsEmpty()) {
-      deferred.Reject(error.Value());
-    } else {
-      deferred.Resolve(result_to_js(env, result));
-    }
-    delete this;
+struct ForwardTraits {
+  using Job = fwd::ForwardJob;
+  using Result = fwd::ForwardResult;
+  using Event = LayerProgress;
+  static constexpr const char* kName = "abliterate:forward";
+  static Result run(const Job& job, const std::function<void(const Event&)>& report) {
+    return fwd::run_forward(job, [&](uint32_t done, uint32_t total) { report(Event{done, total}); });
+  }
+  static Napi::Value result_to_js(Napi::Env env, Result& result) { return ::result_to_js(env, result); }
+  static Napi::Value event_to_js(Napi::Env env, const Event& event) {
+    Napi::Object progress = Napi::Object::New(env);
+    progress.Set("layersDone", Napi::Number::New(env, event.done));
+    progress.Set("layersTotal", Napi::Number::New(env, event.total));
+    return progress;
   }
 };
 
-class ForwardWorker final : public Napi::AsyncWorker {
- public:
-  ForwardWorker(Napi::Env env, fwd::ForwardJob job, const Napi::Value& on_progress, ForwardSettlement* settlement)
-      : Napi::AsyncWorker(env, "abliterate:forward"), job_(std::move(job)), settlement_(settlement) {
-    if (on_progress.IsFunction()) {
-      settlement_->progress_drained = false;
-      progress_ = Napi::ThreadSafeFunction::New(env, on_progress.As<Napi::Function>(), "abliterate:forward-progress", 0, 1,
-                                                settlement_, [](Napi::Env env, ForwardSettlement* settlement) {
-                                                  settlement->progress_drained = true;
-                                                  settlement->settle_if_ready(env);
-                                                });
-    }
-  }
-
-  void Execute() override {
-    fwd::ForwardProgress report;
-    if (progress_) {
-      report = [this](uint32_t done, uint32_t total) {
-        auto* event = new LayerProgress{done, total};
-        if (progress_.NonBlockingCall(event, deliver) != napi_ok) delete event;
-      };
-    }
-    try {
-      result_ = fwd::run_forward(job_, report);
-    } catch (const NativeError& error) {
-      code_ = error.code();
-      path_ = error.path();
-      SetError(error.what());
-    } catch (const std::bad_alloc&) {
-      code_ = "E_NOMEM";
-      SetError("forward: out of memory");
-    } catch (const std::exception& error) {
-      code_ = "E_INTERNAL";
-      SetError(error.what());
-    }
-    if (progress_) progress_.Release();
-  }
-
-  void OnOK() override {
-    settlement_->result = std::move(result_);
-    settlement_->work_done = true;
-    settlement_->settle_if_ready(Env());
-  }
-
-  void OnError(const Napi::Error& error) override {
-    settlement_->error = Napi::Persistent(js_error(Env(), error.Message(), code_, path_).Value());
-    settlement_->work_done = true;
-    settlement_->settle_if_ready(Env());
-  }
-
- private:
-  static void deliver(Napi::Env env, Napi::Function callback, LayerProgress* event) {
-    if (env != nullptr && callback != nullptr) {
-      Napi::Object progress = Napi::Object::New(env);
-      progress.Set("layersDone", Napi::Number::New(env, event->done));
-      progress.Set("layersTotal", Napi::Number::New(env, event->total));
-      callback.Call({progress});
-    }
-    delete event;
-  }
-
-  fwd::ForwardJob job_;
-  fwd::ForwardResult result_;
-  std::string code_;
-  std::string path_;
-  Napi::ThreadSafeFunction progress_;
-  ForwardSettlement* settlement_;
-};
-
-Napi::Value Forward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto* settlement = new ForwardSettlement(env);
-  const Napi::Promise promise = settlement->deferred.Promise();
-  try {
-    fwd::ForwardJob job = forward_job(info[0]);
-    auto* worker = new ForwardWorker(env, std::move(job), info[1], settlement);
-    worker->Queue();
-  } catch (const NativeError& error) {
-    settlement->deferred.Reject(js_error(env, error.what(), error.code(), error.path()).Value());
-    delete settlement;
-  }
-  return promise;
-}
+Napi::Value Forward(const Napi::CallbackInfo& info) { return abl_napi::start_promise_job<ForwardTraits>(info, forward_job); }
 
 }  // namespace
 
