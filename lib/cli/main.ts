@@ -8,6 +8,8 @@ import { isAbliterateError } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
 import { activationsCommand } from "./activations-command.js";
 import { applyCommand } from "./apply-command.js";
+import { demoCommand } from "./demo-command.js";
+import { directionCommand } from "./direction-command.js";
 import { jsonResultsPrinted, type GlobalArgs } from "./global-options.js";
 import { inspectCommand } from "./inspect-command.js";
 import { pushCommand } from "./push-command.js";
@@ -33,6 +35,8 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
     .command(verifyCommand)
     .command(inspectCommand)
     .command(activationsCommand)
+    .command(directionCommand)
+    .command(demoCommand)
     .command(pushCommand)
     .command(runCommand)
     .demandCommand(1, "give a command (see --help)")

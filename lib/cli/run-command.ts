@@ -1,6 +1,7 @@
 /**
- * The one command: `abliterate MODEL --direction FILE (--out DIR | --push REPO)` = download (when MODEL is a Hub
- * repo) → apply → verify → push. It exits 0 only when verification passed (applyModel throws VERIFY_FAILED
+ * The one command: `abliterate MODEL (--out DIR | --push REPO)` = download (when MODEL is a Hub repo) → prompts →
+ * directions → selection → apply → verify → evaluate → report → push (pipeline-stages.ts); with `--direction FILE`
+ * the direction stages are skipped: download → apply → verify → push. It exits 0 only when verification passed (applyModel throws VERIFY_FAILED
  * otherwise). With --push and no --out, the checkpoint is built in a temporary folder that is removed afterwards,
  * whether the run succeeds, fails, or is interrupted.
  */
@@ -14,14 +15,17 @@ import { isHubOffline } from "../hub/hub-endpoint.js";
 import { resolveHubToken } from "../hub/hub-token.js";
 import { pushModel } from "../hub/push-model.js";
 import { applyModel } from "../surgery/apply-model.js";
+import type { Provenance } from "../surgery/provenance.js";
 import { printJson, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { describePush, renderUpload, withPushOptions, type PushOptionArgs } from "./push-command.js";
 import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
+import { contrastSources, forwardSettings, refusalMarkers, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
+import { runPipelineStages, type PipelineRunResult } from "./pipeline-stages.js";
 
-interface RunArgs extends GlobalArgs, SurgeryArgs, PushOptionArgs {
+interface RunArgs extends GlobalArgs, SurgeryArgs, PushOptionArgs, PromptArgs, SelectionArgs {
   model: string;
   out?: string;
   push?: string;
@@ -44,16 +48,20 @@ function removeOnSignal(dir: string): () => void {
 
 export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
   command: "$0 <model>",
-  describe: "download → apply → verify → push, in one go",
+  describe: "download → prompts → directions → selection → apply → verify → evaluate → report → push, in one go (--direction FILE skips the direction stages)",
   builder: (yargs) =>
     withPushOptions(
-      withSurgeryOptions(
-        (yargs as Argv<GlobalArgs>)
-          .positional("model", { type: "string", demandOption: true, describe: "local folder, Hub repo id (org/name[@revision]) or Hub URL" })
-          .option("out", { type: "string", describe: "write the verified checkpoint here" })
-          .option("push", { type: "string", describe: "push the verified checkpoint to this repo (namespace/name)" })
-          .option("force", { type: "boolean", describe: "replace an existing --out folder" }),
-        { directionRequired: true },
+      withSelectionOptions(
+        withPromptOptions(
+          withSurgeryOptions(
+            (yargs as Argv<GlobalArgs>)
+              .positional("model", { type: "string", demandOption: true, describe: "local folder, Hub repo id (org/name[@revision]) or Hub URL" })
+              .option("out", { type: "string", describe: "write the verified checkpoint here" })
+              .option("push", { type: "string", describe: "push the verified checkpoint to this repo (namespace/name)" })
+              .option("force", { type: "boolean", describe: "replace an existing --out folder" }),
+            { directionRequired: false },
+          ),
+        ),
       ),
     ).check((args) => {
       if (!args.out && !args.push) throw new Error("give --out DIR, --push REPO, or both");
@@ -78,13 +86,50 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
     try {
       const outDir = args.out ?? join(tempRoot!, "model");
       if (tempRoot) display.log(`building the checkpoint in ${outDir} (removed after the push; set TMPDIR to use another disk)`);
-      const report = await renderSurgery(
-        applyModel({ ...surgery, modelDir: model.dir, outDir, force: args.force, threads: args.threads, source: model.source }),
-        display,
-      );
-      if (!report.verified) throw new AbliterateError(ErrorCodes.VERIFY_FAILED, `verification of ${outDir} failed`, { file: outDir });
-      const v = report.verification;
-      display.log(`verified: ${v.tensorsChecked} tensor(s) within 1 ulp of the fp64 reference (max ${v.maxUlpError.toFixed(3)} ulp), untouched bytes identical`);
+      let report: { outDir: string; tensorsChanged: number; provenance: Provenance };
+      let pipeline: PipelineRunResult | undefined;
+      if (args.direction !== undefined) {
+        const applied = await renderSurgery(
+          applyModel({ ...surgery, modelDir: model.dir, outDir, force: args.force, threads: args.threads, source: model.source }),
+          display,
+        );
+        if (!applied.verified) throw new AbliterateError(ErrorCodes.VERIFY_FAILED, `verification of ${outDir} failed`, { file: outDir });
+        const v = applied.verification;
+        display.log(`verified: ${v.tensorsChecked} tensor(s) within 1 ulp of the fp64 reference (max ${v.maxUlpError.toFixed(3)} ulp), untouched bytes identical`);
+        report = applied;
+      } else {
+        const sources = contrastSources(args);
+        const { direction: _direction, directionLayer, ...surgeryRest } = surgery;
+        void _direction;
+        pipeline = await runPipelineStages({
+          pipeline: {
+            modelDir: model.dir,
+            modelSource: args.model,
+            modelRevision: model.source?.commit,
+            workDir: args["work-dir"] ?? (args.out ? `${args.out.replace(/\/+$/, "")}.work` : join(tempRoot!, "work")),
+            positive: sources.positive,
+            negative: sources.negative,
+            labels: sources.labels,
+            column: args.column,
+            system: args.system,
+            chatTemplate: args["chat-template"],
+            seed: args.seed,
+            positions: args.positions,
+            candidateLayers: args["candidate-layers"],
+            directionLayer,
+            maxKl: args["max-kl"],
+            maxNewTokens: args["max-new-tokens"],
+            refusalMarkers: refusalMarkers(args),
+            token,
+            forward: forwardSettings(args),
+          },
+          surgery: { ...surgeryRest, force: args.force, threads: args.threads, source: model.source },
+          outDir,
+          display,
+        });
+        report = { outDir, tensorsChanged: pipeline.provenance.tensors_changed.length, provenance: pipeline.provenance };
+        display.log(`report: ${pipeline.reportHtml}`);
+      }
 
       const pushed = args.push
         ? await renderUpload(
@@ -100,6 +145,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
           tensorsChanged: report.tensorsChanged,
           verification: report.provenance.verification,
           notes: report.provenance.notes,
+          ...(pipeline ? { selectedLayer: pipeline.layer, evaluation: { ...pipeline.evaluation, samples: undefined }, report: args.out ? pipeline.reportHtml : null } : {}),
           ...(pushed ? { push: pushed } : {}),
         });
         return;

@@ -1,0 +1,67 @@
+/**
+ * `abliterate demo`: the whole pipeline, offline, in seconds, on the planted-refusal chat model (generated
+ * deterministically on first use; lib/directions/planted-refusal-model.ts) with the built-in prompt sets. Prints the
+ * before/after refusal rates and where the report is.
+ */
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { writePlantedRefusalModel } from "../directions/planted-refusal-model.js";
+import { printJson, type GlobalArgs } from "./global-options.js";
+import { runPipelineStages } from "./pipeline-stages.js";
+import { ProgressDisplay } from "./progress.js";
+
+interface DemoArgs extends GlobalArgs {
+  dir?: string;
+  "max-new-tokens"?: number;
+  threads?: number;
+}
+
+/** Bumped whenever the planted model changes, so an old cached copy is not reused. */
+const DEMO_MODEL_VERSION = "v1";
+
+export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
+  command: "demo",
+  describe: "run the whole pipeline offline on a tiny planted-refusal chat model and write a report",
+  builder: (yargs) =>
+    (yargs as Argv<GlobalArgs>)
+      .option("dir", { type: "string", describe: "where the demo model, work files, output and report go (default: $TMPDIR/abliterate-demo)" })
+      .option("max-new-tokens", { type: "number", default: 8, describe: "greedy tokens per prompt in the evaluation" })
+      .option("threads", { type: "number", describe: "worker threads (default: all cores)" }) as unknown as Argv<DemoArgs>,
+  handler: async (args: ArgumentsCamelCase<DemoArgs>) => {
+    const display = new ProgressDisplay({ quiet: args.quiet || args.json });
+    const root = resolve(args.dir ?? join(tmpdir(), "abliterate-demo"));
+    const modelDir = join(root, `planted-refusal-${DEMO_MODEL_VERSION}`);
+    if (!existsSync(join(modelDir, "model.safetensors"))) {
+      display.log(`generating the planted-refusal model in ${modelDir}`);
+      await writePlantedRefusalModel({ dir: modelDir });
+    }
+    const outDir = join(root, "planted-refusal-abliterated");
+    const result = await runPipelineStages({
+      pipeline: {
+        modelDir,
+        modelSource: "planted-refusal (abliterate demo)",
+        workDir: join(root, "work"),
+        builtinPrompts: true,
+        maxNewTokens: args["max-new-tokens"],
+        forward: { threads: args.threads },
+      },
+      surgery: { force: true, threads: args.threads },
+      outDir,
+      display,
+    });
+    const { evaluation } = result;
+    if (args.json) {
+      printJson({ ok: true, model: modelDir, out: outDir, layer: result.layer, report: result.reportHtml, evaluation: { ...evaluation, samples: undefined } });
+      return;
+    }
+    const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
+    process.stdout.write(
+      `refusal rate on ${evaluation.harmfulPrompts} held-out harmful prompts: ${pct(evaluation.before.harmfulRefusalRate)} before, ${pct(evaluation.after.harmfulRefusalRate)} after\n` +
+        `refusal rate on ${evaluation.harmlessPrompts} held-out harmless prompts: ${pct(evaluation.before.harmlessRefusalRate)} before, ${pct(evaluation.after.harmlessRefusalRate)} after; mean KL ${evaluation.harmlessKl.toFixed(4)}\n` +
+        `direction: layer index ${result.layer}; edited model: ${outDir}\n` +
+        `report: ${result.reportHtml}\n`,
+    );
+  },
+};

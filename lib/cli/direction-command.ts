@@ -1,0 +1,88 @@
+/**
+ * `abliterate direction MODEL --harmful F --harmless F --out dirs.safetensors`: candidate directions for every
+ * layer index from two contrastive prompt sets (mean difference at the post-instruction positions, fp64), written
+ * with both means and the prompts' sha256 (layout in lib/directions/write-direction-candidates.ts).
+ */
+import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { loadForwardModel } from "../engine/load-forward-model.js";
+import { promptEncoder } from "../directions/encode-prompts.js";
+import { contrastMeans } from "../directions/mean-difference.js";
+import { readPromptSource, type PromptSet } from "../directions/prompt-sources.js";
+import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../directions/builtin-prompts.js";
+import { splitContrastSets } from "../directions/split-prompts.js";
+import { writeDirectionCandidates } from "../directions/write-direction-candidates.js";
+import { loadPromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
+import { printJson, type GlobalArgs } from "./global-options.js";
+import { contrastSources, forwardSettings, withPromptOptions, type PromptArgs } from "./pipeline-options.js";
+import { ProgressDisplay } from "./progress.js";
+import { resolveModelArgument } from "./resolve-model-argument.js";
+
+interface DirectionArgs extends GlobalArgs, PromptArgs {
+  model: string;
+  out: string;
+}
+
+export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
+  command: "direction <model>",
+  describe: "candidate directions [L+1, d] from contrastive prompts: mean(positive) − mean(negative) at every layer",
+  builder: (yargs) =>
+    withPromptOptions(
+      (yargs as Argv<GlobalArgs>)
+        .positional("model", { type: "string", demandOption: true, describe: "local folder or Hub repo id (org/name[@revision])" })
+        .option("out", { type: "string", demandOption: true, describe: "output .safetensors file" })
+        .option("threads", { type: "number", describe: "worker threads (default: all cores)" }),
+    ) as unknown as Argv<DirectionArgs>,
+  handler: async (args: ArgumentsCamelCase<DirectionArgs>) => {
+    const display = new ProgressDisplay({ quiet: args.quiet || args.json });
+    const sources = contrastSources(args);
+    const model = await resolveModelArgument({ model: args.model, token: args.token, display });
+    const read = async (source: string | undefined, builtin: readonly string[], label: string): Promise<PromptSet> => {
+      if (source !== undefined) return readPromptSource({ source, column: args.column, token: args.token });
+      display.log(`no --${label} prompts given: using the built-in ${label} set`);
+      return { prompts: [...builtin], origin: `built-in ${label} set` };
+    };
+    const positive = await read(sources.positive, BUILTIN_HARMFUL_PROMPTS, sources.labels.positive);
+    const negative = await read(sources.negative, BUILTIN_HARMLESS_PROMPTS, sources.labels.negative);
+    // Checks the sets (empty, too small, overlapping) the same way the one command does; all prompts are used here.
+    splitContrastSets({ positive: positive.prompts, negative: negative.prompts, labels: sources.labels });
+    const tokenizer = loadPromptTokenizer({ dir: model.dir });
+    const encode = promptEncoder(tokenizer, { chatTemplate: args["chat-template"], system: args.system });
+    const forwardModel = await loadForwardModel(model.dir);
+    const task = display.start("directions", positive.prompts.length + negative.prompts.length, "items");
+    const means = await contrastMeans({
+      model: forwardModel,
+      positive: positive.prompts.map(encode),
+      negative: negative.prompts.map(encode),
+      positions: args.positions,
+      ...forwardSettings(args),
+      onProgress: (done) => task.update(done),
+    });
+    task.finish();
+    display.stop();
+    await writeDirectionCandidates({
+      path: args.out,
+      means,
+      metadata: {
+        model: args.model,
+        modelRevision: model.source?.commit,
+        positivePrompts: positive.prompts,
+        negativePrompts: negative.prompts,
+        positiveLabel: sources.labels.positive,
+        negativeLabel: sources.labels.negative,
+        positions: args.positions ?? 1,
+        chatTemplate: args["chat-template"] !== false,
+        systemPrompt: args.system,
+      },
+    });
+    const norms = means.directions.map((row) => Math.hypot(...row));
+    if (args.json) {
+      printJson({ ok: true, out: args.out, shape: [means.directions.length, forwardModel.spec.hiddenSize], positive: positive.prompts.length, negative: negative.prompts.length, norms });
+      return;
+    }
+    process.stdout.write(
+      `wrote ${args.out}: directions [${means.directions.length}, ${forwardModel.spec.hiddenSize}] from ${positive.prompts.length} ${sources.labels.positive} and ${negative.prompts.length} ${sources.labels.negative} prompts\n` +
+        `norm per layer index: ${norms.map((n) => n.toFixed(3)).join(" ")}\n` +
+        `use it with: abliterate apply ${args.model} --direction ${args.out} --direction-layer I --out DIR\n`,
+    );
+  },
+};

@@ -1,0 +1,72 @@
+/** Flags of the direction pipeline, shared by `abliterate direction`, the one command and `demo`. */
+import type { Argv } from "yargs";
+import { parseMemorySize } from "../engine/memory-budget.js";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { ForwardSettings } from "../directions/mean-difference.js";
+
+export interface PromptArgs {
+  harmful?: string;
+  harmless?: string;
+  positive?: string;
+  negative?: string;
+  column?: string;
+  system?: string;
+  "chat-template"?: boolean;
+  seed?: number;
+  positions?: number;
+  "max-memory"?: string;
+  threads?: number;
+}
+
+export interface SelectionArgs {
+  "candidate-layers"?: string;
+  "work-dir"?: string;
+  "max-new-tokens"?: number;
+  "refusal-markers"?: string;
+  "max-kl"?: number;
+}
+
+export function withPromptOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option("harmful", { type: "string", describe: "prompts to refuse: .txt, .json/.jsonl/.csv (with --column), .parquet, or a Hub dataset org/name[:split] (default: mlabonne/harmful_behaviors, offline: built-in)" })
+    .option("harmless", { type: "string", describe: "ordinary prompts, same forms (default: mlabonne/harmless_alpaca, offline: built-in)" })
+    .option("positive", { type: "string", describe: "generic contrast: prompts showing the concept (alias of --harmful)" })
+    .option("negative", { type: "string", describe: "generic contrast: prompts without it (alias of --harmless)" })
+    .option("column", { type: "string", describe: "column / field holding the prompt in .json/.jsonl/.csv/.parquet and datasets" })
+    .option("system", { type: "string", describe: "system prompt added to every prompt through the chat template" })
+    .option("chat-template", { type: "boolean", describe: "wrap prompts with the tokenizer's chat template (default; --no-chat-template uses raw text)" })
+    .option("seed", { type: "number", describe: "seed of the train/validation/test split (default 0)" })
+    .option("positions", { type: "number", describe: "trailing tokens per prompt averaged into the directions (default 1: the last)" })
+    .option("max-memory", { type: "string", describe: "memory budget for forward passes, e.g. 8GB (default: 80% of available memory)" });
+}
+
+export function withSelectionOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option("candidate-layers", { type: "string", describe: "half-open range a:b of layer indices to score (default: all but the last 20%)" })
+    .option("work-dir", { type: "string", describe: "where each stage saves its results; a rerun resumes from them (default: OUT.work)" })
+    .option("max-new-tokens", { type: "number", describe: "greedy tokens per prompt in the evaluation (default 64; 0: first-token scores only)" })
+    .option("refusal-markers", { type: "string", describe: "comma list of substrings that mark a completion as a refusal (default: common refusal phrases)" })
+    .option("max-kl", { type: "number", describe: "selection filter: largest KL on harmless prompts (default 0.1)" });
+}
+
+export function contrastSources(args: PromptArgs): { positive?: string; negative?: string; labels: { positive: string; negative: string } } {
+  if (args.harmful !== undefined && args.positive !== undefined) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "--harmful and --positive are the same option; give one");
+  if (args.harmless !== undefined && args.negative !== undefined) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "--harmless and --negative are the same option; give one");
+  const generic = args.positive !== undefined || args.negative !== undefined;
+  return {
+    positive: args.harmful ?? args.positive,
+    negative: args.harmless ?? args.negative,
+    labels: generic ? { positive: "positive", negative: "negative" } : { positive: "harmful", negative: "harmless" },
+  };
+}
+
+export function forwardSettings(args: PromptArgs): ForwardSettings {
+  return { maxMemoryBytes: args["max-memory"] !== undefined ? parseMemorySize(args["max-memory"]) : undefined, threads: args.threads };
+}
+
+export function refusalMarkers(args: SelectionArgs): string[] | undefined {
+  if (args["refusal-markers"] === undefined) return undefined;
+  const markers = args["refusal-markers"].split(",").map((m) => m.trim()).filter(Boolean);
+  if (markers.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "--refusal-markers is empty");
+  return markers;
+}

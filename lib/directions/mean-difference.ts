@@ -1,0 +1,93 @@
+/**
+ * Candidate directions: mean(positive) − mean(negative) of the residual stream at the post-instruction positions,
+ * for every layer index 0..L (index i enters decoder layer i, index L leaves the last layer), accumulated in fp64.
+ * Prompts run in batches so memory stays bounded whatever the prompt count.
+ */
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { ForwardModel } from "../engine/load-forward-model.js";
+import type { ForwardMode } from "../engine/memory-budget.js";
+import { runForward } from "../engine/run-forward.js";
+
+export interface ForwardSettings {
+  mode?: ForwardMode | "auto";
+  maxMemoryBytes?: number;
+  threads?: number;
+}
+
+export interface MeanActivationsParams extends ForwardSettings {
+  model: ForwardModel;
+  prompts: number[][];
+  /** How many trailing tokens of each prompt count as post-instruction positions (default 1: the last). */
+  positions?: number;
+  batchSize?: number;
+  /** Called after each batch with the prompts done so far. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** fp64 mean of the residual stream at the chosen positions: L + 1 rows of hidden_size. */
+export async function meanActivations(params: MeanActivationsParams): Promise<{ mean: Float64Array[]; rows: number }> {
+  const { model, prompts } = params;
+  const { numLayers, hiddenSize: d } = model.spec;
+  const positions = params.positions ?? 1;
+  if (!Number.isInteger(positions) || positions < 1) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `positions must be a whole number ≥ 1; got ${positions}`);
+  const sums = Array.from({ length: numLayers + 1 }, () => new Float64Array(d));
+  const batchSize = params.batchSize ?? 32;
+  let rows = 0;
+  for (let start = 0; start < prompts.length; start += batchSize) {
+    const batch = prompts.slice(start, start + batchSize);
+    const output = await runForward({
+      model,
+      prompts: batch,
+      positions: positions === 1 ? "last" : { last: positions },
+      mode: params.mode,
+      maxMemoryBytes: params.maxMemoryBytes,
+      threads: params.threads,
+    });
+    const captured = output.hidden.length / ((numLayers + 1) * d);
+    for (let row = 0; row < captured; row += 1) {
+      for (let layer = 0; layer <= numLayers; layer += 1) {
+        const base = (row * (numLayers + 1) + layer) * d;
+        const sum = sums[layer];
+        for (let i = 0; i < d; i += 1) sum[i] += output.hidden[base + i];
+      }
+    }
+    rows += captured;
+    params.onProgress?.(Math.min(start + batchSize, prompts.length), prompts.length);
+  }
+  if (rows === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "no activations were captured (no prompts)");
+  return { mean: sums.map((sum) => sum.map((v) => v / rows)), rows };
+}
+
+export interface ContrastMeans {
+  /** mean(positive) − mean(negative), L + 1 rows, not normalized. */
+  directions: Float64Array[];
+  positiveMean: Float64Array[];
+  negativeMean: Float64Array[];
+  positiveRows: number;
+  negativeRows: number;
+}
+
+export function differenceOfMeans(positiveMean: Float64Array[], negativeMean: Float64Array[]): Float64Array[] {
+  return positiveMean.map((row, layer) => row.map((v, i) => v - negativeMean[layer][i]));
+}
+
+export async function contrastMeans(params: Omit<MeanActivationsParams, "prompts" | "onProgress"> & {
+  positive: number[][];
+  negative: number[][];
+  onProgress?: (done: number, total: number) => void;
+}): Promise<ContrastMeans> {
+  const total = params.positive.length + params.negative.length;
+  const positive = await meanActivations({ ...params, prompts: params.positive, onProgress: (done) => params.onProgress?.(done, total) });
+  const negative = await meanActivations({
+    ...params,
+    prompts: params.negative,
+    onProgress: (done) => params.onProgress?.(params.positive.length + done, total),
+  });
+  return {
+    directions: differenceOfMeans(positive.mean, negative.mean),
+    positiveMean: positive.mean,
+    negativeMean: negative.mean,
+    positiveRows: positive.rows,
+    negativeRows: negative.rows,
+  };
+}

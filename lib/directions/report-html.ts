@@ -1,0 +1,227 @@
+/**
+ * report.html: one self-contained page (inline CSS and SVG, no scripts, no network) that explains the run:
+ * what was compared, where the contrast lives (cosine heatmap, per-layer separation), how each candidate scored
+ * and which one was chosen, and what the edit did (before/after refusal rates, sample completions).
+ * Every piece of text that came from prompts, completions or files is HTML-escaped.
+ */
+import type { PipelineReport } from "./report-json.js";
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+const fmt = (value: number | null | undefined, digits = 3): string => (value === null || value === undefined || !Number.isFinite(value) ? "–" : value.toFixed(digits));
+const pct = (value: number): string => (Number.isFinite(value) ? `${(100 * value).toFixed(0)}%` : "–");
+
+/** Blue (−1) → white (0) → red (+1). */
+function divergingColor(value: number): string {
+  const v = Math.max(-1, Math.min(1, value));
+  const fade = (c: number) => Math.round(255 - (255 - c) * Math.abs(v));
+  return v >= 0 ? `rgb(${fade(200)},${fade(40)},${fade(40)})` : `rgb(${fade(40)},${fade(80)},${fade(200)})`;
+}
+
+function heatmap(report: PipelineReport): string {
+  const { cosine } = report.geometry;
+  const n = cosine.length;
+  const cell = Math.max(6, Math.min(24, Math.floor(480 / n)));
+  const margin = 36;
+  const size = margin + n * cell + 8;
+  const cells: string[] = [];
+  cosine.forEach((row, i) =>
+    row.forEach((value, j) => {
+      cells.push(
+        `<rect x="${margin + j * cell}" y="${margin + i * cell}" width="${cell}" height="${cell}" fill="${divergingColor(value)}"><title>layers ${i} × ${j}: cos ${fmt(value)}</title></rect>`,
+      );
+    }),
+  );
+  const chosen = report.selection.layer;
+  const labels: string[] = [];
+  const step = Math.ceil(n / 16);
+  for (let i = 0; i < n; i += step) {
+    labels.push(`<text x="${margin - 4}" y="${margin + i * cell + cell * 0.75}" text-anchor="end" class="tick">${i}</text>`);
+    labels.push(`<text x="${margin + i * cell + cell / 2}" y="${margin - 6}" text-anchor="middle" class="tick">${i}</text>`);
+  }
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 ${size} ${size}" role="img" aria-label="cosine similarity between per-layer directions">` +
+    cells.join("") +
+    labels.join("") +
+    `<rect x="${margin}" y="${margin + chosen * cell}" width="${n * cell}" height="${cell}" fill="none" stroke="#000" stroke-width="1.5"/>` +
+    `</svg>`
+  );
+}
+
+interface Series {
+  name: string;
+  color: string;
+  values: (number | null)[];
+}
+
+/** A line chart over layer indices, with the chosen layer marked by a vertical line. */
+function lineChart(params: { series: Series[]; chosen: number; yLabel: string; zeroLine?: boolean; threshold?: { value: number; label: string } }): string {
+  const width = 640;
+  const height = 240;
+  const left = 56;
+  const right = 12;
+  const top = 14;
+  const bottom = 34;
+  const n = Math.max(...params.series.map((s) => s.values.length));
+  const all = params.series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
+  if (params.threshold) all.push(params.threshold.value);
+  if (params.zeroLine) all.push(0);
+  let min = Math.min(...all);
+  let max = Math.max(...all);
+  if (!(max > min)) {
+    min -= 1;
+    max += 1;
+  }
+  const x = (i: number) => left + (n <= 1 ? 0 : (i / (n - 1)) * (width - left - right));
+  const y = (v: number) => top + (1 - (v - min) / (max - min)) * (height - top - bottom);
+  const parts: string[] = [`<rect x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" fill="#fafafa" stroke="#ccc"/>`];
+  for (const v of [min, (min + max) / 2, max]) {
+    parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" class="tick">${fmt(v, 2)}</text>`);
+  }
+  const step = Math.ceil(n / 16);
+  for (let i = 0; i < n; i += step) parts.push(`<text x="${x(i)}" y="${height - bottom + 16}" text-anchor="middle" class="tick">${i}</text>`);
+  parts.push(`<text x="${(left + width) / 2}" y="${height - 4}" text-anchor="middle" class="axis">layer index</text>`);
+  parts.push(`<text x="12" y="${(top + height - bottom) / 2}" transform="rotate(-90 12 ${(top + height - bottom) / 2})" text-anchor="middle" class="axis">${escapeHtml(params.yLabel)}</text>`);
+  if (params.zeroLine && min < 0 && max > 0) parts.push(`<line x1="${left}" x2="${width - right}" y1="${y(0)}" y2="${y(0)}" stroke="#999" stroke-dasharray="2 3"/>`);
+  if (params.threshold) {
+    parts.push(`<line x1="${left}" x2="${width - right}" y1="${y(params.threshold.value)}" y2="${y(params.threshold.value)}" stroke="#c60" stroke-dasharray="6 3"/>`);
+    parts.push(`<text x="${width - right - 4}" y="${y(params.threshold.value) - 4}" text-anchor="end" class="tick">${escapeHtml(params.threshold.label)}</text>`);
+  }
+  parts.push(`<line x1="${x(params.chosen)}" x2="${x(params.chosen)}" y1="${top}" y2="${height - bottom}" stroke="#000" stroke-width="1.5"/>`);
+  parts.push(`<text x="${x(params.chosen) + 4}" y="${height - bottom - 4}" class="tick">chosen: ${params.chosen}</text>`);
+  params.series.forEach((series, k) => {
+    let path = "";
+    series.values.forEach((v, i) => {
+      if (v === null || !Number.isFinite(v)) return;
+      path += `${path === "" ? "M" : "L"}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+      parts.push(`<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${series.color}"><title>${escapeHtml(series.name)}, layer ${i}: ${fmt(v)}</title></circle>`);
+    });
+    if (path) parts.push(`<path d="${path}" fill="none" stroke="${series.color}" stroke-width="1.5"/>`);
+    parts.push(`<rect x="${left + 8 + k * 170}" y="${top + 6}" width="10" height="10" fill="${series.color}"/><text x="${left + 22 + k * 170}" y="${top + 15}" class="tick">${escapeHtml(series.name)}</text>`);
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(params.yLabel)} per layer">${parts.join("")}</svg>`;
+}
+
+function rateBars(report: PipelineReport): string {
+  const evaluation = report.evaluation!;
+  const rows = [
+    { label: `${report.prompts.positiveLabel}, before`, value: evaluation.before.harmfulRefusalRate, color: "#c33" },
+    { label: `${report.prompts.positiveLabel}, after`, value: evaluation.after.harmfulRefusalRate, color: "#3a3" },
+    { label: `${report.prompts.negativeLabel}, before`, value: evaluation.before.harmlessRefusalRate, color: "#c88" },
+    { label: `${report.prompts.negativeLabel}, after`, value: evaluation.after.harmlessRefusalRate, color: "#8c8" },
+  ];
+  const width = 520;
+  const bar = 22;
+  const left = 170;
+  const parts = rows.map((row, i) => {
+    const w = Number.isFinite(row.value) ? (width - left - 50) * row.value : 0;
+    const y = 8 + i * (bar + 8);
+    return (
+      `<text x="${left - 8}" y="${y + 16}" text-anchor="end" class="tick">${escapeHtml(row.label)}</text>` +
+      `<rect x="${left}" y="${y}" width="${width - left - 50}" height="${bar}" fill="#eee"/>` +
+      `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${bar}" fill="${row.color}"/>` +
+      `<text x="${left + w + 4}" y="${y + 16}" class="tick">${pct(row.value)}</text>`
+    );
+  });
+  const height = 16 + rows.length * (bar + 8);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="refusal rates before and after">${parts.join("")}</svg>`;
+}
+
+function candidatesTable(report: PipelineReport): string {
+  if (!report.scores) return "";
+  const verdicts = new Map((report.verdicts ?? []).map((v) => [v.layer, v]));
+  const rows = report.scores.candidates.map((c) => {
+    const verdict = verdicts.get(c.layer);
+    const chosen = c.layer === report.selection.layer;
+    return (
+      `<tr${chosen ? ' class="chosen"' : ""}><td>${c.layer}${chosen ? " ◀ chosen" : ""}</td><td>${fmt(c.norm)}</td><td>${fmt(c.refusalScore, 2)}</td>` +
+      `<td>${fmt(c.kl, 4)}</td><td>${fmt(c.inducedRefusal, 2)}</td><td>${verdict ? (verdict.passed ? "kept" : escapeHtml(verdict.reasons.join("; "))) : ""}</td></tr>`
+    );
+  });
+  return `<table><thead><tr><th>layer</th><th>‖direction‖</th><th>refusal score (ablated)</th><th>KL (harmless)</th><th>induced refusal (added)</th><th>filter</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+function samplesTable(report: PipelineReport): string {
+  const samples = report.evaluation?.samples ?? [];
+  if (samples.length === 0) return "<p>No completions (generation was not run).</p>";
+  const mark = (refused: boolean) => (refused ? '<span class="refused">refused</span>' : '<span class="complied">answered</span>');
+  const rows = samples.map(
+    (s) =>
+      `<tr><td>${escapeHtml(s.kind)}</td><td>${escapeHtml(s.prompt)}</td><td>${mark(s.refusedBefore)}<pre>${escapeHtml(s.before)}</pre></td><td>${mark(s.refusedAfter)}<pre>${escapeHtml(s.after)}</pre></td></tr>`,
+  );
+  return `<table class="samples"><thead><tr><th>set</th><th>prompt</th><th>before</th><th>after</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+export function renderReportHtml(report: PipelineReport): string {
+  const { model, prompts, evaluation, selection, geometry } = report;
+  const title = `abliterate report: ${model.source}`;
+  const scores = report.scores;
+  const layerCount = geometry.norms.length;
+  const byLayer = (pick: (c: NonNullable<typeof scores>["candidates"][number]) => number | null) =>
+    Array.from({ length: layerCount }, (_, i) => {
+      const c = scores?.candidates.find((candidate) => candidate.layer === i);
+      return c ? pick(c) : null;
+    });
+  const summary: string[] = [];
+  summary.push(`<li>Model <code>${escapeHtml(model.source)}</code> (${escapeHtml(model.modelType)}, ${model.numLayers} layers, hidden size ${model.hiddenSize}${model.revision ? `, revision ${escapeHtml(model.revision)}` : ""}).</li>`);
+  summary.push(
+    `<li>Contrast: ${escapeHtml(prompts.positiveLabel)} (${escapeHtml(prompts.positiveOrigin)}) vs ${escapeHtml(prompts.negativeLabel)} (${escapeHtml(prompts.negativeOrigin)}); ` +
+      `train/validation/test ${prompts.positive.train}/${prompts.positive.validation}/${prompts.positive.test} and ${prompts.negative.train}/${prompts.negative.validation}/${prompts.negative.test}, seed ${prompts.seed}, chat template ${prompts.chatTemplate ? "applied" : "not applied"}${prompts.systemPrompt ? `, system prompt “${escapeHtml(prompts.systemPrompt)}”` : ""}.</li>`,
+  );
+  summary.push(`<li>Chosen direction: layer index ${selection.layer} (${selection.how === "automatic" ? "lowest refusal score among the candidates that passed the filters" : "given with --direction-layer"}).</li>`);
+  if (report.surgery) {
+    summary.push(
+      `<li>Surgery: ${report.surgery.tensorsChanged} tensors edited (α = ${report.surgery.scale}, layers ${escapeHtml(report.surgery.layers)}), verification ${report.surgery.verified ? "passed" : "FAILED"} (max ${fmt(report.surgery.maxUlpError)} ulp); written to <code>${escapeHtml(report.surgery.out)}</code>.</li>`,
+    );
+  }
+  if (evaluation) {
+    summary.push(
+      `<li>Held-out ${escapeHtml(prompts.positiveLabel)} prompts refused: <b>${pct(evaluation.before.harmfulRefusalRate)} → ${pct(evaluation.after.harmfulRefusalRate)}</b>; mean KL on ${escapeHtml(prompts.negativeLabel)} prompts ${fmt(evaluation.harmlessKl, 4)}.</li>`,
+    );
+  }
+  const notes = [...selection.notes, ...(evaluation?.note ? [evaluation.note] : []), ...report.notes];
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:980px;margin:24px auto;padding:0 16px;color:#222;line-height:1.45}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.88em;width:100%}td,th{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
+tr.chosen{background:#fff3c4;font-weight:600}pre{white-space:pre-wrap;margin:2px 0;font-size:.95em}
+.tick{font-size:10px;fill:#444}.axis{font-size:11px;fill:#222}.refused{color:#b22}.complied{color:#282}
+.note{background:#f4f4f4;padding:6px 10px;border-left:3px solid #c60}figure{margin:0}figcaption{font-size:.85em;color:#555}
+</style></head><body>
+<h1>${escapeHtml(title)}</h1>
+<p>abliterate ${escapeHtml(report.tool.version)}, ${escapeHtml(report.created)}</p>
+<ul>${summary.join("\n")}</ul>
+${notes.map((note) => `<p class="note">${escapeHtml(note)}</p>`).join("\n")}
+${evaluation ? `<h2>Before and after</h2><figure>${rateBars(report)}<figcaption>Refusal rate on the held-out test prompts (${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens}-token completions, refusal markers` : "first-token refusal scores"}).</figcaption></figure>` : ""}
+<h2>Where the contrast lives</h2>
+<figure>${lineChart({
+    series: [
+      { name: `${prompts.positiveLabel} mean`, color: "#c33", values: geometry.positiveProjection },
+      { name: `${prompts.negativeLabel} mean`, color: "#36c", values: geometry.negativeProjection },
+    ],
+    chosen: selection.layer,
+    yLabel: "projection on the layer's direction",
+    zeroLine: true,
+  })}<figcaption>Per-layer separation: the two means projected on each layer's unit direction. The gap is the direction's norm.</figcaption></figure>
+<figure>${heatmap(report)}<figcaption>Cosine similarity between the per-layer directions (red +1, white 0, blue −1); the chosen layer's row is outlined.</figcaption></figure>
+${scores ? `<h2>Candidates</h2>
+<figure>${lineChart({
+    series: [
+      { name: "refusal score (ablated)", color: "#c33", values: byLayer((c) => c.refusalScore) },
+      { name: "induced refusal (added)", color: "#93c", values: byLayer((c) => c.inducedRefusal) },
+    ],
+    chosen: selection.layer,
+    yLabel: "refusal log-odds",
+    zeroLine: true,
+  })}<figcaption>Refusal log-odds on the validation prompts. Baseline (no edit): ${escapeHtml(prompts.positiveLabel)} ${fmt(scores.baseline.harmfulRefusal, 2)}, ${escapeHtml(prompts.negativeLabel)} ${fmt(scores.baseline.harmlessRefusal, 2)}.</figcaption></figure>
+<figure>${lineChart({ series: [{ name: "KL on harmless (ablated)", color: "#2a7", values: byLayer((c) => c.kl) }], chosen: selection.layer, yLabel: "KL divergence", threshold: { value: 0.1, label: "filter: KL ≤ 0.1" } })}</figure>
+${candidatesTable(report)}
+<p>Refusal tokens: ${report.refusalTokens.map((token) => `<code>${escapeHtml(JSON.stringify(token))}</code>`).join(" ")}</p>` : ""}
+${evaluation ? `<h2>Sample completions</h2>${samplesTable(report)}` : ""}
+</body></html>
+`;
+}

@@ -1,0 +1,76 @@
+/**
+ * `report.json`: everything the run decided and measured, in one document (report.html is rendered from it).
+ */
+import { writeFile } from "node:fs/promises";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { TOOL_VERSION } from "../version.js";
+import type { Evaluation } from "./evaluate-model.js";
+import type { CandidateScores } from "./score-candidates.js";
+import type { CandidateVerdict } from "./select-direction.js";
+
+export interface LayerGeometry {
+  /** cosine[i][j] between the directions of layer indices i and j (0 where a direction is zero). */
+  cosine: number[][];
+  norms: number[];
+  /** Projection of the positive / negative mean on each layer's unit direction. */
+  positiveProjection: number[];
+  negativeProjection: number[];
+}
+
+export interface PipelineReport {
+  tool: { name: "abliterate"; version: string };
+  created: string;
+  model: { source: string; dir: string; revision?: string; modelType: string; numLayers: number; hiddenSize: number };
+  prompts: {
+    positiveLabel: string;
+    negativeLabel: string;
+    positiveOrigin: string;
+    negativeOrigin: string;
+    positive: { train: number; validation: number; test: number };
+    negative: { train: number; validation: number; test: number };
+    seed: number;
+    chatTemplate: boolean;
+    systemPrompt?: string;
+  };
+  refusalTokens: string[];
+  geometry: LayerGeometry;
+  scores?: CandidateScores;
+  verdicts?: CandidateVerdict[];
+  selection: { layer: number; how: "automatic" | "--direction-layer"; notes: string[] };
+  surgery?: { out: string; tensorsChanged: number; scale: number; layers: string; verified: boolean; maxUlpError: number };
+  evaluation?: Evaluation;
+  notes: string[];
+}
+
+function unit(row: Float64Array): Float64Array | undefined {
+  const norm = Math.hypot(...row);
+  return norm > 0 ? row.map((v) => v / norm) : undefined;
+}
+
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i += 1) sum += a[i] * b[i];
+  return sum;
+}
+
+export function layerGeometry(params: { directions: Float64Array[]; positiveMean: Float64Array[]; negativeMean: Float64Array[] }): LayerGeometry {
+  const units = params.directions.map(unit);
+  return {
+    cosine: units.map((a) => units.map((b) => (a && b ? dot(a, b) : 0))),
+    norms: params.directions.map((row) => Math.hypot(...row)),
+    positiveProjection: units.map((u, i) => (u ? dot(u, params.positiveMean[i]) : 0)),
+    negativeProjection: units.map((u, i) => (u ? dot(u, params.negativeMean[i]) : 0)),
+  };
+}
+
+export function newReport(fields: Omit<PipelineReport, "tool" | "created">): PipelineReport {
+  return { tool: { name: "abliterate", version: TOOL_VERSION }, created: new Date().toISOString(), ...fields };
+}
+
+export async function writeReportJson(path: string, report: PipelineReport): Promise<void> {
+  try {
+    await writeFile(path, `${JSON.stringify(report, (_, value) => (typeof value === "number" && !Number.isFinite(value) ? null : value), 2)}\n`);
+  } catch (error) {
+    throw new AbliterateError(ErrorCodes.IO, `cannot write the report (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file: path, cause: error });
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The candidate-directions file `abliterate direction` writes and the one command keeps in its work dir:
+ * - `directions` [L+1, d]: mean(positive) − mean(negative) per layer index, not normalized (the norms are kept);
+ * - `harmful_mean`, `harmless_mean` [L+1, d]: the two means, for the projected variants and the report;
+ * - __metadata__: format, the prompts' sha256, the model and its revision, the positions and template used.
+ * Stored as F64: the accumulation is fp64 and nothing is gained by rounding it.
+ */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { parseSafetensorsHeader } from "../safetensors/parse-header.js";
+import { writeSafetensorsFile } from "../safetensors/index.js";
+import { TOOL_VERSION } from "../version.js";
+import { decodeFloats, type FloatDtype } from "./decode-floats.js";
+import type { ContrastMeans } from "./mean-difference.js";
+
+export const CANDIDATES_FORMAT = "abliterate-direction-candidates";
+
+/** sha256 of a prompt list, independent of how it was stored: the prompts joined by "\n" after trimming. */
+export function promptsSha256(prompts: readonly string[]): string {
+  return createHash("sha256").update(prompts.map((prompt) => prompt.trim()).join("\n")).digest("hex");
+}
+
+export interface CandidateMetadata {
+  model: string;
+  modelRevision?: string;
+  positivePrompts: readonly string[];
+  negativePrompts: readonly string[];
+  positiveLabel: string;
+  negativeLabel: string;
+  positions: number;
+  chatTemplate: boolean;
+  systemPrompt?: string;
+}
+
+function matrix(name: string, rows: Float64Array[]) {
+  const d = rows[0].length;
+  const values = new Float64Array(rows.length * d);
+  rows.forEach((row, i) => values.set(row, i * d));
+  return { name, dtype: "F64" as const, shape: [rows.length, d], data: new Uint8Array(values.buffer) };
+}
+
+export async function writeDirectionCandidates(params: { path: string; means: ContrastMeans; metadata: CandidateMetadata }): Promise<void> {
+  const { means, metadata } = params;
+  await writeSafetensorsFile(params.path, {
+    tensors: [matrix("directions", means.directions), matrix("harmful_mean", means.positiveMean), matrix("harmless_mean", means.negativeMean)],
+    metadata: {
+      format: CANDIDATES_FORMAT,
+      tool_version: TOOL_VERSION,
+      model: metadata.model,
+      ...(metadata.modelRevision ? { model_revision: metadata.modelRevision } : {}),
+      positive: metadata.positiveLabel,
+      negative: metadata.negativeLabel,
+      positive_prompts: String(metadata.positivePrompts.length),
+      negative_prompts: String(metadata.negativePrompts.length),
+      positive_prompts_sha256: promptsSha256(metadata.positivePrompts),
+      negative_prompts_sha256: promptsSha256(metadata.negativePrompts),
+      positive_rows: String(means.positiveRows),
+      negative_rows: String(means.negativeRows),
+      positions: `last ${metadata.positions} token(s) of each prompt`,
+      chat_template: String(metadata.chatTemplate),
+      ...(metadata.systemPrompt !== undefined ? { system_prompt: metadata.systemPrompt } : {}),
+      layers: "row i = residual stream entering decoder layer i; row L = output of the last layer, before the final norm",
+      harmful_mean: "mean of the positive set",
+      harmless_mean: "mean of the negative set",
+    },
+  });
+}
+
+export interface DirectionCandidates extends ContrastMeans {
+  metadata: Record<string, string>;
+}
+
+export async function readDirectionCandidates(path: string): Promise<DirectionCandidates> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `cannot read the candidates file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file: path, cause: error });
+  }
+  const header = parseSafetensorsHeader({ bytes, fileSize: bytes.length, path });
+  const rowsOf = (name: string): Float64Array[] => {
+    const info = header.byName.get(name);
+    if (!info || info.shape.length !== 2) throw new AbliterateError(ErrorCodes.DIRECTION_INVALID, `has no 2-D tensor "${name}"; not a candidates file`, { file: path });
+    const [n, d] = info.shape;
+    const values = decodeFloats(bytes, info.dtype as FloatDtype, info.byteOffset, n * d);
+    return Array.from({ length: n }, (_, i) => values.slice(i * d, (i + 1) * d));
+  };
+  const metadata = header.metadata ?? {};
+  return {
+    directions: rowsOf("directions"),
+    positiveMean: rowsOf("harmful_mean"),
+    negativeMean: rowsOf("harmless_mean"),
+    positiveRows: Number(metadata.positive_rows ?? 0),
+    negativeRows: Number(metadata.negative_rows ?? 0),
+    metadata,
+  };
+}
