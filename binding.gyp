@@ -43,7 +43,7 @@
         {
           "target_name": "abliterate_avx2",
           "type": "static_library",
-          # Every *kernels_avx2.cpp (the projection kernels and the forward engine's).
+          # Every *kernels_avx2.cpp (the projection kernels, the verifier's and the forward engine's).
           "sources": [
             "<!@(node -p \"require('fs').readdirSync('native', { recursive: true }).map(String).filter((f) => /kernels_avx2[.]cpp$/.test(f)).sort().map((f) => 'native/' + f.split(require('path').sep).join('/')).join(' ')\")"
           ],

@@ -1,7 +1,8 @@
-# Per-ISA kernel translation units. Each native/core/kernels_<isa>.cpp instantiates the same kernel
-# templates for one instruction set; only that file gets the ISA's compiler flags, so the rest of the
-# addon stays baseline x86-64 and runtime dispatch (__builtin_cpu_supports) picks the widest kernel the
-# CPU runs. Kernels for ISAs outside the chosen ABLITERATE_SIMD level are left out of the build.
+# Per-ISA kernel translation units. Each *kernels_<isa>.cpp (the projection kernels, the verifier's
+# verify_kernels_<isa>.cpp, the forward engine's) instantiates the same kernel templates for one
+# instruction set; only those files get the ISA's compiler flags, so the rest of the addon stays
+# baseline x86-64 and runtime dispatch (__builtin_cpu_supports) picks the widest kernel the CPU runs.
+# Kernels for ISAs outside the chosen ABLITERATE_SIMD level are left out of the build.
 
 set(ABLITERATE_AVX2_FLAGS -mavx2 -mfma -mf16c)
 # GCC 12 warns falsely about its own AVX-512 conversion intrinsics (-Wmaybe-uninitialized).

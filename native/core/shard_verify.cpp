@@ -2,6 +2,7 @@
 // be identical (the first difference is reported); every target element is recomputed independently
 // (verify_tensor.cpp) and compared within the tolerance of docs/precision.md.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -17,24 +18,45 @@ namespace abl {
 
 namespace {
 
-constexpr size_t kCompareBuffer = 16u << 20;
-
-/** Offset of the first byte in [from, to) that differs, or -1. Both files must hold the range. */
-int64_t first_difference(const File& a, const File& b, uint64_t from, uint64_t to, FileView& left, FileView& right,
+/**
+ * Offset of the first byte in [from, to) that differs, or -1. Both files must hold the range. The range
+ * is cut into pieces that the pool's threads map and compare (1–4 MiB: the mapped pieces of both files,
+ * on every thread, count towards the RSS); a thread stops at its first difference, or once an earlier
+ * piece is known to differ.
+ */
+int64_t first_difference(const File& a, const File& b, uint64_t from, uint64_t to, ThreadPool& pool,
                          ProgressThrottle& progress) {
-  for (uint64_t offset = from; offset < to;) {
-    const size_t step = static_cast<size_t>(std::min<uint64_t>(kCompareBuffer, to - offset));
-    left.load(a, offset, step);
-    right.load(b, offset, step);
-    if (std::memcmp(left.data(), right.data(), step) != 0) {
-      size_t index = 0;
-      while (left.data()[index] == right.data()[index]) ++index;
-      return static_cast<int64_t>(offset + index);
+  constexpr uint64_t kMinPiece = 1u << 20, kMaxPiece = 4u << 20, kAlign = 1u << 16;
+  const uint64_t length = to - from;
+  const uint64_t even = (length / pool.size() + kAlign - 1) / kAlign * kAlign;
+  const uint64_t piece = std::min(kMaxPiece, std::max(kMinPiece, even));
+  const size_t pieces = static_cast<size_t>((length + piece - 1) / piece);
+  std::atomic<size_t> first_differing_piece{pieces};
+  std::vector<int64_t> found(pool.size(), -1);
+  pool.parallel_for(pieces, 1, [&](unsigned worker, size_t begin, size_t end) {
+    FileView left, right;
+    for (size_t index = begin; index < end && index < first_differing_piece.load(); ++index) {
+      const uint64_t offset = from + index * piece;
+      const size_t step = static_cast<size_t>(std::min(piece, to - offset));
+      left.load(a, offset, step);
+      right.load(b, offset, step);
+      if (std::memcmp(left.data(), right.data(), step) != 0) {
+        size_t at = 0;
+        while (left.data()[at] == right.data()[at]) ++at;
+        found[worker] = static_cast<int64_t>(offset + at);
+        size_t known = first_differing_piece.load();
+        while (index < known && !first_differing_piece.compare_exchange_weak(known, index)) {
+        }
+        return;
+      }
+      progress.advance(step);
     }
-    offset += step;
-    progress.advance(step);
+  });
+  int64_t first = -1;
+  for (int64_t offset : found) {
+    if (offset >= 0 && (first < 0 || offset < first)) first = offset;
   }
-  return -1;
+  return first;
 }
 
 VerifiedTensor missing_from_modified(const TensorJob& tensor) {
@@ -66,7 +88,6 @@ VerifyResult verify_shard(const VerifyJob& job, const ProgressCallback& progress
   ProgressThrottle progress(progress_callback, size);
   ThreadPool pool(job.options.threads);
   VerifyContext context{original, modified, std::max<uint64_t>(1, job.options.chunk_bytes), pool};
-  FileView left, right;
   const uint64_t common = std::min(size, modified_size);
 
   auto compare_gap = [&](uint64_t from, uint64_t to) {
@@ -75,7 +96,7 @@ VerifyResult verify_shard(const VerifyJob& job, const ProgressCallback& progress
       return;
     }
     const uint64_t end = std::min(to, common);
-    if (end > from) result.first_untouched_difference = first_difference(original, modified, from, end, left, right, progress);
+    if (end > from) result.first_untouched_difference = first_difference(original, modified, from, end, pool, progress);
     if (result.first_untouched_difference < 0 && to > common && from < to) {
       result.first_untouched_difference = static_cast<int64_t>(std::max(from, common));
     }

@@ -2,64 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
+#include "verify_chunk_stream.h"
+#include "verify_kernels.h"
 #include "verify_tolerance.h"
+#include "verify_vector_terms.h"
 
 namespace abl {
 
 namespace {
 
-// Work unit of the comparison: this many elements of one vector at a time, decoded into plain arrays.
-// Pass A also sums each column's run of kBlock rows in one long double register before joining the
-// column's compensated sum; that plain sum errs by at most kBlock·2⁻⁶⁴ of its terms, far below fp64.
-constexpr size_t kBlock = 64;
-// Columns decoded together in dModelAxis 0 (a multiple of the thread split's grain).
-constexpr size_t kTile = 32;
-
-struct NeumaierSum {
-  long double sum = 0;
-  long double comp = 0;
-  void add(long double x) {
-    const long double total = sum + x;
-    if (std::fabs(sum) >= std::fabs(x)) {
-      comp += (sum - total) + x;
-    } else {
-      comp += (x - total) + sum;
-    }
-    sum = total;
-  }
-  long double value() const { return std::isfinite(sum) ? sum + comp : sum; }
-};
-
-/** Elements `count` of a dtype, `stride` elements apart, as doubles (plain conversions, not dtype.h's SIMD). */
-void decode_strided(const uint8_t* data, size_t first, size_t stride, size_t count, Dtype dtype, double* out) {
-  switch (dtype) {
-    case Dtype::F64:
-      for (size_t i = 0; i < count; ++i) std::memcpy(&out[i], data + (first + i * stride) * 8, 8);
-      break;
-    case Dtype::F32:
-      for (size_t i = 0; i < count; ++i) {
-        float value;
-        std::memcpy(&value, data + (first + i * stride) * 4, 4);
-        out[i] = value;
-      }
-      break;
-    case Dtype::BF16:
-      for (size_t i = 0; i < count; ++i) {
-        const uint8_t* p = data + (first + i * stride) * 2;
-        const uint32_t bits = static_cast<uint32_t>(p[0] | (p[1] << 8)) << 16;
-        float value;
-        std::memcpy(&value, &bits, 4);
-        out[i] = value;
-      }
-      break;
-    case Dtype::F16:
-      for (size_t i = 0; i < count; ++i) out[i] = load_element(data, first + i * stride, Dtype::F16);
-      break;
-  }
-}
+// Columns per share of a thread split (dModelAxis 0): whole cache lines of every dtype, whole vectors.
+constexpr size_t kColumnGrain = 64;
 
 struct Tally {
   uint64_t mismatches = 0;
@@ -67,8 +22,8 @@ struct Tally {
   int64_t first_index = -1;
   double first_expected = 0;
   double first_actual = 0;
-  long double projection_before = 0;
-  long double projection_after = 0;
+  double projection_before = 0;
+  double projection_after = 0;
 
   void mismatch(uint64_t index, long double reference, double actual) {
     ++mismatches;
@@ -79,9 +34,13 @@ struct Tally {
     }
   }
 
+  void merge_ratio(double ratio) {
+    if (!(ratio <= max_ulp_error)) max_ulp_error = ratio;
+  }
+
   void merge(const Tally& other) {
     mismatches += other.mismatches;
-    if (!(other.max_ulp_error <= max_ulp_error)) max_ulp_error = other.max_ulp_error;
+    merge_ratio(other.max_ulp_error);
     if (other.first_index >= 0 && (first_index < 0 || other.first_index < first_index)) {
       first_index = other.first_index;
       first_expected = other.first_expected;
@@ -91,100 +50,11 @@ struct Tally {
     projection_after = max_abs(projection_after, other.projection_after);
   }
 
-  static long double max_abs(long double current, long double value) {
+  static double max_abs(double current, double value) {
     // NaN wins, so a NaN projection is reported rather than hidden.
     if (std::isnan(value) || std::isnan(current)) return NAN;
     return std::max(current, std::fabs(value));
   }
-};
-
-/** ‖w‖/‖w'‖ from the two directly summed squared norms; a vanished projection keeps scale 0. */
-long double scale_from_norms(long double norm_sq, long double projected_sq) {
-  if (std::isnan(norm_sq) || std::isnan(projected_sq)) return NAN;
-  if (!(norm_sq > 0) || !(projected_sq > 0)) return 0;
-  return std::sqrt(norm_sq / projected_sq);
-}
-
-/**
- * Compares a run of `count` elements of one vector (a column piece for dModelAxis 0, a row piece for 1).
- * Basis entry k of element i is basis[k * basis_stride + i]; v_k of the vector is projection[k] (and
- * projection_exact[k] in long double); the vector's scale is scale / scale_exact.
- */
-struct VectorRun {
-  const double* w;
-  const double* actual;
-  size_t count;
-  uint64_t first_index;  // row-major index of element 0
-  uint64_t index_step;
-  const double* basis;
-  size_t basis_stride;
-  const double* projection;
-  const long double* projection_exact;
-  double scale;
-  long double scale_exact;
-};
-
-class RunChecker {
- public:
-  RunChecker(const TensorJob& tensor) : tensor_(tensor), judge_(tensor.dtype), screen_(tensor.dtype) {}
-
-  void check(const VectorRun& run, Tally& tally) {
-    const unsigned rank = tensor_.rank;
-    const double alpha = tensor_.alpha;
-    double update[kBlock], magnitude[kBlock], decided[kBlock], error[kBlock], ulp[kBlock];
-    for (size_t start = 0; start < run.count; start += kBlock) {
-      const size_t count = std::min(kBlock, run.count - start);
-      for (unsigned k = 0; k < rank; ++k) {
-        const double v = run.projection[k];
-        const double* b = run.basis + k * run.basis_stride + start;
-        if (k == 0) {
-          for (size_t i = 0; i < count; ++i) {
-            update[i] = b[i] * v;
-            magnitude[i] = std::fabs(update[i]);
-          }
-        } else {
-          for (size_t i = 0; i < count; ++i) {
-            const double term = b[i] * v;
-            update[i] += term;
-            magnitude[i] += std::fabs(term);
-          }
-        }
-      }
-      for (size_t i = 0; i < count; ++i) {
-        update[i] *= alpha;
-        magnitude[i] *= std::fabs(alpha);
-      }
-      screen_.screen(count, run.w + start, run.actual + start, update, magnitude, run.scale, rank, decided, error, ulp);
-      for (size_t i = 0; i < count; ++i) {
-        if (decided[i] == 0.0) {
-          judge_exactly(run, start + i, tally);
-        } else if (error[i] > tally.max_ulp_error * ulp[i]) {
-          tally.max_ulp_error = error[i] / ulp[i];
-        }
-      }
-    }
-  }
-
- private:
-  /** The long double reference, for what the screen left undecided. */
-  void judge_exactly(const VectorRun& run, size_t i, Tally& tally) const {
-    long double sum = 0, magnitude = 0;
-    for (unsigned k = 0; k < tensor_.rank; ++k) {
-      const long double term = run.basis[k * run.basis_stride + i] * run.projection_exact[k];
-      sum += term;
-      magnitude += std::fabs(term);
-    }
-    const long double alpha = tensor_.alpha;
-    const long double reference = run.scale_exact * (static_cast<long double>(run.w[i]) - alpha * sum);
-    if (!judge_.judge(run.actual[i], reference, run.w[i], std::fabs(alpha) * magnitude, run.scale_exact,
-                      &tally.max_ulp_error)) {
-      tally.mismatch(run.first_index + i * run.index_step, reference, run.actual[i]);
-    }
-  }
-
-  const TensorJob& tensor_;
-  ToleranceJudge judge_;
-  ToleranceScreen screen_;
 };
 
 VerifiedTensor finish(const TensorJob& tensor, const Tally& tally) {
@@ -196,176 +66,315 @@ VerifiedTensor finish(const TensorJob& tensor, const Tally& tally) {
   result.first_mismatch_index = tally.first_index;
   result.first_mismatch_expected = tally.first_expected;
   result.first_mismatch_actual = tally.first_actual;
-  result.projection_before = static_cast<double>(tally.projection_before);
-  result.projection_after = static_cast<double>(tally.projection_after);
+  result.projection_before = tally.projection_before;
+  result.projection_after = tally.projection_after;
   return result;
 }
 
+/** The basis with the exact splittings the kernels multiply by (VerifyBasis), and its largest |entries|. */
+struct SplitBasis {
+  std::vector<double> hi, lo, hi27, lo27;
+  std::vector<double> vector_largest;  // max_i |b_ki| per basis vector
+  double largest = 0;
+
+  explicit SplitBasis(const TensorJob& tensor) {
+    const size_t size = tensor.basis.size();
+    hi.resize(size);
+    lo.resize(size);
+    hi27.resize(size);
+    lo27.resize(size);
+    vector_largest.assign(tensor.rank, 0.0);
+    const size_t d = tensor.d_model();
+    const int shift = verify_dtype_traits(tensor.dtype).split_shift;
+    for (size_t i = 0; i < size; ++i) {
+      const double b = tensor.basis[i];
+      veltkamp_split(b, 27, hi27[i], lo27[i]);
+      if (shift) {
+        veltkamp_split(b, shift, hi[i], lo[i]);
+      } else {
+        hi[i] = hi27[i];
+        lo[i] = lo27[i];
+      }
+      vector_largest[i / d] = std::max(vector_largest[i / d], std::fabs(b));
+      largest = std::max(largest, std::fabs(b));
+    }
+  }
+
+  /** Σ_k max_i |b_ki| |c_k| for coefficients c_k `stride` apart. */
+  double update_largest(const double* c, size_t stride) const {
+    double total = 0;
+    for (size_t k = 0; k < vector_largest.size(); ++k) total += vector_largest[k] * std::fabs(c[k * stride]);
+    return total;
+  }
+
+  VerifyBasis view(const TensorJob& tensor) const {
+    return {tensor.basis.data(), hi.data(), lo.data(), hi27.data(), lo27.data(), static_cast<size_t>(tensor.d_model())};
+  }
+};
+
+VectorFacts facts_of(const TensorJob& tensor, const SplitBasis& basis) {
+  VectorFacts facts{};
+  facts.length = tensor.d_model();
+  facts.rank = tensor.rank;
+  facts.alpha = tensor.alpha;
+  facts.basis_largest = basis.largest;
+  facts.low_part_ratio = verify_dtype_traits(tensor.dtype).low_part_ratio;
+  const DtypeGeometry g = dtype_geometry(tensor.dtype);
+  facts.largest_finite = std::ldexp(2.0 - std::ldexp(1.0, -g.mantissa_bits), g.max_exponent);
+  facts.norm_preserving = tensor.norm_preserving;
+  return facts;
+}
+
 /**
- * [d_model, cols]: every column w becomes s·(w − α B Bᵀw). Pass A sums v = Bᵀw (and ‖w‖²), pass B (only
- * norm-preserving) sums ‖w'‖² directly, pass C compares. Threads own column ranges; rows go in blocks.
+ * The long double judge, for an element the fp64 screen left open: ref = s(w − α Σ_k b_k v_k) with v_k
+ * the double-double of pass A, s the long double scale. The verdict is this judge's.
+ */
+struct ElementJudge {
+  const TensorJob& tensor;
+  ToleranceJudge judge;
+
+  explicit ElementJudge(const TensorJob& t) : tensor(t), judge(t.dtype) {}
+
+  /** Element (row, col) at `offset` elements into the chunks; v_k = v_hi[k·stride] + v_lo[k·stride]. */
+  void check(const uint8_t* original, const uint8_t* modified, size_t offset, uint64_t index, size_t basis_at,
+             const double* v_hi, const double* v_lo, size_t stride, long double scale, Tally& tally) const {
+    const double w = load_element(original, offset, tensor.dtype);
+    const double actual = load_element(modified, offset, tensor.dtype);
+    long double sum = 0, magnitude = 0;
+    for (unsigned k = 0; k < tensor.rank; ++k) {
+      const long double v = static_cast<long double>(v_hi[k * stride]) + v_lo[k * stride];
+      const long double term = tensor.basis[k * tensor.d_model() + basis_at] * v;
+      sum += term;
+      magnitude += std::fabs(term);
+    }
+    const long double alpha = tensor.alpha;
+    const long double reference = scale * (static_cast<long double>(w) - alpha * sum);
+    if (!judge.judge(actual, reference, w, std::fabs(alpha) * magnitude, scale, &tally.max_ulp_error)) {
+      tally.mismatch(index, reference, actual);
+    }
+  }
+};
+
+/**
+ * [d_model, cols]: every column w becomes s·(w − α B Bᵀw). Pass A sums v = Bᵀw (and ‖w‖², max|w|), pass B
+ * (only norm-preserving) sums ‖w'‖² directly, pass C screens every element and sums Bᵀw'. Threads take
+ * column ranges. Passes A and B walk the chunks in row order, so the sums are the same for any chunk
+ * size; pass C, whose verdicts are per element, walks them backward and starts on a chunk still mapped.
  */
 VerifiedTensor verify_columns(const VerifyContext& context, const TensorJob& tensor,
                               const std::function<void(uint64_t)>& on_bytes) {
-  const size_t d = tensor.rows, cols = tensor.cols, rank = tensor.rank;
+  const VerifyKernelTable& kernels = best_verify_kernels();
+  const size_t cols = tensor.cols, rank = tensor.rank;
+  const bool norm_preserving = tensor.norm_preserving;
   const uint64_t row_bytes = cols * dtype_size(tensor.dtype);
-  const uint64_t chunk_rows = std::max<uint64_t>(1, context.chunk_bytes / row_bytes);
-  FileView original, modified;
-  const double* basis = tensor.basis.data();
-  const long double alpha = tensor.alpha;
-  // Visits every (block of rows, column) of the tensor: body(worker, row, count, column, w, actual).
-  auto sweep = [&](bool with_modified, const auto& body) {
-    for (uint64_t row0 = 0; row0 < d; row0 += chunk_rows) {
-      const uint64_t rows = std::min<uint64_t>(chunk_rows, d - row0);
-      original.load(context.original, tensor.offset + row0 * row_bytes, rows * row_bytes);
-      if (with_modified) modified.load(context.modified, tensor.offset + row0 * row_bytes, rows * row_bytes);
-      context.pool.parallel_for(cols, kTile, [&](unsigned worker, size_t begin, size_t end) {
-        // A tile of kTile columns × kBlock rows is decoded row by row (contiguous reads) and transposed,
-        // so each column's run is contiguous.
-        std::vector<double> w(kTile * kBlock), actual(kTile * kBlock);
-        double row_values[kTile];
-        for (size_t block = 0; block < rows; block += kBlock) {
-          const size_t count = std::min<size_t>(kBlock, rows - block);
-          for (size_t tile = begin; tile < end; tile += kTile) {
-            const size_t width = std::min(kTile, end - tile);
-            for (size_t i = 0; i < count; ++i) {
-              decode_strided(original.data(), (block + i) * cols + tile, 1, width, tensor.dtype, row_values);
-              for (size_t t = 0; t < width; ++t) w[t * kBlock + i] = row_values[t];
-              if (with_modified) {
-                decode_strided(modified.data(), (block + i) * cols + tile, 1, width, tensor.dtype, row_values);
-                for (size_t t = 0; t < width; ++t) actual[t * kBlock + i] = row_values[t];
-              }
-            }
-            for (size_t t = 0; t < width; ++t) {
-              body(worker, row0 + block, count, tile + t, w.data() + t * kBlock, actual.data() + t * kBlock);
-            }
-          }
-        }
-      });
-      if (with_modified) on_bytes(rows * row_bytes);
-    }
-  };
+  const SplitBasis split(tensor);
+  const VerifyBasis basis = split.view(tensor);
+  ChunkStream chunks(context, tensor);
+  using Files = ChunkStream::Files;
+  using Walk = ChunkStream::Walk;
 
-  std::vector<NeumaierSum> projection_sums(rank * cols), norm_sums(tensor.norm_preserving ? cols : 0);
-  sweep(false, [&](unsigned, size_t row, size_t count, size_t j, const double* w, const double*) {
-    for (size_t k = 0; k < rank; ++k) {
-      const double* b = basis + k * d + row;
-      long double sum = 0;
-      for (size_t i = 0; i < count; ++i) sum += b[i] * static_cast<long double>(w[i]);
-      projection_sums[k * cols + j].add(sum);
-    }
-    if (tensor.norm_preserving) {
-      long double sum = 0;
-      for (size_t i = 0; i < count; ++i) sum += static_cast<long double>(w[i]) * w[i];
-      norm_sums[j].add(sum);
-    }
-  });
-  // Column-major copies, so a column's v_k sit together.
-  std::vector<long double> projection_exact(rank * cols);
-  std::vector<double> projection(rank * cols);
-  Tally totals;
-  for (size_t k = 0; k < rank; ++k) {
-    for (size_t j = 0; j < cols; ++j) {
-      projection_exact[j * rank + k] = projection_sums[k * cols + j].value();
-      projection[j * rank + k] = static_cast<double>(projection_exact[j * rank + k]);
-      totals.projection_before = Tally::max_abs(totals.projection_before, projection_exact[j * rank + k]);
-    }
-  }
-  projection_sums = {};
-
-  std::vector<long double> scale_exact(cols, 1.0L);
-  if (tensor.norm_preserving) {
-    std::vector<NeumaierSum> projected_sums(cols);
-    sweep(false, [&](unsigned, size_t row, size_t count, size_t j, const double* w, const double*) {
-      long double sum = 0;
-      for (size_t i = 0; i < count; ++i) {
-        long double update = 0;
-        for (size_t k = 0; k < rank; ++k) update += basis[k * d + row + i] * projection_exact[j * rank + k];
-        const long double projected = w[i] - alpha * update;
-        sum += projected * projected;
-      }
-      projected_sums[j].add(sum);
+  // Pass A.
+  std::vector<double> sum(rank * cols), comp(rank * cols), abs_max(cols);
+  std::vector<double> norm_sum(norm_preserving ? cols : 0), norm_comp(norm_preserving ? cols : 0);
+  chunks.for_each(Files::original, Walk::forward, [&](size_t row0, size_t rows, const uint8_t* original,
+                                                      const uint8_t*) {
+    const ColumnSumsJob job{tensor.dtype, original, rows, cols, row0, tensor.rank, basis, sum.data(),
+                            comp.data(), norm_preserving ? norm_sum.data() : nullptr,
+                            norm_preserving ? norm_comp.data() : nullptr, abs_max.data()};
+    context.pool.parallel_for(cols, kColumnGrain, [&](unsigned, size_t begin, size_t end) {
+      kernels.column_sums(job, begin, end);
     });
-    for (size_t j = 0; j < cols; ++j) scale_exact[j] = scale_from_norms(norm_sums[j].value(), projected_sums[j].value());
+  });
+  Tally totals;
+  std::vector<double> v_hi(rank * cols), v_lo(rank * cols), update(rank * cols);
+  for (size_t i = 0; i < rank * cols; ++i) {
+    finish_compensated(sum[i], comp[i], v_hi[i], v_lo[i]);
+    update[i] = tensor.alpha * v_hi[i];
+    totals.projection_before = Tally::max_abs(totals.projection_before, v_hi[i]);
+  }
+  sum = {};
+  comp = {};
+
+  // Pass B.
+  std::vector<double> square_sum(norm_preserving ? cols : 0), square_comp(norm_preserving ? cols : 0);
+  if (norm_preserving) {
+    std::vector<double> update_hi27(rank * cols), update_lo27(rank * cols), update_lo(rank * cols);
+    for (size_t i = 0; i < rank * cols; ++i) {
+      const ScaledProjection c = scale_projection(tensor.alpha, v_hi[i], v_lo[i]);
+      update_hi27[i] = c.hi27;
+      update_lo27[i] = c.lo27;
+      update_lo[i] = c.lo;
+    }
+    chunks.for_each(Files::original, Walk::forward, [&](size_t row0, size_t rows, const uint8_t* original,
+                                                      const uint8_t*) {
+      const ColumnNormsJob job{tensor.dtype, original, rows, cols, row0, tensor.rank, basis,
+                               update.data(), update_hi27.data(), update_lo27.data(), update_lo.data(),
+                               square_sum.data(), square_comp.data()};
+      context.pool.parallel_for(cols, kColumnGrain, [&](unsigned, size_t begin, size_t end) {
+        kernels.column_norms(job, begin, end);
+      });
+    });
   }
 
-  RunChecker checker(tensor);
-  std::vector<long double> after(rank * cols, 0.0L);
-  std::vector<Tally> tallies(context.pool.size());
-  sweep(true, [&](unsigned worker, size_t row, size_t count, size_t j, const double* w, const double* actual) {
-    const VectorRun run{w, actual, count, row * cols + j, cols, basis + row, d,
-                        projection.data() + j * rank, projection_exact.data() + j * rank,
-                        static_cast<double>(scale_exact[j]), scale_exact[j]};
-    checker.check(run, tallies[worker]);
+  std::vector<double> scale(cols), vector_error(cols), magnitude_limit(cols), relative(cols), update_error(cols),
+      slack(cols), absolute(cols);
+  std::vector<long double> scale_exact(cols);
+  VectorFacts facts = facts_of(tensor, split);
+  for (size_t j = 0; j < cols; ++j) {
+    facts.abs_max = abs_max[j];
+    facts.update_largest = split.update_largest(update.data() + j, cols);
+    facts.projection_largest = 0;
     for (size_t k = 0; k < rank; ++k) {
-      const double* b = basis + k * d + row;
-      long double sum = 0;
-      for (size_t i = 0; i < count; ++i) sum += b[i] * static_cast<long double>(actual[i]);
-      after[k * cols + j] += sum;
+      facts.projection_largest = std::max(facts.projection_largest, std::fabs(v_hi[k * cols + j]));
     }
+    if (norm_preserving) {
+      facts.norm_sum = norm_sum[j];
+      facts.norm_comp = norm_comp[j];
+      facts.square_sum = square_sum[j];
+      facts.square_comp = square_comp[j];
+    }
+    const VectorTerms terms = vector_terms(facts);
+    scale[j] = terms.scale;
+    vector_error[j] = terms.vector_error;
+    magnitude_limit[j] = terms.magnitude_limit;
+    relative[j] = terms.relative_error;
+    update_error[j] = terms.update_error;
+    slack[j] = terms.slack;
+    absolute[j] = terms.absolute_error;
+    scale_exact[j] = terms.scale_exact;
+  }
+  if (!norm_preserving) {
+    // One vector's coefficients serve all; the kernel reads element 0. The NaN of a non-finite max|w|
+    // is per column, in `absolute`.
+    VectorFacts plain = facts;
+    plain.abs_max = 0;
+    const VectorTerms terms = vector_terms(plain);
+    relative[0] = terms.relative_error;
+    update_error[0] = terms.update_error;
+    slack[0] = terms.slack;
+  }
+
+  // Pass C.
+  const ElementJudge judge(tensor);
+  struct Sink {
+    const ElementJudge* judge;
+    const uint8_t* original;
+    const uint8_t* modified;
+    size_t row0;
+    size_t cols;
+    const double* v_hi;
+    const double* v_lo;
+    const long double* scale_exact;
+    Tally* tally;
+  };
+  auto undecided = [](void* context, size_t row, size_t col) {
+    const Sink& s = *static_cast<const Sink*>(context);
+    s.judge->check(s.original, s.modified, (row - s.row0) * s.cols + col, static_cast<uint64_t>(row) * s.cols + col,
+                   row, s.v_hi + col, s.v_lo + col, s.cols, s.scale_exact[col], *s.tally);
+  };
+  std::vector<double> after(rank * cols, 0.0);
+  std::vector<Tally> tallies(context.pool.size());
+  chunks.for_each(Files::both, Walk::backward, [&](size_t row0, size_t rows, const uint8_t* original,
+                                                    const uint8_t* modified) {
+    context.pool.parallel_for(cols, kColumnGrain, [&](unsigned worker, size_t begin, size_t end) {
+      Tally& tally = tallies[worker];
+      Sink sink{&judge, original, modified, row0, cols, v_hi.data(), v_lo.data(), scale_exact.data(), &tally};
+      double max_ratio = 0;
+      const ColumnCheckJob job{tensor.dtype, original, modified, rows, cols, row0, tensor.rank,
+                               tensor.basis.data(), static_cast<size_t>(tensor.d_model()), update.data(),
+                               ScreenTerms{scale.data(), vector_error.data(), magnitude_limit.data(), relative.data(),
+                                           update_error.data(), slack.data(), absolute.data()},
+                               norm_preserving, after.data(), &max_ratio, UndecidedSink{undecided, &sink}};
+      kernels.column_check(job, begin, end);
+      tally.merge_ratio(max_ratio);
+    });
+    on_bytes(rows * row_bytes);
   });
   for (const Tally& tally : tallies) totals.merge(tally);
-  for (long double value : after) totals.projection_after = Tally::max_abs(totals.projection_after, value);
+  for (double value : after) totals.projection_after = Tally::max_abs(totals.projection_after, value);
   return finish(tensor, totals);
 }
 
-/** [rows, d_model]: every row w becomes s·(w − α (w B) Bᵀ). One pass; a row is whole in a chunk. */
+/** [rows, d_model]: every row w becomes s·(w − α (w B) Bᵀ). A row is whole in a chunk and one thread's. */
 VerifiedTensor verify_rows(const VerifyContext& context, const TensorJob& tensor,
                            const std::function<void(uint64_t)>& on_bytes) {
+  const VerifyKernelTable& kernels = best_verify_kernels();
   const size_t d = tensor.cols, rank = tensor.rank;
+  const bool norm_preserving = tensor.norm_preserving;
   const uint64_t row_bytes = d * dtype_size(tensor.dtype);
-  const uint64_t chunk_rows = std::max<uint64_t>(1, context.chunk_bytes / row_bytes);
-  FileView original, modified;
-  const long double alpha = tensor.alpha;
-  const double* basis = tensor.basis.data();
-  RunChecker checker(tensor);
+  const SplitBasis split(tensor);
+  const VerifyBasis basis = split.view(tensor);
+  const ElementJudge judge(tensor);
   std::vector<Tally> tallies(context.pool.size());
-  for (uint64_t row0 = 0; row0 < tensor.rows; row0 += chunk_rows) {
-    const uint64_t rows = std::min<uint64_t>(chunk_rows, tensor.rows - row0);
-    original.load(context.original, tensor.offset + row0 * row_bytes, rows * row_bytes);
-    modified.load(context.modified, tensor.offset + row0 * row_bytes, rows * row_bytes);
+
+  struct Sink {
+    const ElementJudge* judge;
+    const uint8_t* original;  // the row
+    const uint8_t* modified;
+    size_t d;
+    const double* v_hi;
+    const double* v_lo;
+    long double scale_exact;
+    Tally* tally;
+  };
+  auto undecided = [](void* context, size_t row, size_t col) {
+    const Sink& s = *static_cast<const Sink*>(context);
+    s.judge->check(s.original, s.modified, col, static_cast<uint64_t>(row) * s.d + col, col, s.v_hi, s.v_lo, 1,
+                   s.scale_exact, *s.tally);
+  };
+
+  ChunkStream chunks(context, tensor);
+  using Files = ChunkStream::Files;
+  using Walk = ChunkStream::Walk;
+  chunks.for_each(Files::both, Walk::forward, [&](size_t row0, size_t rows, const uint8_t* original,
+                                                   const uint8_t* modified) {
     context.pool.parallel_for(rows, 1, [&](unsigned worker, size_t begin, size_t end) {
       Tally& tally = tallies[worker];
-      std::vector<double> w(d), actual(d), projection(rank);
-      std::vector<long double> projection_exact(rank);
+      std::vector<double> scratch(kVerifyScratchPerRank * (rank + 1));
+      std::vector<double> sum(rank), comp(rank), v_hi(rank), v_lo(rank), update(rank), after(rank);
+      std::vector<double> update_hi27(rank), update_lo27(rank), update_lo(rank);
+      VectorFacts facts = facts_of(tensor, split);
       for (size_t r = begin; r < end; ++r) {
-        decode_strided(original.data(), r * d, 1, d, tensor.dtype, w.data());
-        decode_strided(modified.data(), r * d, 1, d, tensor.dtype, actual.data());
+        const uint8_t* original_row = original + r * row_bytes;
+        const uint8_t* modified_row = modified + r * row_bytes;
+        kernels.row_sums(RowSumsJob{tensor.dtype, original_row, tensor.rank, basis, sum.data(), comp.data(),
+                                    norm_preserving ? &facts.norm_sum : nullptr, &facts.norm_comp, &facts.abs_max,
+                                    scratch.data()});
+        facts.projection_largest = 0;
         for (size_t k = 0; k < rank; ++k) {
-          NeumaierSum sum, after;
-          for (size_t i = 0; i < d; i += kBlock) {
-            long double block_sum = 0, block_after = 0;
-            for (size_t t = i; t < std::min(d, i + kBlock); ++t) {
-              block_sum += basis[k * d + t] * static_cast<long double>(w[t]);
-              block_after += basis[k * d + t] * static_cast<long double>(actual[t]);
-            }
-            sum.add(block_sum);
-            after.add(block_after);
-          }
-          projection_exact[k] = sum.value();
-          projection[k] = static_cast<double>(projection_exact[k]);
-          tally.projection_before = Tally::max_abs(tally.projection_before, projection_exact[k]);
-          tally.projection_after = Tally::max_abs(tally.projection_after, after.value());
+          finish_compensated(sum[k], comp[k], v_hi[k], v_lo[k]);
+          update[k] = tensor.alpha * v_hi[k];
+          facts.projection_largest = std::max(facts.projection_largest, std::fabs(v_hi[k]));
+          tally.projection_before = Tally::max_abs(tally.projection_before, v_hi[k]);
         }
-        long double scale_exact = 1.0L;
-        if (tensor.norm_preserving) {
-          NeumaierSum norm_sum, projected_sum;
-          for (size_t i = 0; i < d; ++i) {
-            long double update = 0;
-            for (size_t k = 0; k < rank; ++k) update += projection_exact[k] * basis[k * d + i];
-            const long double projected = w[i] - alpha * update;
-            norm_sum.add(static_cast<long double>(w[i]) * w[i]);
-            projected_sum.add(projected * projected);
+        facts.update_largest = split.update_largest(update.data(), 1);
+        if (norm_preserving) {
+          for (size_t k = 0; k < rank; ++k) {
+            const ScaledProjection c = scale_projection(tensor.alpha, v_hi[k], v_lo[k]);
+            update_hi27[k] = c.hi27;
+            update_lo27[k] = c.lo27;
+            update_lo[k] = c.lo;
           }
-          scale_exact = scale_from_norms(norm_sum.value(), projected_sum.value());
+          kernels.row_norms(RowNormsJob{tensor.dtype, original_row, tensor.rank, basis, update.data(),
+                                        update_hi27.data(), update_lo27.data(), update_lo.data(), &facts.square_sum,
+                                        &facts.square_comp, scratch.data()});
         }
-        const VectorRun run{w.data(), actual.data(), d, (row0 + r) * d, 1, basis, d,
-                            projection.data(), projection_exact.data(), static_cast<double>(scale_exact), scale_exact};
-        checker.check(run, tally);
+        const VectorTerms terms = vector_terms(facts);
+        Sink sink{&judge, original_row, modified_row, d, v_hi.data(), v_lo.data(), terms.scale_exact, &tally};
+        double max_ratio = 0;
+        kernels.row_check(RowCheckJob{tensor.dtype, original_row, modified_row, static_cast<size_t>(row0 + r),
+                                      tensor.rank, tensor.basis.data(), d, update.data(),
+                                      ScreenTerms{&terms.scale, &terms.vector_error, &terms.magnitude_limit,
+                                                  &terms.relative_error, &terms.update_error, &terms.slack,
+                                                  &terms.absolute_error},
+                                      norm_preserving, after.data(), &max_ratio, UndecidedSink{undecided, &sink},
+                                      scratch.data()});
+        tally.merge_ratio(max_ratio);
+        for (size_t k = 0; k < rank; ++k) tally.projection_after = Tally::max_abs(tally.projection_after, after[k]);
       }
     });
     on_bytes(rows * row_bytes);
-  }
+  });
   Tally totals;
   for (const Tally& tally : tallies) totals.merge(tally);
   return finish(tensor, totals);

@@ -1,5 +1,6 @@
-// The independent reference behind verify_shard: straightforward loops in long double with Neumaier
-// summation, sharing nothing with the apply kernels but the element decoding of dtype.h.
+// The independent reference behind verify_shard: v = Bᵀw from exact products summed as a double-double,
+// an fp64 screen with a rigorous error bound that settles almost every element, and a long double judge
+// for the rest (docs/precision.md). It shares nothing with the apply kernels but the dtypes' layout.
 #pragma once
 
 #include <functional>
