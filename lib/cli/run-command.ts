@@ -63,10 +63,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
           ),
         ),
       ),
-    ).check((args) => {
-      if (!args.out && !args.push) throw new Error("give --out DIR, --push REPO, or both");
-      return true;
-    }) as unknown as Argv<RunArgs>,
+    ) as unknown as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
     if (!args.out && !args.push) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "give --out DIR, --push REPO, or both");
     const surgery = surgeryParamsFrom(args);

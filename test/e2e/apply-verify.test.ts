@@ -203,3 +203,18 @@ test("inspect lists what would change, with orientation and the tied-embedding n
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("--help lists every command and exits 0; usage errors exit 2 without a stack trace", async () => {
+  const help = await runCli(["--help"]);
+  assert.equal(help.status, 0, help.stderr);
+  for (const command of ["apply", "verify", "inspect", "push", "activations", "direction", "demo"]) {
+    assert.match(help.stdout + help.stderr, new RegExp(`abliterate ${command}\\b`), command);
+  }
+  const usage = await runCli(["apply", "--no-such-flag"]);
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /error \[USAGE\]/);
+  assert.doesNotMatch(usage.stderr, /internal error|    at /);
+  const missing = await runCli(["./some-model", "--direction", "d.safetensors"]);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /INVALID_ARGUMENT.*--out DIR, --push REPO/);
+});
