@@ -186,29 +186,22 @@ Napi::Value progress_to_js(Napi::Env env, const ProgressEvent& event) {
   return progress;
 }
 
-struct ApplyTraits {
-  using Job = abl::ApplyJob;
-  using Result = abl::ApplyResult;
+/** applyShard and verifyShard differ only in job, result and core entry point. */
+template <class J, class R, R (*Run)(const J&, const abl::ProgressCallback&)>
+struct ShardTraits {
+  using Job = J;
+  using Result = R;
   using Event = ProgressEvent;
-  static constexpr const char* kName = "abliterate:apply";
+  static constexpr const char* kName = "abliterate:shard";
   static Result run(const Job& job, const std::function<void(const Event&)>& report) {
-    return abl::apply_shard(job, [&](uint64_t done, uint64_t total) { report(Event{done, total}); });
+    return Run(job, [&](uint64_t done, uint64_t total) { report(Event{done, total}); });
   }
   static Napi::Value result_to_js(Napi::Env env, Result& result) { return to_js(env, result); }
   static Napi::Value event_to_js(Napi::Env env, const Event& event) { return progress_to_js(env, event); }
 };
 
-struct VerifyTraits {
-  using Job = abl::VerifyJob;
-  using Result = abl::VerifyResult;
-  using Event = ProgressEvent;
-  static constexpr const char* kName = "abliterate:verify";
-  static Result run(const Job& job, const std::function<void(const Event&)>& report) {
-    return abl::verify_shard(job, [&](uint64_t done, uint64_t total) { report(Event{done, total}); });
-  }
-  static Napi::Value result_to_js(Napi::Env env, Result& result) { return to_js(env, result); }
-  static Napi::Value event_to_js(Napi::Env env, const Event& event) { return progress_to_js(env, event); }
-};
+using ApplyTraits = ShardTraits<abl::ApplyJob, abl::ApplyResult, abl::apply_shard>;
+using VerifyTraits = ShardTraits<abl::VerifyJob, abl::VerifyResult, abl::verify_shard>;
 
 Napi::Value ApplyShard(const Napi::CallbackInfo& info) { return abl_napi::start_promise_job<ApplyTraits>(info, apply_job); }
 
