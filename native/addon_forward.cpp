@@ -244,6 +244,14 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
     job.ablation.embedding = bool_field(a, "embedding", "job.ablation");
     job.ablation.layers = typed_array<uint8_t, napi_uint8_array>(a.Get("layers"), "job.ablation.layers");
   }
+  const Napi::Value addition = o.Get("addition");
+  if (!addition.IsUndefined() && !addition.IsNull()) {
+    if (!addition.IsObject()) invalid("job.addition must be an object");
+    const Napi::Object a = addition.As<Napi::Object>();
+    job.add = true;
+    job.addition.vector = typed_array<float, napi_float32_array>(a.Get("vector"), "job.addition.vector");
+    job.addition.point = u32_field(a, "point", "job.addition");
+  }
   const std::string mode = string_field(o, "mode", "job");
   if (mode != "resident" && mode != "streamed") invalid("job.mode must be resident or streamed");
   job.mode = mode == "resident" ? fwd::Mode::Resident : fwd::Mode::Streamed;

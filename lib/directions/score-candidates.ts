@@ -4,13 +4,12 @@
  *   direction ablated from every residual write (embedding, attention, MLP);
  * - KL: mean KL(unmodified ‖ ablated) of the next-token distribution at the last position of the harmless prompts;
  * - induced refusal: mean refusal log-odds of the harmless prompts with the (unnormalized) direction added to the
- *   residual stream entering its layer (residual-addition.ts explains how, and when it is unavailable).
+ *   residual stream at its own index, at every position (the engine's addition hook).
  */
 import type { ForwardModel } from "../engine/load-forward-model.js";
 import { runForward } from "../engine/run-forward.js";
 import type { ForwardSettings } from "./mean-difference.js";
 import { klDivergence, mean, refusalLogOdds } from "./next-token-statistics.js";
-import { additionUnavailableReason, withResidualAddition } from "./residual-addition.js";
 
 export interface CandidateScore {
   /** Layer index of the candidate (row of the `directions` file). */
@@ -20,9 +19,9 @@ export interface CandidateScore {
   refusalScore: number | null;
   /** Mean KL on harmless prompts, unmodified → ablated. */
   kl: number | null;
-  /** Mean refusal log-odds on harmless prompts with the direction added; null when it cannot be measured. */
+  /** Mean refusal log-odds on harmless prompts with the direction added; null for a zero direction. */
   inducedRefusal: number | null;
-  /** Why a candidate was not scored (zero norm) or why induced refusal is missing. */
+  /** Why a candidate was not scored (zero norm). */
   note?: string;
 }
 
@@ -74,20 +73,9 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
     const logits = ablated.logits!;
     const refusalScore = refusalOf(logits, harmfulRows);
     const kl = mean(harmlessRows.map((row) => klDivergence(baseLogits, logits, row, vocab)));
-    let inducedRefusal: number | null = null;
-    let note: string | undefined;
-    const addition = withResidualAddition(model, layer, direction);
-    if (addition) {
-      try {
-        const added = await runForward({ model: addition.model, prompts: harmless, positions: "none", logits: "last", ...settings });
-        inducedRefusal = refusalOf(added.logits!, harmless.map((_, i) => i));
-      } finally {
-        addition.dispose();
-      }
-    } else {
-      note = `induced refusal not measured: ${additionUnavailableReason(model, layer)}`;
-    }
-    candidates.push({ layer, norm, refusalScore, kl, inducedRefusal, ...(note ? { note } : {}) });
+    const added = await runForward({ model, prompts: harmless, positions: "none", logits: "last", addition: { vector: direction, point: layer }, ...settings });
+    const inducedRefusal = refusalOf(added.logits!, harmless.map((_, i) => i));
+    candidates.push({ layer, norm, refusalScore, kl, inducedRefusal });
     params.onProgress?.((done += 1), params.layers.length);
   }
   return { baseline, candidates };

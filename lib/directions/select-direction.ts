@@ -37,27 +37,20 @@ export interface CandidateVerdict {
 export interface Selection {
   layer: number;
   verdicts: CandidateVerdict[];
-  /** Filters that could not be applied (e.g. induced refusal unmeasurable for this family). */
+  /** What the report should say about the selection itself (e.g. the induced-refusal filter was switched off). */
   notes: string[];
 }
 
 export function selectDirection(params: { candidates: CandidateScore[]; maxKl?: number; requireInducedRefusal?: boolean }): Selection {
   const maxKl = params.maxKl ?? DEFAULT_MAX_KL;
   const requireInduced = params.requireInducedRefusal ?? true;
-  const notes: string[] = [];
-  const measurable = params.candidates.some((c) => c.inducedRefusal !== null);
-  if (requireInduced && !measurable && params.candidates.some((c) => c.refusalScore !== null)) {
-    notes.push("induced refusal could not be measured for any candidate; that filter was not applied");
-  }
+  const notes = requireInduced ? [] : ["the induced-refusal filter was switched off"];
   const verdicts = params.candidates.map((candidate): CandidateVerdict => {
     const reasons: string[] = [];
-    if (candidate.refusalScore === null || candidate.kl === null) reasons.push(candidate.note ?? "not scored");
+    if (candidate.refusalScore === null || candidate.kl === null || candidate.inducedRefusal === null) reasons.push(candidate.note ?? "not scored");
     else {
       if (!(candidate.kl <= maxKl)) reasons.push(`KL ${candidate.kl.toFixed(3)} > ${maxKl}`);
-      if (requireInduced && measurable) {
-        if (candidate.inducedRefusal === null) reasons.push(candidate.note ?? "induced refusal not measured");
-        else if (!(candidate.inducedRefusal > 0)) reasons.push(`adding it induces no refusal (log-odds ${candidate.inducedRefusal.toFixed(2)} ≤ 0)`);
-      }
+      if (requireInduced && !(candidate.inducedRefusal > 0)) reasons.push(`adding it induces no refusal (log-odds ${candidate.inducedRefusal.toFixed(2)} ≤ 0)`);
     }
     return { layer: candidate.layer, passed: reasons.length === 0, reasons };
   });

@@ -1,11 +1,11 @@
 /**
  * Runs tokenized prompts through a model: residual stream at chosen positions (index i enters decoder layer i,
  * index L leaves the last layer before the final norm), final-position logits, greedy generation, and optional
- * directional ablation of every residual write (embedding, attention output, MLP output).
+ * directional ablation of every residual write (embedding, attention output, MLP output) and activation addition.
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { orthonormalizeRows } from "../directions/orthonormalize.js";
-import { forward, type ForwardProgress, type NativeForwardAblation, type NativeForwardJob } from "../native/addon.js";
+import { forward, type ForwardProgress, type NativeForwardAblation, type NativeForwardAddition, type NativeForwardJob } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
 import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
 
@@ -23,6 +23,12 @@ export interface ForwardAblation {
   embedding?: boolean;
 }
 
+/** Activation addition: `vector` added to every position of the residual stream at index `point` (0..L). */
+export interface ForwardAddition {
+  vector: ArrayLike<number>;
+  point: number;
+}
+
 export interface ForwardRequest {
   model: ForwardModel;
   /** Token ids per prompt. */
@@ -35,6 +41,7 @@ export interface ForwardRequest {
   /** Stop ids for generation; the model's (generation_config.json / config.json) when absent. */
   eosTokenIds?: number[];
   ablation?: ForwardAblation;
+  addition?: ForwardAddition;
   mode?: ForwardMode | "auto";
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
@@ -107,6 +114,19 @@ function nativeAblation(model: ForwardModel, ablation: ForwardAblation): NativeF
   return { basis: Float32Array.from(basis), rank: rows.length, alpha: ablation.alpha ?? 1, embedding: ablation.embedding ?? true, layers };
 }
 
+function nativeAddition(model: ForwardModel, addition: ForwardAddition): NativeForwardAddition {
+  const { hiddenSize, numLayers } = model.spec;
+  if (addition.vector.length !== hiddenSize) {
+    throw new AbliterateError(ErrorCodes.DIRECTION_DIMENSION, `addition vector has ${addition.vector.length} entries, hidden_size is ${hiddenSize}`);
+  }
+  const vector = Float32Array.from(addition.vector);
+  if (vector.some((v) => !Number.isFinite(v))) throw new AbliterateError(ErrorCodes.DIRECTION_NOT_FINITE, "addition vector holds NaN or Inf (or overflows f32)");
+  if (!Number.isInteger(addition.point) || addition.point < 0 || addition.point > numLayers) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `addition point ${addition.point} is outside 0..${numLayers}`);
+  }
+  return { vector, point: addition.point };
+}
+
 export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
   const { model, prompts } = request;
   const { vocabSize, numLayers, hiddenSize } = model.spec;
@@ -177,6 +197,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     maxNewTokens,
     eosIds: Int32Array.from(request.eosTokenIds ?? model.eosTokenIds),
     ablation: request.ablation ? nativeAblation(model, request.ablation) : undefined,
+    addition: request.addition ? nativeAddition(model, request.addition) : undefined,
     mode: choice.mode,
     threads: request.threads,
     mlpChunkTokens,

@@ -302,6 +302,12 @@ export interface NativeForwardAblation {
   layers: Uint8Array;
 }
 
+/** x ← x + vector on every row of the residual stream at one point (0 = embedding output, L = last layer's output). */
+export interface NativeForwardAddition {
+  vector: Float32Array;
+  point: number;
+}
+
 export interface NativeForwardJob {
   files: string[];
   spec: NativeModelSpec;
@@ -325,6 +331,7 @@ export interface NativeForwardJob {
   maxNewTokens: number;
   eosIds: Int32Array;
   ablation?: NativeForwardAblation;
+  addition?: NativeForwardAddition;
   mode: "resident" | "streamed";
   threads?: number;
   /** Tokens per MLP chunk (bounds the [tokens, intermediate] buffers). Default 512. */

@@ -151,8 +151,11 @@ export async function writeTensors(model: RandomLlama, tensors = model.tensors):
   writeFileSync(join(model.dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
 }
 
-/** Residual stream [L + 1][T × d] of one prompt, in fp64, from the Llama equations. */
-export function referenceLlamaForward(model: RandomLlama, tokens: number[]): Float64Array[] {
+/**
+ * Residual stream [L + 1][T × d] of one prompt, in fp64, from the Llama equations; `addition` adds a vector to every
+ * position of the stream at one index (0 = embedding output, l + 1 = layer l's output).
+ */
+export function referenceLlamaForward(model: RandomLlama, tokens: number[], addition?: { vector: ArrayLike<number>; point: number }): Float64Array[] {
   const { hidden: d, heads, kvHeads, headDim, intermediate, layers } = model.options;
   const t = (name: string) => model.tensors.get(name)?.values;
   const theta = model.options.ropeTheta ?? 10000;
@@ -197,6 +200,11 @@ export function referenceLlamaForward(model: RandomLlama, tokens: number[]): Flo
   const x = new Float64Array(T * d);
   const embed = t("model.embed_tokens.weight")!;
   tokens.forEach((token, r) => x.set(embed.subarray(token * d, (token + 1) * d), r * d));
+  const add = (point: number) => {
+    if (addition?.point !== point) return;
+    for (let i = 0; i < x.length; i += 1) x[i] += addition.vector[i % d];
+  };
+  add(0);
   const states = [Float64Array.from(x)];
   for (let l = 0; l < layers; l += 1) {
     const p = `model.layers.${l}.`;
@@ -232,6 +240,7 @@ export function referenceLlamaForward(model: RandomLlama, tokens: number[]): Flo
     for (let i = 0; i < gate.length; i += 1) gate[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
     const down = linear(gate, intermediate, t(`${p}mlp.down_proj.weight`)!, d, t(`${p}mlp.down_proj.bias`));
     for (let i = 0; i < x.length; i += 1) x[i] += down[i];
+    add(l + 1);
     states.push(Float64Array.from(x));
   }
   return states;

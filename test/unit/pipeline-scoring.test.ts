@@ -1,15 +1,12 @@
-/** Refusal log-odds, KL, candidate layers, the selection filters, and activation addition through the engine. */
+/** Refusal log-odds, KL, candidate layers, the selection filters, and refusal tokens. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
-import { runForward } from "../../lib/engine/run-forward.js";
 import { klDivergence, refusalLogOdds } from "../../lib/directions/next-token-statistics.js";
 import { writePlantedRefusalModel } from "../../lib/directions/planted-refusal-model.js";
 import { isRefusal, refusalTokenIds } from "../../lib/directions/refusal-tokens.js";
-import { withResidualAddition } from "../../lib/directions/residual-addition.js";
 import type { CandidateScore } from "../../lib/directions/score-candidates.js";
 import { candidateLayers, selectDirection } from "../../lib/directions/select-direction.js";
 import { loadPromptTokenizer } from "../../lib/tokenize/load-prompt-tokenizer.js";
@@ -44,41 +41,10 @@ test("selection: KL and induced-refusal filters, lowest refusal score wins, a cl
   assert.match(selection.verdicts[3].reasons[0], /induces no refusal/);
   assert.equal(selectDirection({ candidates, maxKl: 1 }).layer, 1);
   assert.throws(() => selectDirection({ candidates: [c(1, -9, 0.5, 3)] }), /no candidate direction survived.*\n  layer 1: KL 0.500 > 0.1/s);
-  // Unmeasurable induced refusal (post-norm families): the filter is skipped and the report says so.
-  const unmeasured = selectDirection({ candidates: [c(1, -2, 0.01, null), c(2, -3, 0.02, null)] });
-  assert.equal(unmeasured.layer, 2);
-  assert.match(unmeasured.notes[0], /induced refusal could not be measured/);
-});
-
-test("activation addition adds v to the residual stream entering layer i at every position, and nowhere earlier", async () => {
-  const root = mkdtempSync(join(tmpdir(), "abl-"));
-  try {
-    const planted = await writePlantedRefusalModel({ dir: join(root, "model") });
-    const model = await loadForwardModel(planted.dir);
-    const prompts = [[4, 10, 20, 30, 6, 5], [4, 40, 41, 6, 5]];
-    const d = model.spec.hiddenSize;
-    const v = Float64Array.from({ length: d }, (_, i) => Math.sin(i + 1));
-    const base = await runForward({ model, prompts, positions: "all" });
-    const addition = withResidualAddition(model, 2, v)!;
-    try {
-      const added = await runForward({ model: addition.model, prompts, positions: "all" });
-      const points = model.spec.numLayers + 1;
-      for (let row = 0; row < base.capturedPrompt.length; row += 1) {
-        for (let layer = 0; layer <= 2; layer += 1) {
-          for (let i = 0; i < d; i += 1) {
-            const index = (row * points + layer) * d + i;
-            const expected = base.hidden[index] + (layer === 2 ? v[i] : 0);
-            assert.ok(Math.abs(added.hidden[index] - expected) < 1e-5, `row ${row} layer ${layer} dim ${i}: ${added.hidden[index]} vs ${expected}`);
-          }
-        }
-      }
-    } finally {
-      addition.dispose();
-    }
-    assert.equal(withResidualAddition(model, 0, v), undefined);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
+  // Switching the induced-refusal filter off lets layer 3 (lowest refusal with KL ≤ 0.1) win, and says so.
+  const unfiltered = selectDirection({ candidates, requireInducedRefusal: false });
+  assert.equal(unfiltered.layer, 3);
+  assert.match(unfiltered.notes[0], /induced-refusal filter was switched off/);
 });
 
 test("refusal tokens come from the model's tokenizer; markers match case-insensitively", async () => {

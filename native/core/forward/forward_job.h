@@ -108,6 +108,16 @@ struct Ablation {
   std::vector<uint8_t> layers;
 };
 
+/**
+ * Activation addition (Arditi et al. § 3, induced refusal): x ← x + v for every row of the residual stream at one
+ * point (index i enters decoder layer i; index L is the last layer's output, before the final norm), in the prompt
+ * pass and in every generation step. It acts on the stream itself, so post-norm families need no special case.
+ */
+struct Addition {
+  std::vector<float> vector;
+  uint32_t point = 0;
+};
+
 enum class Mode : uint8_t { Resident, Streamed };
 
 struct ForwardJob {
@@ -129,6 +139,8 @@ struct ForwardJob {
 
   bool ablate = false;
   Ablation ablation;
+  bool add = false;
+  Addition addition;
 
   Mode mode = Mode::Resident;
   unsigned threads = 0;

@@ -4,6 +4,7 @@
 #include "forward_validate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "../native_error.h"
@@ -166,6 +167,13 @@ void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
     const Ablation& a = job.ablation;
     if (a.rank == 0 || a.basis.size() != uint64_t(a.rank) * d) throw_invalid_job("ablation basis is not rank × hidden_size");
     if (a.layers.size() != s.num_layers) throw_invalid_job("ablation layer mask is not one entry per layer");
+  }
+  if (job.add) {
+    if (job.addition.vector.size() != d) throw_invalid_job("addition vector is not hidden_size long");
+    if (job.addition.point > s.num_layers) throw_invalid_job("addition point is past the last layer");
+    for (float v : job.addition.vector) {
+      if (!std::isfinite(v)) throw_invalid_job("addition vector holds NaN or Inf");
+    }
   }
   if (job.mlp_chunk_tokens == 0) throw_invalid_job("mlp_chunk_tokens must be positive");
 }

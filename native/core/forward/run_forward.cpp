@@ -87,11 +87,21 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       std::memcpy(&result.hidden[(c * (layers + 1) + point) * d], &x[size_t(job.capture_rows[c]) * d], d * sizeof(float));
     }
   };
+  // The addition lands on the stream before it is captured, so hidden[point] shows it, as a hook would.
+  const auto add_at = [&](uint32_t point, float* rows, size_t count) {
+    if (!job.add || job.addition.point != point) return;
+    const float* v = job.addition.vector.data();
+    for (size_t r = 0; r < count; ++r) {
+      float* row = rows + r * d;
+      for (size_t i = 0; i < d; ++i) row[i] += v[i];
+    }
+  };
   const auto report = [&](uint32_t done) {
     if (progress) progress(done, static_cast<uint32_t>(layers + 1));
   };
 
   engine.embed(batch, x.data());
+  add_at(0, x.data(), batch.rows);
   if (streamed) {
     release(files, job.embed);
     release(files, job.position_embed);
@@ -102,6 +112,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
     }
     engine.layer(l, batch, x.data());
+    add_at(l + 1, x.data(), batch.rows);
     capture(l + 1);
     if (streamed) {
       for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
@@ -158,7 +169,11 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       if (step + 1 == job.max_new_tokens || decode.rows == 0) break;
       std::vector<float> y(decode.rows * d);
       engine.embed(decode, y.data());
-      for (uint32_t l = 0; l < layers; ++l) engine.layer(l, decode, y.data());
+      add_at(0, y.data(), decode.rows);
+      for (uint32_t l = 0; l < layers; ++l) {
+        engine.layer(l, decode, y.data());
+        add_at(l + 1, y.data(), decode.rows);
+      }
       std::vector<uint32_t> rows(decode.rows);
       for (uint32_t i = 0; i < decode.rows; ++i) rows[i] = i;
       run_head(y.data(), rows);
