@@ -8,7 +8,7 @@ import { collectActivations, writeActivationsFile } from "../engine/collect-acti
 import { defaultMemoryBudget, parseMemorySize, type ForwardMode } from "../engine/memory-budget.js";
 import { readPromptsFile } from "../tokenize/read-prompts.js";
 import { formatBytes } from "./format-bytes.js";
-import { printJson, type GlobalArgs } from "./global-options.js";
+import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 
@@ -89,7 +89,7 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
       });
       return;
     }
-    process.stdout.write(
+    printText(args, 
       `wrote ${args.out}: activations [${shape.join(", ")}] f32 for ${prompts.length} prompt(s), ${tokens} token(s)\n` +
         `${output.mode} run (budget ${formatBytes(budget)}, estimated peak ${formatBytes(output.estimatedBytes)}), ` +
         `${output.seconds.toFixed(2)}s, ${(tokens / output.seconds).toFixed(0)} tokens/s, ` +

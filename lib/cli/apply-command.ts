@@ -1,7 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { applyModel } from "../surgery/apply-model.js";
 import { formatBytes } from "./format-bytes.js";
-import { printJson, type GlobalArgs } from "./global-options.js";
+import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { renderSurgery } from "./render-surgery.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
@@ -36,7 +36,7 @@ export const applyCommand: CommandModule<GlobalArgs, ApplyArgs> = {
       return;
     }
     const v = report.verification;
-    process.stdout.write(
+    printText(args, 
       `wrote ${report.outDir}: ${report.tensorsChanged} tensor(s) edited (${formatBytes(report.bytesRewritten)} rewritten, ` +
         `${formatBytes(report.bytesCopied)} copied) in ${report.seconds.toFixed(1)}s\n` +
         `verified: ${v.tensorsChecked} tensor(s) within 1 ulp of the fp64 reference (max ${v.maxUlpError.toFixed(3)} ulp), ` +

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { writePlantedRefusalModel } from "../directions/planted-refusal-model.js";
-import { printJson, type GlobalArgs } from "./global-options.js";
+import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { runPipelineStages } from "./pipeline-stages.js";
 import { ProgressDisplay } from "./progress.js";
 
@@ -57,7 +57,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       return;
     }
     const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
-    process.stdout.write(
+    printText(args, 
       `refusal rate on ${evaluation.harmfulPrompts} held-out harmful prompts: ${pct(evaluation.before.harmfulRefusalRate)} before, ${pct(evaluation.after.harmfulRefusalRate)} after\n` +
         `refusal rate on ${evaluation.harmlessPrompts} held-out harmless prompts: ${pct(evaluation.before.harmlessRefusalRate)} before, ${pct(evaluation.after.harmlessRefusalRate)} after; mean KL ${evaluation.harmlessKl.toFixed(4)}\n` +
         `direction: layer index ${result.layer}; edited model: ${outDir}\n` +

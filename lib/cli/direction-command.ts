@@ -12,7 +12,7 @@ import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../directions
 import { splitContrastSets } from "../directions/split-prompts.js";
 import { writeDirectionCandidates } from "../directions/write-direction-candidates.js";
 import { loadPromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
-import { printJson, type GlobalArgs } from "./global-options.js";
+import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { contrastSources, forwardSettings, withPromptOptions, type PromptArgs } from "./pipeline-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
@@ -79,7 +79,7 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
       printJson({ ok: true, out: args.out, shape: [means.directions.length, forwardModel.spec.hiddenSize], positive: positive.prompts.length, negative: negative.prompts.length, norms });
       return;
     }
-    process.stdout.write(
+    printText(args, 
       `wrote ${args.out}: directions [${means.directions.length}, ${forwardModel.spec.hiddenSize}] from ${positive.prompts.length} ${sources.labels.positive} and ${negative.prompts.length} ${sources.labels.negative} prompts\n` +
         `norm per layer index: ${norms.map((n) => n.toFixed(3)).join(" ")}\n` +
         `use it with: abliterate apply ${args.model} --direction ${args.out} --direction-layer I --out DIR\n`,

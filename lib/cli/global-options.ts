@@ -13,6 +13,11 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** A command's human-readable result on stdout; `--quiet` means errors only, so it prints nothing. */
+export function printText(args: GlobalArgs, text: string): void {
+  if (!args.quiet) process.stdout.write(text);
+}
+
 /**
  * How many JSON results have been printed so far. A command that printed its report (verify with ok: false)
  * and then fails must not get a second JSON document on stdout for the same failure.

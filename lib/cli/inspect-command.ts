@@ -2,7 +2,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import type { Orientation } from "../arch/families.js";
 import { inspectModel } from "../surgery/inspect-model.js";
 import { formatBytes } from "./format-bytes.js";
-import { printJson, type GlobalArgs } from "./global-options.js";
+import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { parseTargets } from "./surgery-options.js";
@@ -54,6 +54,6 @@ export const inspectCommand: CommandModule<GlobalArgs, InspectArgs> = {
       ...report.targets.map((target) => `  ${target.name}  [${target.shape.join(", ")}] ${target.dtype}  ${target.kind}  ${target.orientation}${target.postNorm ? `  γ-aware via ${target.postNorm}` : ""}`),
       ...report.notes.map((note) => `note: ${note}`),
     ];
-    process.stdout.write(`${lines.join("\n")}\n`);
+    printText(args, `${lines.join("\n")}\n`);
   },
 };

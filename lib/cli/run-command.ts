@@ -67,6 +67,13 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
     if (!args.out && !args.push) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "give --out DIR, --push REPO, or both");
     const surgery = surgeryParamsFrom(args);
+    if (surgery.perLayer && args.direction === undefined) {
+      // The pipeline selects and evaluates one layer's direction; per-layer surgery needs every row, from a file.
+      throw new AbliterateError(
+        ErrorCodes.INVALID_ARGUMENT,
+        "--per-layer needs --direction FILE holding \"directions\" [L+1, d]; make one with `abliterate direction MODEL --out dirs.safetensors`, then pass --direction dirs.safetensors --per-layer",
+      );
+    }
     // A push that cannot happen fails here, not after an hour of download and surgery.
     if (args.push && isHubOffline()) {
       throw new AbliterateError(ErrorCodes.HUB_OFFLINE, `HF_HUB_OFFLINE is set, so nothing can be pushed to ${args.push}; unset it, or use --out`);

@@ -1,7 +1,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { verifyModel } from "../surgery/verify-model.js";
-import { printJson, type GlobalArgs } from "./global-options.js";
+import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
@@ -45,7 +45,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
           ? `verified: ${report.tensorsChecked} tensor(s), ${report.elementsChecked} elements within 1 ulp of the fp64 reference (max ${report.maxUlpError.toFixed(3)} ulp); untouched bytes identical`
           : `verification FAILED:\n  ${report.failures.join("\n  ")}`,
       );
-      process.stdout.write(`${lines.join("\n")}\n`);
+      printText(args, `${lines.join("\n")}\n`);
     }
     if (!report.passed) {
       throw new AbliterateError(ErrorCodes.VERIFY_FAILED, `${report.failures.length} check(s) failed; first: ${report.failures[0]}`, { file: modified.dir });

@@ -88,7 +88,9 @@ test("verify names the tensor when one element of the output is flipped", async 
     const direction = join(root, "d.safetensors");
     writeTinyLlama({ dir: model, dtype: "BF16", tied: false, hidden: HIDDEN });
     writeDirectionFile(direction, [{ name: "direction", shape: [HIDDEN], values: randomDirection(HIDDEN, 3) }]);
-    assert.equal((await runCli(["apply", model, "--direction", direction, "--out", out])).status, 0);
+    const applied = await runCli(["apply", model, "--direction", direction, "--out", out, "--quiet"]);
+    assert.equal(applied.status, 0);
+    assert.deepEqual([applied.stdout, applied.stderr], ["", ""], "--quiet prints nothing when all is well");
     const checkpoint = await readCheckpoint(out);
     const { shard, tensor } = checkpoint.tensorLocations.get("model.layers.1.mlp.down_proj.weight")!;
     const bytes = readFileSync(shard.path);
@@ -108,6 +110,12 @@ test("verify names the tensor when one element of the output is flipped", async 
     const again = await runCli(["verify", model, out, "--direction", direction]);
     assert.notEqual(again.status, 0);
     assert.match(again.stdout + again.stderr, /model\.layers\.1\.mlp\.up_proj\.weight/);
+
+    // --quiet: errors only. The failure still names the tensor, on stderr; stdout stays empty.
+    const quiet = await runCli(["verify", model, out, "--direction", direction, "--quiet"]);
+    assert.notEqual(quiet.status, 0);
+    assert.equal(quiet.stdout, "");
+    assert.match(quiet.stderr, /model\.layers\.1\.mlp\.up_proj\.weight/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -217,4 +225,8 @@ test("--help lists every command and exits 0; usage errors exit 2 without a stac
   const missing = await runCli(["./some-model", "--direction", "d.safetensors"]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /INVALID_ARGUMENT.*--out DIR, --push REPO/);
+  // Refused before any download or pipeline stage runs (the model folder does not even exist).
+  const perLayer = await runCli(["./some-model", "--out", "./never-written", "--per-layer"]);
+  assert.equal(perLayer.status, 1);
+  assert.match(perLayer.stderr, /INVALID_ARGUMENT.*--per-layer needs --direction FILE/);
 });
