@@ -7,7 +7,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { loadForwardModel } from "../engine/load-forward-model.js";
 import { promptEncoder } from "../directions/encode-prompts.js";
 import { contrastMeans } from "../directions/mean-difference.js";
-import { readPromptSource, type PromptSet } from "../directions/prompt-sources.js";
+import { readPromptSetOrDefault, type PromptSet } from "../directions/prompt-sources.js";
+import { DEFAULT_HARMFUL_DATASET, DEFAULT_HARMLESS_DATASET } from "../directions/direction-pipeline.js";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../directions/builtin-prompts.js";
 import { splitContrastSets } from "../directions/split-prompts.js";
 import { writeDirectionCandidates } from "../directions/write-direction-candidates.js";
@@ -36,13 +37,18 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const sources = contrastSources(args);
     const model = await resolveModelArgument({ model: args.model, token: args.token, display });
-    const read = async (source: string | undefined, builtin: readonly string[], label: string): Promise<PromptSet> => {
-      if (source !== undefined) return readPromptSource({ source, column: args.column, token: args.token });
-      display.log(`no --${label} prompts given: using the built-in ${label} set`);
-      return { prompts: [...builtin], origin: `built-in ${label} set` };
+    const notes: string[] = [];
+    const read = async (source: string | undefined, defaultDataset: string, builtin: readonly string[], label: string): Promise<PromptSet> => {
+      const set = await readPromptSetOrDefault({ source, defaultDataset, builtin, label, column: args.column, token: args.token });
+      if (set.note) {
+        notes.push(set.note);
+        display.log(`note: ${set.note}`);
+      }
+      if (source === undefined) display.log(`no --${label} prompts given: ${set.prompts.length} ${label} prompts from ${set.origin}`);
+      return set;
     };
-    const positive = await read(sources.positive, BUILTIN_HARMFUL_PROMPTS, sources.labels.positive);
-    const negative = await read(sources.negative, BUILTIN_HARMLESS_PROMPTS, sources.labels.negative);
+    const positive = await read(sources.positive, DEFAULT_HARMFUL_DATASET, BUILTIN_HARMFUL_PROMPTS, sources.labels.positive);
+    const negative = await read(sources.negative, DEFAULT_HARMLESS_DATASET, BUILTIN_HARMLESS_PROMPTS, sources.labels.negative);
     // Checks the sets (empty, too small, overlapping) the same way the one command does; all prompts are used here.
     splitContrastSets({ positive: positive.prompts, negative: negative.prompts, labels: sources.labels });
     const tokenizer = loadPromptTokenizer({ dir: model.dir });
@@ -76,7 +82,7 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
     });
     const norms = means.directions.map((row) => Math.hypot(...row));
     if (args.json) {
-      printJson({ ok: true, out: args.out, shape: [means.directions.length, forwardModel.spec.hiddenSize], positive: positive.prompts.length, negative: negative.prompts.length, norms });
+      printJson({ ok: true, out: args.out, shape: [means.directions.length, forwardModel.spec.hiddenSize], positive: positive.prompts.length, negative: negative.prompts.length, origins: { positive: positive.origin, negative: negative.origin }, notes, norms });
       return;
     }
     printText(args, 

@@ -28,8 +28,8 @@ export interface SelectionArgs {
 
 export function withPromptOptions<T>(yargs: Argv<T>) {
   return yargs
-    .option("harmful", { type: "string", describe: "prompts to refuse: .txt, .json/.jsonl/.csv (with --column), .parquet, or a Hub dataset org/name[:split] (default: mlabonne/harmful_behaviors, offline: built-in)" })
-    .option("harmless", { type: "string", describe: "ordinary prompts, same forms (default: mlabonne/harmless_alpaca, offline: built-in)" })
+    .option("harmful", { type: "string", describe: "prompts to refuse: .txt, .json/.jsonl/.csv (with --column), .parquet, or a Hub dataset org/name[:split[start:end]] (default: mlabonne/harmful_behaviors:train[:400], offline: built-in)" })
+    .option("harmless", { type: "string", describe: "ordinary prompts, same forms (default: mlabonne/harmless_alpaca:train[:400], offline: built-in)" })
     .option("positive", { type: "string", describe: "generic contrast: prompts showing the concept (alias of --harmful)" })
     .option("negative", { type: "string", describe: "generic contrast: prompts without it (alias of --harmless)" })
     .option("column", { type: "string", describe: "column / field holding the prompt in .json/.jsonl/.csv/.parquet and datasets" })

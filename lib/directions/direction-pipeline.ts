@@ -15,7 +15,7 @@ import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "./builtin-pro
 import { promptEncoder, type PromptEncoding } from "./encode-prompts.js";
 import { evaluateModel, type Evaluation } from "./evaluate-model.js";
 import { contrastMeans, type ForwardSettings } from "./mean-difference.js";
-import { readPromptSource, type PromptSet } from "./prompt-sources.js";
+import { readPromptSetOrDefault, type PromptSet } from "./prompt-sources.js";
 import { refusalTokenIds, type RefusalTokens } from "./refusal-tokens.js";
 import { renderReportHtml } from "./report-html.js";
 import { layerGeometry, newReport, writeReportJson, type PipelineReport } from "./report-json.js";
@@ -24,9 +24,12 @@ import { candidateLayers, selectDirection, type Selection } from "./select-direc
 import { splitContrastSets, type ContrastSplits, type SplitOptions } from "./split-prompts.js";
 import { readDirectionCandidates, writeDirectionCandidates, type DirectionCandidates } from "./write-direction-candidates.js";
 
-/** heretic's defaults: used when no prompts are given and the Hub can be reached. */
-export const DEFAULT_HARMFUL_DATASET = "mlabonne/harmful_behaviors";
-export const DEFAULT_HARMLESS_DATASET = "mlabonne/harmless_alpaca";
+/**
+ * heretic's defaults, the first 400 training rows of each (harmless_alpaca's train split holds some 25k): used when
+ * no prompts are given and the Hub can be reached.
+ */
+export const DEFAULT_HARMFUL_DATASET = "mlabonne/harmful_behaviors:train[:400]";
+export const DEFAULT_HARMLESS_DATASET = "mlabonne/harmless_alpaca:train[:400]";
 
 export type StageName = "prompts" | "directions" | "selection" | "evaluation" | "report";
 
@@ -141,14 +144,9 @@ export class DirectionPipeline {
 
   private async promptSet(source: string | undefined, dataset: string, builtin: readonly string[], label: string, notes: string[]): Promise<PromptSet> {
     const { options } = this;
-    if (source !== undefined) return readPromptSource({ source, column: options.column, token: options.token, offline: options.offline });
-    if (options.builtinPrompts || options.offline) return { prompts: [...builtin], origin: `built-in ${label} set` };
-    try {
-      return await readPromptSource({ source: dataset, token: options.token, column: "text" });
-    } catch (error) {
-      notes.push(`the default ${label} dataset ${dataset} could not be read (${(error as Error).message}); the built-in ${label} set was used`);
-      return { prompts: [...builtin], origin: `built-in ${label} set` };
-    }
+    const set = await readPromptSetOrDefault({ source, defaultDataset: dataset, builtin, label, builtinOnly: options.builtinPrompts, column: options.column, token: options.token, offline: options.offline });
+    if (set.note) notes.push(set.note);
+    return { prompts: set.prompts, origin: set.origin };
   }
 
   async prompts(): Promise<PromptsArtifact> {

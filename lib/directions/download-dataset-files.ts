@@ -13,7 +13,8 @@ import { hubCacheRoot } from "../hub/cache-paths.js";
 import { downloadBlob } from "../hub/download-blob.js";
 import { hubEndpoint, isHubOffline } from "../hub/hub-endpoint.js";
 import { toHubError } from "../hub/hub-errors.js";
-import { HubHttp } from "../hub/hub-http.js";
+import { HubHttp, HubNetworkError } from "../hub/hub-http.js";
+import { resolveHubToken } from "../hub/hub-token.js";
 import { isValidRepoId } from "../hub/parse-model-ref.js";
 import { checkListedEntry, checkRevision } from "../hub/safe-repo-path.js";
 
@@ -22,19 +23,41 @@ export const DATA_FILE_EXTENSIONS = [".parquet", ".jsonl", ".json", ".csv", ".tx
 export interface DatasetRef {
   repo: string;
   split: string;
+  /** Rows [start, end) of the split, from `split[start:end]` as in the datasets library. */
+  slice?: { start?: number; end?: number };
 }
 
-/** `org/name` or `org/name:split` (default split "train"); undefined when `text` is not of that form. */
+/**
+ * `org/name`, `org/name:split` (default split "train") or `org/name:split[start:end]` (either bound may be left
+ * out); undefined when `text` is not of that form.
+ */
 export function parseDatasetRef(text: string): DatasetRef | undefined {
-  const match = /^([^:\s]+\/[^:\s]+?)(?::([A-Za-z0-9_.-]+))?$/.exec(text);
+  const match = /^([^:\s]+\/[^:\s]+?)(?::([A-Za-z0-9_.-]+)(?:\[(\d*):(\d*)\])?)?$/.exec(text);
   if (!match || !isValidRepoId(match[1])) return undefined;
-  return { repo: match[1], split: match[2] ?? "train" };
+  const ref: DatasetRef = { repo: match[1], split: match[2] ?? "train" };
+  if (match[3] || match[4]) {
+    ref.slice = { ...(match[3] ? { start: Number(match[3]) } : {}), ...(match[4] ? { end: Number(match[4]) } : {}) };
+  }
+  return ref;
+}
+
+/** `split` or `split[start:end]`, as the user would write it. */
+export function splitLabel(ref: DatasetRef): string {
+  return ref.slice ? `${ref.split}[${ref.slice.start ?? ""}:${ref.slice.end ?? ""}]` : ref.split;
+}
+
+/** Split names the datasets library recognizes in file and folder names. */
+const KNOWN_SPLITS = ["train", "test", "validation", "valid", "dev", "eval"];
+
+/** `data/train-00000-of-00001.parquet`, `train/0000.parquet`, `train.csv` name the split train. */
+function namesSplit(path: string, split: string): boolean {
+  return path.split("/").some((part) => part === split || part.startsWith(`${split}-`) || part.startsWith(`${split}.`));
 }
 
 /** The data files of `split` among a repo's paths: those naming the split, else the only data file. */
 export function splitFiles(paths: string[], ref: DatasetRef): string[] {
   const data = paths.filter((path) => DATA_FILE_EXTENSIONS.some((ext) => path.toLowerCase().endsWith(ext)) && !/(^|\/)\./.test(path));
-  const named = data.filter((path) => path.split("/").some((part) => part === ref.split || part.startsWith(`${ref.split}-`) || part.startsWith(`${ref.split}.`)));
+  const named = data.filter((path) => namesSplit(path, ref.split));
   if (named.length > 0) return named.sort();
   if (data.length === 1 && ref.split === "train") return data;
   throw new AbliterateError(
@@ -63,16 +86,23 @@ function cachedSplit(ref: DatasetRef, repoDir: string, revision: string): { file
     }
   };
   walk(snapshot, "");
+  let files: string[];
   try {
-    return { files: splitFiles(paths, ref).map((path) => join(snapshot, ...path.split("/"))), commit };
+    files = splitFiles(paths, ref);
   } catch {
     return undefined;
   }
+  // A snapshot holds only what was fetched, so "the only data file" may be another split's: train must not be
+  // answered with the test file a previous run fetched.
+  const foreign = files.some((path) => !namesSplit(path, ref.split) && KNOWN_SPLITS.some((other) => other !== ref.split && namesSplit(path, other)));
+  if (foreign) return undefined;
+  return { files: files.map((path) => join(snapshot, ...path.split("/"))), commit };
 }
 
 export interface DownloadDatasetParams {
   ref: DatasetRef;
   revision?: string;
+  /** Else HF_TOKEN, HUGGING_FACE_HUB_TOKEN or the token file, as for models. */
   token?: string;
   cacheDir?: string;
   offline?: boolean;
@@ -93,10 +123,11 @@ export async function downloadDatasetFiles(params: DownloadDatasetParams): Promi
     return cached;
   }
   const endpoint = params.endpoint ?? hubEndpoint();
+  const { token } = resolveHubToken({ explicit: params.token });
   const http = new HubHttp();
   const repo = { type: "dataset" as const, name: ref.repo };
-  const credentials = { accessToken: params.token, hubUrl: endpoint, fetch: http.fetch };
-  const context = { repo: ref.repo, revision, endpoint, token: params.token, action: "download" as const, http };
+  const credentials = { accessToken: token, hubUrl: endpoint, fetch: http.fetch };
+  const context = { repo: ref.repo, revision, endpoint, token, action: "download" as const, http };
   try {
     const commit = (await datasetInfo({ name: ref.repo, revision, additionalFields: ["sha"], ...credentials })).sha;
     if (typeof commit !== "string" || !/^[0-9a-f]{40}$/.test(commit)) throw new AbliterateError(ErrorCodes.HUB, `the Hub answered no commit for dataset ${ref.repo}@${revision}`);
@@ -117,7 +148,7 @@ export async function downloadDatasetFiles(params: DownloadDatasetParams): Promi
         if (!info) throw new AbliterateError(ErrorCodes.HUB_NOT_FOUND, `file ${path} not found in dataset ${ref.repo}@${commit} (404)`);
         await downloadBlob({
           url: info.url,
-          headers: params.token && new URL(info.url).origin === new URL(endpoint).origin ? { Authorization: `Bearer ${params.token}` } : {},
+          headers: token && new URL(info.url).origin === new URL(endpoint).origin ? { Authorization: `Bearer ${token}` } : {},
           fetch: http.fetch,
           blobPath: blob,
           expected: file.lfs ? { size: file.size, hash: file.lfs.oid, algorithm: "sha256" } : { size: file.size, hash: file.etag, algorithm: "git-sha1" },
@@ -137,13 +168,18 @@ export async function downloadDatasetFiles(params: DownloadDatasetParams): Promi
     }
     return { files, commit };
   } catch (error) {
-    if (error instanceof AbliterateError) throw error;
+    // Our own refusals (a hostile listing, a missing split, bytes that do not check out) already say what is
+    // wrong; a Hub that could not be reached is handled below, with the cache as the fallback.
+    if (error instanceof AbliterateError && !(error instanceof HubNetworkError)) throw error;
     const translated = toHubError(error, context);
+    // toHubError speaks of models: a dataset's page is under /datasets/.
+    let message = translated.message.split(`${endpoint}/${ref.repo}`).join(`${endpoint}/datasets/${ref.repo}`);
     if (translated.status === undefined && translated.code === ErrorCodes.HUB) {
       // Unreachable Hub: a complete cached copy still serves, as for models.
       const cached = cachedSplit(ref, repoDir, revision);
       if (cached) return cached;
+      message = `${message.replace(/; if the model is already in the cache.*$/s, "")}, and the cache ${repoDir} does not hold its split "${ref.split}"`;
     }
-    throw new AbliterateError(translated.code, `dataset ${ref.repo}: ${translated.message}`, { status: translated.status, cause: error });
+    throw new AbliterateError(translated.code, `dataset ${ref.repo}: ${message}`, { status: translated.status, cause: translated });
   }
 }

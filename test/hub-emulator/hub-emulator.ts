@@ -3,17 +3,20 @@
  * read repos (info, tree, paths-info, resolve with redirects and ranges) and to write them (create, preupload,
  * LFS batch with basic and multipart transfers, NDJSON commits, branches, pull requests), with the Hub's auth
  * rules and error headers, plus seeding helpers, a request log and fault injection.
+ * Models and datasets are served by the same machinery; helpers name a dataset as huggingface.js designates it,
+ * `datasets/org/name`, and a model by its bare id.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createHmac, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
-  DEFAULT_GITATTRIBUTES,
   ObjectStore,
   createEmptyRepo,
+  defaultGitattributes,
   lfsPatterns,
   makeCommit,
+  parseRepoKey,
   resolveRevision,
   type Commit,
   type FileChange,
@@ -80,6 +83,7 @@ export interface AccessCheck {
 }
 
 export class HubEmulator {
+  /** By key: `org/name` for models, `datasets/org/name` for datasets. */
   readonly repos = new Map<string, Repo>();
   readonly store = new ObjectStore();
   readonly tokens = new Map<string, TokenInfo>();
@@ -142,23 +146,27 @@ export class HubEmulator {
     this.tokens.set(token, { user: info.user, orgs: info.orgs ?? [], write: info.write ?? true });
   }
 
-  /** A repo as the Hub creates it: one initial commit on main holding the default .gitattributes. */
-  createRepo(id: string, options: { private?: boolean; gated?: false | "auto" | "manual" } = {}): Repo {
-    if (this.repos.has(id)) throw new Error(`repo ${id} exists`);
-    if (!/^[\w.-]+\/[\w.-]+$/.test(id)) throw new Error(`repo id must be namespace/name: ${id}`);
-    const repo = createEmptyRepo(id, options);
+  /**
+   * A repo as the Hub creates it: one initial commit on main holding the default .gitattributes of its type.
+   * `key` is `org/name` for a model, `datasets/org/name` for a dataset.
+   */
+  createRepo(key: string, options: { private?: boolean; gated?: false | "auto" | "manual" } = {}): Repo {
+    if (this.repos.has(key)) throw new Error(`repo ${key} exists`);
+    const { type, id } = parseRepoKey(key);
+    if (!/^[\w.-]+\/[\w.-]+$/.test(id)) throw new Error(`repo id must be namespace/name (datasets/namespace/name for a dataset): ${key}`);
+    const repo = createEmptyRepo(id, { private: options.private, type });
     repo.gated = options.gated ?? false;
-    const content = Buffer.from(DEFAULT_GITATTRIBUTES);
+    const content = Buffer.from(defaultGitattributes(type));
     const commit = makeCommit(repo, {
       title: "initial commit",
       changes: [{ path: ".gitattributes", sha256: this.store.put(content), size: content.length, content }],
     });
     repo.branches.set("main", commit.oid);
-    this.repos.set(id, repo);
+    this.repos.set(repo.key, repo);
     return repo;
   }
 
-  /** Commits files to a branch (creating the repo when missing); returns the new commit oid. */
+  /** Commits files to a branch of the repo with this key (creating the repo when missing); returns the new commit oid. */
   addFiles(id: string, files: SeedFile[] | Record<string, Buffer | string>, options: { branch?: string; message?: string } = {}): string {
     const repo = this.repos.get(id) ?? this.createRepo(id);
     const branch = options.branch ?? "main";
@@ -274,25 +282,25 @@ export class HubEmulator {
    * 401 RepoNotFound without a token, 404 RepoNotFound with one. Gated repos show their metadata to anyone but
    * their files only to granted users (401 GatedRepo anonymous, 403 GatedRepo otherwise).
    */
-  readableRepo(req: IncomingMessage, id: string, options: { files?: boolean } = {}): { repo: Repo; token?: TokenInfo } {
+  readableRepo(req: IncomingMessage, key: string, options: { files?: boolean } = {}): { repo: Repo; token?: TokenInfo } {
     const token = this.authenticate(req);
-    const repo = this.repos.get(id);
+    const repo = this.repos.get(key);
     if (!repo || (repo.private && !this.canAccess(token, repo))) {
-      throw new HttpError(token ? 404 : 401, `Repository Not Found for url: ${id}. Please make sure you specified the correct \`repo_id\` and \`repo_type\`. If you are trying to access a private or gated repo, make sure you are authenticated.`, "RepoNotFound");
+      throw new HttpError(token ? 404 : 401, `Repository Not Found for url: ${key}. Please make sure you specified the correct \`repo_id\` and \`repo_type\`. If you are trying to access a private or gated repo, make sure you are authenticated.`, "RepoNotFound");
     }
     if (options.files && repo.gated && !this.canAccess(token, repo)) {
-      throw new HttpError(token ? 403 : 401, `Access to model ${id} is restricted. You must have access to it and be authenticated to access it. Please log in.`, "GatedRepo");
+      throw new HttpError(token ? 403 : 401, `Access to ${repo.type} ${repo.id} is restricted. You must have access to it and be authenticated to access it. Please log in.`, "GatedRepo");
     }
     return { repo, token };
   }
 
-  writableRepo(req: IncomingMessage, id: string): { repo: Repo; token: TokenInfo } {
+  writableRepo(req: IncomingMessage, key: string): { repo: Repo; token: TokenInfo } {
     const token = this.authenticate(req);
     if (!token) throw new HttpError(401, "Invalid username or password.");
-    const { repo } = this.readableRepo(req, id);
-    const namespace = id.split("/")[0];
+    const { repo } = this.readableRepo(req, key);
+    const namespace = repo.id.split("/")[0];
     if (!token.write || (namespace !== token.user && !token.orgs.includes(namespace))) {
-      throw new HttpError(403, `You don't have the rights to create a commit in ${id}`);
+      throw new HttpError(403, `You don't have the rights to create a commit in ${repo.id}`);
     }
     return { repo, token };
   }
@@ -306,13 +314,13 @@ export class HubEmulator {
   /** A CDN URL valid without credentials, like the Hub's signed LFS links. */
   signedCdnPath(repo: Repo, sha256: string, filename: string): string {
     const expires = Math.floor(Date.now() / 1000) + 3600;
-    const sig = this.cdnSignature(repo.id, sha256, expires);
-    const query = new URLSearchParams({ repo: repo.id, expires: String(expires), sig, filename });
+    const sig = this.cdnSignature(repo.key, sha256, expires);
+    const query = new URLSearchParams({ repo: repo.key, expires: String(expires), sig, filename });
     return `/cdn/lfs/${sha256}?${query}`;
   }
 
-  cdnSignature(repoId: string, sha256: string, expires: number): string {
-    return createHmac("sha256", this.cdnSecret).update(`${repoId}\n${sha256}\n${expires}`).digest("hex");
+  cdnSignature(repoKey: string, sha256: string, expires: number): string {
+    return createHmac("sha256", this.cdnSecret).update(`${repoKey}\n${sha256}\n${expires}`).digest("hex");
   }
 
   // ---- dispatch ----------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 /**
- * Read side of the emulator: model info, tree (paginated through `Link`), paths-info, refs, and file resolution
- * (regular files: 307 to a relative resolve-cache URL; LFS files: 302 to a signed CDN URL; ranges; error headers).
+ * Read side of the emulator: model and dataset info, tree (paginated through `Link`), paths-info, refs, and file
+ * resolution (regular files: 307 to a relative resolve-cache URL; LFS files: 302 to a signed CDN URL; ranges;
+ * error headers). Datasets answer under `/api/datasets/…` and `/datasets/…/resolve/…`, as on the Hub.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createReadStream, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import type { HubEmulator } from "./hub-emulator.js";
-import { directoriesOf, lfsPointer, type Commit, type Repo, type StoredFile } from "./repo-store.js";
+import { directoriesOf, lfsPointer, repoKey, typeOfPlural, typePlural, type Commit, type Repo, type StoredFile } from "./repo-store.js";
 import { HttpError, encodePath, isTruthy, originOf, parseRange, readJsonOrForm, sendJson } from "./http-util.js";
 import { parseFrontMatter } from "./simple-yaml.js";
 
@@ -45,7 +46,8 @@ function cardDataOf(hub: HubEmulator, commit: Commit): Record<string, unknown> |
   }
 }
 
-function modelInfo(hub: HubEmulator, repo: Repo, commit: Commit, url: URL): Record<string, unknown> {
+/** `/api/models/{id}` and `/api/datasets/{id}`: the same core; models add their library fields. */
+function repoInfo(hub: HubEmulator, repo: Repo, commit: Commit, url: URL): Record<string, unknown> {
   const blobs = isTruthy(url.searchParams.get("blobs"));
   const siblings = [...commit.files.values()].map((file) => {
     if (!blobs) return { rfilename: file.path };
@@ -57,7 +59,7 @@ function modelInfo(hub: HubEmulator, repo: Repo, commit: Commit, url: URL): Reco
   const full: Record<string, unknown> = {
     _id: repo.internalId,
     id: repo.id,
-    modelId: repo.id,
+    ...(repo.type === "model" ? { modelId: repo.id } : {}),
     author: repo.id.split("/")[0],
     sha: commit.oid,
     lastModified: commit.date.toISOString(),
@@ -68,9 +70,8 @@ function modelInfo(hub: HubEmulator, repo: Repo, commit: Commit, url: URL): Reco
     downloads: 0,
     likes: 0,
     tags: [],
-    library_name: cardData?.library_name,
+    ...(repo.type === "model" ? { library_name: cardData?.library_name, spaces: [] } : { description: "", citation: "" }),
     siblings,
-    spaces: [],
     ...(cardData ? { cardData } : {}),
   };
   const expand = url.searchParams.getAll("expand");
@@ -177,7 +178,7 @@ function resolveFile(hub: HubEmulator, req: IncomingMessage, res: ServerResponse
     return;
   }
   res.writeHead(307, {
-    Location: `/api/resolve-cache/models/${repo.id}/${commit.oid}/${encodePath(path)}`,
+    Location: `/api/resolve-cache/${typePlural(repo.type)}/${repo.id}/${commit.oid}/${encodePath(path)}`,
     ETag: `"${file.gitOid}"`,
     "Content-Type": "text/plain; charset=utf-8",
     "Content-Length": "0",
@@ -198,13 +199,14 @@ export async function handleReadRoute(hub: HubEmulator, req: IncomingMessage, re
     return true;
   }
 
-  if (s[0] === "api" && s[1] === "models" && s.length >= 4) {
-    const id = `${s[2]}/${s[3]}`;
+  const apiType = typeOfPlural(s[1]);
+  if (s[0] === "api" && apiType && s.length >= 4) {
+    const id = repoKey(apiType, `${s[2]}/${s[3]}`);
     const action = s[4];
     if (get && (s.length === 4 || (action === "revision" && s.length === 6))) {
       const { repo } = hub.readableRepo(req, id);
       const commit = hub.revisionOf(repo, s[5] ?? "main");
-      sendJson(res, 200, modelInfo(hub, repo, commit, url));
+      sendJson(res, 200, repoInfo(hub, repo, commit, url));
       return true;
     }
     if (get && action === "tree" && s.length >= 6) {
@@ -231,8 +233,9 @@ export async function handleReadRoute(hub: HubEmulator, req: IncomingMessage, re
     return false;
   }
 
-  if (get && s[0] === "api" && s[1] === "resolve-cache" && s[2] === "models" && s.length >= 7) {
-    const { repo } = hub.readableRepo(req, `${s[3]}/${s[4]}`, { files: true });
+  const cacheType = typeOfPlural(s[2]);
+  if (get && s[0] === "api" && s[1] === "resolve-cache" && cacheType && s.length >= 7) {
+    const { repo } = hub.readableRepo(req, repoKey(cacheType, `${s[3]}/${s[4]}`), { files: true });
     const commit = repo.commits.get(s[5]);
     if (!commit) throw new HttpError(404, `Invalid rev id: ${s[5]}`, "RevisionNotFound");
     const path = s.slice(6).join("/");
@@ -244,10 +247,10 @@ export async function handleReadRoute(hub: HubEmulator, req: IncomingMessage, re
 
   if (get && s[0] === "cdn" && s[1] === "lfs" && s.length === 3) {
     const sha256 = s[2];
-    const repoId = url.searchParams.get("repo") ?? "";
+    const key = url.searchParams.get("repo") ?? "";
     const expires = Number(url.searchParams.get("expires"));
-    const valid = url.searchParams.get("sig") === hub.cdnSignature(repoId, sha256, expires) && expires * 1000 > Date.now();
-    const repo = hub.repos.get(repoId);
+    const valid = url.searchParams.get("sig") === hub.cdnSignature(key, sha256, expires) && expires * 1000 > Date.now();
+    const repo = hub.repos.get(key);
     if (!valid || !repo || !repo.lfsObjects.has(sha256) || !hub.store.has(sha256)) {
       res.writeHead(403, { "Content-Type": "application/xml" });
       res.end(req.method === "HEAD" ? undefined : "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>");
@@ -263,10 +266,13 @@ export async function handleReadRoute(hub: HubEmulator, req: IncomingMessage, re
     return true;
   }
 
-  if (get && s.length >= 5 && (s[2] === "resolve" || s[2] === "raw") && s[0] !== "api") {
-    const { repo } = hub.readableRepo(req, `${s[0]}/${s[1]}`, { files: true });
-    const commit = hub.revisionOf(repo, s[3]);
-    resolveFile(hub, req, res, repo, commit, s.slice(4).join("/"), s[2] === "raw");
+  // `/{org}/{name}/resolve/…` for a model, `/datasets/{org}/{name}/resolve/…` for a dataset.
+  const web = s[0] === "datasets" ? { type: "dataset" as const, at: 1 } : { type: "model" as const, at: 0 };
+  const verb = s[web.at + 2];
+  if (get && s.length >= web.at + 5 && (verb === "resolve" || verb === "raw") && s[0] !== "api") {
+    const { repo } = hub.readableRepo(req, repoKey(web.type, `${s[web.at]}/${s[web.at + 1]}`), { files: true });
+    const commit = hub.revisionOf(repo, s[web.at + 3]);
+    resolveFile(hub, req, res, repo, commit, s.slice(web.at + 4).join("/"), verb === "raw");
     return true;
   }
 

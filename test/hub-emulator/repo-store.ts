@@ -29,8 +29,15 @@ export interface Commit {
   files: Map<string, StoredFile>;
 }
 
+/** The repo types the emulator hosts; each has its own namespace of ids, as on the Hub. */
+export type RepoType = "model" | "dataset";
+
 export interface Repo {
+  /** `namespace/name`, as the Hub's API answers it. */
   id: string;
+  type: RepoType;
+  /** How tests and routes name the repo: `org/name` for a model, `datasets/org/name` for a dataset. */
+  key: string;
   private: boolean;
   gated: false | "auto" | "manual";
   /** Users (beyond the repo's namespace) allowed to read a private or gated repo. */
@@ -61,13 +68,53 @@ export function sha256Hex(content: Buffer): string {
   return createHash("sha256").update(content).digest("hex");
 }
 
-/** The `.gitattributes` the Hub writes into every new model repo (abridged to the patterns that matter here). */
-export const DEFAULT_GITATTRIBUTES = [
+const MODEL_LFS_PATTERNS = [
   "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lfs.*", "*.mlmodel",
   "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt",
   "*.pth", "*.rar", "*.safetensors", "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm",
   "*.xz", "*.zip", "*.zst", "*tfevents*", "*.gguf",
-].map((pattern) => `${pattern} filter=lfs diff=lfs merge=lfs -text`).join("\n") + "\n";
+];
+
+/** Datasets get the model patterns plus compressed shards, audio, images and video. */
+const DATASET_LFS_PATTERNS = [
+  ...MODEL_LFS_PATTERNS, "*.lz4", "*.mds", "*.pcm", "*.sam", "*.raw", "*.aac", "*.flac", "*.mp3", "*.ogg", "*.wav",
+  "*.bmp", "*.gif", "*.png", "*.tiff", "*.jpg", "*.jpeg", "*.webp", "*.mp4", "*.webm",
+];
+
+const asGitattributes = (patterns: string[]) => patterns.map((pattern) => `${pattern} filter=lfs diff=lfs merge=lfs -text`).join("\n") + "\n";
+
+/** The `.gitattributes` the Hub writes into every new model repo (abridged to the patterns that matter here). */
+export const DEFAULT_GITATTRIBUTES = asGitattributes(MODEL_LFS_PATTERNS);
+/** The one it writes into a new dataset repo. */
+export const DEFAULT_DATASET_GITATTRIBUTES = asGitattributes(DATASET_LFS_PATTERNS);
+
+export function defaultGitattributes(type: RepoType): string {
+  return type === "dataset" ? DEFAULT_DATASET_GITATTRIBUTES : DEFAULT_GITATTRIBUTES;
+}
+
+/** The key of a repo: huggingface.js's designation, a bare id for a model and `datasets/` before a dataset's. */
+export function repoKey(type: RepoType, id: string): string {
+  return type === "dataset" ? `datasets/${id}` : id;
+}
+
+export function parseRepoKey(key: string): { type: RepoType; id: string } {
+  return key.startsWith("datasets/") ? { type: "dataset", id: key.slice("datasets/".length) } : { type: "model", id: key };
+}
+
+/** The plural the Hub puts in API paths: `/api/models/…`, `/api/datasets/…`. */
+export function typePlural(type: RepoType): "models" | "datasets" {
+  return type === "dataset" ? "datasets" : "models";
+}
+
+/** `models` → model, `datasets` → dataset; undefined for any other path segment. */
+export function typeOfPlural(segment: string | undefined): RepoType | undefined {
+  return segment === "models" ? "model" : segment === "datasets" ? "dataset" : undefined;
+}
+
+/** Where a repo lives on the website (and in resolve URLs): `/org/name` or `/datasets/org/name`. */
+export function repoWebPath(repo: Pick<Repo, "type" | "id">): string {
+  return repo.type === "dataset" ? `/datasets/${repo.id}` : `/${repo.id}`;
+}
 
 /** LFS patterns of a .gitattributes file, as basename/path globs. */
 export function lfsPatterns(gitattributes: string): RegExp[] {
@@ -128,9 +175,12 @@ export class ObjectStore {
   }
 }
 
-export function createEmptyRepo(id: string, options: { private?: boolean }): Repo {
+export function createEmptyRepo(id: string, options: { private?: boolean; type?: RepoType }): Repo {
+  const type = options.type ?? "model";
   return {
     id,
+    type,
+    key: repoKey(type, id),
     private: options.private ?? false,
     gated: false,
     readers: new Set(),

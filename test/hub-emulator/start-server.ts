@@ -1,6 +1,7 @@
 /**
- * `node test/hub-emulator/server.js [--port N] [--token hf_x --user name] [--seed org/name=DIR]` for manual use:
- * starts the emulator, optionally seeds repos from local folders, and prints how to point clients at it.
+ * `node test/hub-emulator/server.js [--port N] [--token hf_x --user name] [--seed org/name=DIR] [--seed datasets/org/name=DIR]`
+ * for manual use: starts the emulator, optionally seeds model and dataset repos from local folders, and prints how
+ * to point clients at it.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";

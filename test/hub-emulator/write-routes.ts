@@ -1,7 +1,8 @@
 /**
  * Write side of the emulator: repo creation, branches, preupload, the git-lfs batch API with basic and multipart
  * transfers (every upload's size and sha256 are checked before the object is stored), and NDJSON commits that
- * refuse LFS pointers to objects never uploaded, move the branch, or open a pull request.
+ * refuse LFS pointers to objects never uploaded, move the branch, or open a pull request. Model and dataset repos
+ * alike, under the paths the Hub gives each type.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
@@ -9,14 +10,15 @@ import { createReadStream, createWriteStream, rmSync } from "node:fs";
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
 import type { HubEmulator } from "./hub-emulator.js";
-import { lfsPatterns, makeCommit, resolveRevision, type FileChange, type Repo } from "./repo-store.js";
+import { lfsPatterns, makeCommit, repoKey, repoWebPath, resolveRevision, typeOfPlural, type FileChange, type Repo, type RepoType } from "./repo-store.js";
 import { HttpError, isTruthy, originOf, readBody, readJson, sendJson } from "./http-util.js";
 
 type Segments = string[];
 
 export interface UploadSession {
   id: string;
-  repoId: string;
+  /** The repo's key (`org/name`, `datasets/org/name`). */
+  repoKey: string;
   oid: string;
   size: number;
   chunkSize?: number;
@@ -44,23 +46,25 @@ async function receiveToFile(req: IncomingMessage, path: string): Promise<{ sha2
 function createRepoRoute(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, body: Record<string, unknown>): void {
   const token = hub.authenticate(req);
   if (!token) throw new HttpError(401, "Invalid username or password.");
-  if ((body.type ?? "model") !== "model") throw new HttpError(400, `the emulator only hosts model repos, not ${String(body.type)}`);
+  const type = (body.type ?? "model") as RepoType;
+  if (type !== "model" && type !== "dataset") throw new HttpError(400, `the emulator hosts model and dataset repos, not ${String(body.type)}`);
   const name = String(body.name ?? "");
   const namespace = typeof body.organization === "string" && body.organization ? body.organization : token.user;
   if (!/^[\w.-]+$/.test(name) || !/^[\w.-]+$/.test(namespace)) throw new HttpError(400, `invalid repo name ${namespace}/${name}`);
   if (!token.write || (namespace !== token.user && !token.orgs.includes(namespace))) {
-    throw new HttpError(403, `You don't have the rights to create a model under the namespace "${namespace}"`);
+    throw new HttpError(403, `You don't have the rights to create a ${type} under the namespace "${namespace}"`);
   }
   const id = `${namespace}/${name}`;
-  const url = `${originOf(req)}/${id}`;
-  if (hub.repos.has(id)) {
-    sendJson(res, 409, { error: "You already created this model repo", url });
+  const key = repoKey(type, id);
+  const url = `${originOf(req)}${repoWebPath({ type, id })}`;
+  if (hub.repos.has(key)) {
+    sendJson(res, 409, { error: `You already created this ${type} repo`, url });
     return;
   }
   const isPrivate = body.visibility !== undefined ? body.visibility !== "public" : isTruthy(body.private);
-  const repo = hub.createRepo(id, { private: isPrivate });
+  const repo = hub.createRepo(key, { private: isPrivate });
   if (Array.isArray(body.files) && body.files.length > 0) {
-    hub.addFiles(id, (body.files as { path: string; content: string }[]).map((file) => ({ path: file.path, content: Buffer.from(file.content, "base64") })));
+    hub.addFiles(key, (body.files as { path: string; content: string }[]).map((file) => ({ path: file.path, content: Buffer.from(file.content, "base64") })));
   }
   sendJson(res, 200, { url, name: id, id: repo.internalId });
 }
@@ -80,9 +84,9 @@ function preupload(hub: HubEmulator, res: ServerResponse, repo: Repo, revision: 
   });
 }
 
-function lfsBatch(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, repoId: string, body: Record<string, unknown>): void {
+function lfsBatch(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, key: string, body: Record<string, unknown>): void {
   const operation = body.operation;
-  const { repo } = operation === "upload" ? hub.writableRepo(req, repoId) : hub.readableRepo(req, repoId, { files: true });
+  const { repo } = operation === "upload" ? hub.writableRepo(req, key) : hub.readableRepo(req, key, { files: true });
   const transfers = Array.isArray(body.transfers) ? (body.transfers as string[]) : ["basic"];
   const multipartOffered = transfers.includes("multipart");
   const origin = originOf(req);
@@ -98,7 +102,7 @@ function lfsBatch(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, r
     }
     // Objects the repo already holds get no actions: the client skips their upload.
     if (stored) return { oid, size, authenticated: true };
-    const session: UploadSession = { id: randomBytes(12).toString("hex"), repoId, oid, size, parts: new Map() };
+    const session: UploadSession = { id: randomBytes(12).toString("hex"), repoKey: key, oid, size, parts: new Map() };
     hub.uploads.set(session.id, session);
     const base = `${origin}/lfs-upload/${session.id}`;
     const verify = { href: `${base}/verify`, header: {} };
@@ -123,13 +127,13 @@ async function storeVerified(hub: HubEmulator, session: UploadSession, tempPath:
     throw new HttpError(400, `uploaded content does not match the announced object: expected sha256 ${session.oid} (${session.size} bytes), got ${received.sha256} (${received.size} bytes)`);
   }
   hub.store.adopt(tempPath, session.oid);
-  hub.repos.get(session.repoId)?.lfsObjects.add(session.oid);
+  hub.repos.get(session.repoKey)?.lfsObjects.add(session.oid);
 }
 
 async function completeMultipart(hub: HubEmulator, res: ServerResponse, session: UploadSession, body: Record<string, unknown>): Promise<void> {
   if (body.oid !== session.oid) throw new HttpError(400, "completion oid does not match the upload");
   // Completing again (a client retrying a completion whose answer it lost) succeeds, as on S3.
-  if (session.parts.size === 0 && hub.repos.get(session.repoId)?.lfsObjects.has(session.oid)) {
+  if (session.parts.size === 0 && hub.repos.get(session.repoKey)?.lfsObjects.has(session.oid)) {
     sendJson(res, 200, {});
     return;
   }
@@ -187,7 +191,7 @@ async function uploadRoute(hub: HubEmulator, req: IncomingMessage, res: ServerRe
   }
   if (req.method === "POST" && s.length === 3 && s[2] === "verify") {
     const body = await readJson(req);
-    const repo = hub.repos.get(session.repoId);
+    const repo = hub.repos.get(session.repoKey);
     if (body.oid !== session.oid || !repo?.lfsObjects.has(session.oid)) throw new HttpError(404, "object not uploaded");
     sendJson(res, 200, {});
     return;
@@ -254,7 +258,7 @@ async function commitRoute(hub: HubEmulator, req: IncomingMessage, res: ServerRe
   if (createPr) {
     const number = Math.max(0, ...repo.pullRequests.keys()) + 1;
     repo.pullRequests.set(number, commit.oid);
-    pullRequestUrl = `${origin}/${repo.id}/discussions/${number}`;
+    pullRequestUrl = `${origin}${repoWebPath(repo)}/discussions/${number}`;
   } else if (pr) {
     repo.pullRequests.set(Number(pr[1]), commit.oid);
   } else {
@@ -263,7 +267,7 @@ async function commitRoute(hub: HubEmulator, req: IncomingMessage, res: ServerRe
   sendJson(res, 200, {
     success: true,
     commitOid: commit.oid,
-    commitUrl: `${origin}/${repo.id}/commit/${commit.oid}`,
+    commitUrl: `${origin}${repoWebPath(repo)}/commit/${commit.oid}`,
     commitMessage: commit.title,
     hookOutput: "",
     ...(pullRequestUrl ? { pullRequestUrl } : {}),
@@ -301,16 +305,17 @@ export async function handleWriteRoute(hub: HubEmulator, req: IncomingMessage, r
     if (method === "DELETE" && s[2] === "delete") {
       const body = await readJson(req);
       const token = hub.authenticate(req);
-      const id = `${String(body.organization ?? token?.user)}/${String(body.name)}`;
-      hub.writableRepo(req, id);
-      hub.repos.delete(id);
+      const key = repoKey(body.type === "dataset" ? "dataset" : "model", `${String(body.organization ?? token?.user)}/${String(body.name)}`);
+      hub.writableRepo(req, key);
+      hub.repos.delete(key);
       sendJson(res, 200, {});
       return true;
     }
   }
 
-  if (s[0] === "api" && s[1] === "models" && s.length === 6 && method === "POST") {
-    const id = `${s[2]}/${s[3]}`;
+  const apiType = typeOfPlural(s[1]);
+  if (s[0] === "api" && apiType && s.length === 6 && method === "POST") {
+    const id = repoKey(apiType, `${s[2]}/${s[3]}`);
     if (s[4] === "preupload") {
       const { repo } = hub.writableRepo(req, id);
       preupload(hub, res, repo, s[5], await readJson(req));
@@ -322,14 +327,16 @@ export async function handleWriteRoute(hub: HubEmulator, req: IncomingMessage, r
       return true;
     }
   }
-  if (s[0] === "api" && s[1] === "models" && s.length === 6 && s[4] === "branch" && (method === "POST" || method === "DELETE")) {
-    const { repo } = hub.writableRepo(req, `${s[2]}/${s[3]}`);
+  if (s[0] === "api" && apiType && s.length === 6 && s[4] === "branch" && (method === "POST" || method === "DELETE")) {
+    const { repo } = hub.writableRepo(req, repoKey(apiType, `${s[2]}/${s[3]}`));
     await branchRoute(hub, req, res, repo, s[5]);
     return true;
   }
 
-  if (method === "POST" && s.length === 6 && s[1].endsWith(".git") && s.slice(2).join("/") === "info/lfs/objects/batch") {
-    lfsBatch(hub, req, res, `${s[0]}/${s[1].slice(0, -4)}`, await readJson(req));
+  // `/{org}/{name}.git/info/lfs/objects/batch`, with `/datasets` in front for a dataset.
+  const lfs = s[0] === "datasets" ? { type: "dataset" as const, at: 1 } : { type: "model" as const, at: 0 };
+  if (method === "POST" && s.length === lfs.at + 6 && s[lfs.at + 1].endsWith(".git") && s.slice(lfs.at + 2).join("/") === "info/lfs/objects/batch") {
+    lfsBatch(hub, req, res, repoKey(lfs.type, `${s[lfs.at]}/${s[lfs.at + 1].slice(0, -4)}`), await readJson(req));
     return true;
   }
 
