@@ -4,7 +4,6 @@
  * fits the memory budget and layer-streamed otherwise, so any model runs on any machine.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { collectActivations, writeActivationsFile } from "../engine/collect-activations.js";
 import { defaultMemoryBudget, parseMemorySize, type ForwardMode } from "../engine/memory-budget.js";
 import { readPromptsFile } from "../tokenize/read-prompts.js";
 import { formatBytes } from "./format-bytes.js";
@@ -48,6 +47,7 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
       })
       .option("threads", { type: "number", describe: "worker threads (default: all cores)" }) as unknown as Argv<ActivationsArgs>,
   handler: async (args: ArgumentsCamelCase<ActivationsArgs>) => {
+    const { collectActivations, writeActivationsFile } = await import("../engine/collect-activations.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const model = await resolveModelArgument({ model: args.model, token: args.token, display });
     const prompts = await readPromptsFile(args.prompts);

@@ -1,5 +1,4 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { applyModel } from "../surgery/apply-model.js";
 import { formatBytes } from "./format-bytes.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
@@ -25,6 +24,7 @@ export const applyCommand: CommandModule<GlobalArgs, ApplyArgs> = {
       { directionRequired: true },
     ) as unknown as Argv<ApplyArgs>,
   handler: async (args: ArgumentsCamelCase<ApplyArgs>) => {
+    const { applyModel } = await import("../surgery/apply-model.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const model = await resolveModelArgument({ model: args.model, token: args.token, display });
     const report = await renderSurgery(

@@ -7,9 +7,7 @@ import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { writePlantedRefusalModel } from "../directions/planted-refusal-model.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
-import { runPipelineStages } from "./pipeline-stages.js";
 import { ProgressDisplay } from "./progress.js";
 
 interface DemoArgs extends GlobalArgs {
@@ -30,6 +28,8 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       .option("max-new-tokens", { type: "number", default: 8, describe: "greedy tokens per prompt in the evaluation" })
       .option("threads", { type: "number", describe: "worker threads (default: all cores)" }) as unknown as Argv<DemoArgs>,
   handler: async (args: ArgumentsCamelCase<DemoArgs>) => {
+    const { writePlantedRefusalModel } = await import("../directions/planted-refusal-model.js");
+    const { runPipelineStages } = await import("./pipeline-stages.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const root = resolve(args.dir ?? join(tmpdir(), "abliterate-demo"));
     const modelDir = join(root, `planted-refusal-${DEMO_MODEL_VERSION}`);

@@ -4,15 +4,9 @@
  * with both means and the prompts' sha256 (layout in lib/directions/write-direction-candidates.ts).
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { loadForwardModel } from "../engine/load-forward-model.js";
-import { promptEncoder } from "../directions/encode-prompts.js";
-import { contrastMeans } from "../directions/mean-difference.js";
-import { readPromptSetOrDefault, type PromptSet } from "../directions/prompt-sources.js";
-import { DEFAULT_HARMFUL_DATASET, DEFAULT_HARMLESS_DATASET } from "../directions/direction-pipeline.js";
+import type { PromptSet } from "../directions/prompt-sources.js";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../directions/builtin-prompts.js";
 import { splitContrastSets } from "../directions/split-prompts.js";
-import { writeDirectionCandidates } from "../directions/write-direction-candidates.js";
-import { loadPromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { contrastSources, forwardSettings, withPromptOptions, type PromptArgs } from "./pipeline-options.js";
 import { ProgressDisplay } from "./progress.js";
@@ -34,6 +28,13 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
         .option("threads", { type: "number", describe: "worker threads (default: all cores)" }),
     ) as unknown as Argv<DirectionArgs>,
   handler: async (args: ArgumentsCamelCase<DirectionArgs>) => {
+    const { readPromptSetOrDefault } = await import("../directions/prompt-sources.js");
+    const { loadForwardModel } = await import("../engine/load-forward-model.js");
+    const { promptEncoder } = await import("../directions/encode-prompts.js");
+    const { contrastMeans } = await import("../directions/mean-difference.js");
+    const { DEFAULT_HARMFUL_DATASET, DEFAULT_HARMLESS_DATASET } = await import("../directions/direction-pipeline.js");
+    const { writeDirectionCandidates } = await import("../directions/write-direction-candidates.js");
+    const { loadPromptTokenizer } = await import("../tokenize/load-prompt-tokenizer.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const sources = contrastSources(args);
     const model = await resolveModelArgument({ model: args.model, token: args.token, display });

@@ -1,6 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import type { Orientation } from "../arch/families.js";
-import { inspectModel } from "../surgery/inspect-model.js";
 import { formatBytes } from "./format-bytes.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
@@ -28,6 +27,7 @@ export const inspectCommand: CommandModule<GlobalArgs, InspectArgs> = {
       .option("exclude", { type: "string", array: true, describe: "never list tensors matching REGEX" })
       .option("orientation", { type: "string", describe: "layout of --include tensors" }) as unknown as Argv<InspectArgs>,
   handler: async (args: ArgumentsCamelCase<InspectArgs>) => {
+    const { inspectModel } = await import("../surgery/inspect-model.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const model = await resolveModelArgument({ model: args.model, token: args.token, display });
     const report = await inspectModel({

@@ -3,8 +3,12 @@
  * Bars only when stderr is a TTY; otherwise one line per finished stage, so CI logs stay readable.
  * `--quiet` shows errors only; `--json` keeps stdout for the single result object.
  */
-import cliProgress from "cli-progress";
+import { createRequire } from "node:module";
+import type cliProgress from "cli-progress";
 import { formatBytes } from "./format-bytes.js";
+
+// Required on first use: bars are drawn only on a TTY, and the library is a noticeable part of start-up time.
+const requireBars = () => createRequire(import.meta.url)("cli-progress") as typeof cliProgress;
 
 export interface ProgressOptions {
   quiet?: boolean;
@@ -62,7 +66,8 @@ export class ProgressDisplay {
         },
       };
     }
-    this.multibar ??= new cliProgress.MultiBar(
+    const bars = requireBars();
+    this.multibar ??= new bars.MultiBar(
       {
         stream: this.stream,
         hideCursor: true,
@@ -70,7 +75,7 @@ export class ProgressDisplay {
         format: "{label} |{bar}| {percentage}% {amount}",
         barsize: 30,
       },
-      cliProgress.Presets.shades_classic,
+      bars.Presets.shades_classic,
     );
     const bar = this.multibar.create(Math.max(total, 1), 0, { label: label.padEnd(12), amount: "" });
     const render = () =>

@@ -13,8 +13,6 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { isHubOffline } from "../hub/hub-endpoint.js";
 import { resolveHubToken } from "../hub/hub-token.js";
-import { pushModel } from "../hub/push-model.js";
-import { applyModel } from "../surgery/apply-model.js";
 import type { Provenance } from "../surgery/provenance.js";
 import { printJson, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
@@ -23,7 +21,7 @@ import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
 import { contrastSources, forwardSettings, refusalMarkers, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
-import { runPipelineStages, type PipelineRunResult } from "./pipeline-stages.js";
+import type { PipelineRunResult } from "./pipeline-stages.js";
 
 interface RunArgs extends GlobalArgs, SurgeryArgs, PushOptionArgs, PromptArgs, SelectionArgs {
   model: string;
@@ -65,6 +63,8 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       ),
     ) as unknown as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
+    const { pushModel } = await import("../hub/push-model.js");
+    const { applyModel } = await import("../surgery/apply-model.js");
     if (!args.out && !args.push) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "give --out DIR, --push REPO, or both");
     const surgery = surgeryParamsFrom(args);
     if (surgery.perLayer && args.direction === undefined) {
@@ -105,6 +105,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         const sources = contrastSources(args);
         const { direction: _direction, directionLayer, ...surgeryRest } = surgery;
         void _direction;
+        const { runPipelineStages } = await import("./pipeline-stages.js");
         pipeline = await runPipelineStages({
           pipeline: {
             modelDir: model.dir,

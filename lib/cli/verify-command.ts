@@ -1,6 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { verifyModel } from "../surgery/verify-model.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { renderSurgery } from "./render-surgery.js";
@@ -23,6 +22,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       { directionRequired: true },
     ) as unknown as Argv<VerifyArgs>,
   handler: async (args: ArgumentsCamelCase<VerifyArgs>) => {
+    const { verifyModel } = await import("../surgery/verify-model.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const original = await resolveModelArgument({ model: args.original, token: args.token, display });
     const modified = await resolveModelArgument({ model: args.modified, token: args.token, display });

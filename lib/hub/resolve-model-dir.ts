@@ -4,7 +4,7 @@
  */
 import { stat } from "node:fs/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { downloadModel, type DownloadEvent } from "./download-model.js";
+import type { DownloadEvent } from "./download-model.js";
 import { resolveHubToken } from "./hub-token.js";
 import { parseModelRef } from "./parse-model-ref.js";
 
@@ -32,6 +32,8 @@ export async function resolveModelDir(params: ResolveModelDirParams): Promise<Re
     return { dir: ref.dir };
   }
   const { token } = resolveHubToken({ explicit: params.token });
+  // Loaded only for Hub models: @huggingface/hub is a good part of the CLI's start-up time.
+  const { downloadModel } = await import("./download-model.js");
   const run = downloadModel({ repo: ref.repo, revision: ref.revision, token, cacheDir: params.cacheDir });
   let step = await run.next();
   while (!step.done) {

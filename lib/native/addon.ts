@@ -49,6 +49,11 @@ export interface ApplyShardJob extends NativeExecutionOptions {
   /** Created or truncated. Bytes outside the target tensors are copied with copy_file_range. */
   outputPath: string;
   tensors: NativeTensorJob[];
+  /**
+   * fsync the output before resolving (default true). false: for callers that fsync the file themselves before
+   * relying on it (apply does, overlapped with verification).
+   */
+  fsync?: boolean;
 }
 
 export interface ApplyShardResult {

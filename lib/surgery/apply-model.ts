@@ -5,6 +5,7 @@
 import { cp, readdir } from "node:fs/promises";
 import { basename, join, relative, resolve } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { fsyncPath, fsyncTree } from "../fs/fsync-tree.js";
 import type { Orientation } from "../arch/families.js";
 import { applyShard, type ApplyShardResult, type ShardProgress } from "../native/addon.js";
 import type { SurgeryEvent } from "./events.js";
@@ -99,6 +100,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
             tensors: jobs,
             threads: params.threads,
             chunkBytes: params.chunkBytes,
+            fsync: false,
           },
           onProgress,
         ),
@@ -111,12 +113,17 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       bytesRewritten += step.value.bytesRewritten;
       bytesCopied += step.value.bytesCopied;
       bytesBefore += shard.fileSize;
-      // The native executor fsyncs the shard before resolving, so the record never names a torn file.
+      // Recorded before it is fsynced: a killed process leaves its written pages in the page cache, and a shard
+      // torn by a power loss is caught by the verification below, which checks reused shards like any other.
       await resume.markDone(file, key);
     }
     await copyOtherFiles(params.modelDir, output, new Set(checkpoint.shards.map((shard) => relative(checkpoint.dir, shard.path))));
     yield { type: "phase-done", phase: "apply" };
 
+    // The output must be on disk before the rename makes it look complete; the kernel writes it back while the
+    // verification reads it from the page cache.
+    const durable = fsyncTree(output.partialDir);
+    durable.catch(() => undefined); // awaited below; a failed verification must not leave it unhandled
     const verification = yield* verifyShards({ checkpoint, plan, modifiedDir: output.partialDir, threads: params.threads, chunkBytes: params.chunkBytes });
     if (!verification.passed) {
       throw new AbliterateError(
@@ -128,6 +135,8 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     const provenance = buildProvenance({ prepared, verification, source: params.source, modelDir: params.modelDir, include: params.include, exclude: params.exclude, orientation: params.orientation as Orientation | undefined });
     await writeProvenance(output.partialDir, provenance);
     await resume.discard();
+    await durable;
+    await fsyncPath(join(output.partialDir, PROVENANCE_FILE));
     await output.commit();
     outputSettled = true;
     return {

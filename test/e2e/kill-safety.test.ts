@@ -27,7 +27,19 @@ function startApply(model: string, direction: string, out: string) {
 }
 
 function waitExit(child: ReturnType<typeof spawn>): Promise<void> {
-  return new Promise((resolve) => child.on("close", () => resolve()));
+  // A child that already exited has emitted its events; waiting for them would never end.
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("close", () => resolve()));
+}
+
+/** Wall time of one uninterrupted apply, so the kills land inside a run however fast this machine is. */
+async function applyMilliseconds(model: string, direction: string, out: string): Promise<number> {
+  const started = Date.now();
+  const child = startApply(model, direction, out);
+  await waitExit(child);
+  assert.equal(child.exitCode, 0, "the uninterrupted apply must succeed");
+  rmSync(out, { recursive: true, force: true });
+  return Date.now() - started;
 }
 
 test("killed at seeded points during apply: OUT exists only when complete and verified; reruns succeed", async () => {
@@ -35,10 +47,11 @@ test("killed at seeded points during apply: OUT exists only when complete and ve
   try {
     const { model, direction } = setup(root);
     const random = makeRandom(2024);
+    const duration = await applyMilliseconds(model, direction, join(root, "timing"));
     for (let trial = 0; trial < 5; trial += 1) {
       const out = join(root, `out-${trial}`);
       const child = startApply(model, direction, out);
-      const delay = 30 + Math.floor(random() * 600);
+      const delay = 30 + Math.floor(random() * duration);
       await new Promise((resolve) => setTimeout(resolve, delay));
       child.kill("SIGKILL");
       await waitExit(child);

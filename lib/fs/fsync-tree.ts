@@ -1,0 +1,36 @@
+/**
+ * Makes a folder durable before it is renamed into place: fsync of every regular file under it, then of every
+ * folder (so their entries are on disk too). Files are synced concurrently: the kernel writes them back in
+ * parallel, and the calls run on libuv's pool, so the caller's native work (verification) goes on meanwhile.
+ */
+import { open, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { fromFileSystemError } from "../surgery/file-system-error.js";
+
+export async function fsyncPath(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, "r");
+    await handle.sync();
+  } catch (error) {
+    // fsync and close errors carry no path; a failed writeback (EIO, ENOSPC on some filesystems) must name it.
+    throw fromFileSystemError(error, path);
+  } finally {
+    await handle?.close();
+  }
+}
+
+export async function fsyncTree(dir: string): Promise<void> {
+  const files: string[] = [];
+  const folders: string[] = [dir];
+  for (let i = 0; i < folders.length; i += 1) {
+    for (const entry of await readdir(folders[i], { withFileTypes: true })) {
+      const path = join(folders[i], entry.name);
+      if (entry.isDirectory()) folders.push(path);
+      else if (entry.isFile()) files.push(path);
+    }
+  }
+  await Promise.all(files.map(fsyncPath));
+  // Some filesystems refuse fsync on folders; the files are what must not be torn.
+  await Promise.all(folders.map((folder) => fsyncPath(folder).catch(() => undefined)));
+}
