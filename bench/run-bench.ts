@@ -85,7 +85,8 @@ async function main(): Promise<void> {
     lines.push("torch shard loop: skipped (no python with torch + safetensors found)");
   }
   const forwardBench = join(root, "dist", "bench", "forward-bench.js");
-  if (existsSync(forwardBench)) {
+  // BENCH_ONLY=surgery skips the forward bench (minutes) while iterating on the surgery path.
+  if (existsSync(forwardBench) && process.env.BENCH_ONLY !== "surgery") {
     const module = (await import(forwardBench)) as { runForwardBench?: () => Promise<string[]> };
     if (module.runForwardBench) lines.push("", ...(await module.runForwardBench()));
   }
