@@ -17,6 +17,7 @@ const cli = join(root, "bin", "abliterate.js");
 interface Measurement {
   seconds: number;
   peakRssMB: number;
+  stdout: string;
 }
 
 /** Wall time and peak RSS of a child, via GNU time (getrusage of the child). */
@@ -24,7 +25,7 @@ function measure(command: string, args: string[]): Measurement {
   const result = spawnSync("/usr/bin/time", ["-f", "%e %M", command, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
   const last = result.stderr.trim().split("\n").pop()!.trim().split(/\s+/);
-  return { seconds: Number(last[0]), peakRssMB: Number(last[1]) / 1024 };
+  return { seconds: Number(last[0]), peakRssMB: Number(last[1]) / 1024, stdout: result.stdout };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
     // apply fsyncs its shards before the atomic rename (a crash must not leave a complete-looking, torn DIR), so
     // the like-for-like anchor is a copy that is also on disk when it returns.
     times.cpSync.push(measure("sh", ["-c", `cp -r "$0" "$1" && sync "$1"/*`, model, outputs.cp]));
-    times.apply.push(measure(process.execPath, [cli, "apply", model, "--direction", direction, "--out", outputs.apply, "--quiet"]));
+    times.apply.push(measure(process.execPath, [cli, "apply", model, "--direction", direction, "--out", outputs.apply, "--json"]));
     times.verify.push(measure(process.execPath, [cli, "verify", model, outputs.apply, "--direction", direction, "--quiet"]));
     if (python) times.torch.push(measure(python, [join(root, "bench", "torch_shard_loop.py"), model, outputs.torch, direction]));
     process.stderr.write(`bench: round ${round + 1}/${rounds} done\n`);
@@ -78,6 +79,14 @@ async function main(): Promise<void> {
     line("apply", times.apply, "   (surgery + fsync + built-in verify + atomic rename; target ≤ 1.3× cp, RSS ≤ 256 MB)"),
     line("verify", times.verify, "   (target ≤ 1.5× cp)"),
   ];
+  // Where apply's time goes, from its own report (seconds since it started): the last shard written, the last one
+  // verified (verification overlaps the surgery of the next shard), everything fsynced.
+  const timelines = times.apply.map((m) => (JSON.parse(m.stdout) as { timeline: { surgeryDone: number; verified: number; durable: number } }).timeline);
+  const at = (key: "surgeryDone" | "verified" | "durable") => median(timelines.map((timeline) => timeline[key]));
+  lines.push(
+    `  apply timeline: last shard written at ${at("surgeryDone").toFixed(2)} s (${(at("surgeryDone") / cp).toFixed(2)}× cp), ` +
+      `last shard verified at ${at("verified").toFixed(2)} s, on disk at ${at("durable").toFixed(2)} s (${(at("durable") / cpSync).toFixed(2)}× cp+sync)`,
+  );
   if (python) {
     const torchSeconds = median(times.torch.map((m) => m.seconds));
     lines.push(line("torch", times.torch), `apply is ${(torchSeconds / median(times.apply.map((m) => m.seconds))).toFixed(1)}× faster than the torch shard loop (target ≥ 5×)`);

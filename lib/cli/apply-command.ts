@@ -32,7 +32,7 @@ export const applyCommand: CommandModule<GlobalArgs, ApplyArgs> = {
       display,
     );
     if (args.json) {
-      printJson({ ok: true, outDir: report.outDir, tensorsChanged: report.tensorsChanged, reusedShards: report.reusedShards, seconds: report.seconds, verification: report.provenance.verification, notes: report.provenance.notes });
+      printJson({ ok: true, outDir: report.outDir, tensorsChanged: report.tensorsChanged, reusedShards: report.reusedShards, seconds: report.seconds, timeline: report.timeline, verification: report.provenance.verification, notes: report.provenance.notes });
       return;
     }
     const v = report.verification;

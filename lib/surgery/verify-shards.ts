@@ -4,7 +4,7 @@
  */
 import { basename, join } from "node:path";
 import { stat } from "node:fs/promises";
-import { verifyShard, type ShardProgress, type VerifiedTensor, type VerifyShardResult } from "../native/addon.js";
+import { verifyShard, type VerifiedTensor } from "../native/addon.js";
 import type { SurgeryEvent } from "./events.js";
 import { withProgress } from "./native-progress.js";
 import type { SurgeryPlan } from "./plan-surgery.js";
@@ -67,54 +67,63 @@ function foldExperts(results: VerifiedTensor[], shard: string): TensorVerificati
   return [...byName.values()].map(({ before, after, ...rest }) => ({ ...rest, ablationResidual: before === 0 ? 0 : after / before }));
 }
 
-export async function* verifyShards(params: VerifyShardsParams): AsyncGenerator<SurgeryEvent, VerificationSummary> {
-  const bytesTotal = params.checkpoint.shards.reduce((sum, shard) => sum + shard.fileSize, 0);
-  let bytesBefore = 0;
-  const tensors: TensorVerification[] = [];
-  const shards: ShardVerification[] = [];
+/** One shard's verification, folded: what `summarizeVerification` combines. */
+export interface ShardCheck {
+  tensors: TensorVerification[];
+  shard: ShardVerification;
+  failures: string[];
+}
+
+/**
+ * Verifies one shard of the plan against its counterpart in `modifiedDir`. `onBytes` gets the bytes of this shard
+ * checked so far. A size mismatch or a missing file is a failure of the shard, not an exception.
+ */
+export async function checkShard(
+  params: VerifyShardsParams,
+  shard: Checkpoint["shards"][number],
+  onBytes: (bytesDone: number) => void = () => undefined,
+): Promise<ShardCheck> {
+  const file = basename(shard.path);
+  const modifiedPath = join(params.modifiedDir, file);
+  const modifiedSize = await stat(modifiedPath).then((info) => info.size, () => -1);
+  if (modifiedSize !== shard.fileSize) {
+    return {
+      tensors: [],
+      shard: { shard: file, untouchedIdentical: false, firstUntouchedDifference: 0 },
+      failures: [modifiedSize < 0 ? `${file}: missing from the modified model` : `${file}: size ${modifiedSize} differs from the original's ${shard.fileSize}`],
+    };
+  }
+  const jobs = params.plan.jobsByShard.get(shard.path) ?? [];
+  const result = await verifyShard(
+    { originalPath: shard.path, modifiedPath, tensors: jobs, threads: params.threads, chunkBytes: params.chunkBytes },
+    (progress) => onBytes(progress.bytesDone),
+  );
+  const tensors = foldExperts(result.tensors, file);
   const failures: string[] = [];
-  for (const shard of params.checkpoint.shards) {
-    const file = basename(shard.path);
-    const modifiedPath = join(params.modifiedDir, file);
-    const modifiedSize = await stat(modifiedPath).then((info) => info.size, () => -1);
-    if (modifiedSize !== shard.fileSize) {
-      failures.push(modifiedSize < 0 ? `${file}: missing from the modified model` : `${file}: size ${modifiedSize} differs from the original's ${shard.fileSize}`);
-      shards.push({ shard: file, untouchedIdentical: false, firstUntouchedDifference: 0 });
-      bytesBefore += shard.fileSize;
-      continue;
-    }
-    const jobs = params.plan.jobsByShard.get(shard.path) ?? [];
-    const run = withProgress<ShardProgress, VerifyShardResult>((onProgress) =>
-      verifyShard({ originalPath: shard.path, modifiedPath, tensors: jobs, threads: params.threads, chunkBytes: params.chunkBytes }, onProgress),
-    );
-    let step = await run.next();
-    while (!step.done) {
-      yield { type: "progress", phase: "verify", bytesDone: bytesBefore + step.value.bytesDone, bytesTotal };
-      step = await run.next();
-    }
-    const result = step.value;
-    bytesBefore += shard.fileSize;
-    const folded = foldExperts(result.tensors, file);
-    tensors.push(...folded);
-    for (const tensor of folded) {
-      if (tensor.mismatches > 0) {
-        const first = tensor.firstMismatch!;
-        failures.push(
-          `${file}: tensor "${tensor.name}" has ${tensor.mismatches} element(s) outside 1 ulp of the fp64 reference ` +
-            `(first at element ${first.index}: expected ${first.expected}, found ${first.actual})`,
-        );
-      }
-    }
-    shards.push({ shard: file, untouchedIdentical: result.untouchedIdentical, firstUntouchedDifference: result.firstUntouchedDifference });
-    if (!result.untouchedIdentical) {
-      const owner = shard.tensors.find((tensor) => result.firstUntouchedDifference >= tensor.byteOffset && result.firstUntouchedDifference < tensor.byteOffset + tensor.byteLength);
+  for (const tensor of tensors) {
+    if (tensor.mismatches > 0) {
+      const first = tensor.firstMismatch!;
       failures.push(
-        `${file}: bytes outside the edited tensors differ, first at offset ${result.firstUntouchedDifference}` +
-          (owner ? ` (inside tensor "${owner.name}", which must be byte-identical)` : " (in the header)"),
+        `${file}: tensor "${tensor.name}" has ${tensor.mismatches} element(s) outside 1 ulp of the fp64 reference ` +
+          `(first at element ${first.index}: expected ${first.expected}, found ${first.actual})`,
       );
     }
   }
-  yield { type: "phase-done", phase: "verify" };
+  if (!result.untouchedIdentical) {
+    const owner = shard.tensors.find((tensor) => result.firstUntouchedDifference >= tensor.byteOffset && result.firstUntouchedDifference < tensor.byteOffset + tensor.byteLength);
+    failures.push(
+      `${file}: bytes outside the edited tensors differ, first at offset ${result.firstUntouchedDifference}` +
+        (owner ? ` (inside tensor "${owner.name}", which must be byte-identical)` : " (in the header)"),
+    );
+  }
+  return { tensors, shard: { shard: file, untouchedIdentical: result.untouchedIdentical, firstUntouchedDifference: result.firstUntouchedDifference }, failures };
+}
+
+/** Folds per-shard checks (in shard order) into the summary that verify, apply and abliteration.json report. */
+export function summarizeVerification(checks: ShardCheck[]): VerificationSummary {
+  const tensors = checks.flatMap((check) => check.tensors);
+  const shards = checks.map((check) => check.shard);
+  const failures = checks.flatMap((check) => check.failures);
   return {
     passed: failures.length === 0,
     tensorsChecked: tensors.length,
@@ -127,4 +136,22 @@ export async function* verifyShards(params: VerifyShardsParams): AsyncGenerator<
     tensors,
     shards,
   };
+}
+
+export async function* verifyShards(params: VerifyShardsParams): AsyncGenerator<SurgeryEvent, VerificationSummary> {
+  const bytesTotal = params.checkpoint.shards.reduce((sum, shard) => sum + shard.fileSize, 0);
+  let bytesBefore = 0;
+  const checks: ShardCheck[] = [];
+  for (const shard of params.checkpoint.shards) {
+    const run = withProgress<number, ShardCheck>((onBytes) => checkShard(params, shard, onBytes));
+    let step = await run.next();
+    while (!step.done) {
+      yield { type: "progress", phase: "verify", bytesDone: bytesBefore + step.value, bytesTotal };
+      step = await run.next();
+    }
+    checks.push(step.value);
+    bytesBefore += shard.fileSize;
+  }
+  yield { type: "phase-done", phase: "verify" };
+  return summarizeVerification(checks);
 }
