@@ -2,7 +2,8 @@
  * The CLI entry: yargs with one command module per file, strict parsing, and one place that turns errors into a
  * message on stderr and a non-zero exit. Only the CLI writes to stdout.
  */
-import yargs from "yargs";
+import { createRequire } from "node:module";
+import type yargsFactory from "yargs";
 import { hideBin } from "yargs/helpers";
 import { isAbliterateError } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
@@ -16,6 +17,10 @@ import { pushCommand } from "./push-command.js";
 import { redactSecrets } from "./redact-secrets.js";
 import { runCommand } from "./run-command.js";
 import { verifyCommand } from "./verify-command.js";
+
+// yargs' ESM build lays out help with cliui's fallback wrapper, which cuts words at the column edge ("writ" /
+// "e a verified checkpoint"); its CommonJS build wraps at word boundaries with wrap-ansi.
+const yargs = createRequire(import.meta.url)("yargs") as typeof yargsFactory;
 
 /** Exit codes: 1 a failure the tool diagnosed, 2 a usage error, 70 an internal bug. */
 export const EXIT_FAILURE = 1;

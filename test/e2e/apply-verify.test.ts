@@ -9,6 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readCheckpoint } from "../../lib/safetensors/read-checkpoint.js";
 import { runCli } from "../helpers/run-cli.js";
+import { applyCommand } from "../../lib/cli/apply-command.js";
+import { directionCommand } from "../../lib/cli/direction-command.js";
+import { verifyCommand } from "../../lib/cli/verify-command.js";
 import { randomDirection, writeDirectionFile, writeTinyLlama, TINY_EXTRA_FILES, type FloatDtype } from "../helpers/tiny-llama.js";
 
 const HIDDEN = 16;
@@ -217,6 +220,12 @@ test("--help lists every command and exits 0; usage errors exit 2 without a stac
   assert.equal(help.status, 0, help.stderr);
   for (const command of ["apply", "verify", "inspect", "push", "activations", "direction", "demo"]) {
     assert.match(help.stdout + help.stderr, new RegExp(`abliterate ${command}\\b`), command);
+  }
+  // Descriptions are wrapped at word boundaries: with the line breaks and column padding folded back into single
+  // spaces, each sentence reads whole (yargs' ESM build cut words in two at the column edge).
+  const folded = (help.stdout + help.stderr).replace(/\s+/g, " ");
+  for (const module of [applyCommand, verifyCommand, directionCommand]) {
+    assert.ok(folded.includes(String(module.describe)), `help shows "${String(module.describe)}" unbroken`);
   }
   const usage = await runCli(["apply", "--no-such-flag"]);
   assert.equal(usage.status, 2);
