@@ -1,7 +1,7 @@
 /**
  * Makes a folder durable before it is renamed into place: fsync of every regular file under it, then of every
- * folder (so their entries are on disk too). Files are synced concurrently: the kernel writes them back in
- * parallel, and the calls run on libuv's pool, so the caller's native work (verification) goes on meanwhile.
+ * folder (so their entries are on disk too). Files are synced concurrently, so the kernel writes them back in
+ * parallel. Nothing may add or remove entries while it runs: it lists the folder first.
  */
 import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";

@@ -115,7 +115,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       verifyQueue = check.then(
         () => {
           syncQueue = syncQueue.then(() => fsyncPath(join(output.partialDir, basename(shard.path))));
-          syncQueue.catch(() => undefined); // surfaces through `durable` below, or is moot once the run failed
+          syncQueue.catch(() => undefined); // surfaces where it is awaited below, or is moot once the run failed
           verifiedBytes += shard.fileSize;
           verifyingBytes = 0;
           notify();
@@ -184,10 +184,6 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       const verifying = verifyProgress();
       if (verifying) yield verifying;
     }
-    // The output must be on disk before the rename makes it look complete: the shards were synced as they passed
-    // verification; this covers the other files and the folders.
-    const durable = syncQueue.then(() => fsyncTree(output.partialDir));
-    durable.catch(() => undefined); // awaited below; a failed verification must not leave it unhandled
     const verification = summarizeVerification(await Promise.all(checks));
     const verified = seconds();
     yield { type: "phase-done", phase: "verify" };
@@ -201,8 +197,11 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     const provenance = buildProvenance({ prepared, verification, source: params.source, modelDir: params.modelDir, include: params.include, exclude: params.exclude, orientation: params.orientation as Orientation | undefined });
     await writeProvenance(output.partialDir, provenance);
     await resume.discard();
-    await durable;
-    await fsyncPath(join(output.partialDir, PROVENANCE_FILE));
+    // The output must be on disk before the rename makes it look complete. The shards were synced as they passed
+    // verification; this covers the other files, abliteration.json and the folders. (It walks the folder, so it
+    // starts only once nothing is added to it or removed from it any more.)
+    await syncQueue;
+    await fsyncTree(output.partialDir);
     const timeline = { surgeryDone, verified, durable: seconds() };
     await output.commit();
     outputSettled = true;
