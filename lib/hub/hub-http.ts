@@ -90,6 +90,13 @@ function networkReason(error: unknown): string {
   return code ?? cause?.message ?? (error as Error).message ?? "network error";
 }
 
+/**
+ * Name-resolution failures: the machine is offline or HF_ENDPOINT names no host. Retrying for half a minute does not
+ * change that and only delays the fall-back to the cache (Python's client falls back at once too), so a host that
+ * does not exist is not retried and a failed lookup ("try again") only once.
+ */
+const RETRIES_AFTER_LOOKUP_FAILURE: Record<string, number> = { ENOTFOUND: 0, EAI_AGAIN: 1 };
+
 function envNumber(value: string | undefined): number | undefined {
   const number = Number(value);
   return value && Number.isFinite(number) && number >= 0 ? number : undefined;
@@ -178,8 +185,11 @@ export class HubHttp {
         response = await this.once(input, url, method, init);
       } catch (error) {
         if (isAbortError(error)) throw error;
-        if (attempt > retries) throw new HubNetworkError(method, displayUrl(url), attempt, networkReason(error), error);
-        await this.wait({ url: displayUrl(url), attempt, delayMs: this.delayFor(attempt), reason: networkReason(error) });
+        const reason = networkReason(error);
+        if (attempt > Math.min(retries, RETRIES_AFTER_LOOKUP_FAILURE[reason] ?? retries)) {
+          throw new HubNetworkError(method, displayUrl(url), attempt, reason, error);
+        }
+        await this.wait({ url: displayUrl(url), attempt, delayMs: this.delayFor(attempt), reason });
         continue;
       }
       if (RETRY_STATUSES.has(response.status) && attempt <= retries) {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { HubHttp, type RetryInfo } from "../../lib/hub/hub-http.js";
+import { HubHttp, HubNetworkError, type RetryInfo } from "../../lib/hub/hub-http.js";
 import { DiskFileBlob } from "../../lib/hub/disk-file-blob.js";
 import { startHubEmulator } from "../hub-emulator/hub-emulator.js";
 import { scratch } from "../hub-emulator/test-fixtures.js";
@@ -63,6 +63,25 @@ test("retries are bounded: after 5 the failure is handed back", async () => {
   assert.equal(retries.length, 5);
   assert.equal(requestsTo("/api/models/owner/m", since), 6);
   hub.clearFaults();
+});
+
+test("a host that does not resolve is not retried, a failed lookup once, a refused or reset connection 5 times", async () => {
+  for (const [code, sent] of [["ENOTFOUND", 1], ["EAI_AGAIN", 2], ["ECONNREFUSED", 6], ["ECONNRESET", 6]] as const) {
+    let calls = 0;
+    const failing = (async () => {
+      calls += 1;
+      throw new TypeError("fetch failed", { cause: Object.assign(new Error(`getaddrinfo ${code} huggingface.co`), { code }) });
+    }) as typeof fetch;
+    const http = new HubHttp({ baseDelayMs: 1, fetch: failing });
+    await assert.rejects(http.fetch(`${hub.url}/api/models/owner/m?signed=secret`), (error: unknown) => {
+      assert.ok(error instanceof HubNetworkError, String(error));
+      assert.equal(error.attempts, sent);
+      assert.match(error.message, new RegExp(`after ${sent} attempts? \\(${code}\\)`));
+      assert.doesNotMatch(error.message, /secret/);
+      return true;
+    });
+    assert.equal(calls, sent, code);
+  }
 });
 
 test("commits are never retried; 4xx answers are not retried and their X-Error-Code is remembered", async () => {
