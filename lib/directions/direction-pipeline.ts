@@ -151,15 +151,26 @@ export class DirectionPipeline {
 
   async prompts(): Promise<PromptsArtifact> {
     const { options } = this;
-    const key = sha({ stage: "prompts", p: options.positive, n: options.negative, b: options.builtinPrompts, c: options.column, seed: options.seed ?? 0, split: [options.validationFraction, options.testFraction, options.maxTrain, options.maxValidation, options.maxTest] });
-    if (this.reusable("prompts", key, "prompts.json")) {
-      options.onStage?.("prompts", "resumed");
-      return this.readJson<PromptsArtifact>("prompts.json");
-    }
+    // The sets are read again on every run (files, or Hub datasets from the cache) and the key covers their text, so
+    // an edited prompt file, or the Hub's datasets where an earlier offline run fell back to the built-in sets, is
+    // never answered with the saved prompts of another run.
     options.onStage?.("prompts", "start");
     const notes: string[] = [];
     const positive = await this.promptSet(options.positive, DEFAULT_HARMFUL_DATASET, BUILTIN_HARMFUL_PROMPTS, this.labels.positive, notes);
     const negative = await this.promptSet(options.negative, DEFAULT_HARMLESS_DATASET, BUILTIN_HARMLESS_PROMPTS, this.labels.negative, notes);
+    const key = sha({
+      stage: "prompts",
+      positive: positive.prompts,
+      negative: negative.prompts,
+      origins: [positive.origin, negative.origin],
+      labels: this.labels,
+      seed: options.seed ?? 0,
+      split: [options.validationFraction, options.testFraction, options.maxTrain, options.maxValidation, options.maxTest],
+    });
+    if (this.reusable("prompts", key, "prompts.json")) {
+      options.onStage?.("prompts", "resumed");
+      return this.readJson<PromptsArtifact>("prompts.json");
+    }
     const splits = splitContrastSets({ positive: positive.prompts, negative: negative.prompts, labels: this.labels, options: { ...options, seed: options.seed ?? 0 } });
     const artifact: PromptsArtifact = { key, labels: this.labels, origins: { positive: positive.origin, negative: negative.origin }, seed: options.seed ?? 0, splits, notes };
     writeFileSync(this.path("prompts.json"), `${JSON.stringify(artifact, null, 2)}\n`);

@@ -65,6 +65,17 @@ test("one command without --direction: finds the planted direction, removes refu
     assert.equal(second.status, 0, second.stderr);
     for (const stage of ["prompts", "directions", "selection", "evaluation"]) assert.match(second.stderr, new RegExp(`${stage}: reused`), second.stderr);
     assert.match(second.stderr, /surgery: reused/);
+
+    // The same command after the harmful file was edited: its text is in the prompts key, so nothing downstream of
+    // the prompts is reused (a key over the file's path alone would have answered with the old prompts).
+    writeFileSync(join(root, "harmful.txt"), BUILTIN_HARMFUL_PROMPTS.slice(0, -8).join("\n"));
+    const editedArgs = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.jsonl"), "--out", join(root, "out2"), "--work-dir", `${out}.work`, "--max-new-tokens", "6"];
+    const edited = await runCli(editedArgs, { env });
+    assert.equal(edited.status, 0, edited.stderr);
+    for (const stage of ["prompts", "directions", "selection", "evaluation"]) assert.doesNotMatch(edited.stderr, new RegExp(`${stage}: reused`), edited.stderr);
+    const saved = JSON.parse(readFileSync(join(`${out}.work`, "prompts.json"), "utf8"));
+    const harmfulCount = ["train", "validation", "test"].reduce((sum, split) => sum + saved.splits.positive[split].length, 0);
+    assert.equal(harmfulCount, BUILTIN_HARMFUL_PROMPTS.length - 8);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
