@@ -76,6 +76,8 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
         negativePrompts: negative.prompts,
         positiveLabel: sources.labels.positive,
         negativeLabel: sources.labels.negative,
+        positiveOrigin: positive.origin,
+        negativeOrigin: negative.origin,
         positions: args.positions ?? 1,
         chatTemplate: args["chat-template"] !== false,
         systemPrompt: args.system,

@@ -217,6 +217,8 @@ export class DirectionPipeline {
         negativePrompts: prompts.splits.negative.train,
         positiveLabel: this.labels.positive,
         negativeLabel: this.labels.negative,
+        positiveOrigin: prompts.origins.positive,
+        negativeOrigin: prompts.origins.negative,
         positions: options.positions ?? 1,
         chatTemplate: options.chatTemplate !== false,
         systemPrompt: options.system,

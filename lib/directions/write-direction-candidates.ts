@@ -2,7 +2,7 @@
  * The candidate-directions file `abliterate direction` writes and the one command keeps in its work dir:
  * - `directions` [L+1, d]: mean(positive) − mean(negative) per layer index, not normalized (the norms are kept);
  * - `harmful_mean`, `harmless_mean` [L+1, d]: the two means, for the projected variants and the report;
- * - __metadata__: format, the prompts' sha256, the model and its revision, the positions and template used.
+ * - __metadata__: format, the prompts' sha256 and origins, the model and its revision, the positions and template used.
  * Stored as F64: the accumulation is fp64 and nothing is gained by rounding it.
  */
 import { createHash } from "node:crypto";
@@ -28,6 +28,9 @@ export interface CandidateMetadata {
   negativePrompts: readonly string[];
   positiveLabel: string;
   negativeLabel: string;
+  /** Where each set was read from (a path, `hub:org/name:split[slice]@commit`, or the built-in set). */
+  positiveOrigin?: string;
+  negativeOrigin?: string;
   positions: number;
   chatTemplate: boolean;
   systemPrompt?: string;
@@ -55,6 +58,8 @@ export async function writeDirectionCandidates(params: { path: string; means: Co
       negative_prompts: String(metadata.negativePrompts.length),
       positive_prompts_sha256: promptsSha256(metadata.positivePrompts),
       negative_prompts_sha256: promptsSha256(metadata.negativePrompts),
+      ...(metadata.positiveOrigin !== undefined ? { positive_origin: metadata.positiveOrigin } : {}),
+      ...(metadata.negativeOrigin !== undefined ? { negative_origin: metadata.negativeOrigin } : {}),
       positive_rows: String(means.positiveRows),
       negative_rows: String(means.negativeRows),
       positions: `last ${metadata.positions} token(s) of each prompt`,

@@ -228,6 +228,8 @@ test("abliterate direction with no --harmful/--harmless: prompts from the defaul
   assert.equal(fromHub.metadata.positive_prompts, String(HARMFUL_TRAIN.length));
   assert.equal(fromHub.metadata.positive_prompts_sha256, promptsDigest(HARMFUL_TRAIN));
   assert.equal(fromHub.metadata.negative_prompts_sha256, promptsDigest(HARMLESS_TRAIN));
+  assert.equal(fromHub.metadata.positive_origin, result.origins.positive);
+  assert.equal(fromHub.metadata.negative_origin, result.origins.negative);
   assert.ok(existsSync(join(cache, "datasets--mlabonne--harmful_behaviors", "snapshots", harmfulCommit, "data", "train-00000-of-00001.parquet")));
 
   // Offline with those datasets in the cache: the same prompts, without the Hub.
@@ -251,6 +253,7 @@ test("abliterate direction with no --harmful/--harmless: prompts from the defaul
     const candidates = await readDirectionCandidates(join(root, `${name}.safetensors`));
     assert.equal(candidates.metadata.positive_prompts_sha256, builtinDigest.positive, name);
     assert.equal(candidates.metadata.negative_prompts_sha256, builtinDigest.negative, name);
+    assert.match(candidates.metadata.positive_origin, /built-in harmful set/, name);
   }
 });
 

@@ -108,6 +108,8 @@ test("direction command writes [L+1, d] candidates whose selected row matches p;
     assert.ok(cosine(candidates.directions[2], planted.direction) >= 0.99);
     assert.equal(candidates.metadata.positive_prompts, "40");
     assert.match(candidates.metadata.positive_prompts_sha256, /^[0-9a-f]{64}$/);
+    assert.match(candidates.metadata.positive_origin, /pos\.txt$/, "the candidates say where their prompts came from");
+    assert.match(candidates.metadata.negative_origin, /neg\.txt$/);
 
     // Without a chat template: a clear error, unless --no-chat-template.
     rmSync(join(planted.dir, "tokenizer_config.json"));
