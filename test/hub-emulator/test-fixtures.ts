@@ -2,6 +2,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { HubApiError } from "@huggingface/hub";
 import type { HubEmulator, SeedFile } from "./hub-emulator.js";
 
 export function scratch(prefix = "abl-hub-"): { root: string; cleanup: () => void } {
@@ -46,4 +47,15 @@ export function hubEnv(hub: HubEmulator | { url: string }, root: string, extra: 
 export function leaksSecret(output: string, secret: string): boolean {
   const body = secret.replace(/^hf_/, "");
   return output.includes(secret) || output.includes(body) || output.includes(body.slice(0, 12));
+}
+
+/** The HTTP status a @huggingface/hub call ended with: 200 when it succeeded, else its HubApiError's status. */
+export async function statusOf(promise: Promise<unknown>): Promise<number> {
+  try {
+    await promise;
+    return 200;
+  } catch (error) {
+    if (!(error instanceof HubApiError)) throw error;
+    return error.statusCode;
+  }
 }

@@ -7,8 +7,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createRepo, datasetInfo, downloadFile, fileDownloadInfo, listFiles, modelInfo, uploadFiles, HubApiError } from "@huggingface/hub";
+import { createRepo, datasetInfo, downloadFile, fileDownloadInfo, listFiles, modelInfo, uploadFiles } from "@huggingface/hub";
 import { startHubEmulator } from "../hub-emulator/hub-emulator.js";
+import { statusOf } from "../hub-emulator/test-fixtures.js";
 import { flipByte } from "../hub-emulator/faults.js";
 
 const hub = await startHubEmulator({ treePageSize: 2 });
@@ -38,16 +39,6 @@ hub.createRepo("datasets/owner/secret", { private: true });
 hub.addFiles("datasets/owner/secret", { "data/train.csv": CSV });
 hub.createRepo("datasets/owner/gated", { gated: "auto" });
 hub.addFiles("datasets/owner/gated", { "data/train.csv": CSV });
-
-async function statusOf(promise: Promise<unknown>): Promise<number> {
-  try {
-    await promise;
-    return 200;
-  } catch (error) {
-    assert.ok(error instanceof HubApiError, String(error));
-    return error.statusCode;
-  }
-}
 
 test("dataset info: the library's datasetInfo gets the revision's sha and card data; models and datasets are apart", async () => {
   const info = await datasetInfo({ name: "owner/prompts", hubUrl, additionalFields: ["sha", "cardData", "author"] });

@@ -6,8 +6,9 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { commit, createRepo, fileDownloadInfo, listFiles, modelInfo, pathsInfo, uploadFiles, HubApiError } from "@huggingface/hub";
+import { commit, createRepo, fileDownloadInfo, listFiles, modelInfo, pathsInfo, uploadFiles } from "@huggingface/hub";
 import { startHubEmulator } from "../hub-emulator/hub-emulator.js";
+import { statusOf } from "../hub-emulator/test-fixtures.js";
 import { parseYamlSubset, YamlSubsetError } from "../hub-emulator/simple-yaml.js";
 
 const hub = await startHubEmulator({ treePageSize: 2, multipartThreshold: 50_000, multipartChunkSize: 20_000 });
@@ -27,16 +28,6 @@ hub.createRepo("owner/secret", { private: true });
 hub.addFiles("owner/secret", { "model.safetensors": WEIGHTS });
 hub.createRepo("owner/gated", { gated: "manual" });
 hub.addFiles("owner/gated", { "model.safetensors": WEIGHTS });
-
-async function statusOf(promise: Promise<unknown>): Promise<number> {
-  try {
-    await promise;
-    return 200;
-  } catch (error) {
-    assert.ok(error instanceof HubApiError, String(error));
-    return error.statusCode;
-  }
-}
 
 test("model info: sha of the revision, siblings, card data; HEAD is the default branch; expand narrows the answer", async () => {
   const info = await modelInfo({ name: "owner/public", hubUrl, additionalFields: ["sha", "cardData"] });
