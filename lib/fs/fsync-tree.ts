@@ -20,14 +20,15 @@ export async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-export async function fsyncTree(dir: string): Promise<void> {
+/** `alreadySynced`: files the caller fsynced itself and has not written since, skipped. */
+export async function fsyncTree(dir: string, options: { alreadySynced?: ReadonlySet<string> } = {}): Promise<void> {
   const files: string[] = [];
   const folders: string[] = [dir];
   for (let i = 0; i < folders.length; i += 1) {
     for (const entry of await readdir(folders[i], { withFileTypes: true })) {
       const path = join(folders[i], entry.name);
       if (entry.isDirectory()) folders.push(path);
-      else if (entry.isFile()) files.push(path);
+      else if (entry.isFile() && !options.alreadySynced?.has(path)) files.push(path);
     }
   }
   await Promise.all(files.map(fsyncPath));

@@ -15,7 +15,7 @@ import { AbliterateError, ErrorCodes } from "../errors.js";
 import { repoCachePaths, type RepoCachePaths } from "./cache-paths.js";
 import { findCachedSnapshot, requireCachedSnapshot } from "./cached-snapshot.js";
 import { downloadBlob, type ExpectedBlob } from "./download-blob.js";
-import { EventChannel } from "./event-channel.js";
+import { EventChannel } from "../event-channel.js";
 import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
 import { toHubError, type HubErrorContext } from "./hub-errors.js";
 import { HubHttp, type RetryInfo } from "./hub-http.js";

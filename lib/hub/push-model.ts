@@ -9,7 +9,7 @@ import { commitIter, createBranch, createRepo, HubApiError, modelInfo, type Comm
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { PROVENANCE_FILE, readProvenance, type Provenance } from "../surgery/provenance.js";
 import { DiskFileBlob } from "./disk-file-blob.js";
-import { EventChannel } from "./event-channel.js";
+import { EventChannel } from "../event-channel.js";
 import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
 import { toHubError, type HubErrorContext } from "./hub-errors.js";
 import { HubHttp } from "./hub-http.js";

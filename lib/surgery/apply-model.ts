@@ -6,6 +6,7 @@
 import { cp, readdir } from "node:fs/promises";
 import { basename, join, relative, resolve } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { EventChannel } from "../event-channel.js";
 import { fsyncPath, fsyncTree } from "../fs/fsync-tree.js";
 import type { Orientation } from "../arch/families.js";
 import { applyShard, type ApplyShardResult, type ShardProgress } from "../native/addon.js";
@@ -93,42 +94,27 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     // projected, and fsynced once verified, so its writeback too overlaps the surgery of the later shards (measured
     // by `npm run bench`: faster than verifying and syncing everything after the last shard).
     const verifyParams = { checkpoint, plan, modifiedDir: output.partialDir, threads: params.threads, chunkBytes: params.chunkBytes };
+    const verifyEvents = new EventChannel<SurgeryEvent>();
     const checks: Promise<ShardCheck>[] = [];
-    let verifiedBytes = 0;
+    const syncedFiles = new Set<string>();
     let syncQueue: Promise<void> = Promise.resolve();
-    let verifyingBytes = 0;
-    let reportedVerifyBytes = -1;
-    let wake: (() => void) | undefined;
-    const notify = () => {
-      const waiting = wake;
-      wake = undefined;
-      waiting?.();
-    };
+    let verifiedBytes = 0;
+    const reportVerified = (shardBytes: number) =>
+      verifyEvents.push({ type: "progress", phase: "verify", bytesDone: verifiedBytes + shardBytes, bytesTotal }, (queued) => queued.type === "progress");
     const queueCheck = (shard: (typeof checkpoint.shards)[number]) => {
-      const check = verifyQueue.then(() =>
-        checkShard(verifyParams, shard, (bytes) => {
-          verifyingBytes = bytes;
-          notify();
-        }),
-      );
+      const check = verifyQueue.then(() => checkShard(verifyParams, shard, reportVerified));
       // The queue itself never rejects, so a failed check is reported once, through `checks`.
       verifyQueue = check.then(
         () => {
-          syncQueue = syncQueue.then(() => fsyncPath(join(output.partialDir, basename(shard.path))));
+          const path = join(output.partialDir, basename(shard.path));
+          syncQueue = syncQueue.then(() => fsyncPath(path)).then(() => void syncedFiles.add(path));
           syncQueue.catch(() => undefined); // surfaces where it is awaited below, or is moot once the run failed
           verifiedBytes += shard.fileSize;
-          verifyingBytes = 0;
-          notify();
+          reportVerified(0);
         },
-        () => notify(),
+        () => undefined,
       );
       checks.push(check);
-    };
-    const verifyProgress = (): SurgeryEvent | undefined => {
-      const done = verifiedBytes + verifyingBytes;
-      if (done === reportedVerifyBytes) return undefined;
-      reportedVerifyBytes = done;
-      return { type: "progress", phase: "verify", bytesDone: done, bytesTotal };
     };
 
     for (const shard of checkpoint.shards) {
@@ -158,8 +144,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       let step = await run.next();
       while (!step.done) {
         yield { type: "progress", phase: "apply", bytesDone: bytesBefore + step.value.bytesDone, bytesTotal };
-        const verifying = verifyProgress();
-        if (verifying) yield verifying;
+        yield* verifyEvents.drain();
         step = await run.next();
       }
       bytesRewritten += step.value.bytesRewritten;
@@ -174,17 +159,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     const surgeryDone = seconds();
     yield { type: "phase-done", phase: "apply" };
 
-    let checksSettled = false;
-    verifyQueue.then(() => {
-      checksSettled = true;
-      notify();
-    });
-    while (!checksSettled) {
-      await new Promise<void>((resolve) => (wake = resolve));
-      const verifying = verifyProgress();
-      if (verifying) yield verifying;
-    }
-    const verification = summarizeVerification(await Promise.all(checks));
+    const verification = summarizeVerification(yield* verifyEvents.until(Promise.all(checks)));
     const verified = seconds();
     yield { type: "phase-done", phase: "verify" };
     if (!verification.passed) {
@@ -201,7 +176,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     // verification; this covers the other files, abliteration.json and the folders. (It walks the folder, so it
     // starts only once nothing is added to it or removed from it any more.)
     await syncQueue;
-    await fsyncTree(output.partialDir);
+    await fsyncTree(output.partialDir, { alreadySynced: syncedFiles });
     const timeline = { surgeryDone, verified, durable: seconds() };
     await output.commit();
     outputSettled = true;
