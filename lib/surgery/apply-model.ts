@@ -91,8 +91,10 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     const seconds = () => (Date.now() - started) / 1000;
 
     // Each shard is verified as soon as it is written, one verification at a time, while the next shard is
-    // projected, and fsynced once verified, so its writeback too overlaps the surgery of the later shards (measured
-    // by `npm run bench`: faster than verifying and syncing everything after the last shard).
+    // projected. Its fsync starts at the same moment: the kernel would not start writing back a few GB of dirty
+    // pages on its own (dirty_background_ratio), so without it the disk would idle until the end. Both overlap
+    // the surgery of the later shards (measured by `npm run bench`: faster than verifying and syncing everything
+    // after the last shard, and than syncing each shard only once it is verified).
     const verifyParams = { checkpoint, plan, modifiedDir: output.partialDir, threads: params.threads, chunkBytes: params.chunkBytes };
     const verifyEvents = new EventChannel<SurgeryEvent>();
     const checks: Promise<ShardCheck>[] = [];
@@ -102,13 +104,13 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     const reportVerified = (shardBytes: number) =>
       verifyEvents.push({ type: "progress", phase: "verify", bytesDone: verifiedBytes + shardBytes, bytesTotal }, (queued) => queued.type === "progress");
     const queueCheck = (shard: (typeof checkpoint.shards)[number]) => {
+      const path = join(output.partialDir, basename(shard.path));
+      syncQueue = syncQueue.then(() => fsyncPath(path)).then(() => void syncedFiles.add(path));
+      syncQueue.catch(() => undefined); // surfaces where it is awaited below, or is moot once the run failed
       const check = verifyQueue.then(() => checkShard(verifyParams, shard, reportVerified));
       // The queue itself never rejects, so a failed check is reported once, through `checks`.
       verifyQueue = check.then(
         () => {
-          const path = join(output.partialDir, basename(shard.path));
-          syncQueue = syncQueue.then(() => fsyncPath(path)).then(() => void syncedFiles.add(path));
-          syncQueue.catch(() => undefined); // surfaces where it is awaited below, or is moot once the run failed
           verifiedBytes += shard.fileSize;
           reportVerified(0);
         },
@@ -172,8 +174,8 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     const provenance = buildProvenance({ prepared, verification, source: params.source, modelDir: params.modelDir, include: params.include, exclude: params.exclude, orientation: params.orientation as Orientation | undefined });
     await writeProvenance(output.partialDir, provenance);
     await resume.discard();
-    // The output must be on disk before the rename makes it look complete. The shards were synced as they passed
-    // verification; this covers the other files, abliteration.json and the folders. (It walks the folder, so it
+    // The output must be on disk before the rename makes it look complete. The shards were synced as they were
+    // written; this covers the other files, abliteration.json and the folders. (It walks the folder, so it
     // starts only once nothing is added to it or removed from it any more.)
     await syncQueue;
     await fsyncTree(output.partialDir, { alreadySynced: syncedFiles });

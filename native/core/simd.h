@@ -124,15 +124,16 @@ struct Avx512Simd {
     return lanes[i];
   }
 
+  /**
+   * Round to odd is truncation plus a sticky last bit, and AVX-512 converts with an embedded rounding mode: one
+   * conversion toward zero replaces the AVX2 lane's nearest-then-step-back (the rewrite kernel's hottest part).
+   * Overflow truncates to FLT_MAX, odd already, which the bf16/f16 step then rounds to Inf as it must.
+   */
   static __m256i round_to_odd_f32(V x) {
-    const __m256 nearest = _mm512_cvtpd_ps(x);
-    const V back = _mm512_cvtps_pd(nearest);
-    const __mmask8 inexact = _mm512_cmp_pd_mask(back, x, _CMP_NEQ_OQ);
-    const __mmask8 rounded_away = _mm512_cmp_pd_mask(_mm512_abs_pd(back), _mm512_abs_pd(x), _CMP_GT_OQ);
-    const __m256i one = _mm256_set1_epi32(1);
-    __m256i bits = _mm256_castps_si256(nearest);
-    bits = _mm256_mask_sub_epi32(bits, rounded_away, bits, one);
-    return _mm256_mask_or_epi32(bits, inexact, bits, one);
+    const __m256 truncated = _mm512_cvt_roundpd_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask8 inexact = _mm512_cmp_pd_mask(_mm512_cvtps_pd(truncated), x, _CMP_NEQ_OQ);
+    const __m256i bits = _mm256_castps_si256(truncated);
+    return _mm256_mask_or_epi32(bits, inexact, bits, _mm256_set1_epi32(1));
   }
 
   template <Dtype D>

@@ -58,6 +58,8 @@ test("BF16 rounding: ties to even, and no double rounding through f32", () => {
     [(2 - 2 ** -7) * 2 ** 127, 0x7f7f], // largest finite
     [(2 - 2 ** -8) * 2 ** 127, 0x7f80], // halfway to 2^128 from an odd mantissa: overflows
     [(2 - 2 ** -8 - 2 ** -30) * 2 ** 127, 0x7f7f],
+    [1e39, 0x7f80], // beyond f32's range: the f32 step of round-to-odd saturates, the bf16 step still overflows
+    [-1e300, 0xff80],
     [2 ** -133, 0x0001], // smallest subnormal
     [2 ** -134, 0x0000], // tie with zero
     [2 ** -134 + 2 ** -160, 0x0001],
@@ -71,6 +73,7 @@ test("BF16 rounding: ties to even, and no double rounding through f32", () => {
 test("F16 rounding: ties, overflow at 65520, subnormals", () => {
   const cases: Array<[number, number]> = [
     [1, 0x3c00],
+    [1e39, 0x7c00], // early in the list, so a SIMD lane (not the scalar tail) narrows it
     [1 + 2 ** -11, 0x3c00],
     [1 + 2 ** -11 + 2 ** -40, 0x3c01],
     [1 + 3 * 2 ** -11, 0x3c02],
