@@ -1,6 +1,6 @@
 /** `abliterate push DIR REPO`: one commit with every file of DIR and a model card, with upload progress. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { pushModel, type PushResult, type UploadEvent, type UploadPhase } from "../hub/push-model.js";
+import type { PushResult, UploadEvent, UploadPhase } from "../hub/push-model.js";
 import { resolveHubToken } from "../hub/hub-token.js";
 import { formatBytes } from "./format-bytes.js";
 import { printJson, type GlobalArgs } from "./global-options.js";
@@ -78,6 +78,8 @@ export const pushCommand: CommandModule<GlobalArgs, PushArgs> = {
         .positional("repo", { type: "string", demandOption: true, describe: "target repo id, namespace/name (created when missing)" }),
     ) as unknown as Argv<PushArgs>,
   handler: async (args: ArgumentsCamelCase<PushArgs>) => {
+    // Loaded here, not at the top: @huggingface/hub costs every other command ~30 ms of start-up.
+    const { pushModel } = await import("../hub/push-model.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const { token } = resolveHubToken({ explicit: args.token });
     const result = await renderUpload(
