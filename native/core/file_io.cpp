@@ -110,15 +110,6 @@ void File::sync() const {
   if (::fsync(fd_) != 0) throw_system_error("fsync", path_, errno);
 }
 
-void File::start_writeback(uint64_t offset, uint64_t length) const {
-#if defined(__linux__)
-  (void)::sync_file_range(fd_, static_cast<off64_t>(offset), static_cast<off64_t>(length), SYNC_FILE_RANGE_WRITE);
-#else
-  (void)offset;
-  (void)length;
-#endif
-}
-
 void File::close() {
   if (fd_ < 0) return;
   const int fd = fd_;

@@ -32,11 +32,6 @@ class File {
   size_t read_some_at(void* buffer, size_t length, uint64_t offset) const;
   void write_at(const void* buffer, size_t length, uint64_t offset) const;
   void sync() const;
-  /**
-   * Asks the kernel to start writing [offset, offset + length) back now (sync_file_range WRITE; a no-op where
-   * that does not exist). Advisory: it waits for nothing, and a write error surfaces at sync().
-   */
-  void start_writeback(uint64_t offset, uint64_t length) const;
   /** Closes now and reports a failed close (delayed write errors surface there on some filesystems). */
   void close();
 

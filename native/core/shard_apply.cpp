@@ -101,10 +101,7 @@ class TensorRewriter {
         writing.get();
         progress_.advance(written_bytes);
       }
-      writing = std::async(policy, [this, out, s] {
-        output_.write_at(out, s.bytes, s.offset);
-        output_.start_writeback(s.offset, s.bytes);
-      });
+      writing = std::async(policy, [this, out, s] { output_.write_at(out, s.bytes, s.offset); });
       written_bytes = s.bytes;
     }
     writing.get();
@@ -142,9 +139,7 @@ ApplyResult apply_shard(const ApplyJob& job, const ProgressCallback& progress_ca
   result.backend = backend->name();
 
   // The byte ranges between targets, copied by the kernel on a thread of their own while the targets
-  // are projected: the two touch disjoint ranges of the output. Every written range is handed to the disk
-  // at once: a few GB of dirty pages stay below the kernel's background-writeback threshold, and the disk
-  // would otherwise idle until apply's fsync.
+  // are projected: the two touch disjoint ranges of the output.
   std::vector<std::pair<uint64_t, uint64_t>> gaps;
   uint64_t position = 0;
   for (size_t index : order) {
@@ -157,12 +152,7 @@ ApplyResult apply_shard(const ApplyJob& job, const ProgressCallback& progress_ca
   for (const auto& gap : gaps) result.bytes_copied += gap.second - gap.first;
   std::future<void> copying = std::async(gaps.empty() ? std::launch::deferred : std::launch::async, [&] {
     for (const auto& gap : gaps) {
-      uint64_t written_to = gap.first;
-      copy_range(input, output, gap.first, gap.second - gap.first, [&](uint64_t bytes) {
-        output.start_writeback(written_to, bytes);
-        written_to += bytes;
-        progress.advance(bytes);
-      });
+      copy_range(input, output, gap.first, gap.second - gap.first, [&](uint64_t bytes) { progress.advance(bytes); });
     }
   });
   for (size_t index : order) rewriter.rewrite(job.tensors[index]);
