@@ -5,6 +5,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBenchCheckpoint, writeBenchDirection } from "./generate-bench-checkpoint.js";
@@ -16,6 +17,8 @@ const cli = join(root, "bin", "abliterate.js");
 
 interface Measurement {
   seconds: number;
+  /** user + system CPU seconds: against seconds × cores, whether a command waited on the CPU or on the disk. */
+  cpuSeconds: number;
   peakRssMB: number;
   stdout: string;
 }
@@ -26,10 +29,12 @@ interface Measurement {
  */
 function measure(command: string, args: string[]): Measurement {
   execFileSync("sync");
-  const result = spawnSync("/usr/bin/time", ["-f", "%e %M", command, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  const result = spawnSync("/usr/bin/time", ["-f", "%e %M %U %S", command, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
   const last = result.stderr.trim().split("\n").pop()!.trim().split(/\s+/);
-  return { seconds: Number(last[0]), peakRssMB: Number(last[1]) / 1024, stdout: result.stdout };
+  // BENCH_VERBOSE=1 prints every sample (wall s, peak RSS KB, user s, system s), not only the medians.
+  if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${[command, ...args].slice(0, 3).join(" ")}: ${last.join(" ")}\n`);
+  return { seconds: Number(last[0]), peakRssMB: Number(last[1]) / 1024, cpuSeconds: Number(last[2]) + Number(last[3]), stdout: result.stdout };
 }
 
 /**
@@ -64,16 +69,40 @@ async function main(): Promise<void> {
   const python = findTorchPython();
   const times: Record<string, Measurement[]> = { cp: [], cpSync: [], apply: [], verify: [], torch: [] };
   const modelBytes = Number(execFileSync("du", ["-sb", model], { encoding: "utf8" }).split("\t")[0]);
+  // Each round runs the same steps in an order rotated by one, so every command follows every other equally often:
+  // on a VM what ran just before (pages freed, a disk still absorbing a write) moves a command's time by tens of %.
+  const steps: Array<() => void> = [
+    () => {
+      rmSync(outputs.cp, { recursive: true, force: true });
+      times.cp.push(measure("cp", ["-r", model, outputs.cp]));
+    },
+    () => {
+      // apply fsyncs its shards before the atomic rename (a crash must not leave a complete-looking, torn DIR), so
+      // the like-for-like anchor is a copy that is also on disk when it returns.
+      rmSync(outputs.cp, { recursive: true, force: true });
+      times.cpSync.push(measure("sh", ["-c", `cp -r "$0" "$1" && sync "$1"/*`, model, outputs.cp]));
+    },
+    () => {
+      rmSync(outputs.apply, { recursive: true, force: true });
+      times.apply.push(measure(process.execPath, [cli, "apply", model, "--direction", direction, "--out", outputs.apply, "--json"]));
+      times.verify.push(measure(process.execPath, [cli, "verify", model, outputs.apply, "--direction", direction, "--quiet"]));
+    },
+    ...(python
+      ? [
+          () => {
+            rmSync(outputs.torch, { recursive: true, force: true });
+            times.torch.push(measure(python, [join(root, "bench", "torch_shard_loop.py"), model, outputs.torch, direction]));
+          },
+        ]
+      : []),
+  ];
+  // One warm-up round, discarded: on this project's VMs the first command to refill memory that earlier runs freed
+  // pays several times its system time (seen: apply 6.7 s, then 1.5 s; the torch loop 8.7 s, then 4.4 s).
+  for (const step of steps) step();
+  for (const samples of Object.values(times)) samples.length = 0;
+  process.stderr.write("bench: warm-up round done (discarded)\n");
   for (let round = 0; round < rounds; round += 1) {
-    for (const path of Object.values(outputs)) rmSync(path, { recursive: true, force: true });
-    times.cp.push(measure("cp", ["-r", model, outputs.cp]));
-    rmSync(outputs.cp, { recursive: true, force: true });
-    // apply fsyncs its shards before the atomic rename (a crash must not leave a complete-looking, torn DIR), so
-    // the like-for-like anchor is a copy that is also on disk when it returns.
-    times.cpSync.push(measure("sh", ["-c", `cp -r "$0" "$1" && sync "$1"/*`, model, outputs.cp]));
-    times.apply.push(measure(process.execPath, [cli, "apply", model, "--direction", direction, "--out", outputs.apply, "--json"]));
-    times.verify.push(measure(process.execPath, [cli, "verify", model, outputs.apply, "--direction", direction, "--quiet"]));
-    if (python) times.torch.push(measure(python, [join(root, "bench", "torch_shard_loop.py"), model, outputs.torch, direction]));
+    for (let step = 0; step < steps.length; step += 1) steps[(round + step) % steps.length]();
     process.stderr.write(`bench: round ${round + 1}/${rounds} done\n`);
   }
   for (const path of Object.values(outputs)) rmSync(path, { recursive: true, force: true });
@@ -84,13 +113,16 @@ async function main(): Promise<void> {
   const line = (label: string, samples: Measurement[], extra = "") => {
     const seconds = median(samples.map((m) => m.seconds));
     const rss = Math.max(...samples.map((m) => m.peakRssMB));
+    const cpu = median(samples.map((m) => m.cpuSeconds));
     return (
       `${label.padEnd(10)} ${seconds.toFixed(2).padStart(7)} s  ${(seconds / cp).toFixed(2).padStart(5)}× cp  ` +
-      `${(seconds / cpSync).toFixed(2).padStart(5)}× cp+sync  ${(modelBytes / seconds / 1e9).toFixed(2)} GB/s  peak RSS ${rss.toFixed(0)} MB${extra}`
+      `${(seconds / cpSync).toFixed(2).padStart(5)}× cp+sync  ${(modelBytes / seconds / 1e9).toFixed(2)} GB/s  ` +
+      `cpu ${cpu.toFixed(2).padStart(5)} s  peak RSS ${rss.toFixed(0)} MB${extra}`
     );
   };
   const lines = [
-    `surgery bench: ${(modelBytes / 1e9).toFixed(2)} GB bf16 Llama-shaped checkpoint, ${rounds} rounds, medians`,
+    `surgery bench: ${(modelBytes / 1e9).toFixed(2)} GB bf16 Llama-shaped checkpoint, ${rounds} rounds after a warm-up, medians, ${availableParallelism()} cores ` +
+      `(cpu: user + system seconds of the command)`,
     line("cp -r", times.cp),
     line("cp+sync", times.cpSync),
     line("apply", times.apply, "   (surgery + fsync + built-in verify + atomic rename; target ≤ 1.3× cp, RSS ≤ 256 MB)"),
