@@ -103,7 +103,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
     let verifiedBytes = 0;
     const reportVerified = (shardBytes: number) =>
       verifyEvents.push({ type: "progress", phase: "verify", bytesDone: verifiedBytes + shardBytes, bytesTotal }, (queued) => queued.type === "progress");
-    const queueCheck = (shard: (typeof checkpoint.shards)[number]) => {
+    const queueSyncAndCheck = (shard: (typeof checkpoint.shards)[number]) => {
       const path = join(output.partialDir, basename(shard.path));
       syncQueue = syncQueue.then(() => fsyncPath(path)).then(() => void syncedFiles.add(path));
       syncQueue.catch(() => undefined); // surfaces where it is awaited below, or is moot once the run failed
@@ -126,7 +126,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       if (await resume.isDone(file, key)) {
         reusedShards += 1;
         bytesBefore += shard.fileSize;
-        queueCheck(shard);
+        queueSyncAndCheck(shard);
         yield { type: "progress", phase: "apply", bytesDone: bytesBefore, bytesTotal };
         continue;
       }
@@ -155,7 +155,7 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
       // Recorded before it is fsynced: a killed process leaves its written pages in the page cache, and a shard
       // torn by a power loss is caught by the verification, which checks reused shards like any other.
       await resume.markDone(file, key);
-      queueCheck(shard);
+      queueSyncAndCheck(shard);
     }
     await copyOtherFiles(params.modelDir, output, new Set(checkpoint.shards.map((shard) => relative(checkpoint.dir, shard.path))));
     const surgeryDone = seconds();
