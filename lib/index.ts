@@ -5,7 +5,7 @@ export { verifyModel, type VerifyModelParams, type VerifyReport } from "./surger
 export { inspectModel, type InspectReport } from "./surgery/inspect-model.js";
 export { planSurgery, type SurgeryPlan, type PlannedTensor, type SurgeryOptions } from "./surgery/plan-surgery.js";
 export type { SurgeryEvent } from "./surgery/events.js";
-export { loadDirectionFile, type DirectionFile } from "./directions/load-direction.js";
-export { selectBasis, type DirectionBasis } from "./directions/select-basis.js";
+export { loadDirectionFile, type DirectionFile } from "./direction-files/load-direction.js";
+export { selectBasis, type DirectionBasis } from "./direction-files/select-basis.js";
 export { FAMILIES, supportedModelTypes, type TargetKind, type Orientation } from "./arch/families.js";
 export { TOOL_VERSION } from "./version.js";

@@ -10,7 +10,7 @@
 export type TargetKind = "embed" | "attn" | "mlp";
 
 /**
- * Where d_model sits in the stored tensor (DESIGN.md § The maths):
+ * Where d_model sits in the stored tensor (docs/surgery.md § The maths):
  * - linear: [out = d_model, in] (nn.Linear weight) — W ← W − α r (rᵀW)
  * - rows: [n, d_model] (embedding, learned positions, GPT-2 Conv1D [in, out]) — W ← W − α (W r) rᵀ
  * - bias: [d_model] — b ← b − α r (rᵀb)
@@ -25,7 +25,7 @@ export interface TargetRule {
   orientation: Orientation;
   /**
    * For post-norm families: the RMSNorm weight applied to this writer's output before the residual add,
-   * derived from the tensor name. The update then uses u = normalize(g ⊙ r) (DESIGN.md, Gemma's norms).
+   * derived from the tensor name. The update then uses u = normalize(g ⊙ r) (docs/architectures.md § Post-norm families).
    */
   postNorm?: (tensorName: string) => string;
 }

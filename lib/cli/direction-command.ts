@@ -4,7 +4,7 @@
  * with both means and the prompts' sha256 (layout in lib/directions/write-direction-candidates.ts).
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import type { PromptSet } from "../directions/prompt-sources.js";
+import type { PromptSet } from "../pipeline/prompt-sources.js";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../directions/builtin-prompts.js";
 import { splitContrastSets } from "../directions/split-prompts.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
@@ -28,12 +28,12 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
         .option("threads", { type: "number", describe: "worker threads (default: all cores)" }),
     ) as unknown as Argv<DirectionArgs>,
   handler: async (args: ArgumentsCamelCase<DirectionArgs>) => {
-    const { readPromptSetOrDefault } = await import("../directions/prompt-sources.js");
+    const { readPromptSetOrDefault } = await import("../pipeline/prompt-sources.js");
     const { loadForwardModel } = await import("../engine/load-forward-model.js");
     const { promptEncoder } = await import("../directions/encode-prompts.js");
     const { contrastMeans } = await import("../directions/mean-difference.js");
-    const { DEFAULT_HARMFUL_DATASET, DEFAULT_HARMLESS_DATASET } = await import("../directions/direction-pipeline.js");
-    const { writeDirectionCandidates } = await import("../directions/write-direction-candidates.js");
+    const { DEFAULT_HARMFUL_DATASET, DEFAULT_HARMLESS_DATASET } = await import("../pipeline/direction-pipeline.js");
+    const { writeDirectionCandidates } = await import("../direction-files/write-direction-candidates.js");
     const { loadPromptTokenizer } = await import("../tokenize/load-prompt-tokenizer.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const sources = contrastSources(args);

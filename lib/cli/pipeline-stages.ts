@@ -7,10 +7,10 @@ import { createHash } from "node:crypto";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { DirectionPipeline, type DirectionPipelineOptions, type StageName } from "../directions/direction-pipeline.js";
+import { DirectionPipeline, type DirectionPipelineOptions, type StageName } from "../pipeline/direction-pipeline.js";
 import type { Evaluation } from "../directions/evaluate-model.js";
 import { applyModel, type ApplyModelParams } from "../surgery/apply-model.js";
-import { PROVENANCE_FILE, readProvenance, type Provenance } from "../surgery/provenance.js";
+import { PROVENANCE_FILE, readProvenance, type Provenance } from "../provenance/provenance.js";
 import type { ProgressDisplay, ProgressTask } from "./progress.js";
 import { renderSurgery } from "./render-surgery.js";
 

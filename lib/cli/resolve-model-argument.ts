@@ -4,7 +4,7 @@
  */
 import type { DownloadEvent } from "../hub/download-model.js";
 import { resolveModelDir } from "../hub/resolve-model-dir.js";
-import type { ModelSource } from "../surgery/provenance.js";
+import type { ModelSource } from "../provenance/provenance.js";
 import { formatBytes } from "./format-bytes.js";
 import type { ProgressDisplay, ProgressTask } from "./progress.js";
 

@@ -13,7 +13,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { isHubOffline } from "../hub/hub-endpoint.js";
 import { resolveHubToken } from "../hub/hub-token.js";
-import type { Provenance } from "../surgery/provenance.js";
+import type { Provenance } from "../provenance/provenance.js";
 import { printJson, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { describePush, renderUpload, withPushOptions, type PushOptionArgs } from "./push-command.js";

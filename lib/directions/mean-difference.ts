@@ -3,6 +3,7 @@
  * for every layer index 0..L (index i enters decoder layer i, index L leaves the last layer), accumulated in fp64.
  * Prompts run in batches so memory stays bounded whatever the prompt count.
  */
+import type { ContrastMeans } from "../direction-files/write-direction-candidates.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { ForwardMode } from "../engine/memory-budget.js";
@@ -58,14 +59,7 @@ export async function meanActivations(params: MeanActivationsParams): Promise<{ 
   return { mean: sums.map((sum) => sum.map((v) => v / rows)), rows };
 }
 
-export interface ContrastMeans {
-  /** mean(positive) − mean(negative), L + 1 rows, not normalized. */
-  directions: Float64Array[];
-  positiveMean: Float64Array[];
-  negativeMean: Float64Array[];
-  positiveRows: number;
-  negativeRows: number;
-}
+export type { ContrastMeans };
 
 export function differenceOfMeans(positiveMean: Float64Array[], negativeMean: Float64Array[]): Float64Array[] {
   return positiveMean.map((row, layer) => row.map((v, i) => v - negativeMean[layer][i]));

@@ -4,7 +4,7 @@
  * directional ablation of every residual write (embedding, attention output, MLP output) and activation addition.
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { orthonormalizeRows } from "../directions/orthonormalize.js";
+import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
 import { forward, type ForwardProgress, type NativeForwardAblation, type NativeForwardAddition, type NativeForwardJob } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
 import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";

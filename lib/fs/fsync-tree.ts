@@ -5,7 +5,7 @@
  */
 import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { fromFileSystemError } from "../surgery/file-system-error.js";
+import { fromFileSystemError } from "./file-system-error.js";
 
 export async function fsyncPath(path: string): Promise<void> {
   let handle;

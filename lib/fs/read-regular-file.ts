@@ -1,6 +1,6 @@
 /** Reads a whole small file (config, direction, index) that must be a regular file: a FIFO never blocks us. */
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { openForReading } from "../safetensors/read-header.js";
+import { openForReading } from "./open-for-reading.js";
 
 export async function readRegularFile(path: string): Promise<Buffer> {
   const handle = await openForReading(path);

@@ -5,7 +5,7 @@
  * Front matter: base_model, tags (with `abliterated`), library_name: transformers, and the base model's license.
  * Section: the surgery's parameters and the verification summary from abliteration.json.
  */
-import type { Provenance } from "../surgery/provenance.js";
+import type { Provenance } from "../provenance/provenance.js";
 import { joinFrontMatter, readTopLevel, setTopLevel, splitFrontMatter } from "./front-matter.js";
 
 export const CARD_BEGIN = "<!-- abliterate:begin -->";

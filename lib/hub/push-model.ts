@@ -7,7 +7,7 @@ import { readFile, readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { commitIter, createBranch, createRepo, HubApiError, modelInfo, type CommitOperation } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { PROVENANCE_FILE, readProvenance, type Provenance } from "../surgery/provenance.js";
+import { PROVENANCE_FILE, readProvenance, type Provenance } from "../provenance/provenance.js";
 import { DiskFileBlob } from "./disk-file-blob.js";
 import { EventChannel } from "../event-channel.js";
 import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";

@@ -1,5 +1,5 @@
-import { constants } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { openForReading } from "../fs/open-for-reading.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { headerLengthFromPrefix } from "./header-length.js";
 import { parseSafetensorsHeader } from "./parse-header.js";
@@ -23,22 +23,6 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
     return parseSafetensorsHeader({ bytes, fileSize, path });
   } finally {
     await handle.close();
-  }
-}
-
-/**
- * Opens with O_NONBLOCK so a FIFO (or other special file) where a weight or config file should be cannot block
- * the open forever; callers then refuse anything that is not a regular file. On regular files the flag is inert.
- */
-export async function openForReading(path: string): Promise<FileHandle> {
-  try {
-    return await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new AbliterateError(ErrorCodes.IO, `cannot open for reading (${code ?? String(cause)})`, {
-      file: path,
-      cause,
-    });
   }
 }
 

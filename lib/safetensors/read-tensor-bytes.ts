@@ -1,5 +1,6 @@
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { openForReading, readExactly } from "./read-header.js";
+import { openForReading } from "../fs/open-for-reading.js";
+import { readExactly } from "./read-header.js";
 import type { SafetensorsHeader } from "./types.js";
 
 /** Small tensors only (norm weights, directions); big ones are streamed by the native code. */

@@ -12,10 +12,11 @@ import type { Orientation } from "../arch/families.js";
 import { applyShard, type ApplyShardResult, type ShardProgress } from "../native/addon.js";
 import type { SurgeryEvent } from "./events.js";
 import { withProgress } from "./native-progress.js";
-import { fromFileSystemError } from "./file-system-error.js";
+import { fromFileSystemError } from "../fs/file-system-error.js";
 import { prepareOutputFolder, type OutputFolder } from "./output-folder.js";
 import { prepareSurgery, type SurgeryParams } from "./prepare-surgery.js";
-import { buildProvenance, PROVENANCE_FILE, writeProvenance, type ModelSource, type Provenance } from "./provenance.js";
+import { PROVENANCE_FILE, writeProvenance, type ModelSource, type Provenance } from "../provenance/provenance.js";
+import { buildProvenance } from "./build-provenance.js";
 import { openResumeRecord, shardKey } from "./resume-record.js";
 import { checkShard, summarizeVerification, type ShardCheck, type VerificationSummary } from "./verify-shards.js";
 

@@ -1,5 +1,5 @@
 /**
- * Atomic output (DESIGN.md § Streaming, Atomicity): all writing happens in `DIR.partial/`, and only a verified
+ * Atomic output (docs/surgery.md § Atomicity): all writing happens in `DIR.partial/`, and only a verified
  * result is renamed to `DIR`. A killed run therefore never leaves a `DIR` that looks complete.
  * A lock file beside DIR keeps two runs from writing the same output.
  */

@@ -1,8 +1,8 @@
 /** Shared by apply and verify: everything read and decided before a byte is written. */
 import { readModelConfig, type ModelConfig } from "../arch/model-config.js";
 import type { TargetKind, Orientation } from "../arch/families.js";
-import { loadDirectionFile, type DirectionFile } from "../directions/load-direction.js";
-import { selectBasis, type DirectionBasis, type HarmlessProjection } from "../directions/select-basis.js";
+import { loadDirectionFile, type DirectionFile } from "../direction-files/load-direction.js";
+import { selectBasis, type DirectionBasis, type HarmlessProjection } from "../direction-files/select-basis.js";
 import { readCheckpoint, type Checkpoint } from "../safetensors/read-checkpoint.js";
 import { planSurgery, type SurgeryPlan } from "./plan-surgery.js";
 

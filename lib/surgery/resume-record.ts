@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { NativeTensorJob } from "../native/addon.js";
-import { writeFileNamingErrors } from "./file-system-error.js";
+import { writeFileNamingErrors } from "../fs/file-system-error.js";
 
 const RECORD_FILE = ".abliterate-resume.json";
 

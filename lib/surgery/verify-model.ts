@@ -6,7 +6,7 @@ import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { TargetKind } from "../arch/families.js";
 import type { SurgeryEvent } from "./events.js";
 import { prepareSurgery, type SurgeryParams } from "./prepare-surgery.js";
-import { readProvenance } from "./provenance.js";
+import { readProvenance } from "../provenance/provenance.js";
 import { verifyShards, type VerificationSummary } from "./verify-shards.js";
 
 export interface VerifyModelParams extends SurgeryParams {

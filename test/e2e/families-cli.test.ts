@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readStoredZip } from "../../lib/directions/read-zip.js";
+import { readStoredZip } from "../../lib/direction-files/read-zip.js";
 import {
   buildGguf,
   decodeTensor,

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
 import { writePlantedRefusalModel } from "../../lib/directions/planted-refusal-model.js";
-import { readDirectionCandidates } from "../../lib/directions/write-direction-candidates.js";
+import { readDirectionCandidates } from "../../lib/direction-files/write-direction-candidates.js";
 import { runCli } from "../helpers/run-cli.js";
 
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 as zlibCrc32 } from "node:zlib";
-import { decodeFloats, type FloatDtype } from "../../lib/directions/decode-floats.js";
+import { decodeFloats, type FloatDtype } from "../../lib/direction-files/decode-floats.js";
 import type { SafetensorsDtype } from "../../lib/safetensors/dtypes.js";
 import { readSafetensorsHeader } from "../../lib/safetensors/read-header.js";
 import { readTensorBytes } from "../../lib/safetensors/read-tensor-bytes.js";

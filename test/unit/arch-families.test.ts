@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findFamily, supportedModelTypes } from "../../lib/arch/families.js";
 import { parseModelConfig } from "../../lib/arch/model-config.js";
-import type { DirectionBasis } from "../../lib/directions/select-basis.js";
+import type { DirectionBasis } from "../../lib/direction-files/select-basis.js";
 import { AbliterateError, ErrorCodes } from "../../lib/errors.js";
 import { readCheckpoint } from "../../lib/safetensors/read-checkpoint.js";
 import { planSurgery, type SurgeryOptions } from "../../lib/surgery/plan-surgery.js";

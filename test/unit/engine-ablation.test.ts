@@ -59,7 +59,7 @@ const R_COMPONENT_BOUND: Record<string, number> = { F32: 1e-6, F16: 1e-3, BF16: 
 
 /**
  * Gemma 2/3 write through a norm: surgery projects u = normalize(g ⊙ r) out of o_proj/down_proj, which zeroes the
- * r-component of the normalized write but changes its scale differently from the hook (DESIGN.md, "Residual writers
+ * r-component of the normalized write but changes its scale differently from the hook (docs/surgery.md, "Writers
  * behind a norm"). There only the r-component is compared, not the streams.
  */
 const POST_NORM_FAMILIES = new Set(["gemma2", "gemma3-text"]);

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { buildModelCard, CARD_BEGIN, CARD_END, licenseOfCard } from "../../lib/hub/model-card.js";
 import { readTopLevel, setTopLevel, splitFrontMatter, yamlScalar } from "../../lib/hub/front-matter.js";
-import type { Provenance } from "../../lib/surgery/provenance.js";
+import type { Provenance } from "../../lib/provenance/provenance.js";
 import { parseFrontMatter, parseYamlSubset } from "../hub-emulator/simple-yaml.js";
 
 const provenance: Provenance = {

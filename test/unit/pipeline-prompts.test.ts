@@ -8,9 +8,9 @@ import { parquetMetadata } from "hyparquet";
 import { parquetWriteBuffer, type ColumnSource } from "hyparquet-writer";
 import { AbliterateError } from "../../lib/errors.js";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
-import { parseDatasetRef, splitFiles } from "../../lib/directions/download-dataset-files.js";
+import { parseDatasetRef, splitFiles } from "../../lib/hub/download-dataset-files.js";
 import { PLANTED_TRIGGER_WORDS } from "../../lib/directions/planted-refusal-model.js";
-import { parseCsv, readPromptFile, readPromptSource } from "../../lib/directions/prompt-sources.js";
+import { parseCsv, readPromptFile, readPromptSource } from "../../lib/pipeline/prompt-sources.js";
 import { splitContrastSets, splitPromptSet } from "../../lib/directions/split-prompts.js";
 
 const numbered = (label: string, n: number) => Array.from({ length: n }, (_, i) => `${label} prompt number ${i}`);

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
-import { DirectionPipeline } from "../../lib/directions/direction-pipeline.js";
+import { DirectionPipeline } from "../../lib/pipeline/direction-pipeline.js";
 import { writePlantedRefusalModel } from "../../lib/directions/planted-refusal-model.js";
 import { escapeHtml } from "../../lib/directions/report-html.js";
 import { writeFileSync } from "node:fs";

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { orthonormalizeRows } from "../../lib/directions/orthonormalize.js";
+import { orthonormalizeRows } from "../../lib/direction-files/orthonormalize.js";
 import { readCheckpoint } from "../../lib/safetensors/read-checkpoint.js";
 import { applyModel, type ApplyModelParams } from "../../lib/surgery/apply-model.js";
 import { decodeTensor, drain, readTensor } from "../helpers/family-fixtures.js";
@@ -125,7 +125,7 @@ test("norm-preserving keeps every written vector's norm and still removes r", as
   await eachVector(model, out, (w, w1, writer) => {
     close(norm(w1), norm(w), norm(w), `${writer.name} norm`);
     close(dot(r, w1), 0, norm(w), `${writer.name} rᵀw′`);
-    // Closed form (DESIGN.md): w′ = ‖w‖ · normalize(w − (ŵ·r) r).
+    // Closed form (docs/surgery.md, norm-preserving in docs/architectures.md § Variants): w′ = ‖w‖ · normalize(w − (ŵ·r) r).
     const projected = Float64Array.from(w, (value, i) => value - dot(w, r) * r[i]);
     const expected = Float64Array.from(projected, (value) => (value * norm(w)) / norm(projected));
     w1.forEach((value, i) => close(value, expected[i], norm(w), `${writer.name} closed form`));

@@ -2,7 +2,7 @@
  * Why post-norm families need the γ-aware update, measured on the random Gemma-2 that transformers wrote for the
  * golden set: a writer's output y = W x reaches the residual as g ⊙ y / rms(y) (g = 1 + weight of the post-norm).
  * The r-component of that write is rᵀ(g ⊙ W x) / rms(W x).
- * - Projecting plain r out of W leaves a large part of it (DESIGN.md quotes 23% for its random Gemma-2).
+ * - Projecting plain r out of W leaves a large part of it (33–54% per writer on this model; docs/architectures.md § Post-norm families).
  * - Projecting u = normalize(g ⊙ r) removes it exactly, because rᵀ(g ⊙ y) = (g ⊙ r)ᵀ y.
  * Our written BF16 weights are checked too (they differ from the fp64 ideal only by BF16 rounding).
  */

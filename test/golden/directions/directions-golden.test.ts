@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { loadForwardModel } from "../../../lib/engine/load-forward-model.js";
 import { promptEncoder } from "../../../lib/directions/encode-prompts.js";
 import { contrastMeans } from "../../../lib/directions/mean-difference.js";
-import { readDirectionCandidates } from "../../../lib/directions/write-direction-candidates.js";
+import { readDirectionCandidates } from "../../../lib/direction-files/write-direction-candidates.js";
 import { loadPromptTokenizer } from "../../../lib/tokenize/load-prompt-tokenizer.js";
 import { goldenDir, tokenizerFixturesDir } from "../golden-paths.js";
 import { writeGoldenLlama } from "./deterministic-llama.js";

@@ -1,6 +1,6 @@
 /**
  * What a direction file holds once read, whatever its format, and the one place that decides what the tensors in
- * it mean (DESIGN.md § Direction files). Every reader (safetensors, .npy, .json, GGUF control vector, .pt) turns
+ * it mean (docs/architectures.md § Direction files). Every reader (safetensors, .npy, .json, GGUF control vector, .pt) turns
  * its bytes into named fp64 tensors and hands them to `directionFileFromTensors`, so the rules are the same for all:
  * - `direction` [d]: one direction.
  * - `directions` [L+1, d]: per-layer candidates; row i is the residual stream entering layer i (row L: after the

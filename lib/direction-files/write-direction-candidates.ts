@@ -12,7 +12,6 @@ import { parseSafetensorsHeader } from "../safetensors/parse-header.js";
 import { writeSafetensorsFile } from "../safetensors/index.js";
 import { TOOL_VERSION } from "../version.js";
 import { decodeFloats, type FloatDtype } from "./decode-floats.js";
-import type { ContrastMeans } from "./mean-difference.js";
 
 export const CANDIDATES_FORMAT = "abliterate-direction-candidates";
 
@@ -41,6 +40,16 @@ function matrix(name: string, rows: Float64Array[]) {
   const values = new Float64Array(rows.length * d);
   rows.forEach((row, i) => values.set(row, i * d));
   return { name, dtype: "F64" as const, shape: [rows.length, d], data: new Uint8Array(values.buffer) };
+}
+
+/** Per-layer means of the two prompt sets and their difference, as the candidates file stores them. */
+export interface ContrastMeans {
+  /** mean(positive) − mean(negative), L + 1 rows, not normalized. */
+  directions: Float64Array[];
+  positiveMean: Float64Array[];
+  negativeMean: Float64Array[];
+  positiveRows: number;
+  negativeRows: number;
 }
 
 export async function writeDirectionCandidates(params: { path: string; means: ContrastMeans; metadata: CandidateMetadata }): Promise<void> {

@@ -9,14 +9,14 @@ import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { datasetInfo, fileDownloadInfo, listFiles } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { hubCacheRoot } from "../hub/cache-paths.js";
-import { downloadBlob } from "../hub/download-blob.js";
-import { hubEndpoint, isHubOffline } from "../hub/hub-endpoint.js";
-import { toHubError } from "../hub/hub-errors.js";
-import { HubHttp, HubNetworkError } from "../hub/hub-http.js";
-import { resolveHubToken } from "../hub/hub-token.js";
-import { isValidRepoId } from "../hub/parse-model-ref.js";
-import { checkListedEntry, checkRevision } from "../hub/safe-repo-path.js";
+import { hubCacheRoot } from "./cache-paths.js";
+import { downloadBlob } from "./download-blob.js";
+import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
+import { toHubError } from "./hub-errors.js";
+import { HubHttp, HubNetworkError } from "./hub-http.js";
+import { resolveHubToken } from "./hub-token.js";
+import { isValidRepoId } from "./parse-model-ref.js";
+import { checkListedEntry, checkRevision } from "./safe-repo-path.js";
 
 export const DATA_FILE_EXTENSIONS = [".parquet", ".jsonl", ".json", ".csv", ".txt"];
 

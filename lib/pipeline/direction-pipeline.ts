@@ -11,18 +11,18 @@ import { join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { loadForwardModel, type ForwardModel } from "../engine/load-forward-model.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
-import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "./builtin-prompts.js";
-import { promptEncoder, type PromptEncoding } from "./encode-prompts.js";
-import { evaluateModel, type Evaluation } from "./evaluate-model.js";
-import { contrastMeans, type ForwardSettings } from "./mean-difference.js";
+import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../directions/builtin-prompts.js";
+import { promptEncoder, type PromptEncoding } from "../directions/encode-prompts.js";
+import { evaluateModel, type Evaluation } from "../directions/evaluate-model.js";
+import { contrastMeans, type ForwardSettings } from "../directions/mean-difference.js";
 import { readPromptSetOrDefault, type PromptSet } from "./prompt-sources.js";
-import { refusalTokenIds, type RefusalTokens } from "./refusal-tokens.js";
-import { renderReportHtml } from "./report-html.js";
-import { layerGeometry, newReport, writeReportJson, type PipelineReport } from "./report-json.js";
-import { scoreCandidates, type CandidateScores } from "./score-candidates.js";
-import { candidateLayers, selectDirection, type Selection } from "./select-direction.js";
-import { splitContrastSets, type ContrastSplits, type SplitOptions } from "./split-prompts.js";
-import { readDirectionCandidates, writeDirectionCandidates, type DirectionCandidates } from "./write-direction-candidates.js";
+import { refusalTokenIds, type RefusalTokens } from "../directions/refusal-tokens.js";
+import { renderReportHtml } from "../directions/report-html.js";
+import { layerGeometry, newReport, writeReportJson, type PipelineReport } from "../directions/report-json.js";
+import { scoreCandidates, type CandidateScores } from "../directions/score-candidates.js";
+import { candidateLayers, selectDirection, type Selection } from "../directions/select-direction.js";
+import { splitContrastSets, type ContrastSplits, type SplitOptions } from "../directions/split-prompts.js";
+import { readDirectionCandidates, writeDirectionCandidates, type DirectionCandidates } from "../direction-files/write-direction-candidates.js";
 
 /**
  * heretic's defaults, the first 400 training rows of each (harmless_alpaca's train split holds some 25k): used when

@@ -1,5 +1,5 @@
 /**
- * Reads a direction file into plain fp64 vectors, whatever its format (DESIGN.md § Direction files):
+ * Reads a direction file into plain fp64 vectors, whatever its format (docs/architectures.md § Direction files):
  * safetensors, .npy, .json, llama.cpp control-vector GGUF, or torch.save .pt (through a restricted reader).
  * The format is recognised by content (magic bytes), not by extension; what the tensors mean is decided once,
  * in direction-file.ts. Validation happens here, before anything is written.

@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { asyncBufferFromFile, parquetReadObjects, parquetSchema, parquetMetadataAsync } from "hyparquet";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { readPromptsFile } from "../tokenize/read-prompts.js";
-import { downloadDatasetFiles, parseDatasetRef, splitLabel } from "./download-dataset-files.js";
+import { downloadDatasetFiles, parseDatasetRef, splitLabel } from "../hub/download-dataset-files.js";
 
 /** Columns tried, in order, when --column is not given. */
 export const DEFAULT_PROMPT_COLUMNS = ["prompt", "instruction", "text", "goal", "question"];

@@ -1,6 +1,6 @@
 /**
- * Orthonormal basis for rank-k surgery (DESIGN.md: "Orthonormalize the given directions first (QR); reject
- * directions that are linearly dependent"). Modified Gram–Schmidt run twice ("twice is enough", Giraud et al.)
+ * Orthonormal basis for rank-k surgery (docs/surgery.md § The maths: the given directions are orthonormalized
+ * first, and linearly dependent ones are rejected). Modified Gram–Schmidt run twice ("twice is enough", Giraud et al.)
  * gives Q of a thin QR to fp64 accuracy without pulling in a linear-algebra package for a k × d problem.
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
