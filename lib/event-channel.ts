@@ -46,3 +46,10 @@ export class EventChannel<T> {
     while (this.queue.length > 0) yield this.queue.shift()!;
   }
 }
+
+/** Runs an event generator to its end for a caller that wants only its result (tests, scripts). */
+export async function resultOf<R>(events: AsyncGenerator<unknown, R>): Promise<R> {
+  let step = await events.next();
+  while (!step.done) step = await events.next();
+  return step.value;
+}

@@ -10,8 +10,9 @@ import { formatBytes } from "./format-bytes.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
+import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
-interface ActivationsArgs extends GlobalArgs {
+interface ActivationsArgs extends GlobalArgs, ThreadsArgs {
   model: string;
   prompts: string;
   out: string;
@@ -19,14 +20,13 @@ interface ActivationsArgs extends GlobalArgs {
   chatTemplate?: boolean;
   maxMemory?: string;
   mode: ForwardMode | "auto";
-  threads?: number;
 }
 
 export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
   command: "activations <model>",
   describe: "run prompts through the model and save the residual stream at every layer (safetensors)",
   builder: (yargs) =>
-    (yargs as Argv<GlobalArgs>)
+    withThreadsOption(yargs as Argv<GlobalArgs>)
       .positional("model", { type: "string", demandOption: true, describe: "local folder or Hub repo id (org/name[@revision])" })
       .option("prompts", { type: "string", demandOption: true, describe: "prompts: .txt (one per line), .json (array) or .jsonl" })
       .option("out", { type: "string", demandOption: true, describe: "output .safetensors file" })
@@ -44,8 +44,7 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
         choices: ["auto", "resident", "streamed"] as const,
         default: "auto" as const,
         describe: "resident maps every layer; streamed runs all prompts one layer at a time; auto picks by the budget",
-      })
-      .option("threads", { type: "number", describe: "worker threads (default: all cores)" }) as unknown as Argv<ActivationsArgs>,
+      }) as unknown as Argv<ActivationsArgs>,
   handler: async (args: ArgumentsCamelCase<ActivationsArgs>) => {
     const { collectActivations, writeActivationsFile } = await import("../engine/collect-activations.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
@@ -60,7 +59,7 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
       chatTemplate: args.chatTemplate,
       maxMemoryBytes: budget,
       mode: args.mode,
-      threads: args.threads,
+      threads: threadsFrom(args),
       onProgress: (progress) => {
         task.setTotal(progress.layersTotal);
         task.update(progress.layersDone);

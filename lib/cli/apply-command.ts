@@ -1,9 +1,11 @@
+import { verifiedSummary } from "../surgery/verified-summary.js";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { formatBytes } from "./format-bytes.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { renderSurgery } from "./render-surgery.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
+import { threadsFrom } from "./threads-option.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 
 interface ApplyArgs extends GlobalArgs, SurgeryArgs {
@@ -28,7 +30,7 @@ export const applyCommand: CommandModule<GlobalArgs, ApplyArgs> = {
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const model = await resolveModelArgument({ model: args.model, token: args.token, display });
     const report = await renderSurgery(
-      applyModel({ ...surgeryParamsFrom(args), modelDir: model.dir, outDir: args.out, force: args.force, threads: args.threads, source: model.source }),
+      applyModel({ ...surgeryParamsFrom(args), modelDir: model.dir, outDir: args.out, force: args.force, threads: threadsFrom(args), source: model.source }),
       display,
     );
     if (args.json) {
@@ -39,8 +41,7 @@ export const applyCommand: CommandModule<GlobalArgs, ApplyArgs> = {
     printText(args, 
       `wrote ${report.outDir}: ${report.tensorsChanged} tensor(s) edited (${formatBytes(report.bytesRewritten)} rewritten, ` +
         `${formatBytes(report.bytesCopied)} copied) in ${report.seconds.toFixed(1)}s\n` +
-        `verified: ${v.tensorsChecked} tensor(s) within 1 ulp of the fp64 reference (max ${v.maxUlpError.toFixed(3)} ulp), ` +
-        `untouched bytes identical, max ablation residual ${v.maxAblationResidual.toExponential(2)}\n` +
+        `${verifiedSummary(v)}\n` +
         report.provenance.notes.map((note) => `note: ${note}\n`).join(""),
     );
   },

@@ -9,11 +9,11 @@ import { join, resolve } from "node:path";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
+import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
-interface DemoArgs extends GlobalArgs {
+interface DemoArgs extends GlobalArgs, ThreadsArgs {
   dir?: string;
   "max-new-tokens"?: number;
-  threads?: number;
 }
 
 /** Bumped whenever the planted model changes, so an old cached copy is not reused. */
@@ -23,13 +23,13 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
   command: "demo",
   describe: "run the whole pipeline offline on a tiny planted-refusal chat model and write a report",
   builder: (yargs) =>
-    (yargs as Argv<GlobalArgs>)
+    withThreadsOption(yargs as Argv<GlobalArgs>)
       .option("dir", { type: "string", describe: "where the demo model, work files, output and report go (default: $TMPDIR/abliterate-demo)" })
-      .option("max-new-tokens", { type: "number", default: 8, describe: "greedy tokens per prompt in the evaluation" })
-      .option("threads", { type: "number", describe: "worker threads (default: all cores)" }) as unknown as Argv<DemoArgs>,
+      .option("max-new-tokens", { type: "number", default: 8, describe: "greedy tokens per prompt in the evaluation" }) as unknown as Argv<DemoArgs>,
   handler: async (args: ArgumentsCamelCase<DemoArgs>) => {
     const { writePlantedRefusalModel } = await import("../directions/planted-refusal-model.js");
-    const { runPipelineStages } = await import("./pipeline-stages.js");
+    const { runPipeline } = await import("../pipeline/run-pipeline.js");
+    const { renderPipeline } = await import("./render-pipeline.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const root = resolve(args.dir ?? join(tmpdir(), "abliterate-demo"));
     const modelDir = join(root, `planted-refusal-${DEMO_MODEL_VERSION}`);
@@ -38,19 +38,23 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       await writePlantedRefusalModel({ dir: modelDir });
     }
     const outDir = join(root, "planted-refusal-abliterated");
-    const result = await runPipelineStages({
-      pipeline: {
+    const workDir = join(root, "work");
+    const threads = threadsFrom(args);
+    const result = await renderPipeline(
+      runPipeline({
         modelDir,
         modelSource: "planted-refusal (abliterate demo)",
-        workDir: join(root, "work"),
+        workDir,
         builtinPrompts: true,
         maxNewTokens: args["max-new-tokens"],
-        forward: { threads: args.threads },
-      },
-      surgery: { force: true, threads: args.threads },
-      outDir,
+        forward: { threads },
+        outDir,
+        force: true,
+        threads,
+      }),
       display,
-    });
+      workDir,
+    );
     const { evaluation } = result;
     if (args.json) {
       printJson({ ok: true, model: modelDir, out: outDir, layer: result.layer, report: result.reportHtml, evaluation: { ...evaluation, samples: undefined } });

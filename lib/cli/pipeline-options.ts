@@ -3,8 +3,9 @@ import type { Argv } from "yargs";
 import { parseMemorySize } from "../engine/memory-budget.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { ForwardSettings } from "../directions/mean-difference.js";
+import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
-export interface PromptArgs {
+export interface PromptArgs extends ThreadsArgs {
   harmful?: string;
   harmless?: string;
   positive?: string;
@@ -15,7 +16,6 @@ export interface PromptArgs {
   seed?: number;
   positions?: number;
   "max-memory"?: string;
-  threads?: number;
 }
 
 export interface SelectionArgs {
@@ -27,7 +27,7 @@ export interface SelectionArgs {
 }
 
 export function withPromptOptions<T>(yargs: Argv<T>) {
-  return yargs
+  return withThreadsOption(yargs)
     .option("harmful", { type: "string", describe: "prompts to refuse: .txt, .json/.jsonl/.csv (with --column), .parquet, or a Hub dataset org/name[:split[start:end]] (default: mlabonne/harmful_behaviors:train[:400], offline: built-in)" })
     .option("harmless", { type: "string", describe: "ordinary prompts, same forms (default: mlabonne/harmless_alpaca:train[:400], offline: built-in)" })
     .option("positive", { type: "string", describe: "generic contrast: prompts showing the concept (alias of --harmful)" })
@@ -61,7 +61,7 @@ export function contrastSources(args: PromptArgs): { positive?: string; negative
 }
 
 export function forwardSettings(args: PromptArgs): ForwardSettings {
-  return { maxMemoryBytes: args["max-memory"] !== undefined ? parseMemorySize(args["max-memory"]) : undefined, threads: args.threads };
+  return { maxMemoryBytes: args["max-memory"] !== undefined ? parseMemorySize(args["max-memory"]) : undefined, threads: threadsFrom(args) };
 }
 
 export function refusalMarkers(args: SelectionArgs): string[] | undefined {

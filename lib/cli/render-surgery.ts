@@ -4,32 +4,44 @@ import type { ProgressDisplay, ProgressTask } from "./progress.js";
 
 const LABELS: Record<SurgeryPhase, string> = { apply: "surgery", verify: "verify" };
 
-export async function renderSurgery<R>(events: AsyncGenerator<SurgeryEvent, R>, display: ProgressDisplay): Promise<R> {
-  const tasks = new Map<SurgeryPhase, ProgressTask>();
-  const task = (phase: SurgeryPhase, total: number) => {
-    let current = tasks.get(phase);
-    if (!current) {
-      current = display.start(LABELS[phase], total, "bytes");
-      tasks.set(phase, current);
+/** One surgery's bars, fed event by event (the pipeline renderer passes its surgery events here). */
+export class SurgeryProgress {
+  private readonly tasks = new Map<SurgeryPhase, ProgressTask>();
+
+  constructor(private readonly display: ProgressDisplay) {}
+
+  handle(event: SurgeryEvent): void {
+    if (event.type === "plan") {
+      this.display.log(`plan: ${event.tensors} tensor(s) to edit in ${event.shards} shard(s)`);
+    } else if (event.type === "progress") {
+      let task = this.tasks.get(event.phase);
+      if (!task) {
+        task = this.display.start(LABELS[event.phase], event.bytesTotal, "bytes");
+        this.tasks.set(event.phase, task);
+      }
+      task.update(event.bytesDone);
+    } else {
+      this.tasks.get(event.phase)?.finish();
     }
-    return current;
-  };
+  }
+
+  finish(): void {
+    for (const task of this.tasks.values()) task.finish();
+    this.tasks.clear();
+    this.display.stop();
+  }
+}
+
+export async function renderSurgery<R>(events: AsyncGenerator<SurgeryEvent, R>, display: ProgressDisplay): Promise<R> {
+  const progress = new SurgeryProgress(display);
   try {
     let step = await events.next();
     while (!step.done) {
-      const event = step.value;
-      if (event.type === "plan") {
-        display.log(`plan: ${event.tensors} tensor(s) to edit in ${event.shards} shard(s)`);
-      } else if (event.type === "progress") {
-        task(event.phase, event.bytesTotal).update(event.bytesDone);
-      } else {
-        tasks.get(event.phase)?.finish();
-      }
+      progress.handle(step.value);
       step = await events.next();
     }
     return step.value;
   } finally {
-    for (const current of tasks.values()) current.finish();
-    display.stop();
+    progress.finish();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The one command: `abliterate MODEL (--out DIR | --push REPO)` = download (when MODEL is a Hub repo) → prompts →
- * directions → selection → apply → verify → evaluate → report → push (pipeline-stages.ts); with `--direction FILE`
+ * directions → selection → apply → verify → evaluate → report → push (lib/pipeline/run-pipeline.ts); with `--direction FILE`
  * the direction stages are skipped: download → apply → verify → push. It exits 0 only when verification passed (applyModel throws VERIFY_FAILED
  * otherwise). With --push and no --out, the checkpoint is built in a temporary folder that is removed afterwards,
  * whether the run succeeds, fails, or is interrupted.
@@ -20,8 +20,11 @@ import { describePush, renderUpload, withPushOptions, type PushOptionArgs } from
 import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
+import { threadsFrom } from "./threads-option.js";
 import { contrastSources, forwardSettings, refusalMarkers, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
-import type { PipelineRunResult } from "./pipeline-stages.js";
+import type { PipelineResult } from "../pipeline/run-pipeline.js";
+import { verifiedSummary } from "../surgery/verified-summary.js";
+import { renderPipeline } from "./render-pipeline.js";
 
 interface RunArgs extends GlobalArgs, SurgeryArgs, PushOptionArgs, PromptArgs, SelectionArgs {
   model: string;
@@ -91,27 +94,27 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
       const outDir = args.out ?? join(tempRoot!, "model");
       if (tempRoot) display.log(`building the checkpoint in ${outDir} (removed after the push; set TMPDIR to use another disk)`);
       let report: { outDir: string; tensorsChanged: number; provenance: Provenance };
-      let pipeline: PipelineRunResult | undefined;
+      let pipeline: PipelineResult | undefined;
       if (args.direction !== undefined) {
         const applied = await renderSurgery(
-          applyModel({ ...surgery, modelDir: model.dir, outDir, force: args.force, threads: args.threads, source: model.source }),
+          applyModel({ ...surgery, modelDir: model.dir, outDir, force: args.force, threads: threadsFrom(args), source: model.source }),
           display,
         );
         if (!applied.verified) throw new AbliterateError(ErrorCodes.VERIFY_FAILED, `verification of ${outDir} failed`, { file: outDir });
-        const v = applied.verification;
-        display.log(`verified: ${v.tensorsChecked} tensor(s) within 1 ulp of the fp64 reference (max ${v.maxUlpError.toFixed(3)} ulp), untouched bytes identical`);
+        display.log(verifiedSummary(applied.verification));
         report = applied;
       } else {
         const sources = contrastSources(args);
         const { direction: _direction, directionLayer, ...surgeryRest } = surgery;
         void _direction;
-        const { runPipelineStages } = await import("./pipeline-stages.js");
-        pipeline = await runPipelineStages({
-          pipeline: {
+        const { runPipeline } = await import("../pipeline/run-pipeline.js");
+        const workDir = args["work-dir"] ?? (args.out ? `${args.out.replace(/\/+$/, "")}.work` : join(tempRoot!, "work"));
+        pipeline = await renderPipeline(
+          runPipeline({
             modelDir: model.dir,
             modelSource: args.model,
-            modelRevision: model.source?.commit,
-            workDir: args["work-dir"] ?? (args.out ? `${args.out.replace(/\/+$/, "")}.work` : join(tempRoot!, "work")),
+            source: model.source,
+            workDir,
             positive: sources.positive,
             negative: sources.negative,
             labels: sources.labels,
@@ -127,11 +130,14 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
             refusalMarkers: refusalMarkers(args),
             token,
             forward: forwardSettings(args),
-          },
-          surgery: { ...surgeryRest, force: args.force, threads: args.threads, source: model.source },
-          outDir,
+            outDir,
+            surgery: surgeryRest,
+            force: args.force,
+            threads: threadsFrom(args),
+          }),
           display,
-        });
+          workDir,
+        );
         report = { outDir, tensorsChanged: pipeline.provenance.tensors_changed.length, provenance: pipeline.provenance };
         display.log(`report: ${pipeline.reportHtml}`);
       }

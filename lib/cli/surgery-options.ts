@@ -3,8 +3,9 @@ import type { Argv } from "yargs";
 import type { Orientation, TargetKind } from "../arch/families.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { SurgeryParams } from "../surgery/prepare-surgery.js";
+import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
-export interface SurgeryArgs {
+export interface SurgeryArgs extends ThreadsArgs {
   direction: string;
   "direction-layer"?: number;
   scale?: number;
@@ -17,14 +18,13 @@ export interface SurgeryArgs {
   "per-layer"?: boolean;
   projected?: boolean;
   biprojected?: boolean;
-  threads?: number;
 }
 
 const TARGET_KINDS: readonly TargetKind[] = ["embed", "attn", "mlp"];
 const ORIENTATIONS: readonly Orientation[] = ["linear", "rows", "bias", "experts-linear", "experts-rows"];
 
 export function withSurgeryOptions<T>(yargs: Argv<T>, { directionRequired }: { directionRequired: boolean }) {
-  return yargs
+  return withThreadsOption(yargs)
     .option("direction", {
       type: "string",
       demandOption: directionRequired,
@@ -40,8 +40,7 @@ export function withSurgeryOptions<T>(yargs: Argv<T>, { directionRequired }: { d
     .option("include", { type: "string", array: true, describe: "also edit tensors whose name matches REGEX (needed for unsupported families)" })
     .option("exclude", { type: "string", array: true, describe: "never edit tensors whose name matches REGEX" })
     .option("orientation", { type: "string", choices: ORIENTATIONS as unknown as string[], describe: "layout of --include tensors (default linear = [d_model, in])" })
-    .option("norm-preserving", { type: "boolean", describe: "keep every written column's norm (grimjim's variant)" })
-    .option("threads", { type: "number", describe: "worker threads (default: all cores)" });
+    .option("norm-preserving", { type: "boolean", describe: "keep every written column's norm (grimjim's variant)" });
 }
 
 export function parseTargets(text: string | undefined): TargetKind[] | undefined {
@@ -61,9 +60,7 @@ export function surgeryParamsFrom(args: SurgeryArgs): SurgeryParams {
   if (args["direction-layer"] !== undefined && !Number.isInteger(args["direction-layer"])) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--direction-layer must be an integer`);
   }
-  if (args.threads !== undefined && !(Number.isInteger(args.threads) && args.threads >= 0 && args.threads <= 1024)) {
-    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--threads must be a whole number from 0 (all cores) to 1024; got ${args.threads}`);
-  }
+  threadsFrom(args);
   if (args.projected && args.biprojected) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--projected and --biprojected are alternatives; pass one`);
   }

@@ -1,3 +1,4 @@
+import { verifiedSummary } from "../surgery/verified-summary.js";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
@@ -5,6 +6,7 @@ import { ProgressDisplay } from "./progress.js";
 import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
+import { threadsFrom } from "./threads-option.js";
 
 interface VerifyArgs extends GlobalArgs, SurgeryArgs {
   original: string;
@@ -27,7 +29,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
     const original = await resolveModelArgument({ model: args.original, token: args.token, display });
     const modified = await resolveModelArgument({ model: args.modified, token: args.token, display });
     const report = await renderSurgery(
-      verifyModel({ ...surgeryParamsFrom(args), originalDir: original.dir, modifiedDir: modified.dir, threads: args.threads }),
+      verifyModel({ ...surgeryParamsFrom(args), originalDir: original.dir, modifiedDir: modified.dir, threads: threadsFrom(args) }),
       display,
     );
     if (args.json) {
@@ -42,7 +44,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       lines.push(...report.notes.map((note) => `note: ${note}`));
       lines.push(
         report.passed
-          ? `verified: ${report.tensorsChecked} tensor(s), ${report.elementsChecked} elements within 1 ulp of the fp64 reference (max ${report.maxUlpError.toFixed(3)} ulp); untouched bytes identical`
+          ? verifiedSummary(report)
           : `verification FAILED:\n  ${report.failures.join("\n  ")}`,
       );
       printText(args, `${lines.join("\n")}\n`);

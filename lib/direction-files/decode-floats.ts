@@ -2,9 +2,9 @@
  * Little-endian float bytes → fp64, exactly (every F16/BF16/F32 value is representable in fp64). Direction files
  * are small, so this runs in TypeScript and loading a direction never needs the native addon.
  */
-export type FloatDtype = "F64" | "F32" | "F16" | "BF16";
+import { dtypeBytes, type FloatDtype } from "../safetensors/dtypes.js";
 
-export const FLOAT_BYTES: Record<FloatDtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
+export type { FloatDtype };
 
 function halfToNumber(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
@@ -16,7 +16,7 @@ function halfToNumber(bits: number): number {
 }
 
 /** Decodes `count` elements starting at byte `offset` of `bytes`. The caller has checked the bounds. */
-export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype, offset = 0, count = (bytes.length - offset) / FLOAT_BYTES[dtype]): Float64Array {
+export function decodeFloats(bytes: Uint8Array, dtype: FloatDtype, offset = 0, count = (bytes.length - offset) / dtypeBytes(dtype)): Float64Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float64Array(count);
   const scratch = new DataView(new ArrayBuffer(4));

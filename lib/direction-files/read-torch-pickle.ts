@@ -10,6 +10,7 @@
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { decodeFloats, type FloatDtype } from "./decode-floats.js";
+import { dtypeBytes } from "../safetensors/dtypes.js";
 
 /** Tuples may also carry the storage records and globals that torch's tensor records are built from. */
 export class PickleTuple {
@@ -144,7 +145,7 @@ export function readTorchPickle({ pickle, storageBytes, path }: ReadTorchPickleP
     let source = decoded.get(storage.key);
     if (!source) {
       const bytes = storageBytes(storage.key);
-      const elementBytes = { F64: 8, F32: 4, F16: 2, BF16: 2 }[storage.dtype];
+      const elementBytes = dtypeBytes(storage.dtype);
       if (bytes.length !== storage.numel * elementBytes) fail(`storage ${storage.key} holds ${bytes.length} bytes, but ${storage.numel} ${storage.dtype} elements need ${storage.numel * elementBytes}`);
       source = decodeFloats(bytes, storage.dtype, 0, storage.numel);
       decoded.set(storage.key, source);

@@ -67,9 +67,14 @@ export function newReport(fields: Omit<PipelineReport, "tool" | "created">): Pip
   return { tool: { name: "abliterate", version: TOOL_VERSION }, created: new Date().toISOString(), ...fields };
 }
 
+/** report.json's text: non-finite numbers (an unscored candidate) become null, as JSON has no NaN. */
+export function serializeReport(report: PipelineReport): string {
+  return `${JSON.stringify(report, (_, value) => (typeof value === "number" && !Number.isFinite(value) ? null : value), 2)}\n`;
+}
+
 export async function writeReportJson(path: string, report: PipelineReport): Promise<void> {
   try {
-    await writeFile(path, `${JSON.stringify(report, (_, value) => (typeof value === "number" && !Number.isFinite(value) ? null : value), 2)}\n`);
+    await writeFile(path, serializeReport(report));
   } catch (error) {
     throw new AbliterateError(ErrorCodes.IO, `cannot write the report (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file: path, cause: error });
   }

@@ -39,6 +39,16 @@ export interface Provenance {
   tied_embeddings: boolean;
   notes: string[];
   tensors_changed: { name: string; shard: string; kind: string; layer: number | null; orientation: Orientation; post_norm?: string; stream?: number }[];
+  /** The one command's selection of the direction (absent for `apply`). */
+  selection?: { layer: number; how: string; scores?: unknown };
+  /** The one command's held-out evaluation, before and after (samples left out). */
+  evaluation?: unknown;
+  /**
+   * The one command's resume keys: the hash of every input of the surgery (direction, layer, α, layers, targets,
+   * variants, the input model's identity) and of the results placed beside it, so a rerun reuses this folder only
+   * for the very same inputs.
+   */
+  pipeline?: { surgery_key: string; model_identity: string; evaluation_key?: string; report_key?: string };
   verification: {
     passed: boolean;
     tensors_checked: number;

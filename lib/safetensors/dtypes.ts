@@ -82,3 +82,18 @@ export function dtypeAlignmentRank(dtype: SafetensorsDtype): number {
   if (rank === undefined) throw new TypeError(`not a safetensors dtype: ${String(dtype)}`);
   return rank;
 }
+
+/** The float dtypes the surgery, the engine and the direction readers handle. */
+export const FLOAT_DTYPES = ["F64", "F32", "F16", "BF16"] as const;
+export type FloatDtype = (typeof FLOAT_DTYPES)[number];
+
+export function isFloatDtype(value: unknown): value is FloatDtype {
+  return typeof value === "string" && (FLOAT_DTYPES as readonly string[]).includes(value);
+}
+
+/** Bytes per element of a dtype that packs whole bytes (every float dtype); from the one bits table above. */
+export function dtypeBytes(dtype: SafetensorsDtype): number {
+  const bits = dtypeBits(dtype);
+  if (bits % 8 !== 0) throw new TypeError(`${dtype} packs ${bits}-bit elements; it has no whole-byte element size`);
+  return bits / 8;
+}

@@ -23,7 +23,7 @@ import { checkShard, summarizeVerification, type ShardCheck, type VerificationSu
 export type { SurgeryEvent } from "./events.js";
 export type { SurgeryParams } from "./prepare-surgery.js";
 
-export interface ApplyModelParams extends SurgeryParams {
+export interface ApplyModelParams<E = never> extends SurgeryParams {
   modelDir: string;
   outDir: string;
   /** Replace an existing output folder. */
@@ -32,6 +32,12 @@ export interface ApplyModelParams extends SurgeryParams {
   chunkBytes?: number;
   /** Where the model came from, recorded in abliteration.json. */
   source?: ModelSource;
+  /**
+   * Runs once the new checkpoint is written and verified in the partial folder, before abliteration.json is written
+   * and the folder is renamed: the pipeline evaluates the edited model there and adds its reports, so they are part
+   * of the output from the moment it exists. Returns the record to write; its events are passed through.
+   */
+  beforeCommit?: (output: { dir: string; provenance: Provenance }) => AsyncGenerator<E, Provenance>;
 }
 
 export interface ApplyReport {
@@ -71,7 +77,7 @@ async function copyOtherFiles(modelDir: string, output: OutputFolder, shardFiles
   }
 }
 
-export async function* applyModel(params: ApplyModelParams): AsyncGenerator<SurgeryEvent, ApplyReport> {
+export async function* applyModel<E = never>(params: ApplyModelParams<E>): AsyncGenerator<SurgeryEvent | E, ApplyReport> {
   const started = Date.now();
   const prepared = await prepareSurgery(params.modelDir, params);
   const { checkpoint, plan } = prepared;
@@ -172,7 +178,8 @@ export async function* applyModel(params: ApplyModelParams): AsyncGenerator<Surg
         { file: output.finalDir },
       );
     }
-    const provenance = buildProvenance({ prepared, verification, source: params.source, modelDir: params.modelDir, include: params.include, exclude: params.exclude, orientation: params.orientation as Orientation | undefined });
+    const built = buildProvenance({ prepared, verification, source: params.source, modelDir: params.modelDir, include: params.include, exclude: params.exclude, orientation: params.orientation as Orientation | undefined });
+    const provenance = params.beforeCommit ? yield* params.beforeCommit({ dir: output.partialDir, provenance: built }) : built;
     await writeProvenance(output.partialDir, provenance);
     await resume.discard();
     // The output must be on disk before the rename makes it look complete. The shards were synced as they were

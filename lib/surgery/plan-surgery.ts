@@ -10,6 +10,7 @@ import type { DirectionBasis, HarmlessProjection } from "../direction-files/sele
 import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
 import { decodeFloats } from "../direction-files/decode-floats.js";
 import type { NativeDtype, NativeTensorJob } from "../native/addon.js";
+import { dtypeBytes, isFloatDtype } from "../safetensors/dtypes.js";
 import type { Checkpoint } from "../safetensors/read-checkpoint.js";
 import { readTensorBytes } from "../safetensors/read-tensor-bytes.js";
 import { parseLayerRange, type LayerRange } from "./layer-range.js";
@@ -74,7 +75,6 @@ export interface PlanSurgeryParams {
   options: SurgeryOptions;
 }
 
-const FLOAT_DTYPES = new Set(["F64", "F32", "F16", "BF16"]);
 
 function layerOf(name: string, rule: TargetRule | undefined): number | null {
   if (rule) {
@@ -136,7 +136,7 @@ async function postNormBasis(params: { checkpoint: Checkpoint; normName: string;
   }
   const { shard, tensor } = location;
   const d = params.dimension;
-  if (!FLOAT_DTYPES.has(tensor.dtype) || tensor.shape.length !== 1 || tensor.shape[0] !== d) {
+  if (!isFloatDtype(tensor.dtype) || tensor.shape.length !== 1 || tensor.shape[0] !== d) {
     throw new AbliterateError(ErrorCodes.TENSOR_SHAPE, `post-norm weight "${params.normName}" must be a float vector of length ${d}`, { file: shard.path });
   }
   const weight = decodeFloats(await readTensorBytes(shard, params.normName), tensor.dtype as NativeDtype);
@@ -148,7 +148,7 @@ async function postNormBasis(params: { checkpoint: Checkpoint; normName: string;
 
 function jobsFor(params: { name: string; byteOffset: number; dtype: NativeDtype; shape: number[]; orientation: Orientation; basis: Float64Array; rank: number; scale: number; normPreserving: boolean }): NativeTensorJob[] {
   const { shape, orientation } = params;
-  const elementBytes = { F64: 8, F32: 4, F16: 2, BF16: 2 }[params.dtype];
+  const elementBytes = dtypeBytes(params.dtype);
   const base = { name: params.name, dtype: params.dtype, basis: params.basis, rank: params.rank, alpha: params.scale, normPreserving: params.normPreserving };
   switch (orientation) {
     case "linear":
@@ -209,7 +209,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
       const layer = layerOf(info.name, isInclude ? undefined : rule);
       const inRange = layer === null ? layerRange.start === 0 : layer >= layerRange.start && layer < layerRange.end;
       if (!inRange) continue;
-      if (!FLOAT_DTYPES.has(info.dtype)) {
+      if (!isFloatDtype(info.dtype)) {
         throw new AbliterateError(
           info.dtype.startsWith("F8") ? ErrorCodes.UNSUPPORTED_QUANTIZATION : ErrorCodes.TENSOR_SHAPE,
           `tensor "${info.name}" has dtype ${info.dtype}; surgery supports F32, F16, BF16 and F64 weights`,

@@ -13,7 +13,10 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
-import { DirectionPipeline } from "../../lib/pipeline/direction-pipeline.js";
+import { resultOf } from "../../lib/event-channel.js";
+import { splitContrastSets } from "../../lib/directions/split-prompts.js";
+import { PipelineContext } from "../../lib/pipeline/pipeline-context.js";
+import { promptsStage } from "../../lib/pipeline/prompts-stage.js";
 import { writePlantedRefusalModel } from "../../lib/directions/planted-refusal-model.js";
 import { readPromptSource } from "../../lib/pipeline/prompt-sources.js";
 import { readDirectionCandidates } from "../../lib/direction-files/write-direction-candidates.js";
@@ -187,7 +190,7 @@ test("the pipeline's prompts stage: the default datasets from the Hub, else the 
   // The stage reads the Hub settings from the environment, as the CLI does; it never loads the model.
   const stage = (name: string, env: Record<string, string>) =>
     withEnv({ HF_HUB_CACHE: join(root, `${name}-cache`), ...env }, () =>
-      new DirectionPipeline({ modelDir: join(root, "unused-model"), modelSource: "unused", workDir: join(root, `${name}-work`) }).prompts(),
+      resultOf(promptsStage(new PipelineContext({ modelDir: join(root, "unused-model"), modelSource: "unused", workDir: join(root, `${name}-work`) }))),
     );
   const online = await stage("online", {});
   assert.deepEqual(online.origins, {
@@ -210,6 +213,12 @@ test("the pipeline's prompts stage: the default datasets from the Hub, else the 
   assert.match(offline.notes[1], /^the default harmless dataset mlabonne\/harmless_alpaca:train\[:400\] could not be read \(HF_HUB_OFFLINE is set and dataset mlabonne\/harmless_alpaca \(split train\) is not in the cache/);
 });
 
+/** The seeded train split (seed 0) the stages take the candidates from. */
+function trainSplit(positive: readonly string[], negative: readonly string[]): { positive: string[]; negative: string[] } {
+  const splits = splitContrastSets({ positive: [...positive], negative: [...negative], labels: { positive: "harmful", negative: "harmless" }, options: { seed: 0 } });
+  return { positive: splits.positive.train, negative: splits.negative.train };
+}
+
 test("abliterate direction with no --harmful/--harmless: prompts from the default datasets, else the built-in sets, said so", async () => {
   const planted = await writePlantedRefusalModel({ dir: join(root, "planted") });
   const cache = join(root, "cli-cache");
@@ -225,9 +234,11 @@ test("abliterate direction with no --harmful/--harmless: prompts from the defaul
   });
   assert.deepEqual(result.notes, []);
   const fromHub = await readDirectionCandidates(join(root, "online.safetensors"));
-  assert.equal(fromHub.metadata.positive_prompts, String(HARMFUL_TRAIN.length));
-  assert.equal(fromHub.metadata.positive_prompts_sha256, promptsDigest(HARMFUL_TRAIN));
-  assert.equal(fromHub.metadata.negative_prompts_sha256, promptsDigest(HARMLESS_TRAIN));
+  // The direction command uses the one command's stages: the candidates come from the seeded train split.
+  const hubTrain = trainSplit(HARMFUL_TRAIN, HARMLESS_TRAIN);
+  assert.equal(fromHub.metadata.positive_prompts, String(hubTrain.positive.length));
+  assert.equal(fromHub.metadata.positive_prompts_sha256, promptsDigest(hubTrain.positive));
+  assert.equal(fromHub.metadata.negative_prompts_sha256, promptsDigest(hubTrain.negative));
   assert.equal(fromHub.metadata.positive_origin, result.origins.positive);
   assert.equal(fromHub.metadata.negative_origin, result.origins.negative);
   assert.ok(existsSync(join(cache, "datasets--mlabonne--harmful_behaviors", "snapshots", harmfulCommit, "data", "train-00000-of-00001.parquet")));
@@ -238,9 +249,10 @@ test("abliterate direction with no --harmful/--harmless: prompts from the defaul
   assert.equal(cached.status, 0, cached.stderr);
   assert.equal(hub.requests.length, requests);
   assert.match(cached.stderr, new RegExp(`30 harmful prompts from hub:mlabonne/harmful_behaviors:train\\[:400\\]@${harmfulCommit}`));
-  assert.equal((await readDirectionCandidates(join(root, "cached.safetensors"))).metadata.positive_prompts_sha256, promptsDigest(HARMFUL_TRAIN));
+  assert.equal((await readDirectionCandidates(join(root, "cached.safetensors"))).metadata.positive_prompts_sha256, promptsDigest(hubTrain.positive));
 
-  const builtinDigest = { positive: promptsDigest(BUILTIN_HARMFUL_PROMPTS), negative: promptsDigest(BUILTIN_HARMLESS_PROMPTS) };
+  const builtinTrain = trainSplit(BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS);
+  const builtinDigest = { positive: promptsDigest(builtinTrain.positive), negative: promptsDigest(builtinTrain.negative) };
   // With a cache that does not hold them (one that does serves them even with the Hub unreachable).
   const unreachableEnv = { HF_ENDPOINT: await closedPortUrl(), HF_HUB_CACHE: join(root, "empty-cache-1") };
   const offlineEnv = { HF_HUB_OFFLINE: "1", HF_HUB_CACHE: join(root, "empty-cache-2") };

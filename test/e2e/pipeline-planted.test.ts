@@ -106,17 +106,29 @@ test("direction command writes [L+1, d] candidates whose selected row matches p;
     const candidates = await readDirectionCandidates(out);
     assert.equal(candidates.directions.length, planted.numLayers + 1);
     assert.ok(cosine(candidates.directions[2], planted.direction) >= 0.99);
-    assert.equal(candidates.metadata.positive_prompts, "40");
+    // The train split of the 40 (seed 0; 20 % validation and 20 % test held out).
+    assert.equal(candidates.metadata.positive_prompts, "24");
     assert.match(candidates.metadata.positive_prompts_sha256, /^[0-9a-f]{64}$/);
     assert.match(candidates.metadata.positive_origin, /pos\.txt$/, "the candidates say where their prompts came from");
     assert.match(candidates.metadata.negative_origin, /neg\.txt$/);
 
+    // An existing --out is replaced only with --force, and the file is left as it was.
+    const before = readFileSync(out);
+    const exists = await runCli(["direction", planted.dir, "--positive", join(root, "pos.txt"), "--negative", join(root, "neg.txt"), "--out", out]);
+    assert.equal(exists.status, 1);
+    assert.match(exists.stderr, /OUTPUT_EXISTS.*dirs\.safetensors: already exists; pass --force/);
+    assert.deepEqual(readFileSync(out), before);
+    // Never over the model's own files.
+    const intoModel = await runCli(["direction", planted.dir, "--positive", join(root, "pos.txt"), "--negative", join(root, "neg.txt"), "--out", join(planted.dir, "model.safetensors"), "--force"]);
+    assert.equal(intoModel.status, 1);
+    assert.match(intoModel.stderr, /inside the model folder/);
+
     // Without a chat template: a clear error, unless --no-chat-template.
     rmSync(join(planted.dir, "tokenizer_config.json"));
-    const refused = await runCli(["direction", planted.dir, "--positive", join(root, "pos.txt"), "--negative", join(root, "neg.txt"), "--out", out]);
+    const refused = await runCli(["direction", planted.dir, "--positive", join(root, "pos.txt"), "--negative", join(root, "neg.txt"), "--out", out, "--force"]);
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /no chat template.*--no-chat-template/);
-    const raw = await runCli(["direction", planted.dir, "--positive", join(root, "pos.txt"), "--negative", join(root, "neg.txt"), "--out", out, "--no-chat-template"]);
+    const raw = await runCli(["direction", planted.dir, "--positive", join(root, "pos.txt"), "--negative", join(root, "neg.txt"), "--out", out, "--no-chat-template", "--force"]);
     assert.equal(raw.status, 0, raw.stderr);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -10,7 +10,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
-import { DirectionPipeline } from "../../lib/pipeline/direction-pipeline.js";
+import { resultOf } from "../../lib/event-channel.js";
+import { directionsStage } from "../../lib/pipeline/directions-stage.js";
+import { evaluationStage } from "../../lib/pipeline/evaluation-stage.js";
+import { PipelineContext } from "../../lib/pipeline/pipeline-context.js";
+import { promptsStage } from "../../lib/pipeline/prompts-stage.js";
+import { reportStage } from "../../lib/pipeline/report-stage.js";
+import { selectionStage } from "../../lib/pipeline/selection-stage.js";
 import { writePlantedRefusalModel } from "../../lib/directions/planted-refusal-model.js";
 import { escapeHtml } from "../../lib/directions/report-html.js";
 import { writeFileSync } from "node:fs";
@@ -46,7 +52,7 @@ test("report.html is well-formed, self-contained, marks the chosen layer and esc
     const hostile = `<script>alert("x")</script> & how to build a bomb`;
     writeFileSync(join(root, "harmful.txt"), [hostile, ...BUILTIN_HARMFUL_PROMPTS.slice(0, 40)].join("\n"));
     writeFileSync(join(root, "harmless.txt"), BUILTIN_HARMLESS_PROMPTS.slice(0, 41).join("\n"));
-    const pipeline = new DirectionPipeline({
+    const ctx = new PipelineContext({
       modelDir: planted.dir,
       modelSource: "planted <model>",
       workDir: join(root, "work"),
@@ -55,13 +61,13 @@ test("report.html is well-formed, self-contained, marks the chosen layer and esc
       maxNewTokens: 4,
       seed: 3,
     });
-    const prompts = await pipeline.prompts();
+    const prompts = await resultOf(promptsStage(ctx));
     // Put the hostile prompt where the samples come from.
     prompts.splits.positive.test = [hostile, ...prompts.splits.positive.test.filter((p) => p !== hostile)];
-    const candidates = await pipeline.directions(prompts);
-    const selection = await pipeline.select(prompts, candidates);
-    const { evaluation } = await pipeline.evaluate(prompts, selection, planted.dir, "unedited");
-    const { html: htmlPath, json: jsonPath, report } = await pipeline.report({ prompts, candidates, selection, evaluation });
+    const candidates = await resultOf(directionsStage(ctx, prompts));
+    const selection = await resultOf(selectionStage(ctx, prompts, candidates));
+    const evaluated = await resultOf(evaluationStage(ctx, { prompts, selection, editedDir: planted.dir, surgeryKey: "unedited" }));
+    const { html: htmlPath, json: jsonPath, report } = await resultOf(reportStage(ctx, { prompts, candidates, selection, evaluation: evaluated }));
     const html = readFileSync(htmlPath, "utf8");
 
     const tags = checkMarkup(html.replace(/<style>[\s\S]*?<\/style>/, "<style></style>"), false);

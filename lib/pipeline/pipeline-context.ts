@@ -1,0 +1,76 @@
+/**
+ * What every stage of one run shares: the options, the work dir's stage store, the tokenizer and the unedited
+ * forward model (loaded once), the prompt encoder and the input model's identity.
+ */
+import { join } from "node:path";
+import type { ForwardSettings } from "../directions/mean-difference.js";
+import { promptEncoder, type PromptEncoding } from "../directions/encode-prompts.js";
+import type { SplitOptions } from "../directions/split-prompts.js";
+import { loadForwardModel, type ForwardModel } from "../engine/load-forward-model.js";
+import type { ModelSource } from "../provenance/provenance.js";
+import { loadPromptTokenizer, type PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
+import { modelIdentity, type ModelIdentity } from "./model-identity.js";
+import { StageStore } from "./stage-store.js";
+
+export interface DirectionStageOptions extends PromptEncoding, SplitOptions {
+  modelDir: string;
+  /** How the user named the model (a path or a Hub id), for the report. */
+  modelSource: string;
+  /** Where a Hub model came from (repo, revision, commit); part of the model's identity. */
+  source?: ModelSource;
+  workDir: string;
+  /** Prompt sources (file or Hub dataset id); the defaults when absent. */
+  positive?: string;
+  negative?: string;
+  /** Use the built-in sets when no source is given, without trying the Hub. */
+  builtinPrompts?: boolean;
+  labels?: { positive: string; negative: string };
+  column?: string;
+  /** Trailing tokens per prompt averaged into the candidates (default 1). */
+  positions?: number;
+  candidateLayers?: string;
+  directionLayer?: number;
+  maxKl?: number;
+  maxNewTokens?: number;
+  refusalMarkers?: string[];
+  token?: string;
+  offline?: boolean;
+  forward?: ForwardSettings;
+}
+
+export class PipelineContext {
+  readonly options: DirectionStageOptions;
+  readonly labels: { positive: string; negative: string };
+  readonly store: StageStore;
+  private tokenizerCache?: PromptTokenizer;
+  private modelCache?: Promise<ForwardModel>;
+  private identityCache?: Promise<ModelIdentity>;
+
+  constructor(options: DirectionStageOptions) {
+    this.options = options;
+    this.labels = options.labels ?? { positive: "harmful", negative: "harmless" };
+    this.store = new StageStore(options.workDir);
+  }
+
+  get tokenizer(): PromptTokenizer {
+    return (this.tokenizerCache ??= loadPromptTokenizer({ dir: this.options.modelDir }));
+  }
+
+  model(): Promise<ForwardModel> {
+    return (this.modelCache ??= loadForwardModel(this.options.modelDir));
+  }
+
+  /** The input model's identity (file digests, Hub revision), computed once per run. */
+  identity(): Promise<ModelIdentity> {
+    return (this.identityCache ??= modelIdentity({ modelDir: this.options.modelDir, source: this.options.source, cacheFile: join(this.options.workDir, "model-digests.json") }));
+  }
+
+  encoder(): (prompt: string) => number[] {
+    return promptEncoder(this.tokenizer, { chatTemplate: this.options.chatTemplate, system: this.options.system });
+  }
+
+  /** Everything about how prompts become token ids, for the keys of the stages that run the model. */
+  encodingKey(): unknown {
+    return { template: this.options.chatTemplate !== false, system: this.options.system ?? null, positions: this.options.positions ?? 1 };
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Stage 6, report: report.json (everything the run decided and measured) and report.html rendered from it, saved in
+ * the work dir. The pipeline then places both in the output folder: inside OUT.partial before its rename, or by an
+ * atomic replacement when only they changed.
+ */
+import { renderReportHtml } from "../directions/report-html.js";
+import { layerGeometry, newReport, serializeReport, type PipelineReport } from "../directions/report-json.js";
+import type { ContrastSplits } from "../directions/split-prompts.js";
+import type { Evaluation } from "../directions/evaluate-model.js";
+import type { DirectionCandidates } from "../direction-files/write-direction-candidates.js";
+import { replaceFileAtomically } from "../fs/replace-file-atomically.js";
+import type { PipelineEvent } from "./events.js";
+import type { PipelineContext } from "./pipeline-context.js";
+import type { PromptsArtifact } from "./prompts-stage.js";
+import type { SelectionArtifact } from "./selection-stage.js";
+import { stageKey } from "./stage-store.js";
+
+export interface ReportArtifact {
+  report: PipelineReport;
+  /** The two files in the work dir. */
+  json: string;
+  html: string;
+}
+
+export async function* reportStage(
+  ctx: PipelineContext,
+  params: {
+    prompts: PromptsArtifact;
+    candidates: DirectionCandidates;
+    selection: SelectionArtifact;
+    evaluation?: { key: string; evaluation: Evaluation };
+    surgery?: PipelineReport["surgery"];
+    notes?: string[];
+  },
+): AsyncGenerator<PipelineEvent, ReportArtifact> {
+  const { options, store } = ctx;
+  const json = store.path("report.json");
+  const html = store.path("report.html");
+  const key = stageKey({
+    stage: "report",
+    prompts: params.prompts.key,
+    directions: store.keyOf("directions") ?? null,
+    selection: params.selection.key,
+    evaluation: params.evaluation?.key ?? null,
+    surgery: params.surgery ?? null,
+    notes: params.notes ?? [],
+    source: options.modelSource,
+  });
+  if (store.reusable("report", key, "report.json") && store.reusable("report", key, "report.html")) {
+    yield { type: "stage", stage: "report", status: "reused" };
+    return { report: store.readJson<PipelineReport>("report.json"), json, html };
+  }
+  yield { type: "stage", stage: "report", status: "start" };
+  const model = await ctx.model();
+  const { prompts, selection } = params;
+  const count = (split: ContrastSplits["positive"]) => ({ train: split.train.length, validation: split.validation.length, test: split.test.length });
+  const report = newReport({
+    model: {
+      source: options.modelSource,
+      dir: options.modelDir,
+      ...(options.source?.commit ? { revision: options.source.commit } : {}),
+      modelType: model.modelType,
+      numLayers: model.spec.numLayers,
+      hiddenSize: model.spec.hiddenSize,
+    },
+    prompts: {
+      positiveLabel: prompts.labels.positive,
+      negativeLabel: prompts.labels.negative,
+      positiveOrigin: prompts.origins.positive,
+      negativeOrigin: prompts.origins.negative,
+      positive: count(prompts.splits.positive),
+      negative: count(prompts.splits.negative),
+      seed: prompts.seed,
+      chatTemplate: options.chatTemplate !== false,
+      ...(options.system !== undefined ? { systemPrompt: options.system } : {}),
+    },
+    refusalTokens: selection.refusalTokens.tokens,
+    geometry: layerGeometry(params.candidates),
+    ...(selection.scores ? { scores: selection.scores, verdicts: selection.selection.verdicts } : {}),
+    selection: { layer: selection.selection.layer, how: selection.how, notes: selection.selection.notes },
+    ...(params.surgery ? { surgery: params.surgery } : {}),
+    ...(params.evaluation ? { evaluation: params.evaluation.evaluation } : {}),
+    notes: [...prompts.notes, ...(params.notes ?? [])],
+  });
+  await store.invalidate("report");
+  await replaceFileAtomically(json, serializeReport(report));
+  await replaceFileAtomically(html, renderReportHtml(report));
+  await store.markDone("report", key);
+  yield { type: "stage", stage: "report", status: "done", detail: html };
+  return { report, json, html };
+}

@@ -1,0 +1,135 @@
+/**
+ * The one command as a library: prompts → directions → selection → surgery (apply + verify) → evaluation → report,
+ * as an async generator of typed stage events (lib/pipeline/events.ts) that returns the result. Every stage is
+ * resumable from the work dir and keyed on every input that changes its output; results travel with the checkpoint
+ * (abliteration.json, report.html, report.json), written into OUT.partial before its rename, or replaced atomically
+ * in OUT when only they changed. Push stays with the caller.
+ */
+import { readFile } from "node:fs/promises";
+import { resolve, sep } from "node:path";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { Evaluation } from "../directions/evaluate-model.js";
+import type { Provenance } from "../provenance/provenance.js";
+import { directionsStage } from "./directions-stage.js";
+import { evaluationStage } from "./evaluation-stage.js";
+import type { PipelineEvent } from "./events.js";
+import { PipelineContext, type DirectionStageOptions } from "./pipeline-context.js";
+import { promptsStage } from "./prompts-stage.js";
+import { reportStage } from "./report-stage.js";
+import { selectionStage } from "./selection-stage.js";
+import { surgeryStage, writeResultsInto, type PipelineSurgeryOptions } from "./surgery-stage.js";
+
+export interface RunPipelineParams extends DirectionStageOptions {
+  outDir: string;
+  surgery?: PipelineSurgeryOptions;
+  /** Replace an existing OUT made from other inputs. */
+  force?: boolean;
+  threads?: number;
+}
+
+export interface PipelineResult {
+  outDir: string;
+  layer: number;
+  how: "automatic" | "--direction-layer";
+  evaluation: Evaluation;
+  /** Inside OUT. */
+  reportHtml: string;
+  reportJson: string;
+  provenance: Provenance;
+  /** The surgery output was an earlier run's, with identical inputs, verified again. */
+  reusedSurgery: boolean;
+}
+
+function percent(value: number): string {
+  return `${(100 * value).toFixed(0)}%`;
+}
+
+function inside(child: string, parent: string): boolean {
+  return child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+}
+
+/** The work dir holds stage files; inside the model or the other way round, one would overwrite or delete the other. */
+function checkWorkDir(workDir: string, outDir: string): void {
+  const work = resolve(workDir);
+  const out = resolve(outDir);
+  if (inside(work, out) || inside(out, work)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--work-dir ${workDir} and --out ${outDir} overlap: stage files would be written into the model folder (or the model into the work dir); give them separate places`);
+  }
+}
+
+export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<PipelineEvent, PipelineResult> {
+  checkWorkDir(params.workDir, params.outDir);
+  const ctx = new PipelineContext(params);
+  const prompts = yield* promptsStage(ctx);
+  const candidates = yield* directionsStage(ctx, prompts);
+  const selection = yield* selectionStage(ctx, prompts, candidates);
+  const layer = selection.selection.layer;
+  if (selection.how === "automatic") {
+    const chosen = selection.scores?.candidates.find((c) => c.layer === layer);
+    yield { type: "finding", stage: "selection", message: `selected layer ${layer}: refusal score ${chosen?.refusalScore?.toFixed(2)} (unedited ${selection.scores?.baseline.harmfulRefusal.toFixed(2)}), KL ${chosen?.kl?.toFixed(4)}` };
+  }
+
+  let evaluation: Evaluation | undefined;
+  const labels = prompts.labels;
+  const outcome = yield* surgeryStage(
+    ctx,
+    { directionFile: ctx.store.path("directions.safetensors"), layer, options: params.surgery ?? {}, outDir: params.outDir, force: params.force, threads: params.threads, source: params.source },
+    async function* (dir, record, surgeryKey) {
+      const evaluated = yield* evaluationStage(ctx, { prompts, selection, editedDir: dir, surgeryKey });
+      evaluation = evaluated.evaluation;
+      yield {
+        type: "finding",
+        stage: "evaluation",
+        message:
+          `evaluation (${evaluation.harmfulPrompts} held-out ${labels.positive}, ${evaluation.harmlessPrompts} ${labels.negative} prompts, ` +
+          `${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens} tokens` : "first-token scores"}): ` +
+          `${labels.positive} refused ${percent(evaluation.before.harmfulRefusalRate)} → ${percent(evaluation.after.harmfulRefusalRate)}, ` +
+          `mean KL on ${labels.negative} ${evaluation.harmlessKl.toFixed(4)}`,
+      };
+      const reports = yield* reportStage(ctx, {
+        prompts,
+        candidates,
+        selection,
+        evaluation: evaluated,
+        surgery: {
+          out: params.outDir,
+          tensorsChanged: record.tensors_changed.length,
+          scale: record.scale,
+          layers: record.layers,
+          verified: record.verification.passed,
+          maxUlpError: record.verification.max_ulp_error,
+        },
+      });
+      const how = selection.how === "automatic" ? "selected automatically" : "given with --direction-layer";
+      const note =
+        `Direction at layer index ${layer} (${how}) from ${prompts.origins.positive} vs ${prompts.origins.negative}. ` +
+        `Held-out evaluation (${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens}-token completions` : "first-token refusal scores"}): ` +
+        `${labels.positive} prompts refused ${percent(evaluation.before.harmfulRefusalRate)} before, ${percent(evaluation.after.harmfulRefusalRate)} after; ` +
+        `mean KL on ${labels.negative} prompts ${evaluation.harmlessKl.toFixed(4)}. See report.html.`;
+      const updated: Provenance = {
+        ...record,
+        notes: [...record.notes.filter((n) => !n.startsWith("Direction selected automatically") && !n.startsWith("Direction at layer index")), note],
+        selection: { layer, how: selection.how, scores: selection.scores?.candidates.find((c) => c.layer === layer) ?? null },
+        evaluation: { ...evaluation, samples: undefined },
+        pipeline: { ...record.pipeline!, evaluation_key: evaluated.key, report_key: ctx.store.keyOf("report") },
+      };
+      // In OUT.partial these are plain new files that apply fsyncs before the rename; in a finished OUT each one is
+      // an atomic replacement, and only when its bytes changed.
+      await writeResultsInto(dir, [
+        { name: "report.json", data: await readFile(reports.json, "utf8") },
+        { name: "report.html", data: await readFile(reports.html, "utf8") },
+      ], updated);
+      return updated;
+    },
+  );
+  return {
+    outDir: params.outDir,
+    layer,
+    how: selection.how,
+    evaluation: evaluation!,
+    reportHtml: resolve(params.outDir, "report.html"),
+    reportJson: resolve(params.outDir, "report.json"),
+    provenance: outcome.provenance,
+    reusedSurgery: outcome.reused,
+  };
+}
