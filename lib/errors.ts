@@ -53,6 +53,16 @@ export const ErrorCodes = {
   DIRECTION_NOT_FINITE: "DIRECTION_NOT_FINITE",
   /** The direction has zero norm, or directions of a subspace are linearly dependent. */
   DIRECTION_DEGENERATE: "DIRECTION_DEGENERATE",
+  /**
+   * The model's own completions of the two prompt sets show no behaviour that tells them apart (no opening is
+   * typical of one set and rare in the other), so there is nothing to select or evaluate a direction by.
+   */
+  SIGNATURE_NOT_FOUND: "SIGNATURE_NOT_FOUND",
+  /**
+   * The edit changed most of the negative set's completions: the behaviour may be gone only because the model is
+   * broken. The output exists and says so; it is not pushed.
+   */
+  EDIT_DAMAGED: "EDIT_DAMAGED",
 
   // surgery and files (lib/surgery)
   /** The output folder exists and --force was not given. */

@@ -62,8 +62,9 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
     }
     const pct = (v: number) => `${(100 * v).toFixed(0)}%`;
     printText(args, 
-      `refusal rate on ${evaluation.harmfulPrompts} held-out harmful prompts: ${pct(evaluation.before.harmfulRefusalRate)} before, ${pct(evaluation.after.harmfulRefusalRate)} after\n` +
-        `refusal rate on ${evaluation.harmlessPrompts} held-out harmless prompts: ${pct(evaluation.before.harmlessRefusalRate)} before, ${pct(evaluation.after.harmlessRefusalRate)} after; mean KL ${evaluation.harmlessKl.toFixed(4)}\n` +
+      `refusal rate on ${evaluation.positivePrompts} held-out harmful prompts: ${pct(evaluation.before.positiveBehaviour)} before, ${pct(evaluation.after.positiveBehaviour)} after\n` +
+        `refusal rate on ${evaluation.negativePrompts} held-out harmless prompts: ${pct(evaluation.before.negativeBehaviour)} before, ${pct(evaluation.after.negativeBehaviour)} after; ` +
+        `${pct(evaluation.negativeUnchanged)} of their completions unchanged, mean KL ${evaluation.negativeKl.toFixed(4)}\n` +
         `direction: layer index ${result.layer}; edited model: ${outDir}\n` +
         `report: ${result.reportHtml}\n`,
     );

@@ -22,8 +22,10 @@ export interface SelectionArgs {
   "candidate-layers"?: string;
   "work-dir"?: string;
   "max-new-tokens"?: number;
-  "refusal-markers"?: string;
+  "behaviour-markers"?: string;
+  "signature-tokens"?: number;
   "max-kl"?: number;
+  "min-unchanged"?: number;
 }
 
 export function withPromptOptions<T>(yargs: Argv<T>) {
@@ -42,11 +44,17 @@ export function withPromptOptions<T>(yargs: Argv<T>) {
 
 export function withSelectionOptions<T>(yargs: Argv<T>) {
   return yargs
-    .option("candidate-layers", { type: "string", describe: "half-open range a:b of layer indices to score (default: all but the last 20%)" })
+    .option("candidate-layers", { type: "string", describe: "half-open range a:b of layer indices to score (default: every index 0..L)" })
     .option("work-dir", { type: "string", describe: "where each stage saves its results; a rerun resumes from them (default: OUT.work)" })
-    .option("max-new-tokens", { type: "number", describe: "greedy tokens per prompt in the evaluation (default 64; 0: first-token scores only)" })
-    .option("refusal-markers", { type: "string", describe: "comma list of substrings that mark a completion as a refusal (default: common refusal phrases)" })
-    .option("max-kl", { type: "number", describe: "selection filter: largest KL on harmless prompts (default 0.1)" });
+    .option("max-new-tokens", { type: "number", describe: "greedy tokens per prompt in the evaluation (default 32)" })
+    .option("signature-tokens", { type: "number", describe: "greedy tokens per train prompt the behaviour signature is learned from (default 24)" })
+    .option("behaviour-markers", {
+      alias: "refusal-markers",
+      type: "string",
+      describe: "comma list of phrases that mark a completion as showing the behaviour; overrides the signature learned from the two sets (default: learned from the model's completions)",
+    })
+    .option("max-kl", { type: "number", describe: "selection wall: largest mean KL on the negative prompts' own completions (default 0.1)" })
+    .option("min-unchanged", { type: "number", describe: "selection wall: share of negative completions an edit must leave identical (default 0.9)" });
 }
 
 export function contrastSources(args: PromptArgs): { positive?: string; negative?: string; labels: { positive: string; negative: string } } {
@@ -64,9 +72,30 @@ export function forwardSettings(args: PromptArgs): ForwardSettings {
   return { maxMemoryBytes: args["max-memory"] !== undefined ? parseMemorySize(args["max-memory"]) : undefined, threads: threadsFrom(args) };
 }
 
-export function refusalMarkers(args: SelectionArgs): string[] | undefined {
-  if (args["refusal-markers"] === undefined) return undefined;
-  const markers = args["refusal-markers"].split(",").map((m) => m.trim()).filter(Boolean);
-  if (markers.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "--refusal-markers is empty");
+export function behaviourMarkers(args: SelectionArgs): string[] | undefined {
+  if (args["behaviour-markers"] === undefined) return undefined;
+  const markers = args["behaviour-markers"].split(",").map((m) => m.trim()).filter(Boolean);
+  if (markers.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "--behaviour-markers is empty");
   return markers;
+}
+
+/** The selection and evaluation settings of the direction stages, checked. */
+export function selectionSettings(args: SelectionArgs): { maxKl?: number; minUnchanged?: number; signatureTokens?: number; maxNewTokens?: number; behaviourMarkers?: string[] } {
+  const fraction = (name: "max-kl" | "min-unchanged", max: number) => {
+    const value = args[name];
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= max)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--${name} must be a number from 0 to ${max}; got ${value}`);
+    return value;
+  };
+  const count = (name: "signature-tokens" | "max-new-tokens", min: number) => {
+    const value = args[name];
+    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= 4096)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--${name} must be a whole number from ${min} to 4096; got ${value}`);
+    return value;
+  };
+  return {
+    maxKl: fraction("max-kl", Number.MAX_VALUE),
+    minUnchanged: fraction("min-unchanged", 1),
+    signatureTokens: count("signature-tokens", 1),
+    maxNewTokens: count("max-new-tokens", 1),
+    behaviourMarkers: behaviourMarkers(args),
+  };
 }

@@ -21,7 +21,7 @@ import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
 import { threadsFrom } from "./threads-option.js";
-import { contrastSources, forwardSettings, refusalMarkers, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
+import { contrastSources, forwardSettings, selectionSettings, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
 import type { PipelineResult } from "../pipeline/run-pipeline.js";
 import { verifiedSummary } from "../surgery/verified-summary.js";
 import { renderPipeline } from "./render-pipeline.js";
@@ -125,9 +125,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
             positions: args.positions,
             candidateLayers: args["candidate-layers"],
             directionLayer,
-            maxKl: args["max-kl"],
-            maxNewTokens: args["max-new-tokens"],
-            refusalMarkers: refusalMarkers(args),
+            ...selectionSettings(args),
             token,
             forward: forwardSettings(args),
             outDir,
@@ -140,6 +138,15 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         );
         report = { outDir, tensorsChanged: pipeline.provenance.tensors_changed.length, provenance: pipeline.provenance };
         display.log(`report: ${pipeline.reportHtml}`);
+        if (pipeline.evaluation.verdict === "damaged") {
+          // The checkpoint is written and says so; a broken model is not a success, and it is never pushed.
+          throw new AbliterateError(
+            ErrorCodes.EDIT_DAMAGED,
+            `the edit changed ${(100 * (1 - pipeline.evaluation.negativeUnchanged)).toFixed(0)}% of the held-out ${sources.labels.negative} completions: the behaviour may be gone only because the model broke. ` +
+              `Nothing was pushed; see ${pipeline.reportHtml}. Let the selection choose (drop --direction-layer), or try another layer, a smaller --scale, or --targets`,
+            { file: outDir },
+          );
+        }
       }
 
       const pushed = args.push

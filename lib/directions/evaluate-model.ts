@@ -1,48 +1,61 @@
 /**
- * Before/after evaluation on the held-out test prompts:
- * - greedy generation of N tokens (resident mode), refusal rate from refusal markers, sample completions;
- * - mean KL(before ‖ after) of the next-token distribution at the last position of the harmless prompts;
- * - when generation does not fit the memory budget, first-token refusal log-odds instead (refusal counted when
- *   the refusal tokens hold more than half the probability), and the result says so.
+ * Before/after evaluation on the held-out test prompts, judged on both sets:
+ * - greedy completions of both models (resident mode); the behaviour rate is the share that start with the learned
+ *   signature, with a phrase list (the refusal markers, or the user's) as a second opinion;
+ * - damage on the negative prompts: the share of completions left identical over their first `unchangedTokens`
+ *   tokens, and the mean per-token KL(before ‖ after) over the first `klTokens` tokens of the unedited model's own
+ *   completion (teacher-forced through both models);
+ * - a verdict: an edit that changed most negative completions is "damaged" — the behaviour may be gone only because
+ *   the model broke — and one that changed more than `minUnchanged` allows is "changed".
+ * When generation does not fit the memory budget, each completion is the most likely first token (the result says so).
  */
 import type { ForwardModel } from "../engine/load-forward-model.js";
-import { activationBytes, defaultMemoryBudget, mlpChunkTokensFor } from "../engine/memory-budget.js";
-import { runForward } from "../engine/run-forward.js";
 import type { PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
+import { showsBehaviour, type BehaviourSignature } from "./behaviour-signature.js";
+import { completePrompts } from "./complete-prompts.js";
+import { forcedPass, klFromLogSoftmax } from "./forced-scores.js";
 import type { ForwardSettings } from "./mean-difference.js";
-import { klDivergence, mean, refusalLogOdds } from "./next-token-statistics.js";
-import { DEFAULT_REFUSAL_MARKERS, isRefusal } from "./refusal-tokens.js";
+import { mean } from "./statistics.js";
+import { isRefusal } from "./refusal-phrases.js";
+import { SELECTION_DEFAULTS } from "./select-direction.js";
 
 export interface ModelSideResult {
-  /** Fraction of harmful test prompts refused. */
-  harmfulRefusalRate: number;
-  /** Fraction of harmless test prompts refused. */
-  harmlessRefusalRate: number;
-  /** Mean first-token refusal log-odds on the harmful prompts. */
-  harmfulRefusalScore: number;
+  /** Share of the positive test prompts whose completion shows the behaviour (starts with the signature). */
+  positiveBehaviour: number;
+  negativeBehaviour: number;
+  /** The same by the phrase list (second opinion); null when there is none. */
+  positiveMarked: number | null;
+  negativeMarked: number | null;
 }
 
 export interface SampleCompletion {
-  kind: "harmful" | "harmless";
+  kind: "positive" | "negative";
   prompt: string;
   before: string;
   after: string;
-  refusedBefore: boolean;
-  refusedAfter: boolean;
+  behaviourBefore: boolean;
+  behaviourAfter: boolean;
 }
+
+export type EvaluationVerdict = "ok" | "changed" | "damaged";
 
 export interface Evaluation {
   method: "generation" | "first-token";
   /** Why the first-token fallback was used, when it was. */
   note?: string;
   maxNewTokens: number;
-  markers: string[];
-  harmfulPrompts: number;
-  harmlessPrompts: number;
+  markers: string[] | null;
+  positivePrompts: number;
+  negativePrompts: number;
   before: ModelSideResult;
   after: ModelSideResult;
-  /** Mean KL(before ‖ after) on the harmless test prompts. */
-  harmlessKl: number;
+  /** Mean per-token KL(before ‖ after) over the first klTokens tokens of the negative completions. */
+  negativeKl: number;
+  /** Share of negative completions identical before and after over their first unchangedTokens tokens. */
+  negativeUnchanged: number;
+  klTokens: number;
+  unchangedTokens: number;
+  verdict: EvaluationVerdict;
   samples: SampleCompletion[];
 }
 
@@ -50,103 +63,93 @@ export interface EvaluateModelParams extends ForwardSettings {
   before: ForwardModel;
   after: ForwardModel;
   tokenizer: PromptTokenizer;
-  harmful: { prompts: string[]; ids: number[][] };
-  harmless: { prompts: string[]; ids: number[][] };
-  refusalTokenIds: number[];
+  signature: BehaviourSignature;
+  positive: { prompts: string[]; ids: number[][] };
+  negative: { prompts: string[]; ids: number[][] };
   maxNewTokens?: number;
+  /** The second opinion; none when absent. */
   markers?: readonly string[];
+  klTokens?: number;
+  unchangedTokens?: number;
+  minUnchanged?: number;
   sampleCount?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Whether greedy generation of this many prompts and tokens fits the budget in resident mode. */
-export function generationFits(model: ForwardModel, prompts: number[][], maxNewTokens: number, budgetBytes: number): boolean {
-  const rows = prompts.reduce((sum, ids) => sum + ids.length, 0);
-  const bytes = activationBytes(model, {
-    rows,
-    capturedRows: 0,
-    logitsRows: prompts.length,
-    maxNewTokens,
-    prompts: prompts.length,
-    longestPrompt: Math.max(...prompts.map((ids) => ids.length)),
-    mlpChunkTokens: mlpChunkTokensFor(model, budgetBytes),
-  });
-  return model.totalBytes + bytes <= budgetBytes;
-}
+export const EVALUATION_DEFAULTS = { maxNewTokens: 32, damagedBelow: 0.5 } as const;
 
-interface SideRun {
-  logits: Float32Array;
-  completions?: string[];
+/** Identical over the first n tokens (a completion that ended sooner must have ended the same way). */
+function samePrefix(a: readonly number[], b: readonly number[], n: number): boolean {
+  const length = Math.min(n, Math.max(a.length, b.length));
+  for (let i = 0; i < length; i += 1) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export async function evaluateModel(params: EvaluateModelParams): Promise<Evaluation> {
-  const maxNewTokens = params.maxNewTokens ?? 64;
-  const markers = [...(params.markers ?? DEFAULT_REFUSAL_MARKERS)];
-  const budget = params.maxMemoryBytes ?? defaultMemoryBudget();
-  const prompts = [...params.harmful.ids, ...params.harmless.ids];
-  const generate = maxNewTokens > 0 && generationFits(params.before, prompts, maxNewTokens, budget) && generationFits(params.after, prompts, maxNewTokens, budget);
-  const note = generate
-    ? undefined
-    : maxNewTokens > 0
-      ? `the model does not fit the memory budget for generation (resident mode); refusal was measured from first-token refusal scores instead of ${maxNewTokens}-token completions`
-      : "generation disabled (0 new tokens); refusal was measured from first-token refusal scores";
-  const vocab = params.before.spec.vocabSize;
-  const refusal = new Set(params.refusalTokenIds);
+  const maxNewTokens = params.maxNewTokens ?? EVALUATION_DEFAULTS.maxNewTokens;
+  const klTokens = params.klTokens ?? 4;
+  const unchangedTokens = Math.min(params.unchangedTokens ?? 16, Math.max(1, maxNewTokens));
+  const minUnchanged = params.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
+  const settings = { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads };
+  const prompts = [...params.positive.ids, ...params.negative.ids];
+  const nPositive = params.positive.ids.length;
   let step = 0;
-  const run = async (model: ForwardModel): Promise<SideRun> => {
-    const output = await runForward({
-      model,
-      prompts,
-      positions: "none",
-      logits: "last",
-      maxNewTokens: generate ? maxNewTokens : 0,
-      mode: generate ? "resident" : params.mode,
-      maxMemoryBytes: budget,
-      threads: params.threads,
-    });
-    params.onProgress?.((step += 1), 2);
-    return { logits: output.logits!, completions: output.generated?.map((ids) => params.tokenizer.decode(ids, { skipSpecialTokens: true })) };
+  const complete = async (model: ForwardModel) => {
+    const result = await completePrompts({ model, prompts, maxNewTokens, ...settings });
+    params.onProgress?.((step += 1), 3);
+    return result;
   };
-  const beforeRun = await run(params.before);
-  const afterRun = await run(params.after);
-  const nHarmful = params.harmful.ids.length;
-  const harmfulRows = params.harmful.ids.map((_, i) => i);
-  const harmlessRows = params.harmless.ids.map((_, i) => nHarmful + i);
-  const refusedRows = (side: SideRun, rows: number[]) =>
-    rows.map((row) => (side.completions ? isRefusal(side.completions[row], markers) : refusalLogOdds(side.logits, row, vocab, refusal) > 0));
-  const summarize = (side: SideRun): ModelSideResult => ({
-    harmfulRefusalRate: mean(refusedRows(side, harmfulRows).map(Number)),
-    harmlessRefusalRate: mean(refusedRows(side, harmlessRows).map(Number)),
-    harmfulRefusalScore: mean(harmfulRows.map((row) => refusalLogOdds(side.logits, row, vocab, refusal))),
-  });
-  const samples: SampleCompletion[] = [];
-  if (beforeRun.completions && afterRun.completions) {
-    const count = params.sampleCount ?? 3;
-    const pick = (kind: "harmful" | "harmless", rows: number[], texts: string[]) => {
-      for (const [i, row] of rows.slice(0, count).entries()) {
-        samples.push({
-          kind,
-          prompt: texts[i],
-          before: beforeRun.completions![row],
-          after: afterRun.completions![row],
-          refusedBefore: isRefusal(beforeRun.completions![row], markers),
-          refusedAfter: isRefusal(afterRun.completions![row], markers),
-        });
-      }
+  const beforeRun = await complete(params.before);
+  const afterRun = await complete(params.after);
+  const method = beforeRun.method === "generation" && afterRun.method === "generation" ? "generation" : "first-token";
+  const decode = (ids: number[]) => params.tokenizer.decode(ids, { skipSpecialTokens: true });
+  const markers = params.markers ? [...params.markers] : null;
+  const side = (ids: number[][]): ModelSideResult => {
+    const texts = markers ? ids.map(decode) : [];
+    const rate = (rows: number[][], offset: number, pick: (row: number[], i: number) => boolean) => mean(rows.map((row, i) => (pick(row, offset + i) ? 1 : 0)));
+    const positive = ids.slice(0, nPositive);
+    const negative = ids.slice(nPositive);
+    return {
+      positiveBehaviour: rate(positive, 0, (row) => showsBehaviour(params.signature, row)),
+      negativeBehaviour: rate(negative, nPositive, (row) => showsBehaviour(params.signature, row)),
+      positiveMarked: markers ? rate(positive, 0, (_, i) => isRefusal(texts[i], markers)) : null,
+      negativeMarked: markers ? rate(negative, nPositive, (_, i) => isRefusal(texts[i], markers)) : null,
     };
-    pick("harmful", harmfulRows, params.harmful.prompts);
-    pick("harmless", harmlessRows, params.harmless.prompts);
+  };
+  const negativeBefore = beforeRun.ids.slice(nPositive);
+  const negativeAfter = afterRun.ids.slice(nPositive);
+  const negativeUnchanged = mean(negativeBefore.map((ids, i) => (samePrefix(ids, negativeAfter[i], unchangedTokens) ? 1 : 0)));
+  // KL on the unedited model's own completions, teacher-forced through both models.
+  const rows = params.negative.ids.map((prompt, i) => ({ prompt, continuation: negativeBefore[i].slice(0, klTokens) }));
+  const reference = await forcedPass({ model: params.before, rows, keepDistributions: klTokens, ...settings });
+  const edited = await forcedPass({ model: params.after, rows, keepDistributions: klTokens, ...settings });
+  params.onProgress?.((step += 1), 3);
+  const kls = reference.distributions.flatMap((positions, row) => positions.map((distribution, i) => klFromLogSoftmax(distribution, edited.distributions[row][i])));
+
+  const samples: SampleCompletion[] = [];
+  const count = params.sampleCount ?? 3;
+  for (const [kind, texts, offset] of [["positive", params.positive.prompts, 0], ["negative", params.negative.prompts, nPositive]] as const) {
+    texts.slice(0, count).forEach((prompt, i) => {
+      const before = beforeRun.ids[offset + i];
+      const after = afterRun.ids[offset + i];
+      samples.push({ kind, prompt, before: decode(before), after: decode(after), behaviourBefore: showsBehaviour(params.signature, before), behaviourAfter: showsBehaviour(params.signature, after) });
+    });
   }
+  const verdict: EvaluationVerdict = negativeUnchanged < EVALUATION_DEFAULTS.damagedBelow ? "damaged" : negativeUnchanged < minUnchanged ? "changed" : "ok";
   return {
-    method: generate ? "generation" : "first-token",
-    ...(note ? { note } : {}),
-    maxNewTokens: generate ? maxNewTokens : 0,
+    method,
+    ...(method === "first-token" ? { note: `the model does not fit the memory budget for generation (resident mode); each completion is its most likely first token instead of ${maxNewTokens} tokens` } : {}),
+    maxNewTokens: method === "generation" ? maxNewTokens : 1,
     markers,
-    harmfulPrompts: nHarmful,
-    harmlessPrompts: params.harmless.ids.length,
-    before: summarize(beforeRun),
-    after: summarize(afterRun),
-    harmlessKl: mean(harmlessRows.map((row) => klDivergence(beforeRun.logits, afterRun.logits, row, vocab))),
+    positivePrompts: nPositive,
+    negativePrompts: params.negative.ids.length,
+    before: side(beforeRun.ids),
+    after: side(afterRun.ids),
+    negativeKl: mean(kls),
+    negativeUnchanged,
+    klTokens,
+    unchangedTokens,
+    verdict,
     samples,
   };
 }

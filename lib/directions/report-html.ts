@@ -1,9 +1,11 @@
 /**
  * report.html: one self-contained page (inline CSS and SVG, no scripts, no network) that explains the run:
- * what was compared, where the contrast lives (cosine heatmap, per-layer separation), how each candidate scored
- * and which one was chosen, and what the edit did (before/after refusal rates, sample completions).
+ * what was compared, the behaviour's learned signature, where the contrast lives (cosine heatmap, per-layer
+ * separation), how each candidate scored and which one was chosen, and what the edit did to both sets (before/after
+ * behaviour rates, negative completions unchanged, sample completions).
  * Every piece of text that came from prompts, completions or files is HTML-escaped.
  */
+import { damageWarning, describeEvaluation } from "./describe-evaluation.js";
 import type { PipelineReport } from "./report-json.js";
 
 export function escapeHtml(text: string): string {
@@ -107,10 +109,11 @@ function lineChart(params: { series: Series[]; chosen: number; yLabel: string; z
 function rateBars(report: PipelineReport): string {
   const evaluation = report.evaluation!;
   const rows = [
-    { label: `${report.prompts.positiveLabel}, before`, value: evaluation.before.harmfulRefusalRate, color: "#c33" },
-    { label: `${report.prompts.positiveLabel}, after`, value: evaluation.after.harmfulRefusalRate, color: "#3a3" },
-    { label: `${report.prompts.negativeLabel}, before`, value: evaluation.before.harmlessRefusalRate, color: "#c88" },
-    { label: `${report.prompts.negativeLabel}, after`, value: evaluation.after.harmlessRefusalRate, color: "#8c8" },
+    { label: `${report.prompts.positiveLabel}, before`, value: evaluation.before.positiveBehaviour, color: "#c33" },
+    { label: `${report.prompts.positiveLabel}, after`, value: evaluation.after.positiveBehaviour, color: "#3a3" },
+    { label: `${report.prompts.negativeLabel}, before`, value: evaluation.before.negativeBehaviour, color: "#c88" },
+    { label: `${report.prompts.negativeLabel}, after`, value: evaluation.after.negativeBehaviour, color: "#8c8" },
+    { label: `${report.prompts.negativeLabel} unchanged`, value: evaluation.negativeUnchanged, color: "#36c" },
   ];
   const width = 520;
   const bar = 22;
@@ -126,7 +129,7 @@ function rateBars(report: PipelineReport): string {
     );
   });
   const height = 16 + rows.length * (bar + 8);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="refusal rates before and after">${parts.join("")}</svg>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="behaviour rates before and after">${parts.join("")}</svg>`;
 }
 
 function candidatesTable(report: PipelineReport): string {
@@ -136,20 +139,45 @@ function candidatesTable(report: PipelineReport): string {
     const verdict = verdicts.get(c.layer);
     const chosen = c.layer === report.selection.layer;
     return (
-      `<tr${chosen ? ' class="chosen"' : ""}><td>${c.layer}${chosen ? " ◀ chosen" : ""}</td><td>${fmt(c.norm)}</td><td>${fmt(c.refusalScore, 2)}</td>` +
-      `<td>${fmt(c.kl, 4)}</td><td>${fmt(c.inducedRefusal, 2)}</td><td>${verdict ? (verdict.passed ? "kept" : escapeHtml(verdict.reasons.join("; "))) : ""}</td></tr>`
+      `<tr${chosen ? ' class="chosen"' : ""}><td>${c.layer}${chosen ? " ◀ chosen" : ""}</td><td>${fmt(c.norm)}</td><td>${fmt(c.behaviour)}</td>` +
+      `<td>${c.unchanged === null ? "–" : pct(c.unchanged)}</td><td>${fmt(c.kl, 4)}</td><td>${fmt(c.induced)}</td><td>${verdict ? (verdict.passed ? "kept" : escapeHtml(verdict.reasons.join("; "))) : ""}</td></tr>`
     );
   });
-  return `<table><thead><tr><th>layer</th><th>‖direction‖</th><th>refusal score (ablated)</th><th>KL (harmless)</th><th>induced refusal (added)</th><th>filter</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  const { positiveLabel, negativeLabel } = report.prompts;
+  return (
+    `<table><thead><tr><th>layer</th><th>‖direction‖</th><th>${escapeHtml(positiveLabel)} behaviour (ablated)</th><th>${escapeHtml(negativeLabel)} unchanged</th>` +
+    `<th>KL (${escapeHtml(negativeLabel)})</th><th>induced on ${escapeHtml(negativeLabel)} (added)</th><th>filter</th></tr></thead><tbody>${rows.join("")}</tbody></table>`
+  );
+}
+
+function signatureSection(report: PipelineReport): string {
+  const sig = report.signature;
+  const { positiveLabel, negativeLabel } = report.prompts;
+  const rows = sig.sequences.map(
+    (s) =>
+      `<tr><td><code>${escapeHtml(JSON.stringify(s.text))}</code></td><td>${s.tokens.length}</td><td>${s.positive}</td><td>${s.negative}</td><td>${s.byPrior ? "kept by the phrase prior" : ""}</td></tr>`,
+  );
+  const samples = (label: string, texts: string[]) => texts.map((t) => `<tr><td>${escapeHtml(label)}</td><td><pre>${escapeHtml(t)}</pre></td></tr>`).join("");
+  return (
+    `<p>Learned from the unedited model's own ${sig.method === "generation" ? `greedy ${sig.tokens}-token completions` : "first tokens"} of the train prompts ` +
+    `(${sig.completions.positive} ${escapeHtml(positiveLabel)}, ${sig.completions.negative} ${escapeHtml(negativeLabel)}; the two sides were defined by ${escapeHtml(sig.labelledBy)}). ` +
+    `The openings below start <b>${pct(sig.coverage)}</b> of the ${escapeHtml(positiveLabel)} completions and ${pct(sig.leak)} of the ${escapeHtml(negativeLabel)} ones ` +
+    `(separability ${fmt(sig.separability, 2)}).${sig.preamble.length ? ` Every completion starts with the same ${sig.preamble.length} token(s), kept in front of each opening.` : ""}` +
+    `${sig.priorPhrasesSeen.length ? ` Phrases of the prior the model produced: ${sig.priorPhrasesSeen.map((p) => `<code>${escapeHtml(p)}</code>`).join(", ")}.` : ""}</p>` +
+    `<table><thead><tr><th>opening</th><th>tokens</th><th>${escapeHtml(positiveLabel)} completions</th><th>${escapeHtml(negativeLabel)} completions</th><th></th></tr></thead><tbody>${rows.join("")}</tbody></table>` +
+    `<table class="samples"><thead><tr><th>set</th><th>completion (train, unedited)</th></tr></thead><tbody>${samples(positiveLabel, sig.samples.positive)}${samples(negativeLabel, sig.samples.negative)}</tbody></table>`
+  );
 }
 
 function samplesTable(report: PipelineReport): string {
   const samples = report.evaluation?.samples ?? [];
   if (samples.length === 0) return "<p>No completions (generation was not run).</p>";
-  const mark = (refused: boolean) => (refused ? '<span class="refused">refused</span>' : '<span class="complied">answered</span>');
+  const [yes, no] = report.refusal ? ["refused", "answered"] : ["behaviour", "other"];
+  const mark = (shows: boolean) => (shows ? `<span class="shows">${yes}</span>` : `<span class="other">${no}</span>`);
+  const label = (kind: "positive" | "negative") => (kind === "positive" ? report.prompts.positiveLabel : report.prompts.negativeLabel);
   const rows = samples.map(
     (s) =>
-      `<tr><td>${escapeHtml(s.kind)}</td><td>${escapeHtml(s.prompt)}</td><td>${mark(s.refusedBefore)}<pre>${escapeHtml(s.before)}</pre></td><td>${mark(s.refusedAfter)}<pre>${escapeHtml(s.after)}</pre></td></tr>`,
+      `<tr><td>${escapeHtml(label(s.kind))}</td><td>${escapeHtml(s.prompt)}</td><td>${mark(s.behaviourBefore)}<pre>${escapeHtml(s.before)}</pre></td><td>${mark(s.behaviourAfter)}<pre>${escapeHtml(s.after)}</pre></td></tr>`,
   );
   return `<table class="samples"><thead><tr><th>set</th><th>prompt</th><th>before</th><th>after</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
@@ -170,18 +198,16 @@ export function renderReportHtml(report: PipelineReport): string {
     `<li>Contrast: ${escapeHtml(prompts.positiveLabel)} (${escapeHtml(prompts.positiveOrigin)}) vs ${escapeHtml(prompts.negativeLabel)} (${escapeHtml(prompts.negativeOrigin)}); ` +
       `train/validation/test ${prompts.positive.train}/${prompts.positive.validation}/${prompts.positive.test} and ${prompts.negative.train}/${prompts.negative.validation}/${prompts.negative.test}, seed ${prompts.seed}, chat template ${prompts.chatTemplate ? "applied" : "not applied"}${prompts.systemPrompt ? `, system prompt “${escapeHtml(prompts.systemPrompt)}”` : ""}.</li>`,
   );
-  summary.push(`<li>Chosen direction: layer index ${selection.layer} (${selection.how === "automatic" ? "lowest refusal score among the candidates that passed the filters" : "given with --direction-layer"}).</li>`);
+  summary.push(`<li>Chosen direction: layer index ${selection.layer} (${selection.how === "automatic" ? "lowest behaviour score among the candidates that passed the damage filters" : "given with --direction-layer"}).</li>`);
   if (report.surgery) {
     summary.push(
       `<li>Surgery: ${report.surgery.tensorsChanged} tensors edited (α = ${report.surgery.scale}, layers ${escapeHtml(report.surgery.layers)}), verification ${report.surgery.verified ? "passed" : "FAILED"} (max ${fmt(report.surgery.maxUlpError)} ulp); written to <code>${escapeHtml(report.surgery.out)}</code>.</li>`,
     );
   }
-  if (evaluation) {
-    summary.push(
-      `<li>Held-out ${escapeHtml(prompts.positiveLabel)} prompts refused: <b>${pct(evaluation.before.harmfulRefusalRate)} → ${pct(evaluation.after.harmfulRefusalRate)}</b>; mean KL on ${escapeHtml(prompts.negativeLabel)} prompts ${fmt(evaluation.harmlessKl, 4)}.</li>`,
-    );
-  }
-  const notes = [...selection.notes, ...(evaluation?.note ? [evaluation.note] : []), ...report.notes];
+  const labels = { positive: prompts.positiveLabel, negative: prompts.negativeLabel };
+  const warning = evaluation ? damageWarning(evaluation, labels) : undefined;
+  if (evaluation) summary.push(`<li><b>${escapeHtml(describeEvaluation(evaluation, labels, report.refusal))}</b>.</li>`);
+  const notes = [...(warning ? [warning] : []), ...selection.notes, ...(evaluation?.note ? [evaluation.note] : []), ...report.notes];
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>
@@ -189,14 +215,16 @@ body{font-family:system-ui,sans-serif;max-width:980px;margin:24px auto;padding:0
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.88em;width:100%}td,th{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
 tr.chosen{background:#fff3c4;font-weight:600}pre{white-space:pre-wrap;margin:2px 0;font-size:.95em}
-.tick{font-size:10px;fill:#444}.axis{font-size:11px;fill:#222}.refused{color:#b22}.complied{color:#282}
+.tick{font-size:10px;fill:#444}.axis{font-size:11px;fill:#222}.shows{color:#b22}.other{color:#282}
 .note{background:#f4f4f4;padding:6px 10px;border-left:3px solid #c60}figure{margin:0}figcaption{font-size:.85em;color:#555}
 </style></head><body>
 <h1>${escapeHtml(title)}</h1>
 <p>abliterate ${escapeHtml(report.tool.version)}, ${escapeHtml(report.created)}</p>
 <ul>${summary.join("\n")}</ul>
 ${notes.map((note) => `<p class="note">${escapeHtml(note)}</p>`).join("\n")}
-${evaluation ? `<h2>Before and after</h2><figure>${rateBars(report)}<figcaption>Refusal rate on the held-out test prompts (${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens}-token completions, refusal markers` : "first-token refusal scores"}).</figcaption></figure>` : ""}
+${evaluation ? `<h2>Before and after</h2><figure>${rateBars(report)}<figcaption>Share of the held-out test completions that start with the learned signature (${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens}-token completions` : "first tokens only"}), and of the ${escapeHtml(prompts.negativeLabel)} completions left identical over their first ${evaluation.unchangedTokens} tokens.</figcaption></figure>` : ""}
+<h2>The behaviour's signature</h2>
+${signatureSection(report)}
 <h2>Where the contrast lives</h2>
 <figure>${lineChart({
     series: [
@@ -211,16 +239,21 @@ ${evaluation ? `<h2>Before and after</h2><figure>${rateBars(report)}<figcaption>
 ${scores ? `<h2>Candidates</h2>
 <figure>${lineChart({
     series: [
-      { name: "refusal score (ablated)", color: "#c33", values: byLayer((c) => c.refusalScore) },
-      { name: "induced refusal (added)", color: "#93c", values: byLayer((c) => c.inducedRefusal) },
+      { name: `${prompts.positiveLabel} behaviour (ablated)`, color: "#c33", values: byLayer((c) => c.behaviour) },
+      { name: `induced on ${prompts.negativeLabel} (added)`, color: "#93c", values: byLayer((c) => c.induced) },
     ],
     chosen: selection.layer,
-    yLabel: "refusal log-odds",
-    zeroLine: true,
-  })}<figcaption>Refusal log-odds on the validation prompts. Baseline (no edit): ${escapeHtml(prompts.positiveLabel)} ${fmt(scores.baseline.harmfulRefusal, 2)}, ${escapeHtml(prompts.negativeLabel)} ${fmt(scores.baseline.harmlessRefusal, 2)}.</figcaption></figure>
-<figure>${lineChart({ series: [{ name: "KL on harmless (ablated)", color: "#2a7", values: byLayer((c) => c.kl) }], chosen: selection.layer, yLabel: "KL divergence", threshold: { value: 0.1, label: "filter: KL ≤ 0.1" } })}</figure>
-${candidatesTable(report)}
-<p>Refusal tokens: ${report.refusalTokens.map((token) => `<code>${escapeHtml(JSON.stringify(token))}</code>`).join(" ")}</p>` : ""}
+    yLabel: "signature probability",
+  })}<figcaption>Probability of the learned signature on the validation prompts. Baseline (no edit): ${escapeHtml(prompts.positiveLabel)} ${fmt(scores.baseline.positiveBehaviour)}, ${escapeHtml(prompts.negativeLabel)} ${fmt(scores.baseline.negativeBehaviour)}.</figcaption></figure>
+<figure>${lineChart({
+    series: [
+      { name: `${prompts.negativeLabel} unchanged (ablated)`, color: "#36c", values: byLayer((c) => c.unchanged) },
+      { name: `KL on ${prompts.negativeLabel} (ablated)`, color: "#2a7", values: byLayer((c) => c.kl) },
+    ],
+    chosen: selection.layer,
+    yLabel: "share unchanged / KL",
+  })}<figcaption>Damage to the ${escapeHtml(prompts.negativeLabel)} set: the share of its completions left identical over ${scores.settings.unchangedTokens} tokens, and the mean KL over ${scores.settings.klTokens} tokens.</figcaption></figure>
+${candidatesTable(report)}` : ""}
 ${evaluation ? `<h2>Sample completions</h2>${samplesTable(report)}` : ""}
 </body></html>
 `;

@@ -4,6 +4,7 @@
 import { writeFile } from "node:fs/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
+import type { BehaviourSignature } from "./behaviour-signature.js";
 import type { Evaluation } from "./evaluate-model.js";
 import type { CandidateScores } from "./score-candidates.js";
 import type { CandidateVerdict } from "./select-direction.js";
@@ -32,7 +33,10 @@ export interface PipelineReport {
     chatTemplate: boolean;
     systemPrompt?: string;
   };
-  refusalTokens: string[];
+  /** The learned behaviour signature (its openings, how well they separate the sets, sample completions). */
+  signature: BehaviourSignature & { method: string; tokens: number };
+  /** Whether the contrast is refusal (wording) — any other concept is "the behaviour". */
+  refusal: boolean;
   geometry: LayerGeometry;
   scores?: CandidateScores;
   verdicts?: CandidateVerdict[];

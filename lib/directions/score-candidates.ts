@@ -1,61 +1,123 @@
 /**
- * Scores every candidate direction on the validation prompts, with the engine's hooks (Arditi et al. § 3):
- * - refusal score: mean refusal log-odds at the first generated position of the harmful prompts, with the
- *   direction ablated from every residual write (embedding, attention, MLP);
- * - KL: mean KL(unmodified ‖ ablated) of the next-token distribution at the last position of the harmless prompts;
- * - induced refusal: mean refusal log-odds of the harmless prompts with the (unnormalized) direction added to the
- *   residual stream at its own index, at every position (the engine's addition hook).
+ * Scores every candidate direction on the validation prompts through the engine's hooks, by what it does to the
+ * model's own behaviour (lib/directions/behaviour-signature.ts) and to the other set:
+ * - behaviour: the mean probability, over the positive prompts, that the edited model's completion starts with the
+ *   learned signature (teacher-forced, one pass per prompt and sequence), with the direction ablated from every
+ *   residual write;
+ * - damage: on the negative prompts, teacher-forced on the unedited model's own greedy completion, the mean per-token
+ *   KL(unedited ‖ ablated) over its first `klTokens` tokens, and the share of completions the ablation leaves
+ *   identical over their first `unchangedTokens` tokens (identical at every position under teacher forcing means
+ *   greedy decoding reproduces it exactly);
+ * - induced: the signature's mean probability on negative prompts with the (unnormalized) direction added to the
+ *   residual stream at its own index (the engine's addition hook), which should move them towards the behaviour.
  */
 import type { ForwardModel } from "../engine/load-forward-model.js";
-import { runForward } from "../engine/run-forward.js";
+import type { BehaviourSignature } from "./behaviour-signature.js";
+import { completePrompts } from "./complete-prompts.js";
+import { forcedPass, klFromLogSoftmax, type Edit, type ForcedPass, type ForcedRow } from "./forced-scores.js";
 import type { ForwardSettings } from "./mean-difference.js";
-import { klDivergence, mean, refusalLogOdds } from "./next-token-statistics.js";
+import { mean } from "./statistics.js";
 
 export interface CandidateScore {
   /** Layer index of the candidate (row of the `directions` file). */
   layer: number;
   norm: number;
-  /** Mean refusal log-odds on harmful prompts with the direction ablated (lower: less refusal). */
-  refusalScore: number | null;
-  /** Mean KL on harmless prompts, unmodified → ablated. */
+  /** Mean probability of the signature on the positive prompts with the direction ablated (lower: less behaviour). */
+  behaviour: number | null;
+  /** Mean per-token KL on the negative prompts' own completions, unedited → ablated. */
   kl: number | null;
-  /** Mean refusal log-odds on harmless prompts with the direction added; null for a zero direction. */
-  inducedRefusal: number | null;
+  /** Share of negative completions left identical by the ablation. */
+  unchanged: number | null;
+  /** Mean probability of the signature on negative prompts with the direction added; null for a zero direction. */
+  induced: number | null;
   /** Why a candidate was not scored (zero norm). */
   note?: string;
 }
 
+export interface DamageSettings {
+  /** Tokens of each negative completion the KL is averaged over (default 4). */
+  klTokens?: number;
+  /** Tokens of each negative completion that must stay identical for it to count as unchanged (default 16). */
+  unchangedTokens?: number;
+}
+
 export interface CandidateScores {
-  /** Refusal log-odds of the unmodified model: harmful and harmless validation prompts. */
-  baseline: { harmfulRefusal: number; harmlessRefusal: number };
+  /** The unedited model: signature probability on both sets, and the teacher-forced reproduction of its completions. */
+  baseline: { positiveBehaviour: number; negativeBehaviour: number; unchanged: number };
+  settings: Required<DamageSettings> & { inducedPrompts: number };
   candidates: CandidateScore[];
 }
 
-export interface ScoreCandidatesParams extends ForwardSettings {
+export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
   model: ForwardModel;
   directions: Float64Array[];
   layers: number[];
-  harmful: number[][];
-  harmless: number[][];
-  refusalTokenIds: number[];
+  positive: number[][];
+  negative: number[][];
+  signature: BehaviourSignature;
+  /** Negative prompts the addition is scored on (default 16). */
+  inducedPrompts?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
-/** A direction whose norm is this small against the mean activations is numerical noise, not a candidate. */
+/** A direction whose norm is this small against the largest candidate's is numerical noise, not a candidate. */
 const RELATIVE_NORM_FLOOR = 1e-6;
 
+/** Rows prompt × signature sequence, prompt-major. */
+export function signatureRows(prompts: readonly number[][], signature: Pick<BehaviourSignature, "sequences">): ForcedRow[] {
+  return prompts.flatMap((prompt) => signature.sequences.map((s) => ({ prompt, continuation: s.tokens })));
+}
+
+/** Per prompt, the probability that the completion starts with a signature sequence (they are prefix-free, so the sum). */
+export function signatureProbabilities(pass: ForcedPass, prompts: number, sequences: number): number[] {
+  return Array.from({ length: prompts }, (_, p) => {
+    let sum = 0;
+    for (let s = 0; s < sequences; s += 1) sum += Math.exp(pass.logProbs[p * sequences + s].reduce((a, b) => a + b, 0));
+    return Math.min(1, sum);
+  });
+}
+
+/**
+ * The damage an edit does on the negative rows, against the unedited pass: mean per-token KL over the first k
+ * positions, and the share of rows whose greedy choice is unchanged at every position the unedited model itself
+ * reproduces (a near-tie that teacher forcing resolves differently from generation is not counted against the edit).
+ */
+export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: number): { kl: number; unchanged: number } {
+  const kls: number[] = [];
+  let unchanged = 0;
+  reference.greedyMatches.forEach((matches, row) => {
+    const k = Math.min(klTokens, reference.distributions[row].length);
+    for (let i = 0; i < k; i += 1) kls.push(klFromLogSoftmax(reference.distributions[row][i], edited.distributions[row][i]));
+    let same = true;
+    for (let i = 0; i < matches.length && matches[i]; i += 1) if (!edited.greedyMatches[row][i]) same = false;
+    if (same) unchanged += 1;
+  });
+  return { kl: mean(kls), unchanged: unchanged / reference.greedyMatches.length };
+}
+
 export async function scoreCandidates(params: ScoreCandidatesParams): Promise<CandidateScores> {
-  const { model, harmful, harmless } = params;
-  const vocab = model.spec.vocabSize;
-  const refusal = new Set(params.refusalTokenIds);
+  const { model, signature } = params;
+  const klTokens = params.klTokens ?? 4;
+  const unchangedTokens = params.unchangedTokens ?? 16;
   const settings = { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads };
-  const both = [...harmful, ...harmless];
-  const base = await runForward({ model, prompts: both, positions: "none", logits: "last", ...settings });
-  const baseLogits = base.logits!;
-  const refusalOf = (logits: Float32Array, rows: number[]) => mean(rows.map((row) => refusalLogOdds(logits, row, vocab, refusal)));
-  const harmfulRows = harmful.map((_, i) => i);
-  const harmlessRows = harmless.map((_, i) => harmful.length + i);
-  const baseline = { harmfulRefusal: refusalOf(baseLogits, harmfulRows), harmlessRefusal: refusalOf(baseLogits, harmlessRows) };
+  const sequences = signature.sequences.length;
+  const inducedPrompts = params.negative.slice(0, params.inducedPrompts ?? 16);
+
+  // The unedited model's own completions of the negative prompts are what an edit must leave alone.
+  const completions = await completePrompts({ model, prompts: params.negative, maxNewTokens: unchangedTokens, ...settings });
+  const negativeRows: ForcedRow[] = params.negative.map((prompt, i) => ({ prompt, continuation: completions.ids[i].slice(0, unchangedTokens) }));
+  const positiveRows = signatureRows(params.positive, signature);
+  const inducedRows = signatureRows(inducedPrompts, signature);
+  const run = (rows: ForcedRow[], edit?: Edit, keepDistributions = 0) => forcedPass({ model, rows, edit, keepDistributions, ...settings });
+
+  const reference = await run(negativeRows, undefined, klTokens);
+  const baselinePositive = signatureProbabilities(await run(positiveRows), params.positive.length, sequences);
+  const baselineNegative = signatureProbabilities(await run(inducedRows), inducedPrompts.length, sequences);
+  const baseline = {
+    positiveBehaviour: mean(baselinePositive),
+    negativeBehaviour: mean(baselineNegative),
+    unchanged: mean(reference.greedyMatches.map((m) => (m.every(Boolean) ? 1 : 0))),
+  };
 
   const largestNorm = Math.max(...params.directions.map((row) => Math.hypot(...row)));
   const candidates: CandidateScore[] = [];
@@ -64,19 +126,16 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
     const direction = params.directions[layer];
     const norm = Math.hypot(...direction);
     if (!(norm > RELATIVE_NORM_FLOOR * largestNorm)) {
-      candidates.push({ layer, norm, refusalScore: null, kl: null, inducedRefusal: null, note: "zero direction (the two sets give the same mean here)" });
+      candidates.push({ layer, norm, behaviour: null, kl: null, unchanged: null, induced: null, note: "zero direction (the two sets give the same mean here)" });
       params.onProgress?.((done += 1), params.layers.length);
       continue;
     }
-    const unit = direction.map((v) => v / norm);
-    const ablated = await runForward({ model, prompts: both, positions: "none", logits: "last", ablation: { directions: [unit] }, ...settings });
-    const logits = ablated.logits!;
-    const refusalScore = refusalOf(logits, harmfulRows);
-    const kl = mean(harmlessRows.map((row) => klDivergence(baseLogits, logits, row, vocab)));
-    const added = await runForward({ model, prompts: harmless, positions: "none", logits: "last", addition: { vector: direction, point: layer }, ...settings });
-    const inducedRefusal = refusalOf(added.logits!, harmless.map((_, i) => i));
-    candidates.push({ layer, norm, refusalScore, kl, inducedRefusal });
+    const ablation: Edit = { ablation: { directions: [direction.map((v) => v / norm)] } };
+    const behaviour = mean(signatureProbabilities(await run(positiveRows, ablation), params.positive.length, sequences));
+    const damage = damageOf(reference, await run(negativeRows, ablation, klTokens), klTokens);
+    const induced = mean(signatureProbabilities(await run(inducedRows, { addition: { vector: direction, point: layer } }), inducedPrompts.length, sequences));
+    candidates.push({ layer, norm, behaviour, kl: damage.kl, unchanged: damage.unchanged, induced });
     params.onProgress?.((done += 1), params.layers.length);
   }
-  return { baseline, candidates };
+  return { baseline, settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length }, candidates };
 }

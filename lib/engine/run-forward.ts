@@ -34,8 +34,12 @@ export interface ForwardRequest {
   /** Token ids per prompt. */
   prompts: number[][];
   positions?: CapturePositions;
-  /** true or "last": each prompt's final-position logits, [prompts, vocab]; "all": every token's, [tokens, vocab]. */
-  logits?: boolean | "last" | "all";
+  /**
+   * true or "last": each prompt's final-position logits, [prompts, vocab]; "all": every token's, [tokens, vocab];
+   * { last: k } (or one k per prompt): the last k positions of each prompt, prompt after prompt, for teacher forcing
+   * (the logits at position i predict token i + 1).
+   */
+  logits?: boolean | "last" | "all" | { last: number | readonly number[] };
   /** Greedy tokens per prompt (resident mode). */
   maxNewTokens?: number;
   /** Stop ids for generation; the model's (generation_config.json / config.json) when absent. */
@@ -148,11 +152,18 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   const capture = captureRows(lengths, request.positions ?? "last");
   const logitsRows: number[] = [];
   if (wantLogits) {
+    const spec = request.logits;
     let offset = 0;
-    for (const length of lengths) {
-      for (let i = request.logits === "all" ? 0 : length - 1; i < length; i += 1) logitsRows.push(offset + i);
+    lengths.forEach((length, p) => {
+      let count = 1;
+      if (spec === "all") count = length;
+      else if (typeof spec === "object") {
+        count = typeof spec.last === "number" ? spec.last : spec.last[p];
+        if (!Number.isInteger(count) || count < 1 || count > length) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits: last ${count} positions of prompt ${p}, which has ${length} tokens`);
+      }
+      for (let i = length - count; i < length; i += 1) logitsRows.push(offset + i);
       offset += length;
-    }
+    });
   }
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
   const mlpChunkTokens = mlpChunkTokensFor(model, budget);

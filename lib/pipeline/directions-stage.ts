@@ -1,5 +1,5 @@
 /**
- * Stage 2, directions: mean(positive) − mean(negative) of the residual stream at every layer index 0..L on the
+ * Stage 3, directions: mean(positive) − mean(negative) of the residual stream at every layer index 0..L on the
  * train prompts, in fp64 (lib/directions/mean-difference.ts), saved as the candidates file directions.safetensors.
  * The key covers the prompts, how they are encoded, and the model's identity (its file digests), so a rerun on
  * edited weights recomputes them.

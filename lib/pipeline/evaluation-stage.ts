@@ -1,15 +1,17 @@
 /**
- * Stage 5, evaluation: the unedited model and the edited one (loaded from the folder surgery wrote, before or after
+ * Stage 6, evaluation: the unedited model and the edited one (loaded from the folder surgery wrote, before or after
  * its rename) on the held-out test prompts, before and after (lib/directions/evaluate-model.ts). The key covers the
  * surgery's own key, so a different edit is never answered with another edit's figures.
  */
 import { evaluateModel, type Evaluation } from "../directions/evaluate-model.js";
+import { DEFAULT_REFUSAL_MARKERS } from "../directions/refusal-phrases.js";
 import { loadForwardModel } from "../engine/load-forward-model.js";
 import type { PipelineEvent } from "./events.js";
 import { withStageProgress } from "./forward-events.js";
 import type { PipelineContext } from "./pipeline-context.js";
 import type { PromptsArtifact } from "./prompts-stage.js";
 import type { SelectionArtifact } from "./selection-stage.js";
+import { priorPhrases, type SignatureArtifact } from "./signature-stage.js";
 import { stageKey } from "./stage-store.js";
 
 export interface EvaluationArtifact {
@@ -19,15 +21,34 @@ export interface EvaluationArtifact {
 
 const ARTIFACT = "evaluation.json";
 
-export function evaluationKey(ctx: PipelineContext, prompts: PromptsArtifact, selection: SelectionArtifact, surgeryKey: string): string {
-  const { options } = ctx;
-  return stageKey({ stage: "evaluation", prompts: prompts.key, selection: selection.key, surgery: surgeryKey, encoding: ctx.encodingKey(), n: options.maxNewTokens ?? null, markers: options.refusalMarkers ?? null });
+/** The evaluation's second opinion: the user's behaviour markers, else the refusal phrases for a refusal contrast. */
+export function secondOpinionMarkers(ctx: PipelineContext): string[] | undefined {
+  if (ctx.options.behaviourMarkers) return ctx.options.behaviourMarkers;
+  return ctx.refusalContrast ? [...DEFAULT_REFUSAL_MARKERS] : undefined;
 }
 
-export async function* evaluationStage(ctx: PipelineContext, params: { prompts: PromptsArtifact; selection: SelectionArtifact; editedDir: string; surgeryKey: string }): AsyncGenerator<PipelineEvent, EvaluationArtifact> {
+export function evaluationKey(ctx: PipelineContext, prompts: PromptsArtifact, selection: SelectionArtifact, signature: SignatureArtifact, surgeryKey: string): string {
+  const { options } = ctx;
+  return stageKey({
+    stage: "evaluation",
+    prompts: prompts.key,
+    selection: selection.key,
+    signature: signature.key,
+    surgery: surgeryKey,
+    encoding: ctx.encodingKey(),
+    n: options.maxNewTokens ?? null,
+    markers: secondOpinionMarkers(ctx) ?? null,
+    minUnchanged: options.minUnchanged ?? null,
+  });
+}
+
+export async function* evaluationStage(
+  ctx: PipelineContext,
+  params: { prompts: PromptsArtifact; selection: SelectionArtifact; signature: SignatureArtifact; editedDir: string; surgeryKey: string },
+): AsyncGenerator<PipelineEvent, EvaluationArtifact> {
   const { options, store } = ctx;
   const { prompts, selection } = params;
-  const key = evaluationKey(ctx, prompts, selection, params.surgeryKey);
+  const key = evaluationKey(ctx, prompts, selection, params.signature, params.surgeryKey);
   if (store.reusable("evaluation", key, ARTIFACT)) {
     yield { type: "stage", stage: "evaluation", status: "reused" };
     return store.readJson<EvaluationArtifact>(ARTIFACT);
@@ -41,11 +62,12 @@ export async function* evaluationStage(ctx: PipelineContext, params: { prompts: 
       before,
       after,
       tokenizer: ctx.tokenizer,
-      harmful: { prompts: prompts.splits.positive.test, ids: prompts.splits.positive.test.map(encode) },
-      harmless: { prompts: prompts.splits.negative.test, ids: prompts.splits.negative.test.map(encode) },
-      refusalTokenIds: selection.refusalTokens.ids,
+      signature: params.signature.signature,
+      positive: { prompts: prompts.splits.positive.test, ids: prompts.splits.positive.test.map(encode) },
+      negative: { prompts: prompts.splits.negative.test, ids: prompts.splits.negative.test.map(encode) },
       maxNewTokens: options.maxNewTokens,
-      markers: options.refusalMarkers,
+      markers: secondOpinionMarkers(ctx),
+      minUnchanged: options.minUnchanged,
       ...options.forward,
       onProgress,
     }),

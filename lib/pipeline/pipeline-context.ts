@@ -31,8 +31,13 @@ export interface DirectionStageOptions extends PromptEncoding, SplitOptions {
   candidateLayers?: string;
   directionLayer?: number;
   maxKl?: number;
+  /** Selection wall: the share of validation negative completions an edit must leave identical (default 0.9). */
+  minUnchanged?: number;
   maxNewTokens?: number;
-  refusalMarkers?: string[];
+  /** Greedy tokens per train prompt the signature is learned from (default 24). */
+  signatureTokens?: number;
+  /** Phrases that decide which completions show the behaviour, overriding the learned split by prompt set. */
+  behaviourMarkers?: string[];
   token?: string;
   offline?: boolean;
   forward?: ForwardSettings;
@@ -45,6 +50,14 @@ export class PipelineContext {
   private tokenizerCache?: PromptTokenizer;
   private modelCache?: Promise<ForwardModel>;
   private identityCache?: Promise<ModelIdentity>;
+
+  /**
+   * Whether the contrast is refusal (the default harmful/harmless labels): the refusal phrase lists then serve as a
+   * prior for the signature and as the evaluation's second opinion. Any other concept gets neither.
+   */
+  get refusalContrast(): boolean {
+    return this.labels.positive === "harmful";
+  }
 
   constructor(options: DirectionStageOptions) {
     this.options = options;

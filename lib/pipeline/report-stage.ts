@@ -1,5 +1,5 @@
 /**
- * Stage 6, report: report.json (everything the run decided and measured) and report.html rendered from it, saved in
+ * Stage 7, report: report.json (everything the run decided and measured) and report.html rendered from it, saved in
  * the work dir. The pipeline then places both in the output folder: inside OUT.partial before its rename, or by an
  * atomic replacement when only they changed.
  */
@@ -13,6 +13,7 @@ import type { PipelineEvent } from "./events.js";
 import type { PipelineContext } from "./pipeline-context.js";
 import type { PromptsArtifact } from "./prompts-stage.js";
 import type { SelectionArtifact } from "./selection-stage.js";
+import type { SignatureArtifact } from "./signature-stage.js";
 import { stageKey } from "./stage-store.js";
 
 export interface ReportArtifact {
@@ -27,6 +28,7 @@ export async function* reportStage(
   params: {
     prompts: PromptsArtifact;
     candidates: DirectionCandidates;
+    signature: SignatureArtifact;
     selection: SelectionArtifact;
     evaluation?: { key: string; evaluation: Evaluation };
     surgery?: PipelineReport["surgery"];
@@ -40,6 +42,7 @@ export async function* reportStage(
     stage: "report",
     prompts: params.prompts.key,
     directions: store.keyOf("directions") ?? null,
+    signature: params.signature.key,
     selection: params.selection.key,
     evaluation: params.evaluation?.key ?? null,
     surgery: params.surgery ?? null,
@@ -74,7 +77,8 @@ export async function* reportStage(
       chatTemplate: options.chatTemplate !== false,
       ...(options.system !== undefined ? { systemPrompt: options.system } : {}),
     },
-    refusalTokens: selection.refusalTokens.tokens,
+    signature: { ...params.signature.signature, method: params.signature.method, tokens: params.signature.tokens },
+    refusal: ctx.refusalContrast,
     geometry: layerGeometry(params.candidates),
     ...(selection.scores ? { scores: selection.scores, verdicts: selection.selection.verdicts } : {}),
     selection: { layer: selection.selection.layer, how: selection.how, notes: selection.selection.notes },

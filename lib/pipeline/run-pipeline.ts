@@ -1,5 +1,6 @@
 /**
- * The one command as a library: prompts → directions → selection → surgery (apply + verify) → evaluation → report,
+ * The one command as a library: prompts → signature → directions → selection → surgery (apply + verify) →
+ * evaluation → report,
  * as an async generator of typed stage events (lib/pipeline/events.ts) that returns the result. Every stage is
  * resumable from the work dir and keyed on every input that changes its output; results travel with the checkpoint
  * (abliteration.json, report.html, report.json), written into OUT.partial before its rename, or replaced atomically
@@ -8,6 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { damageWarning, describeEvaluation } from "../directions/describe-evaluation.js";
 import type { Evaluation } from "../directions/evaluate-model.js";
 import type { Provenance } from "../provenance/provenance.js";
 import { directionsStage } from "./directions-stage.js";
@@ -17,6 +19,7 @@ import { PipelineContext, type DirectionStageOptions } from "./pipeline-context.
 import { promptsStage } from "./prompts-stage.js";
 import { reportStage } from "./report-stage.js";
 import { selectionStage } from "./selection-stage.js";
+import { signatureStage } from "./signature-stage.js";
 import { surgeryStage, writeResultsInto, type PipelineSurgeryOptions } from "./surgery-stage.js";
 
 export interface RunPipelineParams extends DirectionStageOptions {
@@ -40,10 +43,6 @@ export interface PipelineResult {
   reusedSurgery: boolean;
 }
 
-function percent(value: number): string {
-  return `${(100 * value).toFixed(0)}%`;
-}
-
 function inside(child: string, parent: string): boolean {
   return child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
 }
@@ -61,34 +60,43 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
   checkWorkDir(params.workDir, params.outDir);
   const ctx = new PipelineContext(params);
   const prompts = yield* promptsStage(ctx);
+  const signature = yield* signatureStage(ctx, prompts);
   const candidates = yield* directionsStage(ctx, prompts);
-  const selection = yield* selectionStage(ctx, prompts, candidates);
+  const selection = yield* selectionStage(ctx, prompts, signature, candidates);
   const layer = selection.selection.layer;
+  const labels = prompts.labels;
   if (selection.how === "automatic") {
-    const chosen = selection.scores?.candidates.find((c) => c.layer === layer);
-    yield { type: "finding", stage: "selection", message: `selected layer ${layer}: refusal score ${chosen?.refusalScore?.toFixed(2)} (unedited ${selection.scores?.baseline.harmfulRefusal.toFixed(2)}), KL ${chosen?.kl?.toFixed(4)}` };
+    const chosen = selection.scores!.candidates.find((c) => c.layer === layer)!;
+    const baseline = selection.scores!.baseline;
+    yield {
+      type: "finding",
+      stage: "selection",
+      message:
+        `selected layer ${layer}: ${labels.positive} behaviour ${chosen.behaviour!.toFixed(3)} (unedited ${baseline.positiveBehaviour.toFixed(3)}), ` +
+        `${labels.negative} completions unchanged ${(100 * chosen.unchanged!).toFixed(0)}%, KL ${chosen.kl!.toFixed(4)}`,
+    };
+    for (const message of selection.selection.notes) yield { type: "note", message };
   }
 
   let evaluation: Evaluation | undefined;
-  const labels = prompts.labels;
   const outcome = yield* surgeryStage(
     ctx,
     { directionFile: ctx.store.path("directions.safetensors"), layer, options: params.surgery ?? {}, outDir: params.outDir, force: params.force, threads: params.threads, source: params.source },
     async function* (dir, record, surgeryKey) {
-      const evaluated = yield* evaluationStage(ctx, { prompts, selection, editedDir: dir, surgeryKey });
+      const evaluated = yield* evaluationStage(ctx, { prompts, selection, signature, editedDir: dir, surgeryKey });
       evaluation = evaluated.evaluation;
+      const summary = describeEvaluation(evaluation, labels, ctx.refusalContrast);
       yield {
         type: "finding",
         stage: "evaluation",
-        message:
-          `evaluation (${evaluation.harmfulPrompts} held-out ${labels.positive}, ${evaluation.harmlessPrompts} ${labels.negative} prompts, ` +
-          `${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens} tokens` : "first-token scores"}): ` +
-          `${labels.positive} refused ${percent(evaluation.before.harmfulRefusalRate)} → ${percent(evaluation.after.harmfulRefusalRate)}, ` +
-          `mean KL on ${labels.negative} ${evaluation.harmlessKl.toFixed(4)}`,
+        message: `evaluation (${evaluation.positivePrompts} + ${evaluation.negativePrompts} held-out prompts, ${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens} tokens` : "first token only"}): ${summary}`,
       };
+      const warning = damageWarning(evaluation, labels);
+      if (warning) yield { type: "note", message: warning };
       const reports = yield* reportStage(ctx, {
         prompts,
         candidates,
+        signature,
         selection,
         evaluation: evaluated,
         surgery: {
@@ -103,9 +111,8 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
       const how = selection.how === "automatic" ? "selected automatically" : "given with --direction-layer";
       const note =
         `Direction at layer index ${layer} (${how}) from ${prompts.origins.positive} vs ${prompts.origins.negative}. ` +
-        `Held-out evaluation (${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens}-token completions` : "first-token refusal scores"}): ` +
-        `${labels.positive} prompts refused ${percent(evaluation.before.harmfulRefusalRate)} before, ${percent(evaluation.after.harmfulRefusalRate)} after; ` +
-        `mean KL on ${labels.negative} prompts ${evaluation.harmlessKl.toFixed(4)}. See report.html.`;
+        `Held-out evaluation (${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens}-token completions` : "first tokens only"}, ` +
+        `behaviour judged by the model's own learned openings): ${summary}.${warning ? ` ${warning}.` : ""} See report.html.`;
       const updated: Provenance = {
         ...record,
         notes: [...record.notes.filter((n) => !n.startsWith("Direction selected automatically") && !n.startsWith("Direction at layer index")), note],

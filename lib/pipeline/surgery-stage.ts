@@ -1,5 +1,5 @@
 /**
- * Stage 4, surgery, with evaluation and report folded into it: the selected direction is applied by the streaming
+ * Stage 5, surgery, with evaluation and report folded into it: the selected direction is applied by the streaming
  * surgery into OUT.partial, verified, evaluated there, its reports written there, and only then renamed to OUT.
  *
  * An existing OUT is reused only when the surgery key recorded in its abliteration.json equals this run's (every

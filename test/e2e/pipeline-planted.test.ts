@@ -47,23 +47,25 @@ test("one command without --direction: finds the planted direction, removes refu
 
     const { evaluation } = result;
     assert.equal(evaluation.method, "generation");
-    assert.ok(evaluation.harmfulPrompts >= 20);
-    assert.ok(evaluation.before.harmfulRefusalRate >= 0.9, `before: ${evaluation.before.harmfulRefusalRate}`);
-    assert.ok(evaluation.after.harmfulRefusalRate <= 0.05, `after: ${evaluation.after.harmfulRefusalRate}`);
-    assert.ok(evaluation.before.harmlessRefusalRate <= 0.05);
-    assert.ok(evaluation.harmlessKl < 0.01, `KL ${evaluation.harmlessKl}`);
+    assert.ok(evaluation.positivePrompts >= 20);
+    assert.ok(evaluation.before.positiveBehaviour >= 0.9, `before: ${evaluation.before.positiveBehaviour}`);
+    assert.ok(evaluation.after.positiveBehaviour <= 0.05, `after: ${evaluation.after.positiveBehaviour}`);
+    assert.ok(evaluation.before.negativeBehaviour <= 0.05);
+    assert.ok(evaluation.negativeKl < 0.01, `KL ${evaluation.negativeKl}`);
+    assert.ok(evaluation.negativeUnchanged >= 0.95, `unchanged ${evaluation.negativeUnchanged}`);
+    assert.equal(evaluation.verdict, "ok");
     assert.equal(result.verification.passed, true);
 
     // The results travel with the checkpoint.
     const provenance = JSON.parse(readFileSync(join(out, "abliteration.json"), "utf8"));
     assert.equal(provenance.direction.direction_layer, chosen);
-    assert.equal(provenance.evaluation.after.harmfulRefusalRate, evaluation.after.harmfulRefusalRate);
-    assert.ok(provenance.notes.some((note: string) => note.includes("refused 100% before, 0% after")), provenance.notes.join("\n"));
+    assert.equal(provenance.evaluation.after.positiveBehaviour, evaluation.after.positiveBehaviour);
+    assert.ok(provenance.notes.some((note: string) => note.includes("harmful prompts refused 100% → 0%") && note.includes("harmless completions unchanged 100%")), provenance.notes.join("\n"));
     assert.ok(existsSync(join(out, "report.html")) && existsSync(join(out, "report.json")));
 
     const second = await runCli(args.filter((a) => a !== "--json"), { env });
     assert.equal(second.status, 0, second.stderr);
-    for (const stage of ["prompts", "directions", "selection", "evaluation"]) assert.match(second.stderr, new RegExp(`${stage}: reused`), second.stderr);
+    for (const stage of ["prompts", "signature", "directions", "selection", "evaluation"]) assert.match(second.stderr, new RegExp(`${stage}: reused`), second.stderr);
     assert.match(second.stderr, /surgery: reused/);
 
     // The same command after the harmful file was edited: its text is in the prompts key, so nothing downstream of
@@ -72,7 +74,7 @@ test("one command without --direction: finds the planted direction, removes refu
     const editedArgs = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.jsonl"), "--out", join(root, "out2"), "--work-dir", `${out}.work`, "--max-new-tokens", "6"];
     const edited = await runCli(editedArgs, { env });
     assert.equal(edited.status, 0, edited.stderr);
-    for (const stage of ["prompts", "directions", "selection", "evaluation"]) assert.doesNotMatch(edited.stderr, new RegExp(`${stage}: reused`), edited.stderr);
+    for (const stage of ["prompts", "signature", "directions", "selection", "evaluation"]) assert.doesNotMatch(edited.stderr, new RegExp(`${stage}: reused`), edited.stderr);
     const saved = JSON.parse(readFileSync(join(`${out}.work`, "prompts.json"), "utf8"));
     const harmfulCount = ["train", "validation", "test"].reduce((sum, split) => sum + saved.splits.positive[split].length, 0);
     assert.equal(harmfulCount, BUILTIN_HARMFUL_PROMPTS.length - 8);

@@ -83,7 +83,7 @@ test("a rerun with identical inputs reuses every stage, says so, and changes no 
     const before = snapshot(out);
     const second = await runCli(base, { env: ENV });
     assert.equal(second.status, 0, second.stderr);
-    for (const stage of ["prompts", "directions", "selection", "surgery", "evaluation", "report"]) assert.match(second.stderr, new RegExp(`^${stage}: reused`, "m"), second.stderr);
+    for (const stage of ["prompts", "signature", "directions", "selection", "surgery", "evaluation", "report"]) assert.match(second.stderr, new RegExp(`^${stage}: reused`, "m"), second.stderr);
     assert.match(second.stderr, /surgery: reused .* \(same inputs; verified again just now\)/);
     assert.deepEqual(snapshot(out), before);
   } finally {
@@ -142,7 +142,7 @@ test("edited input weights invalidate every stage (with --force), whatever the f
     const rerun = await runCli([...base, "--force"], { env: ENV });
     assert.equal(rerun.status, 0, rerun.stderr);
     assert.match(rerun.stderr, /^prompts: reused/m, "the prompts do not depend on the weights");
-    for (const stage of ["directions", "selection", "surgery", "evaluation"]) assert.doesNotMatch(rerun.stderr, new RegExp(`^${stage}: reused`, "m"), rerun.stderr);
+    for (const stage of ["signature", "directions", "selection", "surgery", "evaluation"]) assert.doesNotMatch(rerun.stderr, new RegExp(`^${stage}: reused`, "m"), rerun.stderr);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

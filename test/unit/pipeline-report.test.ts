@@ -17,6 +17,7 @@ import { PipelineContext } from "../../lib/pipeline/pipeline-context.js";
 import { promptsStage } from "../../lib/pipeline/prompts-stage.js";
 import { reportStage } from "../../lib/pipeline/report-stage.js";
 import { selectionStage } from "../../lib/pipeline/selection-stage.js";
+import { signatureStage } from "../../lib/pipeline/signature-stage.js";
 import { writePlantedRefusalModel } from "../../lib/directions/planted-refusal-model.js";
 import { escapeHtml } from "../../lib/directions/report-html.js";
 import { writeFileSync } from "node:fs";
@@ -64,15 +65,16 @@ test("report.html is well-formed, self-contained, marks the chosen layer and esc
     const prompts = await resultOf(promptsStage(ctx));
     // Put the hostile prompt where the samples come from.
     prompts.splits.positive.test = [hostile, ...prompts.splits.positive.test.filter((p) => p !== hostile)];
+    const signature = await resultOf(signatureStage(ctx, prompts));
     const candidates = await resultOf(directionsStage(ctx, prompts));
-    const selection = await resultOf(selectionStage(ctx, prompts, candidates));
-    const evaluated = await resultOf(evaluationStage(ctx, { prompts, selection, editedDir: planted.dir, surgeryKey: "unedited" }));
-    const { html: htmlPath, json: jsonPath, report } = await resultOf(reportStage(ctx, { prompts, candidates, selection, evaluation: evaluated }));
+    const selection = await resultOf(selectionStage(ctx, prompts, signature, candidates));
+    const evaluated = await resultOf(evaluationStage(ctx, { prompts, selection, signature, editedDir: planted.dir, surgeryKey: "unedited" }));
+    const { html: htmlPath, json: jsonPath, report } = await resultOf(reportStage(ctx, { prompts, candidates, signature, selection, evaluation: evaluated }));
     const html = readFileSync(htmlPath, "utf8");
 
     const tags = checkMarkup(html.replace(/<style>[\s\S]*?<\/style>/, "<style></style>"), false);
     for (const svg of html.match(/<svg[\s\S]*?<\/svg>/g) ?? []) checkMarkup(svg, true);
-    assert.equal(html.match(/<svg /g)?.length, 5, "rates, separation, heatmap, refusal scores, KL");
+    assert.equal(html.match(/<svg /g)?.length, 5, "rates, separation, heatmap, behaviour scores, damage");
     assert.ok(tags.includes("table"));
     assert.ok(!/<script|src=|href=|url\(/i.test(html), "no script and no external resource");
     assert.ok(html.includes(escapeHtml(hostile)));
@@ -81,6 +83,11 @@ test("report.html is well-formed, self-contained, marks the chosen layer and esc
     assert.equal((html.match(/<rect [^>]*><title>layers /g) ?? []).length, (planted.numLayers + 1) ** 2);
     assert.match(html, new RegExp(`<tr class="chosen"><td>${selection.selection.layer} ◀ chosen`));
     assert.deepEqual(JSON.parse(readFileSync(jsonPath, "utf8")).selection.layer, report.selection.layer);
+    // The learned signature (the planted model refuses with "sorry") and the figure for the other set are shown.
+    assert.match(html, /<h2>The behaviour's signature<\/h2>/);
+    assert.match(html, /<code>&quot;sorry&quot;<\/code>/);
+    assert.deepEqual(report.signature.sequences.map((s) => s.text), ["sorry"]);
+    assert.match(html, /harmless completions unchanged \d+% \(first \d+ tokens\)/);
     // Geometry is the mean difference: projections differ by exactly the direction's norm.
     const g = report.geometry;
     for (let i = 1; i < g.norms.length; i += 1) assert.ok(Math.abs(g.positiveProjection[i] - g.negativeProjection[i] - g.norms[i]) < 1e-9);
