@@ -7,7 +7,7 @@ import type { ContrastMeans } from "../direction-files/write-direction-candidate
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { ForwardMode } from "../engine/memory-budget.js";
-import { runForward } from "../engine/run-forward.js";
+import { runForward, type ForwardAblation } from "../engine/run-forward.js";
 
 export interface ForwardSettings {
   mode?: ForwardMode | "auto";
@@ -21,6 +21,10 @@ export interface MeanActivationsParams extends ForwardSettings {
   /** How many trailing tokens of each prompt count as post-instruction positions (default 1: the last). */
   positions?: number;
   batchSize?: number;
+  /** Run with these directions ablated from every residual write (the subspace discovery's later steps). */
+  ablation?: ForwardAblation;
+  /** A weight per prompt (default 1 each): the mean becomes Σ wᵢ xᵢ / Σ wᵢ. */
+  weights?: readonly number[];
   /** Called after each batch with the prompts done so far. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -34,29 +38,35 @@ export async function meanActivations(params: MeanActivationsParams): Promise<{ 
   const sums = Array.from({ length: numLayers + 1 }, () => new Float64Array(d));
   const batchSize = params.batchSize ?? 32;
   let rows = 0;
+  let weightSum = 0;
   for (let start = 0; start < prompts.length; start += batchSize) {
     const batch = prompts.slice(start, start + batchSize);
     const output = await runForward({
       model,
       prompts: batch,
       positions: positions === 1 ? "last" : { last: positions },
+      ablation: params.ablation,
       mode: params.mode,
       maxMemoryBytes: params.maxMemoryBytes,
       threads: params.threads,
     });
     const captured = output.hidden.length / ((numLayers + 1) * d);
     for (let row = 0; row < captured; row += 1) {
+      const weight = params.weights ? params.weights[start + output.capturedPrompt[row]] : 1;
+      weightSum += weight;
+      if (weight === 0) continue;
       for (let layer = 0; layer <= numLayers; layer += 1) {
         const base = (row * (numLayers + 1) + layer) * d;
         const sum = sums[layer];
-        for (let i = 0; i < d; i += 1) sum[i] += output.hidden[base + i];
+        for (let i = 0; i < d; i += 1) sum[i] += weight * output.hidden[base + i];
       }
     }
     rows += captured;
     params.onProgress?.(Math.min(start + batchSize, prompts.length), prompts.length);
   }
   if (rows === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "no activations were captured (no prompts)");
-  return { mean: sums.map((sum) => sum.map((v) => v / rows)), rows };
+  if (!(weightSum > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "every prompt has weight 0: there is nothing to average");
+  return { mean: sums.map((sum) => sum.map((v) => v / weightSum)), rows };
 }
 
 export type { ContrastMeans };
@@ -65,13 +75,15 @@ export function differenceOfMeans(positiveMean: Float64Array[], negativeMean: Fl
   return positiveMean.map((row, layer) => row.map((v, i) => v - negativeMean[layer][i]));
 }
 
-export async function contrastMeans(params: Omit<MeanActivationsParams, "prompts" | "onProgress"> & {
+export async function contrastMeans(params: Omit<MeanActivationsParams, "prompts" | "onProgress" | "weights"> & {
   positive: number[][];
   negative: number[][];
+  /** Weights of the positive prompts (the negative ones all count once). */
+  positiveWeights?: readonly number[];
   onProgress?: (done: number, total: number) => void;
 }): Promise<ContrastMeans> {
   const total = params.positive.length + params.negative.length;
-  const positive = await meanActivations({ ...params, prompts: params.positive, onProgress: (done) => params.onProgress?.(done, total) });
+  const positive = await meanActivations({ ...params, prompts: params.positive, weights: params.positiveWeights, onProgress: (done) => params.onProgress?.(done, total) });
   const negative = await meanActivations({
     ...params,
     prompts: params.negative,

@@ -57,6 +57,10 @@ export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
   signature: BehaviourSignature;
   /** Negative prompts the addition is scored on (default 16). */
   inducedPrompts?: number;
+  /** Directions already removed (a subspace's earlier members), ablated together with each candidate. */
+  fixedDirections?: readonly Float64Array[];
+  /** Norm below which a candidate is noise; default 1e-6 of the largest candidate's. */
+  normFloor?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -120,17 +124,20 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
   };
 
   const largestNorm = Math.max(...params.directions.map((row) => Math.hypot(...row)));
+  const floor = params.normFloor ?? RELATIVE_NORM_FLOOR * largestNorm;
+  const fixed = params.fixedDirections ?? [];
   const candidates: CandidateScore[] = [];
   let done = 0;
   for (const layer of params.layers) {
     const direction = params.directions[layer];
     const norm = Math.hypot(...direction);
-    if (!(norm > RELATIVE_NORM_FLOOR * largestNorm)) {
-      candidates.push({ layer, norm, behaviour: null, kl: null, unchanged: null, induced: null, note: "zero direction (the two sets give the same mean here)" });
+    if (!(norm > floor)) {
+      const note = fixed.length ? "nothing left here once the earlier directions are removed" : "zero direction (the two sets give the same mean here)";
+      candidates.push({ layer, norm, behaviour: null, kl: null, unchanged: null, induced: null, note });
       params.onProgress?.((done += 1), params.layers.length);
       continue;
     }
-    const ablation: Edit = { ablation: { directions: [direction.map((v) => v / norm)] } };
+    const ablation: Edit = { ablation: { directions: [...fixed, direction.map((v) => v / norm)] } };
     const behaviour = mean(signatureProbabilities(await run(positiveRows, ablation), params.positive.length, sequences));
     const damage = damageOf(reference, await run(negativeRows, ablation, klTokens), klTokens);
     const induced = mean(signatureProbabilities(await run(inducedRows, { addition: { vector: direction, point: layer } }), inducedPrompts.length, sequences));
