@@ -214,7 +214,7 @@ function strengthsOf(ablation: ForwardAblation, numLayers: number): AblationStre
 }
 
 /** The native form: bases concatenated (one shared, or one per stream), α per writer in fp64. */
-export function nativeAblation(model: ForwardModel, ablation: ForwardAblation): NativeForwardAblation {
+function nativeAblation(model: ForwardModel, ablation: ForwardAblation): NativeForwardAblation {
   const { hiddenSize: d, numLayers } = model.spec;
   if ((ablation.directions === undefined) === (ablation.streamDirections === undefined)) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "ablation needs exactly one of directions and streamDirections");
