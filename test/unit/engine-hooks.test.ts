@@ -188,13 +188,17 @@ test("logits at chosen rows: last k positions and explicit positions are those r
       assert.ok(error <= 1e-6, `prompt ${p} position ${position}: ${error}`);
     });
   };
-  // Prompt lengths 7, 12, 3: the last 4 positions of each (all 3 of the short one).
-  const lastFour = await runForward({ model, prompts, positions: "none", logits: { lastPositions: 4 } });
-  check(lastFour, prompts.flatMap((ids, p) => Array.from({ length: Math.min(4, ids.length) }, (_, i): [number, number] => [p, ids.length - Math.min(4, ids.length) + i])));
+  // Prompt lengths 7, 12, 3: the last 3 positions of each, then 4, 1 and 3 of them.
+  const lastThree = await runForward({ model, prompts, positions: "none", logits: { last: 3 } });
+  check(lastThree, prompts.flatMap((ids, p) => Array.from({ length: 3 }, (_, i): [number, number] => [p, ids.length - 3 + i])));
+  const counts = [4, 1, 3];
+  const perPrompt = await runForward({ model, prompts, positions: "none", logits: { last: counts } });
+  check(perPrompt, prompts.flatMap((ids, p) => Array.from({ length: counts[p] }, (_, i): [number, number] => [p, ids.length - counts[p] + i])));
   const chosen = await runForward({ model, prompts, positions: "none", logits: { positions: [[6, 0], [], [1]] } });
   check(chosen, [[0, 6], [0, 0], [2, 1]]);
   await assert.rejects(runForward({ model, prompts, logits: { positions: [[7], [], []] } }), (e: { code?: string }) => e.code === "INVALID_ARGUMENT");
-  await assert.rejects(runForward({ model, prompts, logits: { lastPositions: 0 } }), (e: { code?: string }) => e.code === "INVALID_ARGUMENT");
+  await assert.rejects(runForward({ model, prompts, logits: { last: 0 } }), (e: { code?: string }) => e.code === "INVALID_ARGUMENT");
+  await assert.rejects(runForward({ model, prompts, logits: { last: 4 } }), (e: { code?: string }) => e.code === "INVALID_ARGUMENT");
 });
 
 test("teacher forcing in one pass: log-probs of appended targets equal those of step-by-step greedy continuation", async () => {
@@ -203,7 +207,7 @@ test("teacher forcing in one pass: log-probs of appended targets equal those of 
   const vocab = model.spec.vocabSize;
   const targets = golden.generated.map((ids) => ids.slice(0, 3));
   const forced = await runForward({
-    model, prompts: golden.inputIds.map((ids, p) => [...ids, ...targets[p]]), positions: "none", logits: { lastPositions: 4 },
+    model, prompts: golden.inputIds.map((ids, p) => [...ids, ...targets[p]]), positions: "none", logits: { last: 4 },
   });
   // Row j of each prompt predicts target j (row 3 the token after the last target); greedy targets are the argmax.
   golden.inputIds.forEach((_, p) => {
