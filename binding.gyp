@@ -1,6 +1,6 @@
 {
   # node-gyp build of the same sources as CMakeLists.txt, CPU only, without the AVX-512 kernels. The AVX2
-  # kernels are a separate static library so that only they get -mavx2; the dispatchers pick them at
+  # kernels are a separate static library so that only they get -mavx2; the kernel chooser picks them at
   # runtime when the CPU has AVX2.
   # Sources are listed by a node one-liner so that new files join without editing this file.
   "variables": {

@@ -2,19 +2,22 @@
 # Builds every variant of the native addon so that none of them can rot, each into its own folder
 # (build/Release, the default one that `npm install` makes, is rebuilt but never overwritten by a variant):
 #   1. cmake-js Release                      -> build/Release/abliterate.node
-#   2. CUDA, compile-only, when nvcc exists  -> build/variants/cuda/Release/abliterate.node
+#   2. CUDA, when nvcc exists                -> build/variants/cuda/Release/abliterate.node
 #   3. node-gyp (binding.gyp), CPU only      -> build/variants/gyp/build/Release/abliterate.node
 #   4. Debug with ASan + UBSan               -> build/variants/sanitize/Debug/abliterate.node
 # With dist/ built (npm run build) it then runs the native unit tests against each variant that can run
-# here (the CUDA build runs on its CPU path when there is no device). Set ABLITERATE_VARIANT_TESTS=0 to
-# only build. CUDA architectures: ABLITERATE_CUDA_ARCHITECTURES (default 80, one keeps CI fast).
+# here. The CUDA build registers its "cuda" backend plug-in: where a device exists the parity test compares it
+# byte for byte with the CPU backend, elsewhere the test reports a skip with the reason and the CPU fallback is
+# tested instead. Set ABLITERATE_VARIANT_TESTS=0 to only build. CUDA architectures: ABLITERATE_CUDA_ARCHITECTURES
+# (default 80, one keeps CI fast).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 cmake_js="$root/node_modules/.bin/cmake-js"
 run_tests="${ABLITERATE_VARIANT_TESTS:-1}"
-native_tests=(dist/test/unit/native-dtype.test.js dist/test/unit/native-kernels.test.js dist/test/unit/native-jobs.test.js)
+native_tests=(dist/test/unit/native-dtype.test.js dist/test/unit/native-kernels.test.js dist/test/unit/native-jobs.test.js
+  dist/test/unit/native-backend-parity.test.js dist/test/unit/native-kernel-choice.test.js)
 failures=()
 
 step() { printf '\n== %s\n' "$*"; }
@@ -32,7 +35,7 @@ test_variant() {
     tail -40 "build/variants/$name-tests.log"
     failures+=("$name tests")
   else
-    grep -E '^# (pass|fail)' "build/variants/$name-tests.log"
+    grep -E '^# (pass|fail|skipped)|# SKIP' "build/variants/$name-tests.log"
   fi
 }
 
@@ -42,7 +45,7 @@ step "1. cmake-js Release"
 "$cmake_js" compile
 test_variant release "$root/build/Release/abliterate.node"
 
-step "2. CUDA (compile-only)"
+step "2. CUDA"
 if command -v nvcc >/dev/null 2>&1; then
   "$cmake_js" compile -O build/variants/cuda --CDABLITERATE_CUDA=ON \
     "--CDCMAKE_CUDA_ARCHITECTURES=${ABLITERATE_CUDA_ARCHITECTURES:-80}"

@@ -2,7 +2,7 @@
 #   npx cmake-js compile --CDABLITERATE_CUDA=ON --CDABLITERATE_SIMD=avx2
 # or to plain cmake as -DABLITERATE_...=...
 
-option(ABLITERATE_CUDA "Compile native/cuda/*.cu with nvcc; CUDA is used at runtime only when a device exists" OFF)
+option(ABLITERATE_CUDA "Compile native/cuda/*.cu with nvcc: registers the cuda projection backend plug-in, used at runtime when a device exists" OFF)
 
 set(ABLITERATE_SIMD "auto" CACHE STRING
     "Kernel instruction sets: auto (AVX-512, AVX2 and scalar kernels, chosen at runtime), avx512, avx2 or scalar")

@@ -28,7 +28,15 @@ export { pushModel, type PushModelParams, type UploadEvent, type PushResult } fr
 // The forward engine: activations, and the passes the pipeline is built from.
 export { collectActivations, writeActivationsFile, type CollectActivationsParams, type CollectedActivations } from "./engine/collect-activations.js";
 export { loadForwardModel, type ForwardModel } from "./engine/load-forward-model.js";
-export { runForward, type ForwardRequest, type ForwardOutput } from "./engine/run-forward.js";
+export {
+  runForward,
+  type ForwardRequest,
+  type ForwardOutput,
+  type ForwardAblation,
+  type AblationStrengths,
+  type ForwardAddition,
+  type LogitsRequest,
+} from "./engine/run-forward.js";
 
 // Direction files.
 export { loadDirectionFile, type DirectionFile } from "./direction-files/load-direction.js";
@@ -36,4 +44,4 @@ export { selectBasis, type DirectionBasis } from "./direction-files/select-basis
 export { readDirectionCandidates, writeDirectionCandidates, type DirectionCandidates } from "./direction-files/write-direction-candidates.js";
 
 // Families.
-export { FAMILIES, supportedModelTypes, type TargetKind, type Orientation } from "./arch/families.js";
+export { FAMILIES, supportedModelTypes, forwardModelTypes, type TargetKind, type Orientation } from "./arch/families.js";

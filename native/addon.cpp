@@ -13,9 +13,8 @@
 #include "core/shard_job.h"
 #include "promise_worker.h"
 
-// The forward engine (native/addon_forward.cpp) adds its exports here when it is linked in; a weak
-// reference keeps this file buildable without it.
-void RegisterForwardBindings(Napi::Env env, Napi::Object exports) __attribute__((weak));
+// The forward engine's exports (native/addon_forward.cpp, always part of the build).
+void RegisterForwardBindings(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -111,6 +110,8 @@ abl::ExecutionOptions execution_options(const Napi::Object& job, const std::stri
     if (count > 1024) invalid(where + ".threads must be at most 1024");
     options.threads = static_cast<unsigned>(count);
   }
+  const Napi::Value backend = field(job, "backend");
+  if (!backend.IsUndefined()) options.backend = string_field(job, "backend", where);
   return options;
 }
 
@@ -147,6 +148,7 @@ Napi::Value to_js(Napi::Env env, const abl::ApplyResult& result) {
   object.Set("bytesRewritten", Napi::Number::New(env, static_cast<double>(result.bytes_rewritten)));
   object.Set("seconds", Napi::Number::New(env, result.seconds));
   object.Set("backend", Napi::String::New(env, result.backend));
+  if (!result.backend_fallback.empty()) object.Set("backendFallback", Napi::String::New(env, result.backend_fallback));
   return object;
 }
 
@@ -248,13 +250,30 @@ Napi::Value Encode(const Napi::CallbackInfo& info) {
 
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const abl::RuntimeInfo runtime = abl::runtime_info();
-  Napi::Object object = Napi::Object::New(env);
-  object.Set("simd", Napi::String::New(env, runtime.simd));
-  object.Set("threads", Napi::Number::New(env, runtime.threads));
-  object.Set("cudaCompiled", Napi::Boolean::New(env, runtime.cuda_compiled));
-  object.Set("cudaDevices", Napi::Number::New(env, runtime.cuda_devices));
-  return object;
+  try {
+    const abl::RuntimeInfo runtime = abl::runtime_info();
+    Napi::Object kernels = Napi::Object::New(env);
+    kernels.Set("setting", Napi::String::New(env, runtime.kernel_setting));
+    kernels.Set("cpu", Napi::String::New(env, runtime.cpu_level));
+    kernels.Set("projection", Napi::String::New(env, runtime.projection_kernels));
+    kernels.Set("verify", Napi::String::New(env, runtime.verify_kernels));
+    kernels.Set("forward", Napi::String::New(env, runtime.forward_kernels));
+    Napi::Array backends = Napi::Array::New(env, runtime.backends.size());
+    for (uint32_t i = 0; i < runtime.backends.size(); ++i) {
+      Napi::Object backend = Napi::Object::New(env);
+      backend.Set("name", Napi::String::New(env, runtime.backends[i].name));
+      backend.Set("devices", Napi::Number::New(env, runtime.backends[i].devices));
+      if (!runtime.backends[i].reason.empty()) backend.Set("reason", Napi::String::New(env, runtime.backends[i].reason));
+      backends.Set(i, backend);
+    }
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("threads", Napi::Number::New(env, runtime.threads));
+    object.Set("kernels", kernels);
+    object.Set("backends", backends);
+    return object;
+  } catch (const NativeError& error) {
+    throw js_error(env, error.what(), error.code(), error.path());
+  }
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -263,7 +282,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decode", Napi::Function::New(env, Decode, "decode"));
   exports.Set("encode", Napi::Function::New(env, Encode, "encode"));
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
-  if (RegisterForwardBindings) RegisterForwardBindings(env, exports);
+  RegisterForwardBindings(env, exports);
   return exports;
 }
 

@@ -1,5 +1,5 @@
 // N-API bindings of the forward engine (native/core/forward): `forward(job, onProgress?)` → Promise.
-// addon.cpp calls RegisterForwardBindings through a weak reference. The job arrives already validated and
+// addon.cpp calls RegisterForwardBindings from its module init. The job arrives already validated and
 // normalized by lib/engine; the parsing here only converts types and rejects what would be unsafe.
 #include <napi.h>
 
@@ -48,6 +48,17 @@ bool bool_field(const Napi::Object& object, const char* key, const std::string& 
   const Napi::Value value = object.Get(key);
   if (!value.IsBoolean()) invalid(where + "." + key + " must be a boolean");
   return value.As<Napi::Boolean>().Value();
+}
+
+bool optional_bool(const Napi::Object& object, const char* key, const std::string& where, bool fallback) {
+  const Napi::Value value = object.Get(key);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsBoolean()) invalid(where + "." + key + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+double optional_number(const Napi::Object& object, const char* key, const std::string& where, double fallback) {
+  return object.Get(key).IsUndefined() ? fallback : number_field(object, key, where);
 }
 
 std::string string_field(const Napi::Object& object, const char* key, const std::string& where) {
@@ -128,6 +139,11 @@ fwd::ModelSpec model_spec(const Napi::Object& s) {
   spec.moe_intermediate_size = u32_field(s, "moeIntermediateSize", at);
   spec.shared_intermediate_size = u32_field(s, "sharedIntermediateSize", at);
   spec.norm_topk_prob = bool_field(s, "normTopkProb", at);
+  spec.router_sigmoid = optional_bool(s, "routerSigmoid", at, false);
+  spec.qk_norm_whole = optional_bool(s, "qkNormWhole", at, false);
+  spec.rope_interleaved = optional_bool(s, "ropeInterleaved", at, false);
+  spec.temperature_floor_scale = static_cast<float>(optional_number(s, "temperatureFloorScale", at, 8192.0));
+  spec.temperature_scale = static_cast<float>(optional_number(s, "temperatureScale", at, 0.1));
   return spec;
 }
 
@@ -181,7 +197,11 @@ fwd::LayerWeights layer_weights(const Napi::Object& o, const std::string& at) {
   w.shared_down = tensor_ref(o, "sharedDown", at);
   w.shared_expert_gate = tensor_ref(o, "sharedExpertGate", at);
   w.sliding_window = u32_field(o, "slidingWindow", at);
+  w.attention_chunk = o.Get("attentionChunk").IsUndefined() ? 0 : u32_field(o, "attentionChunk", at);
   w.rope_table = u32_field(o, "ropeTable", at);
+  w.use_rope = !optional_bool(o, "noRope", at, false);
+  w.qk_l2_norm = optional_bool(o, "qkL2Norm", at, false);
+  w.temperature_tuning = optional_bool(o, "temperatureTuning", at, false);
   return w;
 }
 
@@ -239,10 +259,10 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
     const Napi::Object a = ablation.As<Napi::Object>();
     job.ablate = true;
     job.ablation.basis = typed_array<float, napi_float32_array>(a.Get("basis"), "job.ablation.basis");
-    job.ablation.rank = u32_field(a, "rank", "job.ablation");
-    job.ablation.alpha = static_cast<float>(number_field(a, "alpha", "job.ablation"));
-    job.ablation.embedding = bool_field(a, "embedding", "job.ablation");
-    job.ablation.layers = typed_array<uint8_t, napi_uint8_array>(a.Get("layers"), "job.ablation.layers");
+    job.ablation.ranks = typed_array<uint32_t, napi_uint32_array>(a.Get("ranks"), "job.ablation.ranks");
+    job.ablation.embedding_alpha = number_field(a, "embeddingAlpha", "job.ablation");
+    job.ablation.attention_alpha = typed_array<double, napi_float64_array>(a.Get("attentionAlpha"), "job.ablation.attentionAlpha");
+    job.ablation.mlp_alpha = typed_array<double, napi_float64_array>(a.Get("mlpAlpha"), "job.ablation.mlpAlpha");
   }
   const Napi::Value addition = o.Get("addition");
   if (!addition.IsUndefined() && !addition.IsNull()) {

@@ -1,10 +1,21 @@
 /**
- * model_type → which tensors write into the residual stream, and how they are laid out.
+ * The one family table: one record per model_type family, holding both what surgery edits (which tensors write into
+ * the residual stream, and how they are laid out) and how the forward engine runs it (`forward`, the builder of its
+ * ForwardDescription). Every list of supported families (error messages, inspect, docs/architectures.md, the test
+ * that checks the docs) is derived from this table.
  * Readers of the residual (q/k/v/gate/up, fused qkv/gate_up), norms, routers and an untied lm_head are never
  * listed, so they stay byte-identical. Layer-indexed rules capture the layer number in group 1.
  * Tensor names were checked against transformers' modeling_*.py (the module attribute paths); docs/architectures.md
  * has the per-family table and the reasoning.
  */
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { describeGpt2, describeGptNeox } from "./describe-gpt.js";
+import { describeGemma, describeMistral, describeMoe, describeOlmo2, describePhi3, describeQwen, llamaLike as llamaLikeForward } from "./describe-llama-like.js";
+import { describeLlama4 } from "./describe-llama4.js";
+import type { Config, ForwardDescription } from "./forward-description.js";
+
+/** Builds the forward engine's description from a (text) config; `file` names config.json in errors. */
+export type DescribeForward = (config: Config, file: string) => ForwardDescription;
 
 /** Which kind of residual writer a tensor is; `--targets` selects among these. */
 export type TargetKind = "embed" | "attn" | "mlp";
@@ -39,6 +50,8 @@ export interface FamilyDefinition {
   normScalePlusOne?: boolean;
   /** The unembedding tensor, when it exists separately (untied checkpoints). */
   lmHead: RegExp;
+  /** How the forward engine runs the family; absent for a family that can be edited but not run. */
+  forward?: DescribeForward;
 }
 
 /** `(?:a|b)` from prefixes written as regex sources; every rule is anchored at the start of the name. */
@@ -68,6 +81,7 @@ interface LlamaLikeOptions {
   postNorms?: boolean;
   normScalePlusOne?: boolean;
   lmHead?: RegExp;
+  forward?: DescribeForward;
 }
 
 /** Llama's layout: embed_tokens, self_attn.o_proj, mlp.down_proj (with optional biases). */
@@ -88,6 +102,7 @@ function llamaLike(name: string, modelTypes: string[], options: LlamaLikeOptions
     lmHead: options.lmHead ?? /^lm_head\.weight$/,
     ...(options.normScalePlusOne ? { normScalePlusOne: true } : {}),
     rules: llamaLikeRules(options.prefixes ?? [String.raw`model\.`], options.postNorms ?? false),
+    ...(options.forward ? { forward: options.forward } : {}),
   };
 }
 
@@ -109,21 +124,29 @@ const GPT2_PREFIX = [String.raw`(?:transformer\.)?`];
 const GPT_NEOX_PREFIX = [String.raw`gpt_neox\.`];
 
 export const FAMILIES: readonly FamilyDefinition[] = [
-  llamaLike("llama", ["llama"]),
-  llamaLike("mistral", ["mistral"]),
-  llamaLike("qwen2", ["qwen2"]),
-  llamaLike("qwen3", ["qwen3"]),
+  llamaLike("llama", ["llama"], { forward: (config, file) => llamaLikeForward("llama", config, file, { tieDefault: false }) }),
+  llamaLike("mistral", ["mistral"], { forward: describeMistral }),
+  llamaLike("qwen2", ["qwen2"], { forward: (config, file) => describeQwen("qwen2", config, file) }),
+  llamaLike("qwen3", ["qwen3"], { forward: (config, file) => describeQwen("qwen3", config, file) }),
   // Gemma 1's post_attention_layernorm is the pre-MLP norm (as in Llama), so no γ-aware rule applies.
-  llamaLike("gemma", ["gemma"], { normScalePlusOne: true }),
-  llamaLike("gemma2", ["gemma2"], { postNorms: true, normScalePlusOne: true }),
-  llamaLike("gemma3", ["gemma3", "gemma3_text"], { prefixes: NESTED_TEXT, postNorms: true, normScalePlusOne: true, lmHead: NESTED_LM_HEAD }),
-  llamaLike("olmo2", ["olmo2"], { postNorms: true }),
+  llamaLike("gemma", ["gemma"], { normScalePlusOne: true, forward: (config, file) => describeGemma("gemma", config, file) }),
+  llamaLike("gemma2", ["gemma2"], { postNorms: true, normScalePlusOne: true, forward: (config, file) => describeGemma("gemma2", config, file) }),
+  // The multimodal gemma3 checkpoint's text_config is a gemma3_text config (model-config.ts reads it).
+  llamaLike("gemma3", ["gemma3", "gemma3_text"], {
+    prefixes: NESTED_TEXT,
+    postNorms: true,
+    normScalePlusOne: true,
+    lmHead: NESTED_LM_HEAD,
+    forward: (config, file) => describeGemma("gemma3_text", config, file),
+  }),
+  llamaLike("olmo2", ["olmo2"], { postNorms: true, forward: describeOlmo2 }),
   // Phi-3 fuses qkv_proj and gate_up_proj (readers); its writers o_proj and down_proj are separate, as in Llama.
-  llamaLike("phi3", ["phi3"]),
+  llamaLike("phi3", ["phi3"], { forward: describePhi3 }),
   {
     name: "gpt2",
     modelTypes: ["gpt2"],
     lmHead: /^lm_head\.weight$/,
+    forward: describeGpt2,
     rules: [
       rule("embed", "rows", GPT2_PREFIX, String.raw`wte\.weight`),
       rule("embed", "rows", GPT2_PREFIX, String.raw`wpe\.weight`),
@@ -138,6 +161,7 @@ export const FAMILIES: readonly FamilyDefinition[] = [
     name: "gpt_neox",
     modelTypes: ["gpt_neox"],
     lmHead: /^embed_out\.weight$/,
+    forward: describeGptNeox,
     rules: [
       rule("embed", "rows", GPT_NEOX_PREFIX, String.raw`embed_in\.weight`),
       rule("attn", "linear", GPT_NEOX_PREFIX, String.raw`${LAYER}attention\.dense\.weight`),
@@ -150,6 +174,7 @@ export const FAMILIES: readonly FamilyDefinition[] = [
     name: "mixtral",
     modelTypes: ["mixtral"],
     lmHead: /^lm_head\.weight$/,
+    forward: (config, file) => describeMoe("mixtral", config, file),
     rules: [
       ...llamaLikeRules([MODEL], false).filter((candidate) => candidate.kind !== "mlp"),
       ...moeExpertRules([MODEL], String.raw`block_sparse_moe\.experts\.\d+\.w2\.weight`),
@@ -160,6 +185,7 @@ export const FAMILIES: readonly FamilyDefinition[] = [
       name: modelType,
       modelTypes: [modelType],
       lmHead: /^lm_head\.weight$/,
+      forward: (config, file) => describeMoe(modelType, config, file),
       rules: [
         // Dense layers (mlp_only_layers, decoder_sparse_step) keep a plain mlp.down_proj.
         ...llamaLikeRules([MODEL], false),
@@ -172,6 +198,7 @@ export const FAMILIES: readonly FamilyDefinition[] = [
     name: "llama4",
     modelTypes: ["llama4", "llama4_text"],
     lmHead: NESTED_LM_HEAD,
+    forward: describeLlama4,
     rules: [
       ...llamaLikeRules(NESTED_TEXT, false).filter((candidate) => candidate.kind !== "mlp"),
       // Llama4TextExperts.down_proj is [E, intermediate, d] and is applied as bmm(h, down_proj): rows per expert.
@@ -187,6 +214,25 @@ export function findFamily(modelType: string): FamilyDefinition | undefined {
   return FAMILIES.find((family) => family.modelTypes.includes(modelType));
 }
 
+/** Every model_type surgery can edit. */
 export function supportedModelTypes(): string[] {
   return FAMILIES.flatMap((family) => [...family.modelTypes]).sort();
+}
+
+/** Every model_type the forward engine runs (direction finding, evaluation, activations). */
+export function forwardModelTypes(): string[] {
+  return FAMILIES.filter((family) => family.forward).flatMap((family) => [...family.modelTypes]).sort();
+}
+
+/** The forward engine's description of a model_type, from its (text) config, or UNSUPPORTED_FAMILY naming the list. */
+export function describeForward(modelType: string, textConfig: Config, file: string): ForwardDescription {
+  const describe = findFamily(modelType)?.forward;
+  if (!describe) {
+    throw new AbliterateError(
+      ErrorCodes.UNSUPPORTED_FAMILY,
+      `the forward engine does not support model_type "${modelType}" (supported: ${forwardModelTypes().join(", ")})`,
+      { file },
+    );
+  }
+  return describe(textConfig, file);
 }

@@ -5,11 +5,12 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { describeForward } from "../arch/families.js";
+import { eosIds, type ForwardDescription, type LayerRole } from "../arch/forward-description.js";
 import { readModelConfig } from "../arch/model-config.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import type { NativeDtype, NativeForwardLayer, NativeModelSpec, NativeRopeTable, NativeTensorRef } from "../native/addon.js";
+import type { NativeDtype, NativeExpert, NativeForwardLayer, NativeModelSpec, NativeRopeTable, NativeTensorRef } from "../native/addon.js";
 import { readCheckpoint, type Checkpoint } from "../safetensors/index.js";
-import { describeFamily, eosIds, type FamilyDescription, type LayerRole } from "./forward-families.js";
 import { computeRopeTable } from "./rope-table.js";
 
 const FORWARD_DTYPES = new Set<string>(["F32", "F16", "BF16", "F64"]);
@@ -17,7 +18,7 @@ const FORWARD_DTYPES = new Set<string>(["F32", "F16", "BF16", "F64"]);
 export interface ForwardModel {
   dir: string;
   modelType: string;
-  family: FamilyDescription;
+  family: ForwardDescription;
   spec: NativeModelSpec;
   files: string[];
   embed: NativeTensorRef;
@@ -63,6 +64,16 @@ class TensorResolver {
 
   has(name: string): boolean {
     return this.checkpoint.tensorLocations.has(name);
+  }
+
+  /**
+   * Slices [E, a, b] into E refs of shape [a, b] (checked against `expectedSlice`), each `transposed` as asked: fused
+   * experts stored per expert as [in, out].
+   */
+  slices(name: string, count: number, expectedSlice: number[], transposed: boolean): NativeTensorRef[] {
+    const whole = this.ref(name, [count, ...expectedSlice]);
+    const bytes = tensorBytes(whole) / count;
+    return Array.from({ length: count }, (_, e) => ({ ...whole, offset: whole.offset + e * bytes, shape: [...expectedSlice], ...(transposed ? { transposed: true } : {}) }));
   }
 
   /** `expectedShape` as stored (a transposed role's is [in, out]). */
@@ -111,8 +122,9 @@ function roleShapes(spec: NativeModelSpec): Record<LayerRole, number[]> {
     kBias: [kv],
     vBias: [kv],
     qkvBias: [q + 2 * kv],
-    qNorm: [spec.headDim],
-    kNorm: [spec.headDim],
+    // OLMo-2 normalizes the whole q / k projection, the others one head at a time.
+    qNorm: [spec.qkNormWhole ? q : spec.headDim],
+    kNorm: [spec.qkNormWhole ? kv : spec.headDim],
     o: [d, q],
     oBias: [d],
     postAttentionNorm: [d],
@@ -137,7 +149,7 @@ function roleShapes(spec: NativeModelSpec): Record<LayerRole, number[]> {
 export async function loadForwardModel(dir: string): Promise<ForwardModel> {
   const config = await readModelConfig(dir);
   const configFile = join(dir, "config.json");
-  const family = describeFamily(config.modelType, config.text, configFile);
+  const family = describeForward(config.modelType, config.text, configFile);
   const checkpoint = await readCheckpoint(dir);
   const resolver = new TensorResolver(checkpoint);
   const prefix = family.prefixes.find((p) => resolver.has(p + family.embed));
@@ -165,7 +177,7 @@ export async function loadForwardModel(dir: string): Promise<ForwardModel> {
   const layerBytes: number[] = [];
   for (let i = 0; i < spec.numLayers; i += 1) {
     const names = family.layerNames(i);
-    const layer: Partial<NativeForwardLayer> = { slidingWindow: family.slidingWindow(i), ropeTable: family.ropeTableOf(i) };
+    const layer: Partial<NativeForwardLayer> = { slidingWindow: family.slidingWindow(i), ropeTable: family.ropeTableOf(i), ...family.layerOptions?.(i) };
     let bytes = 0;
     const sparse = family.sparse?.isSparse(i) ?? false;
     const required = sparse ? sparseRequired : denseRequired;
@@ -179,16 +191,26 @@ export async function loadForwardModel(dir: string): Promise<ForwardModel> {
     }
     if (sparse) {
       const moe = spec.moeIntermediateSize;
+      const layout = family.sparse!;
       layer.experts = [];
-      for (let e = 0; e < spec.numExperts; e += 1) {
-        const names = family.sparse!.expertNames(i, e);
-        const expert = {
-          gate: resolver.ref(prefix + names.gate, [moe, d]),
-          up: resolver.ref(prefix + names.up, [moe, d]),
-          down: resolver.ref(prefix + names.down, [d, moe]),
-        };
-        bytes += tensorBytes(expert.gate) + tensorBytes(expert.up) + tensorBytes(expert.down);
-        layer.experts.push(expert);
+      const fused = layout.fusedExperts?.(i);
+      if (fused) {
+        // Stored [in, out] per expert: gate_up [d, 2 · moe], down [moe, d].
+        const gateUp = resolver.slices(prefix + fused.gateUp, spec.numExperts, [d, 2 * moe], true);
+        const down = resolver.slices(prefix + fused.down, spec.numExperts, [moe, d], true);
+        for (let e = 0; e < spec.numExperts; e += 1) layer.experts.push({ gateUp: gateUp[e], down: down[e] });
+      } else {
+        for (let e = 0; e < spec.numExperts; e += 1) {
+          const names = layout.expertNames!(i, e);
+          layer.experts.push({
+            gate: resolver.ref(prefix + names.gate, [moe, d]),
+            up: resolver.ref(prefix + names.up, [moe, d]),
+            down: resolver.ref(prefix + names.down, [d, moe]),
+          });
+        }
+      }
+      for (const expert of layer.experts as NativeExpert[]) {
+        bytes += tensorBytes(expert.gate) + tensorBytes(expert.up) + tensorBytes(expert.gateUp) + tensorBytes(expert.down);
       }
     }
     layers.push(layer as NativeForwardLayer);

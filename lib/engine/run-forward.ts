@@ -1,7 +1,8 @@
 /**
  * Runs tokenized prompts through a model: residual stream at chosen positions (index i enters decoder layer i,
- * index L leaves the last layer before the final norm), final-position logits, greedy generation, and optional
- * directional ablation of every residual write (embedding, attention output, MLP output) and activation addition.
+ * index L leaves the last layer before the final norm), logits at chosen positions (teacher forcing), batched greedy
+ * generation, and two hooks: directional ablation of every residual write (embedding, attention output, MLP output)
+ * with its own α per writer and optionally its own basis per stream, and activation addition.
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
@@ -12,14 +13,54 @@ import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } 
 /** Which positions of each prompt to capture: its last token, its last k tokens, all of them, or none. */
 export type CapturePositions = "last" | "all" | "none" | { last: number };
 
+/**
+ * Which rows of logits to return (memory: rows × vocab floats):
+ * - true or "last": each prompt's last position;
+ * - "all": every position of every prompt;
+ * - { last: k } (or one k per prompt): each prompt's last k positions (k ≤ its length). Teacher forcing: append the
+ *   k − 1 target tokens t₁ … t_{k−1} to a prompt and ask for its last k positions; row j then holds the logits that
+ *   predict t_{j+1} (row 0 predicts t₁ from the prompt alone), all in one pass;
+ * - { positions }: positions[p] lists the positions of prompt p (0-based, each below its length), in any order.
+ * Rows come prompt by prompt, in the order asked; ForwardOutput.logitsPrompt / logitsPosition name each.
+ */
+export type LogitsRequest = boolean | "last" | "all" | { last: number | readonly number[] } | { positions: readonly (readonly number[])[] };
+
+/**
+ * α at every residual writer: the hook computes out ← out − α B (Bᵀ out) on what the writer adds to the residual
+ * stream, which equals the weight edit W ← W − α B Bᵀ W of that writer. 0 leaves a writer untouched, 1 removes the
+ * component, 2 reflects it, < 0 amplifies it.
+ */
+export interface AblationStrengths {
+  /** α of the embedding output (the writer of stream 0). */
+  embedding: number;
+  /** α_attn[l] of layer l's attention output (written into stream l + 1); numLayers entries. */
+  attention: ArrayLike<number>;
+  /** α_mlp[l] of layer l's MLP output (written into stream l + 1); numLayers entries. */
+  mlp: ArrayLike<number>;
+}
+
+/**
+ * Directional ablation of the residual writes. Give exactly one of `directions` and `streamDirections`, and either
+ * `strengths` or the convenience fields `alpha` / `layers` / `embedding` (which map onto strengths: α at the
+ * embedding when `embedding` (default true), α at both writers of every layer in `layers` (default all), 0 elsewhere).
+ * Post-norm families (Gemma 2/3, OLMo-2): the hook acts on the write after its post-norm, i.e. on what is added.
+ */
 export interface ForwardAblation {
-  /** k directions of hidden_size (orthonormalized here; dependent directions are rejected). */
-  directions: ArrayLike<number>[];
-  /** 1 removes the component (default), 2 reflects, < 0 amplifies. */
+  /** One basis for every writer: k directions of hidden_size (orthonormalized here; dependent directions are rejected). */
+  directions?: ArrayLike<number>[];
+  /**
+   * One basis per residual stream, numLayers + 1 entries: the writers into stream s use streamDirections[s] (the
+   * embedding writes stream 0, layer l's attention and MLP write stream l + 1; docs/architectures.md § Residual
+   * streams). Each entry is orthonormalized on its own; an empty entry is allowed where every writer into that
+   * stream has α 0.
+   */
+  streamDirections?: ArrayLike<number>[][];
+  strengths?: AblationStrengths;
+  /** Convenience: 1 removes the component (default), 2 reflects, < 0 amplifies. */
   alpha?: number;
-  /** Layers whose attention and MLP writes are projected; all layers when absent. */
+  /** Convenience: layers whose attention and MLP writes are projected; all layers when absent. */
   layers?: number[];
-  /** Project the embedding output too (default true). */
+  /** Convenience: project the embedding output too (default true). */
   embedding?: boolean;
 }
 
@@ -34,13 +75,8 @@ export interface ForwardRequest {
   /** Token ids per prompt. */
   prompts: number[][];
   positions?: CapturePositions;
-  /**
-   * true or "last": each prompt's final-position logits, [prompts, vocab]; "all": every token's, [tokens, vocab];
-   * { last: k } (or one k per prompt): the last k positions of each prompt, prompt after prompt, for teacher forcing
-   * (the logits at position i predict token i + 1).
-   */
-  logits?: boolean | "last" | "all" | { last: number | readonly number[] };
-  /** Greedy tokens per prompt (resident mode). */
+  logits?: LogitsRequest;
+  /** Greedy tokens per prompt (resident mode); all prompts advance together, one token per step, with a KV cache. */
   maxNewTokens?: number;
   /** Stop ids for generation; the model's (generation_config.json / config.json) when absent. */
   eosTokenIds?: number[];
@@ -62,8 +98,10 @@ export interface ForwardOutput {
   hidden: Float32Array;
   capturedPrompt: Uint32Array;
   capturedPosition: Uint32Array;
-  /** [prompts, vocabSize] (or [tokens, vocabSize] for logits: "all") when logits were asked for. */
+  /** [logits rows, vocabSize] when logits were asked for; row r is prompt logitsPrompt[r] at logitsPosition[r]. */
   logits?: Float32Array;
+  logitsPrompt?: Uint32Array;
+  logitsPosition?: Uint32Array;
   generated?: number[][];
   seconds: number;
   kernels: string;
@@ -73,7 +111,13 @@ export interface ForwardOutput {
   activationBytes: number;
 }
 
-function captureRows(lengths: number[], positions: CapturePositions): { rows: number[]; prompt: number[]; position: number[] } {
+interface Rows {
+  rows: number[];
+  prompt: number[];
+  position: number[];
+}
+
+function captureRows(lengths: number[], positions: CapturePositions): Rows {
   const rows: number[] = [];
   const prompt: number[] = [];
   const position: number[] = [];
@@ -93,29 +137,123 @@ function captureRows(lengths: number[], positions: CapturePositions): { rows: nu
   return { rows, prompt, position };
 }
 
-function nativeAblation(model: ForwardModel, ablation: ForwardAblation): NativeForwardAblation {
-  const d = model.spec.hiddenSize;
-  const rows = ablation.directions.map((direction, i) => {
+function logitsRows(lengths: number[], request: LogitsRequest | undefined): Rows {
+  const out: Rows = { rows: [], prompt: [], position: [] };
+  if (request === undefined || request === false) return out;
+  let offset = 0;
+  lengths.forEach((length, p) => {
+    let positions: number[];
+    if (request === true || request === "last") positions = [length - 1];
+    else if (request === "all") positions = Array.from({ length }, (_, i) => i);
+    else if ("last" in request) {
+      const k = typeof request.last === "number" ? request.last : request.last[p];
+      if (!Number.isInteger(k) || k < 1 || k > length) {
+        throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits: last ${k} positions of prompt ${p}, which has ${length} tokens`);
+      }
+      positions = Array.from({ length: k }, (_, i) => length - k + i);
+    } else {
+      if (request.positions.length !== lengths.length) {
+        throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits.positions has ${request.positions.length} entries for ${lengths.length} prompts`);
+      }
+      positions = [...request.positions[p]];
+      for (const position of positions) {
+        if (!Number.isInteger(position) || position < 0 || position >= length) {
+          throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits position ${position} of prompt ${p} is outside 0..${length - 1}`);
+        }
+      }
+    }
+    for (const position of positions) {
+      out.rows.push(offset + position);
+      out.prompt.push(p);
+      out.position.push(position);
+    }
+    offset += length;
+  });
+  return out;
+}
+
+function checkedBasis(directions: ArrayLike<number>[], d: number, what: string): Float64Array {
+  const rows = directions.map((direction, i) => {
     if (direction.length !== d) {
-      throw new AbliterateError(ErrorCodes.DIRECTION_DIMENSION, `ablation direction ${i} has ${direction.length} entries, hidden_size is ${d}`);
+      throw new AbliterateError(ErrorCodes.DIRECTION_DIMENSION, `${what} direction ${i} has ${direction.length} entries, hidden_size is ${d}`);
     }
     const values = Float64Array.from(direction);
-    if (values.some((v) => !Number.isFinite(v))) throw new AbliterateError(ErrorCodes.DIRECTION_NOT_FINITE, `ablation direction ${i} holds NaN or Inf`);
+    if (values.some((v) => !Number.isFinite(v))) throw new AbliterateError(ErrorCodes.DIRECTION_NOT_FINITE, `${what} direction ${i} holds NaN or Inf`);
     return values;
   });
-  const basis = orthonormalizeRows(rows, "ablation");
-  const layers = new Uint8Array(model.spec.numLayers);
+  return orthonormalizeRows(rows, what);
+}
+
+function strengthsOf(ablation: ForwardAblation, numLayers: number): AblationStrengths {
+  const convenience = ablation.alpha !== undefined || ablation.layers !== undefined || ablation.embedding !== undefined;
+  if (ablation.strengths) {
+    if (convenience) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "ablation: give strengths or alpha/layers/embedding, not both");
+    const { embedding, attention, mlp } = ablation.strengths;
+    if (attention.length !== numLayers || mlp.length !== numLayers) {
+      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation strengths need ${numLayers} attention and ${numLayers} MLP values (got ${attention.length} and ${mlp.length})`);
+    }
+    const all = [embedding, ...Array.from(attention), ...Array.from(mlp)];
+    if (all.some((v) => typeof v !== "number" || !Number.isFinite(v))) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "ablation strengths must be finite numbers");
+    return ablation.strengths;
+  }
+  const alpha = ablation.alpha ?? 1;
+  if (!Number.isFinite(alpha)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation alpha must be finite (got ${alpha})`);
+  const selected = new Uint8Array(numLayers);
   if (ablation.layers) {
     for (const layer of ablation.layers) {
-      if (!Number.isInteger(layer) || layer < 0 || layer >= layers.length) {
-        throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation layer ${layer} is outside 0..${layers.length - 1}`);
+      if (!Number.isInteger(layer) || layer < 0 || layer >= numLayers) {
+        throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation layer ${layer} is outside 0..${numLayers - 1}`);
       }
-      layers[layer] = 1;
+      selected[layer] = 1;
     }
   } else {
-    layers.fill(1);
+    selected.fill(1);
   }
-  return { basis: Float32Array.from(basis), rank: rows.length, alpha: ablation.alpha ?? 1, embedding: ablation.embedding ?? true, layers };
+  const perLayer = Array.from(selected, (on) => (on ? alpha : 0));
+  return { embedding: ablation.embedding ?? true ? alpha : 0, attention: perLayer, mlp: perLayer };
+}
+
+/** The native form: bases concatenated (one shared, or one per stream), α per writer in fp64. */
+function nativeAblation(model: ForwardModel, ablation: ForwardAblation): NativeForwardAblation {
+  const { hiddenSize: d, numLayers } = model.spec;
+  if ((ablation.directions === undefined) === (ablation.streamDirections === undefined)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "ablation needs exactly one of directions and streamDirections");
+  }
+  const strengths = strengthsOf(ablation, numLayers);
+  const bases: Float64Array[] = [];
+  const ranks: number[] = [];
+  if (ablation.directions) {
+    bases.push(checkedBasis(ablation.directions, d, "ablation"));
+    ranks.push(ablation.directions.length);
+  } else {
+    const streams = ablation.streamDirections!;
+    if (streams.length !== numLayers + 1) {
+      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation streamDirections needs ${numLayers + 1} entries (streams 0..${numLayers}), got ${streams.length}`);
+    }
+    streams.forEach((directions, s) => {
+      const used = s === 0 ? strengths.embedding !== 0 : strengths.attention[s - 1] !== 0 || strengths.mlp[s - 1] !== 0;
+      if (directions.length === 0) {
+        if (used) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation stream ${s} has no directions but a writer into it has α ≠ 0`);
+        ranks.push(0);
+        return;
+      }
+      bases.push(checkedBasis(directions, d, `ablation stream ${s}`));
+      ranks.push(directions.length);
+    });
+  }
+  const basis = new Float32Array(bases.reduce((n, b) => n + b.length, 0));
+  let offset = 0;
+  for (const b of bases) {
+    basis.set(b, offset);
+    offset += b.length;
+  }
+  return {
+    basis,
+    ranks: Uint32Array.from(ranks),
+    embeddingAlpha: strengths.embedding,
+    attentionAlpha: Float64Array.from(strengths.attention),
+    mlpAlpha: Float64Array.from(strengths.mlp),
+  };
 }
 
 function nativeAddition(model: ForwardModel, addition: ForwardAddition): NativeForwardAddition {
@@ -150,21 +288,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     throw new AbliterateError(ErrorCodes.TENSOR_MISSING, "logits need lm_head, which this checkpoint does not have", { file: model.dir });
   }
   const capture = captureRows(lengths, request.positions ?? "last");
-  const logitsRows: number[] = [];
-  if (wantLogits) {
-    const spec = request.logits;
-    let offset = 0;
-    lengths.forEach((length, p) => {
-      let count = 1;
-      if (spec === "all") count = length;
-      else if (typeof spec === "object") {
-        count = typeof spec.last === "number" ? spec.last : spec.last[p];
-        if (!Number.isInteger(count) || count < 1 || count > length) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits: last ${count} positions of prompt ${p}, which has ${length} tokens`);
-      }
-      for (let i = length - count; i < length; i += 1) logitsRows.push(offset + i);
-      offset += length;
-    });
-  }
+  const logitsAt = logitsRows(lengths, request.logits);
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
   const mlpChunkTokens = mlpChunkTokensFor(model, budget);
   const rows = lengths.reduce((a, b) => a + b, 0);
@@ -173,7 +297,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     shape: {
       rows,
       capturedRows: capture.rows.length,
-      logitsRows: logitsRows.length,
+      logitsRows: logitsAt.rows.length,
       maxNewTokens,
       prompts: prompts.length,
       longestPrompt: Math.max(...lengths),
@@ -204,7 +328,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     tokens,
     promptLengths: Uint32Array.from(lengths),
     captureRows: Uint32Array.from(capture.rows),
-    logitsRows: Uint32Array.from(logitsRows),
+    logitsRows: Uint32Array.from(logitsAt.rows),
     maxNewTokens,
     eosIds: Int32Array.from(request.eosTokenIds ?? model.eosTokenIds),
     ablation: request.ablation ? nativeAblation(model, request.ablation) : undefined,
@@ -223,6 +347,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     capturedPrompt: Uint32Array.from(capture.prompt),
     capturedPosition: Uint32Array.from(capture.position),
     logits: wantLogits ? result.logits : undefined,
+    logitsPrompt: wantLogits ? Uint32Array.from(logitsAt.prompt) : undefined,
+    logitsPosition: wantLogits ? Uint32Array.from(logitsAt.position) : undefined,
     generated: maxNewTokens > 0 ? result.generated.map((ids) => Array.from(ids)) : undefined,
     seconds: result.seconds,
     kernels: result.kernels,

@@ -44,6 +44,13 @@ export interface NativeExecutionOptions {
   threads?: number;
 }
 
+/**
+ * The projection backend plug-in an apply job asks for (native/core/projection_backend.h). "cuda" runs on the CPU,
+ * saying why in backendFallback, when the build has no CUDA or no device is visible; "auto" takes the first non-CPU
+ * plug-in with a device, else the CPU. Default: the ABLITERATE_BACKEND environment variable, else "auto".
+ */
+export type NativeBackendName = "auto" | "cpu" | "cuda";
+
 export interface ApplyShardJob extends NativeExecutionOptions {
   inputPath: string;
   /** Created or truncated. Bytes outside the target tensors are copied with copy_file_range. */
@@ -54,13 +61,17 @@ export interface ApplyShardJob extends NativeExecutionOptions {
    * relying on it (apply does, overlapped with verification).
    */
   fsync?: boolean;
+  backend?: NativeBackendName;
 }
 
 export interface ApplyShardResult {
   bytesCopied: number;
   bytesRewritten: number;
   seconds: number;
+  /** The backend that ran. */
   backend: "cpu" | "cuda";
+  /** Present when `backend` is not the one the job asked for: why (e.g. "cuda: no CUDA device"). */
+  backendFallback?: string;
 }
 
 export interface VerifyShardJob extends NativeExecutionOptions {
@@ -102,11 +113,37 @@ export interface ShardProgress {
   bytesTotal: number;
 }
 
+export type KernelLevel = "avx512" | "avx2" | "scalar";
+
+/**
+ * What the one kernel chooser picked (native/core/kernel_choice.h). ABLITERATE_KERNELS=auto|avx512|avx2|scalar caps
+ * all three kernel families at once; each runs the widest table that is compiled in, that the CPU runs and that
+ * the cap allows (the forward engine has no AVX-512 table, so it runs AVX2 there).
+ */
+export interface KernelChoice {
+  /** ABLITERATE_KERNELS as given; "auto" when unset. */
+  setting: string;
+  /** The widest instruction set this CPU runs. */
+  cpu: KernelLevel;
+  projection: KernelLevel;
+  verify: KernelLevel;
+  forward: KernelLevel;
+}
+
+/** One projection backend plug-in compiled into this build. */
+export interface BackendInfo {
+  name: "cpu" | "cuda";
+  /** Devices usable now; 0 means it cannot run, and `reason` says why. */
+  devices: number;
+  reason?: string;
+}
+
 export interface RuntimeInfo {
-  simd: "avx512" | "avx2" | "scalar";
+  /** Default kernel threads (hardware concurrency). */
   threads: number;
-  cudaCompiled: boolean;
-  cudaDevices: number;
+  kernels: KernelChoice;
+  /** CPU first; "cuda" only in builds with ABLITERATE_CUDA=ON. */
+  backends: BackendInfo[];
 }
 
 interface RawAddon {
@@ -183,7 +220,11 @@ export function encode(values: Float64Array, dtype: NativeDtype): Uint8Array {
 }
 
 export function runtimeInfo(): RuntimeInfo {
-  return addon().runtimeInfo();
+  try {
+    return addon().runtimeInfo();
+  } catch (error) {
+    translate(error);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -236,6 +277,18 @@ export interface NativeModelSpec {
   sharedIntermediateSize: number;
   /** Renormalize the kept top-k routing weights to sum 1 (Mixtral always; Qwen-MoE per config). */
   normTopkProb: boolean;
+  /**
+   * Llama 4's router: top-k by logit, each kept expert weighted by sigmoid(logit) applied to its input (default
+   * false: softmax weights applied to the outputs).
+   */
+  routerSigmoid?: boolean;
+  /** OLMo-2: q_norm / k_norm normalize the whole q / k projection, not each head. */
+  qkNormWhole?: boolean;
+  /** Llama 4: RoPE rotates adjacent pairs (2i, 2i + 1), not (i, i + rotaryDim / 2). */
+  ropeInterleaved?: boolean;
+  /** Llama 4 attention temperature: q · (log1p(⌊(pos + 1) / floorScale⌋) · scale + 1) on layers with temperatureTuning. */
+  temperatureFloorScale?: number;
+  temperatureScale?: number;
 }
 
 /** One routed expert: gate/up (or fused gateUp) and down, nn.Linear layout. */
@@ -248,7 +301,8 @@ export interface NativeExpert {
 
 /** One decoder layer's weights; separate q/k/v or a fused qkv, separate gate/up or a fused gateUp. */
 export interface NativeForwardLayer {
-  inputNorm: NativeTensorRef;
+  /** Absent in OLMo-2 (attention reads the residual stream itself). */
+  inputNorm?: NativeTensorRef;
   inputNormBias?: NativeTensorRef;
   q?: NativeTensorRef;
   k?: NativeTensorRef;
@@ -258,13 +312,15 @@ export interface NativeForwardLayer {
   kBias?: NativeTensorRef;
   vBias?: NativeTensorRef;
   qkvBias?: NativeTensorRef;
+  /** RMSNorm before RoPE: [headDim] per head, or [q/k width] with spec.qkNormWhole. */
   qNorm?: NativeTensorRef;
   kNorm?: NativeTensorRef;
   o: NativeTensorRef;
   oBias?: NativeTensorRef;
   /** Sandwich norm on the attention output (Gemma 2/3). */
   postAttentionNorm?: NativeTensorRef;
-  preMlpNorm: NativeTensorRef;
+  /** Absent in OLMo-2. */
+  preMlpNorm?: NativeTensorRef;
   preMlpNormBias?: NativeTensorRef;
   postMlpNorm?: NativeTensorRef;
   gate?: NativeTensorRef;
@@ -284,8 +340,16 @@ export interface NativeForwardLayer {
   sharedExpertGate?: NativeTensorRef;
   /** 0: full causal attention. */
   slidingWindow: number;
+  /** Llama 4 chunked attention: queries see only keys in their chunk of this many positions. Absent or 0: none. */
+  attentionChunk?: number;
   /** Index into NativeForwardJob.ropeTables. */
   ropeTable: number;
+  /** Llama 4 NoPE layer: no rotary embedding. */
+  noRope?: boolean;
+  /** Llama 4: weightless RMS norm of every q and k head after RoPE. */
+  qkL2Norm?: boolean;
+  /** Llama 4: attention temperature tuning of q (spec.temperatureFloorScale, spec.temperatureScale). */
+  temperatureTuning?: boolean;
 }
 
 export interface NativeRopeTable {
@@ -296,15 +360,20 @@ export interface NativeRopeTable {
   rotaryDim: number;
 }
 
+/**
+ * Directional ablation at every residual writer, equal to the weight edit of that writer: its output (after the
+ * post-norm where the family has one) becomes out − α B (Bᵀ out). The embedding writes stream 0; layer l's attention
+ * and MLP write stream l + 1. α = 0 leaves a writer untouched.
+ */
 export interface NativeForwardAblation {
-  /** rank × hiddenSize, orthonormal rows. */
+  /** The bases concatenated, ranks[b] orthonormal rows of hiddenSize each. */
   basis: Float32Array;
-  rank: number;
-  alpha: number;
-  /** Project the embedding output too. */
-  embedding: boolean;
-  /** One entry per layer: 1 projects that layer's attention and MLP writes. */
-  layers: Uint8Array;
+  /** One entry (a basis shared by every writer) or numLayers + 1 (basis s for the writers into stream s). */
+  ranks: Uint32Array;
+  embeddingAlpha: number;
+  /** numLayers entries each. */
+  attentionAlpha: Float64Array;
+  mlpAlpha: Float64Array;
 }
 
 /** x ← x + vector on every row of the residual stream at one point (0 = embedding output, L = last layer's output). */
@@ -360,12 +429,8 @@ export interface ForwardProgress {
 }
 
 export async function forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult> {
-  const native = addon();
-  if (typeof native.forward !== "function") {
-    throw new AbliterateError(ErrorCodes.NATIVE, "the native addon was built without the forward engine; rebuild it (`npm run build:native`)");
-  }
   try {
-    return await native.forward(job, onProgress);
+    return await addon().forward(job, onProgress);
   } catch (error) {
     translate(error);
   }

@@ -67,14 +67,11 @@ struct KernelTable {
 };
 
 const KernelTable& scalar_kernels();
-/** Null when the build left the instruction set out (ABLITERATE_SIMD, non-x86). */
+/** Null when the build left the instruction set out (the ABLITERATE_SIMD build option, non-x86). */
 const KernelTable* avx2_kernels();
 const KernelTable* avx512_kernels();
 
-/**
- * The widest table this CPU supports. The environment variable ABLITERATE_SIMD=scalar|avx2 caps the
- * choice (tests compare the instruction sets that way).
- */
+/** The table the one kernel chooser picked (kernel_choice.h; ABLITERATE_KERNELS caps it). */
 const KernelTable& best_kernels();
 
 }  // namespace abl

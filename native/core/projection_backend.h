@@ -1,11 +1,19 @@
-// Where the projection arithmetic runs. The shard executor owns the file I/O and hands the backend
-// chunks of raw tensor bytes; the CPU backend runs the SIMD kernels on a thread pool, the CUDA backend
-// (native/cuda/) copies each chunk to the device.
+// Where the projection arithmetic runs. The shard executor owns the file I/O and hands the backend chunks of raw
+// tensor bytes; the CPU backend runs the SIMD kernels on a thread pool, the CUDA backend (native/cuda/) copies each
+// chunk to the device.
+//
+// Backends are plug-ins in a small registry, in the spirit of ggml's backend registry: each plug-in has a name, says
+// how many devices it can use right now (and why not, when none), and creates a backend. The CPU plug-in is always
+// registered and always available; the CUDA one is registered only in builds with ABLITERATE_CUDA=ON. A job names
+// the backend it wants ("auto", "cpu", "cuda"); the result reports the one that ran and, when the request could
+// not be met, why it fell back to the CPU.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "shard_job.h"
 
@@ -26,14 +34,29 @@ class ProjectionBackend {
   virtual void rewrite_rows(const uint8_t* in, uint8_t* out, size_t rows, size_t row0) = 0;
   /** dModelAxis 1: whole rows. */
   virtual void project_rows(const uint8_t* in, uint8_t* out, size_t rows) = 0;
+
+  /** Set by the registry when this backend runs in place of the one the job asked for: why. */
+  std::string fallback_reason;
 };
 
+struct ProjectionBackendPlugin {
+  /** "cpu", "cuda": what jobs ask for and results report. */
+  const char* name;
+  /** Devices the plug-in can use now; 0 with `reason` filled when it cannot run. */
+  int (*devices)(std::string* reason);
+  std::unique_ptr<ProjectionBackend> (*create)(unsigned threads);
+};
+
+/** Every plug-in compiled into this build, the CPU first. */
+const std::vector<const ProjectionBackendPlugin*>& projection_backend_plugins();
+
+/**
+ * The backend for `options.backend` (empty: the ABLITERATE_BACKEND environment variable, else "auto"): "cpu"; "cuda" (falls back to the CPU, with fallback_reason set, when the
+ * plug-in is not compiled in or finds no device); "auto" (default; the first non-CPU plug-in with a device, else the
+ * CPU). Throws NativeError for a name no plug-in of any build has.
+ */
+std::unique_ptr<ProjectionBackend> make_projection_backend(const ExecutionOptions& options);
+
 std::unique_ptr<ProjectionBackend> make_cpu_backend(unsigned threads);
-
-/** CUDA devices visible to this process; 0 when the addon was built without CUDA. */
-int cuda_device_count();
-
-/** Non-null only in a CUDA build with a device present (and ABLITERATE_BACKEND is not "cpu"). */
-std::unique_ptr<ProjectionBackend> make_cuda_backend_if_available();
 
 }  // namespace abl

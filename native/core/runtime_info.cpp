@@ -3,21 +3,29 @@
 #include <algorithm>
 #include <thread>
 
+#include "forward/forward_kernels.h"
+#include "kernel_choice.h"
 #include "kernels.h"
 #include "projection_backend.h"
+#include "verify_kernels.h"
 
 namespace abl {
 
 RuntimeInfo runtime_info() {
   RuntimeInfo info;
-  info.simd = best_kernels().name;
+  const KernelChoice& choice = kernel_choice();
   info.threads = std::max(1u, std::thread::hardware_concurrency());
-#if defined(ABLITERATE_WITH_CUDA)
-  info.cuda_compiled = true;
-#else
-  info.cuda_compiled = false;
-#endif
-  info.cuda_devices = cuda_device_count();
+  info.kernel_setting = choice.setting;
+  info.cpu_level = kernel_level_name(choice.cpu);
+  info.projection_kernels = choice.projection->name;
+  info.verify_kernels = choice.verify->name;
+  info.forward_kernels = choice.forward->name;
+  for (const ProjectionBackendPlugin* plugin : projection_backend_plugins()) {
+    BackendInfo backend;
+    backend.name = plugin->name;
+    backend.devices = plugin->devices(&backend.reason);
+    info.backends.push_back(backend);
+  }
   return info;
 }
 

@@ -129,14 +129,14 @@ ApplyResult apply_shard(const ApplyJob& job, const ProgressCallback& progress_ca
   const std::vector<size_t> order = validate_tensor_jobs(job.tensors, size, job.input_path);
   refuse_same_file(input, job.output_path);
 
-  std::unique_ptr<ProjectionBackend> backend = make_cuda_backend_if_available();
-  if (!backend) backend = make_cpu_backend(job.options.threads);
+  std::unique_ptr<ProjectionBackend> backend = make_projection_backend(job.options);
 
   File output = File::open_write(job.output_path);
   ProgressThrottle progress(progress_callback, size);
   TensorRewriter rewriter(input, output, *backend, std::max<uint64_t>(1, job.options.chunk_bytes), progress);
   ApplyResult result;
   result.backend = backend->name();
+  result.backend_fallback = backend->fallback_reason;
 
   // The byte ranges between targets, copied by the kernel on a thread of their own while the targets
   // are projected: the two touch disjoint ranges of the output.

@@ -31,6 +31,7 @@ struct TensorJob {
 struct ExecutionOptions {
   uint64_t chunk_bytes = 8ull << 20;
   unsigned threads = 0;  // 0: hardware concurrency
+  std::string backend;  // apply only: the projection backend asked for, empty for the default (projection_backend.h)
 };
 
 struct ApplyJob {
@@ -49,6 +50,7 @@ struct ApplyResult {
   uint64_t bytes_rewritten = 0;
   double seconds = 0;
   std::string backend = "cpu";
+  std::string backend_fallback;  // why `backend` is not the one asked for; empty when it is
 };
 
 struct VerifyJob {

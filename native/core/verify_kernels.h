@@ -178,7 +178,7 @@ const VerifyKernelTable& verify_scalar_kernels();
 const VerifyKernelTable* verify_avx2_kernels();
 const VerifyKernelTable* verify_avx512_kernels();
 
-/** The widest table the CPU runs, capped by ABLITERATE_SIMD=scalar|avx2 like the apply kernels. */
+/** The table the one kernel chooser picked (kernel_choice.h; ABLITERATE_KERNELS caps it). */
 const VerifyKernelTable& best_verify_kernels();
 
 /**

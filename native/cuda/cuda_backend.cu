@@ -4,15 +4,18 @@
 //
 // Determinism: pass 1 gives each column to one thread that adds the chunk's rows in order, exactly as
 // the CPU kernels do, so dModelAxis 0 results match the CPU bit for bit (the build passes --fmad=false).
-// Row dot products (dModelAxis 1) are reduced over a block in a fixed tree order.
+// Row dot products (dModelAxis 1) are reduced in the order of the CPU kernel table in use (its vector width), so
+// those match the CPU byte for byte too. test/unit/native-backend-parity.test.ts checks both where a device exists.
+// Registered as the "cuda" plug-in of native/core/projection_backend.h.
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-#include <cstring>
+#include <algorithm>
+#include <memory>
 #include <string>
 
 #include "core/dtype.h"
 #include "core/native_error.h"
+#include "core/kernels.h"
 #include "core/projection_backend.h"
 #include "core/projection_math.h"
 
@@ -116,57 +119,72 @@ __global__ void rewrite_rows_kernel(TensorShape shape, const uint8_t* in, uint8_
 }
 
 /**
- * One block per row. Shared memory: (rank + 1) compensated sums per thread, reduced pairwise in a fixed
- * order, then rank coefficients and the scale.
+ * Rows of [rows, d_model], in the reduction order of the CPU kernel table of `width` doubles per vector
+ * (native/core/kernel_impl.h, project_row): a block holds blockDim / width rows; lane l of a row sums the elements
+ * j ≡ l (mod width) below d − d % width in order, as lane l of the CPU vector does; lane 0 then joins the lanes in
+ * order 0, 1, …, width − 1 and adds the tail element by element. Every step is the same IEEE operation as on the
+ * CPU (compensated sums, explicit fma, --fmad=false), so the output is byte-identical to the CPU backend's.
+ *
+ * Shared memory: per thread, (rank + 1) sums and compensations; per row, rank coefficients and the scale.
  */
-__global__ void project_rows_kernel(TensorShape shape, const uint8_t* in, uint8_t* out, const double* basis) {
+__global__ void project_rows_kernel(TensorShape shape, unsigned width, const uint8_t* in, uint8_t* out, size_t rows,
+                                    const double* basis) {
   extern __shared__ double shared[];
-  const unsigned threads = blockDim.x;
   const unsigned t = threadIdx.x;
+  const unsigned groups = blockDim.x / width;
+  const unsigned group = t / width;
+  const unsigned lane = t % width;
+  const size_t row = blockIdx.x * static_cast<size_t>(groups) + group;
+  const bool active = group < groups && row < rows;
   const unsigned sums = shape.rank + 1;  // the last one is ‖w‖²
-  double* sum = shared;
-  double* comp = shared + sums * threads;
-  double* coefficients = shared + 2 * sums * threads;
   const size_t d = shape.d_model;
-  const uint8_t* row_in = in + blockIdx.x * d * dtype_size(shape.dtype);
-  uint8_t* row_out = out + blockIdx.x * d * dtype_size(shape.dtype);
+  const size_t body = d - d % width;
+  double* sum = shared + static_cast<size_t>(t) * 2 * sums;
+  double* comp = sum + sums;
+  double* coefficients = shared + static_cast<size_t>(blockDim.x) * 2 * sums + static_cast<size_t>(group) * sums;
+  const uint8_t* row_in = in + row * d * dtype_size(shape.dtype);
+  uint8_t* row_out = out + row * d * dtype_size(shape.dtype);
 
-  for (unsigned k = 0; k < sums; ++k) sum[k * threads + t] = comp[k * threads + t] = 0.0;
-  for (size_t i = t; i < d; i += threads) {
-    const double w = load_element(row_in, i, shape.dtype);
-    for (unsigned k = 0; k < shape.rank; ++k) {
-      accumulate_product<ScalarLane>(sum[k * threads + t], comp[k * threads + t], basis[k * d + i], w);
+  if (active) {
+    for (unsigned k = 0; k < sums; ++k) sum[k] = comp[k] = 0.0;
+    for (size_t j = lane; j < body; j += width) {
+      const double w = load_element(row_in, j, shape.dtype);
+      for (unsigned k = 0; k < shape.rank; ++k) accumulate_product<ScalarLane>(sum[k], comp[k], basis[k * d + j], w);
+      if (shape.norm_preserving) accumulate_product<ScalarLane>(sum[shape.rank], comp[shape.rank], w, w);
     }
-    if (shape.norm_preserving) accumulate_product<ScalarLane>(sum[shape.rank * threads + t], comp[shape.rank * threads + t], w, w);
   }
   __syncthreads();
-  for (unsigned stride = threads / 2; stride > 0; stride /= 2) {
-    if (t < stride) {
-      for (unsigned k = 0; k < sums; ++k) {
-        merge_sums<ScalarLane>(sum[k * threads + t], comp[k * threads + t], sum[k * threads + t + stride],
-                               comp[k * threads + t + stride]);
+  if (active && lane == 0) {
+    DoubleDouble projection_sq{0.0, 0.0};
+    for (unsigned k = 0; k <= shape.rank; ++k) {
+      if (k == shape.rank && !shape.norm_preserving) break;
+      double s = sum[k];
+      double c = comp[k];
+      for (unsigned other = 1; other < width; ++other) {
+        const double* other_sum = shared + static_cast<size_t>(t + other) * 2 * sums;
+        merge_sums<ScalarLane>(s, c, other_sum[k], other_sum[sums + k]);
+      }
+      for (size_t j = body; j < d; ++j) {
+        const double w = load_element(row_in, j, shape.dtype);
+        accumulate_product<ScalarLane>(s, c, k == shape.rank ? w : basis[k * d + j], w);
+      }
+      const DoubleDouble total = finish_sum(s, c);
+      if (k < shape.rank) {
+        coefficients[k] = -(shape.alpha * total.hi);
+        if (shape.norm_preserving) projection_sq = dd_add(projection_sq, dd_square(total));
+      } else {
+        coefficients[shape.rank] = norm_preserving_scale(total, projection_sq, shape.alpha);
       }
     }
-    __syncthreads();
-  }
-  if (t == 0) {
-    DoubleDouble projection_sq{0.0, 0.0};
-    for (unsigned k = 0; k < shape.rank; ++k) {
-      const DoubleDouble v = finish_sum(sum[k * threads], comp[k * threads]);
-      coefficients[k] = -(shape.alpha * v.hi);
-      projection_sq = dd_add(projection_sq, dd_square(v));
-    }
-    coefficients[shape.rank] = shape.norm_preserving
-                                   ? norm_preserving_scale(finish_sum(sum[shape.rank * threads], comp[shape.rank * threads]),
-                                                           projection_sq, shape.alpha)
-                                   : 1.0;
+    if (!shape.norm_preserving) coefficients[shape.rank] = 1.0;
   }
   __syncthreads();
-  for (size_t i = t; i < d; i += threads) {
-    double value = load_element(row_in, i, shape.dtype);
-    for (unsigned k = 0; k < shape.rank; ++k) value = ScalarLane::fma(coefficients[k], basis[k * d + i], value);
+  if (!active) return;
+  for (size_t j = lane; j < d; j += width) {
+    double value = load_element(row_in, j, shape.dtype);
+    for (unsigned k = 0; k < shape.rank; ++k) value = ScalarLane::fma(coefficients[k], basis[k * d + j], value);
     if (shape.norm_preserving) value = value * coefficients[shape.rank];
-    store_element(row_out, i, shape.dtype, value);
+    store_element(row_out, j, shape.dtype, value);
   }
 }
 
@@ -176,6 +194,8 @@ unsigned blocks_for(size_t count) { return static_cast<unsigned>((count + kThrea
 
 class CudaBackend final : public ProjectionBackend {
  public:
+  /** `width`: doubles per vector of the CPU projection table in use, whose row reduction order is mirrored. */
+  explicit CudaBackend(unsigned width) : width_(width) {}
   const char* name() const override { return "cuda"; }
 
   void begin_tensor(const TensorJob& tensor) override {
@@ -228,15 +248,19 @@ class CudaBackend final : public ProjectionBackend {
     const size_t elements = rows * shape_.cols;
     const uint8_t* device_in = upload(in, elements);
     device_out_.reserve(elements * dtype_size(shape_.dtype));
-    // Fewer threads for large ranks, so the per-thread sums fit in 48 KiB of shared memory.
-    unsigned threads = kThreads;
-    const auto shared_bytes = [&](unsigned n) { return (2 * (shape_.rank + 1) * n + shape_.rank + 1) * sizeof(double); };
-    while (threads > 32 && shared_bytes(threads) > 48 * 1024) threads /= 2;
+    // Fewer threads (whole rows of `width` lanes) for large ranks, so the sums fit in 48 KiB of shared memory.
+    const auto shared_bytes = [&](unsigned n) {
+      return (2 * static_cast<size_t>(shape_.rank + 1) * n + static_cast<size_t>(shape_.rank + 1) * (n / width_)) * sizeof(double);
+    };
+    unsigned threads = kThreads - kThreads % width_;
+    while (threads > width_ && shared_bytes(threads) > 48 * 1024) threads = std::max(width_, (threads / 2) - (threads / 2) % width_);
     if (shared_bytes(threads) > 48 * 1024) {
       throw NativeError(error_code::kCuda, "rank " + std::to_string(shape_.rank) + " is too large for the CUDA row kernel");
     }
-    project_rows_kernel<<<static_cast<unsigned>(rows), threads, shared_bytes(threads)>>>(shape_, device_in,
-                                                                                          device_out_.get(), basis_.get());
+    const size_t rows_per_block = threads / width_;
+    const unsigned blocks = static_cast<unsigned>((rows + rows_per_block - 1) / rows_per_block);
+    project_rows_kernel<<<blocks, threads, shared_bytes(threads)>>>(shape_, width_, device_in, device_out_.get(), rows,
+                                                                    basis_.get());
     check(cudaGetLastError(), "project_rows_kernel");
     download(out, elements);
   }
@@ -254,28 +278,34 @@ class CudaBackend final : public ProjectionBackend {
           "cudaMemcpy to host");
   }
 
+  unsigned width_;
   const TensorJob* tensor_ = nullptr;
   TensorShape shape_{};
   DeviceArray<double> basis_, projection_sum_, projection_comp_, projection_, norm_sum_, norm_comp_, scale_;
   DeviceArray<uint8_t> device_in_, device_out_;
 };
 
-}  // namespace
-
-int cuda_device_count() {
+int cuda_devices(std::string* reason) {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
     cudaGetLastError();  // clear the sticky "no device" error
+    if (reason) *reason = cudaGetErrorString(status);
     return 0;
   }
+  if (count == 0 && reason) *reason = "no CUDA device";
   return count;
 }
 
-std::unique_ptr<ProjectionBackend> make_cuda_backend_if_available() {
-  const char* forced = std::getenv("ABLITERATE_BACKEND");
-  if (forced && std::strcmp(forced, "cpu") == 0) return nullptr;
-  if (cuda_device_count() <= 0) return nullptr;
-  return std::make_unique<CudaBackend>();
+std::unique_ptr<ProjectionBackend> create_cuda_backend(unsigned) {
+  return std::make_unique<CudaBackend>(best_kernels().width);
+}
+
+}  // namespace
+
+const ProjectionBackendPlugin& cuda_projection_plugin() {
+  static const ProjectionBackendPlugin plugin{"cuda", cuda_devices, create_cuda_backend};
+  return plugin;
 }
 
 }  // namespace abl

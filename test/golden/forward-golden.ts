@@ -22,6 +22,8 @@ export const FORWARD_GOLDEN_MODELS = [
   "mixtral",
   "qwen2-moe",
   "qwen3-moe",
+  "olmo2",
+  "llama4",
 ] as const;
 
 export interface ForwardGolden {

@@ -217,6 +217,46 @@ def models():
             torch.bfloat16,
             {},
         ),
+        # No pre-norms; RMSNorm after attention and after the MLP; q_norm / k_norm over the whole projection; biases.
+        "olmo2": (
+            "Olmo2Config",
+            dict(BASE, attention_bias=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
+            torch.float32,
+            {},
+        ),
+        # Llama 4 text: MoE layers 0 and 2 (top-1 of 4 by sigmoid-weighted inputs, plus a shared expert, fused
+        # [E, in, out] expert tensors, 2 · 24 ≠ 64 so a transposed read cannot pass) around a dense layer; layers 0-1 RoPE (interleaved pairs, llama3 scaling) with
+        # L2 q/k norm and chunked attention (chunks of 4 < the prompts), layer 2 NoPE with temperature tuning
+        # (floor_scale 2 so the temperature changes within the prompts).
+        "llama4": (
+            "Llama4TextConfig",
+            dict(
+                BASE,
+                num_hidden_layers=3,
+                head_dim=16,
+                intermediate_size=24,
+                intermediate_size_mlp=96,
+                num_local_experts=4,
+                num_experts_per_tok=1,
+                moe_layers=[0, 2],
+                no_rope_layers=[1, 1, 0],
+                use_qk_norm=True,
+                attention_chunk_size=4,
+                attn_temperature_tuning=True,
+                floor_scale=2,
+                attn_scale=0.1,
+                rope_parameters={
+                    "rope_type": "llama3",
+                    "rope_theta": 500000.0,
+                    "factor": 8.0,
+                    "low_freq_factor": 1.0,
+                    "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 16,
+                },
+            ),
+            torch.bfloat16,
+            {},
+        ),
     }
 
 

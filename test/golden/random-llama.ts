@@ -151,11 +151,19 @@ export async function writeTensors(model: RandomLlama, tensors = model.tensors):
   writeFileSync(join(model.dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
 }
 
+/** Called on every residual write before it is added ([T × d], modified in place): the embedding writes stream 0, layer l's attention and MLP stream l + 1. */
+export type ReferenceWriteHook = (write: Float64Array, stream: number, writer: "embed" | "attn" | "mlp") => void;
+
 /**
  * Residual stream [L + 1][T × d] of one prompt, in fp64, from the Llama equations; `addition` adds a vector to every
- * position of the stream at one index (0 = embedding output, l + 1 = layer l's output).
+ * position of the stream at one index (0 = embedding output, l + 1 = layer l's output); `hook` sees every write.
  */
-export function referenceLlamaForward(model: RandomLlama, tokens: number[], addition?: { vector: ArrayLike<number>; point: number }): Float64Array[] {
+export function referenceLlamaForward(
+  model: RandomLlama,
+  tokens: number[],
+  addition?: { vector: ArrayLike<number>; point: number },
+  hook?: ReferenceWriteHook,
+): Float64Array[] {
   const { hidden: d, heads, kvHeads, headDim, intermediate, layers } = model.options;
   const t = (name: string) => model.tensors.get(name)?.values;
   const theta = model.options.ropeTheta ?? 10000;
@@ -200,6 +208,7 @@ export function referenceLlamaForward(model: RandomLlama, tokens: number[], addi
   const x = new Float64Array(T * d);
   const embed = t("model.embed_tokens.weight")!;
   tokens.forEach((token, r) => x.set(embed.subarray(token * d, (token + 1) * d), r * d));
+  hook?.(x, 0, "embed");
   const add = (point: number) => {
     if (addition?.point !== point) return;
     for (let i = 0; i < x.length; i += 1) x[i] += addition.vector[i % d];
@@ -233,12 +242,14 @@ export function referenceLlamaForward(model: RandomLlama, tokens: number[], addi
       }
     }
     const o = linear(attn, heads * headDim, t(`${p}self_attn.o_proj.weight`)!, d, t(`${p}self_attn.o_proj.bias`));
+    hook?.(o, l + 1, "attn");
     for (let i = 0; i < x.length; i += 1) x[i] += o[i];
     const h2 = rms(x, t(`${p}post_attention_layernorm.weight`)!);
     const gate = linear(h2, d, t(`${p}mlp.gate_proj.weight`)!, intermediate, t(`${p}mlp.gate_proj.bias`));
     const up = linear(h2, d, t(`${p}mlp.up_proj.weight`)!, intermediate, t(`${p}mlp.up_proj.bias`));
     for (let i = 0; i < gate.length; i += 1) gate[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
     const down = linear(gate, intermediate, t(`${p}mlp.down_proj.weight`)!, d, t(`${p}mlp.down_proj.bias`));
+    hook?.(down, l + 1, "mlp");
     for (let i = 0; i < x.length; i += 1) x[i] += down[i];
     add(l + 1);
     states.push(Float64Array.from(x));

@@ -6,16 +6,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findFamily, supportedModelTypes } from "../../lib/arch/families.js";
+import { describeForward, findFamily, forwardModelTypes, supportedModelTypes } from "../../lib/arch/families.js";
 import { parseModelConfig } from "../../lib/arch/model-config.js";
 import type { DirectionBasis } from "../../lib/direction-files/select-basis.js";
 import { AbliterateError, ErrorCodes } from "../../lib/errors.js";
 import { readCheckpoint } from "../../lib/safetensors/read-checkpoint.js";
 import { planSurgery, type SurgeryOptions } from "../../lib/surgery/plan-surgery.js";
 import { llamaLikeTensors, writeSyntheticCheckpoint, type SyntheticTensor } from "../helpers/family-fixtures.js";
+import { repoRoot } from "../golden/golden-paths.js";
 
 const HIDDEN = 8;
 
@@ -225,4 +226,29 @@ test("tied-embedding defaults follow transformers' config classes", () => {
   for (const type of ["llama", "olmo2", "phi3", "gpt_neox", "mixtral", "qwen2_moe", "qwen3_moe", "llama4_text"]) assert.equal(tied({ model_type: type }), false, type);
   assert.equal(tied({ model_type: "gemma2", tie_word_embeddings: false }), false, "an explicit value wins");
   assert.equal(parseModelConfig({ model_type: "gemma3", text_config: { hidden_size: HIDDEN, num_hidden_layers: 3 } }, "c").numLayers, 3, "multimodal sizes come from text_config");
+});
+
+/** The model types in the first column of the docs table whose header row starts with `header`. */
+function documentedModelTypes(markdown: string, header: string): string[] {
+  const lines = markdown.split("\n");
+  const start = lines.findIndex((line) => line.startsWith(header));
+  assert.ok(start >= 0, `docs/architectures.md has no table "${header}"`);
+  const types: string[] = [];
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith("|")) break;
+    types.push(...line.split("|")[1].split(",").map((cell) => cell.trim()));
+  }
+  return types.sort();
+}
+
+test("one family table: every family runs in the forward engine, and the docs list exactly the table's model types", async () => {
+  assert.deepEqual(forwardModelTypes(), supportedModelTypes());
+  const docs = readFileSync(join(repoRoot, "docs", "architectures.md"), "utf8");
+  assert.deepEqual(documentedModelTypes(docs, "| model_type | edited tensors"), supportedModelTypes());
+  assert.deepEqual(documentedModelTypes(docs, "| model_type | what the engine does"), forwardModelTypes());
+  assert.throws(
+    () => describeForward("falcon", {}, "config.json"),
+    (error: unknown) =>
+      error instanceof AbliterateError && error.code === ErrorCodes.UNSUPPORTED_FAMILY && error.message.includes(forwardModelTypes().join(", ")),
+  );
 });

@@ -58,11 +58,11 @@ async function applyDirection(modelDir: string, root: string, r: Float64Array): 
 const R_COMPONENT_BOUND: Record<string, number> = { F32: 1e-6, F16: 1e-3, BF16: 5e-3 };
 
 /**
- * Gemma 2/3 write through a norm: surgery projects u = normalize(g ⊙ r) out of o_proj/down_proj, which zeroes the
+ * Gemma 2/3 and OLMo-2 write through a norm: surgery projects u = normalize(g ⊙ r) out of o_proj/down_proj, which zeroes the
  * r-component of the normalized write but changes its scale differently from the hook (docs/surgery.md, "Writers
  * behind a norm"). There only the r-component is compared, not the streams.
  */
-const POST_NORM_FAMILIES = new Set(["gemma2", "gemma3-text"]);
+const POST_NORM_FAMILIES = new Set(["gemma2", "gemma3-text", "olmo2"]);
 
 async function checkHookAgainstSurgery(modelDir: string, prompts: number[][], storage: string, seed: number, sameStream = true): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), "abl-"));

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
 import { activationBytes, chooseMode, parseMemorySize } from "../../lib/engine/memory-budget.js";
-import { computeRopeTable, readRopeParameters } from "../../lib/engine/rope-table.js";
+import { readRopeParameters } from "../../lib/arch/read-rope-parameters.js";
+import { computeRopeTable } from "../../lib/engine/rope-table.js";
 import { readForwardGolden } from "../golden/forward-golden.js";
 import { writeRandomLlama, writeTensors } from "../golden/random-llama.js";
 

@@ -171,13 +171,22 @@ test("chunks of a megabyte and more (read ahead and written behind on I/O thread
   }
 });
 
-test("runtimeInfo describes the build", () => {
+test("runtimeInfo describes the build: one kernel choice for the three kernel families, the backend plug-ins", () => {
   const info = runtimeInfo();
-  assert.ok(["avx512", "avx2", "scalar"].includes(info.simd));
+  const levels = ["scalar", "avx2", "avx512"];
+  const { kernels } = info;
+  for (const level of [kernels.cpu, kernels.projection, kernels.verify, kernels.forward]) assert.ok(levels.includes(level), level);
+  // No family runs wider than the CPU or the setting allows.
+  const cap = Math.min(levels.indexOf(kernels.cpu), kernels.setting === "auto" ? 2 : levels.indexOf(kernels.setting));
+  for (const level of [kernels.projection, kernels.verify, kernels.forward]) assert.ok(levels.indexOf(level) <= cap, `${level} above ${cap}`);
   assert.ok(Number.isInteger(info.threads) && info.threads >= 1);
-  assert.equal(typeof info.cudaCompiled, "boolean");
-  assert.ok(Number.isInteger(info.cudaDevices) && info.cudaDevices >= 0);
-  if (!info.cudaCompiled) assert.equal(info.cudaDevices, 0);
+  assert.equal(info.backends[0].name, "cpu");
+  assert.equal(info.backends[0].devices, 1);
+  for (const backend of info.backends) {
+    assert.ok(["cpu", "cuda"].includes(backend.name));
+    assert.ok(Number.isInteger(backend.devices) && backend.devices >= 0);
+    if (backend.devices === 0) assert.ok(backend.reason, `${backend.name} cannot run and says why`);
+  }
 });
 
 test("the scalar kernels agree with the SIMD kernels", async () => {
@@ -190,12 +199,12 @@ test("the scalar kernels agree with the SIMD kernels", async () => {
     const { applyShard, runtimeInfo } = await import(${JSON.stringify(addonModule)});
     const job = JSON.parse(process.argv[1], (key, value) => key === "basis" ? Float64Array.from(value) : value);
     await applyShard(job);
-    process.stdout.write(runtimeInfo().simd);`;
+    process.stdout.write(runtimeInfo().kernels.projection);`;
   const job = JSON.stringify({ inputPath, outputPath: scalarPath, tensors }, (key, value) =>
     key === "basis" ? Array.from(value as Float64Array) : value,
   );
   const simd = execFileSync(process.execPath, ["--input-type=module", "-e", script, job], {
-    env: { ...process.env, ABLITERATE_SIMD: "scalar" },
+    env: { ...process.env, ABLITERATE_KERNELS: "scalar" },
     encoding: "utf8",
   });
   assert.equal(simd, "scalar");

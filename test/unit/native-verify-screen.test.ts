@@ -141,7 +141,7 @@ function verifyInChild(job: { originalPath: string; modifiedPath: string; tensor
     process.stdout.write(JSON.stringify(await verifyShard(job), nonFinite));`;
   const text = JSON.stringify(job, (key, value) => (key === "basis" ? Array.from(value as Float64Array) : value));
   const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, text], {
-    env: { ...process.env, ABLITERATE_SIMD: simd },
+    env: { ...process.env, ABLITERATE_KERNELS: simd },
     encoding: "utf8",
   });
   return JSON.parse(output, (key, value) => (["NaN", "Infinity", "-Infinity"].includes(value) ? Number(value) : value)) as VerifyShardResult;

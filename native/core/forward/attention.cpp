@@ -24,7 +24,8 @@ void attend(const ForwardKernels& kernels, ThreadPool& pool, const AttentionShap
     for (uint32_t row = range.row_begin; row < range.row_end; ++row) {
       const float* query = q + row * ldq + head * d;
       const size_t pos = positions[row];
-      const size_t first = shape.window && pos + 1 > shape.window ? pos + 1 - shape.window : 0;
+      size_t first = shape.window && pos + 1 > shape.window ? pos + 1 - shape.window : 0;
+      if (shape.chunk) first = std::max(first, pos - pos % shape.chunk);
       float max_score = -INFINITY;
       for (size_t j = first; j <= pos; ++j) {
         float s = kernels.dot(query, kv.k + (base + j) * kv.stride + kv_head * d, d) * shape.scale;

@@ -1,4 +1,4 @@
-// Causal multi-head attention with grouped KV heads, an optional sliding window and soft-capping, over keys and
+// Causal multi-head attention with grouped KV heads, an optional sliding window or chunk and soft-capping, over keys and
 // values held row by row (the current batch's projections, or a KV cache). Each prompt sees only its own keys.
 #pragma once
 
@@ -36,11 +36,13 @@ struct AttentionShape {
   float softcap = 0.0f;
   /** 0: full causal attention; w: a query at position i sees keys i - w + 1 .. i. */
   unsigned window = 0;
+  /** 0: no chunks; c: a query at position i sees only keys of its chunk, c · ⌊i / c⌋ .. i (Llama 4). */
+  unsigned chunk = 0;
 };
 
 /**
  * out[row][h * head_dim ...] = Σ_j softmax_j(scale · q·k_j) v_j over the keys of the row's prompt at positions
- * max(0, pos - window + 1) .. pos, for every row in `ranges` and every head.
+ * max(0, pos - window + 1, chunk start) .. pos, for every row in `ranges` and every head.
  */
 void attend(const ForwardKernels& kernels, ThreadPool& pool, const AttentionShape& shape, const float* q, size_t ldq,
             const KvView& kv, const std::vector<RowRange>& ranges, const uint32_t* positions, float* out, size_t ldo,

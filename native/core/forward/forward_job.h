@@ -49,14 +49,17 @@ struct ExpertWeights {
 };
 
 struct LayerWeights {
+  // The norm in front of attention; absent in OLMo-2, whose attention reads the residual stream itself.
   TensorRef input_norm, input_norm_bias;
   // Separate q/k/v or one fused qkv ([q; k; v] rows).
   TensorRef q, k, v, qkv;
   TensorRef q_bias, k_bias, v_bias, qkv_bias;
-  TensorRef q_norm, k_norm;  // per-head RMSNorm over head_dim (qwen3, gemma3)
+  // RMSNorm on q and k before RoPE: per head over head_dim (qwen3, gemma3), or over the whole projection when
+  // ModelSpec::qk_norm_whole (olmo2).
+  TensorRef q_norm, k_norm;
   TensorRef o, o_bias;
   TensorRef post_attention_norm;   // sandwich norm applied to the attention output (gemma2/3)
-  TensorRef pre_mlp_norm, pre_mlp_norm_bias;  // the norm in front of the MLP
+  TensorRef pre_mlp_norm, pre_mlp_norm_bias;  // the norm in front of the MLP (absent in OLMo-2)
   TensorRef post_mlp_norm;         // sandwich norm applied to the MLP output (gemma2/3)
   // Gated MLP: act(gate x) * (up x), or fused gate_up ([gate; up] rows). Plain MLP (gpt2): up then act then down.
   TensorRef gate, up, gate_up, down;
@@ -67,7 +70,15 @@ struct LayerWeights {
   std::vector<ExpertWeights> experts;
   TensorRef shared_gate, shared_up, shared_down, shared_expert_gate;
   uint32_t sliding_window = 0;  // 0: full causal attention
+  /** Llama 4 chunked attention: a query sees only the keys of its own chunk of this many positions (0: none). */
+  uint32_t attention_chunk = 0;
   uint32_t rope_table = 0;
+  /** false on Llama 4's NoPE layers: no rotary embedding at all. */
+  bool use_rope = true;
+  /** Llama 4: weightless RMS ("L2") norm of every q and k head after RoPE. */
+  bool qk_l2_norm = false;
+  /** Llama 4 NoPE layers: q scaled by log1p(floor((pos + 1) / floor_scale)) · attn_scale + 1. */
+  bool temperature_tuning = false;
 };
 
 struct ModelSpec {
@@ -96,16 +107,34 @@ struct ModelSpec {
   uint32_t moe_intermediate_size = 0;
   uint32_t shared_intermediate_size = 0;
   bool norm_topk_prob = false;
+  /**
+   * Sigmoid: Llama 4's router. The top experts_per_token router logits are kept, each expert's weight is
+   * sigmoid(logit), and it scales the expert's *input* (the expert sees w · x and its output is added as is).
+   */
+  bool router_sigmoid = false;
+  /** OLMo-2: q_norm / k_norm span the whole q / k projection instead of one head. */
+  bool qk_norm_whole = false;
+  /** Llama 4: RoPE rotates adjacent pairs (2i, 2i + 1) (complex multiplication), not (i, i + rotary_dim / 2). */
+  bool rope_interleaved = false;
+  /** Llama 4 attention temperature tuning (layers with temperature_tuning). */
+  float temperature_floor_scale = 8192.0f;
+  float temperature_scale = 0.1f;
 };
 
+/**
+ * Directional ablation at every residual writer, equal to the weight edit W ← W − α B Bᵀ W of that writer: each
+ * writer's output (what it adds to the residual stream, so after the post-norm in post-norm families) becomes
+ * out − α B (Bᵀ out). Writers into stream s (docs/architectures.md § Residual streams): the embedding writes stream 0,
+ * layer l's attention and MLP write stream l + 1. α = 0 leaves a writer untouched (no arithmetic at all).
+ */
 struct Ablation {
-  /** k rows of hidden_size, orthonormal (TypeScript orthonormalizes). */
+  /** Orthonormal bases (TypeScript orthonormalizes), rows of hidden_size, concatenated: ranks[b] rows each. */
   std::vector<float> basis;
-  uint32_t rank = 0;
-  float alpha = 1.0f;
-  bool embedding = true;
-  /** Per layer: project the attention and MLP writes of that layer. */
-  std::vector<uint8_t> layers;
+  /** One entry (one basis for every writer) or L + 1 (basis s for the writers into stream s). */
+  std::vector<uint32_t> ranks;
+  double embedding_alpha = 0.0;
+  /** Per layer (L entries): α of its attention write and of its MLP write. */
+  std::vector<double> attention_alpha, mlp_alpha;
 };
 
 /**

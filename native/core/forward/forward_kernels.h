@@ -46,7 +46,7 @@ struct ForwardKernels {
 const ForwardKernels& scalar_forward_kernels();
 /** Null when the build left the AVX2 unit out. */
 const ForwardKernels* avx2_forward_kernels();
-/** The widest table this CPU runs (ABLITERATE_SIMD=scalar|avx2 caps it, as for the projection kernels). */
+/** The table the one kernel chooser picked (../kernel_choice.h; ABLITERATE_KERNELS caps it). */
 const ForwardKernels& best_forward_kernels();
 
 }  // namespace fwd

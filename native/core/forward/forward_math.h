@@ -1,4 +1,5 @@
-// Per-element maths of the forward pass, shared by the CPU engine and the CUDA kernels (ABL_HD), written to
+// Per-element maths of the forward pass, written as __host__ __device__ (ABL_HD) so a future CUDA forward backend
+// shares them with the CPU engine (docs/architectures.md § Backends), and to
 // round like HF transformers' fp32 eager code: every operation in fp32, in the order torch evaluates it.
 #pragma once
 
@@ -37,6 +38,25 @@ ABL_FN void apply_rope(float* head, const float* cos_values, const float* sin_va
     head[i] = a * cos_values[i] + (-b) * sin_values[i];
     head[i + half] = b * cos_values[i] + a * sin_values[i];
   }
+}
+
+/**
+ * The same rotation in Llama 4's convention (apply_rotary_emb, a complex product): adjacent pairs (2i, 2i + 1) are
+ * the real and imaginary parts of x_i, and x_i · (cos_i + i sin_i) is written back.
+ */
+ABL_FN void apply_rope_interleaved(float* head, const float* cos_values, const float* sin_values, unsigned rotary_dim) {
+  const unsigned half = rotary_dim / 2;
+  for (unsigned i = 0; i < half; ++i) {
+    const float a = head[2 * i];
+    const float b = head[2 * i + 1];
+    head[2 * i] = a * cos_values[i] - b * sin_values[i];
+    head[2 * i + 1] = a * sin_values[i] + b * cos_values[i];
+  }
+}
+
+/** Llama 4 attention temperature at `position`: log1p(floor((position + 1) / floor_scale)) · scale + 1, in fp32. */
+ABL_FN float attention_temperature(unsigned position, float floor_scale, float scale) {
+  return log1pf(floorf((static_cast<float>(position) + 1.0f) / floor_scale)) * scale + 1.0f;
 }
 
 }  // namespace fwd

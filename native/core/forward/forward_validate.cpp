@@ -75,7 +75,7 @@ void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
   for (uint32_t l = 0; l < s.num_layers; ++l) {
     const LayerWeights& w = job.layers[l];
     const std::string at = "layer " + std::to_string(l) + " ";
-    expect_shape(w.input_norm, {d}, at + "input norm", files);
+    expect_optional(w.input_norm, {d}, at + "input norm", files);
     expect_optional(w.input_norm_bias, {d}, at + "input norm bias", files);
     if (w.qkv.present) {
       expect_shape(w.qkv, {q_dim + 2 * kv_dim, d}, at + "fused qkv", files);
@@ -88,15 +88,19 @@ void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
       expect_optional(w.k_bias, {kv_dim}, at + "k_proj bias", files);
       expect_optional(w.v_bias, {kv_dim}, at + "v_proj bias", files);
     }
-    expect_optional(w.q_norm, {s.head_dim}, at + "q_norm", files);
-    expect_optional(w.k_norm, {s.head_dim}, at + "k_norm", files);
+    expect_optional(w.q_norm, {s.qk_norm_whole ? q_dim : s.head_dim}, at + "q_norm", files);
+    expect_optional(w.k_norm, {s.qk_norm_whole ? kv_dim : s.head_dim}, at + "k_norm", files);
     expect_shape(w.o, {d, q_dim}, at + "o_proj", files);
     expect_optional(w.o_bias, {d}, at + "o_proj bias", files);
     expect_optional(w.post_attention_norm, {d}, at + "post-attention norm", files);
-    expect_shape(w.pre_mlp_norm, {d}, at + "pre-MLP norm", files);
+    expect_optional(w.pre_mlp_norm, {d}, at + "pre-MLP norm", files);
+    if (s.parallel_residual && !w.pre_mlp_norm.present) throw_invalid_job(at + "needs a pre-MLP norm (parallel residual)");
     expect_optional(w.pre_mlp_norm_bias, {d}, at + "pre-MLP norm bias", files);
     expect_optional(w.post_mlp_norm, {d}, at + "post-MLP norm", files);
     if (!job.rope_tables.empty() && w.rope_table >= job.rope_tables.size()) throw_invalid_job(at + "names a missing RoPE table");
+    if (w.temperature_tuning && !(s.temperature_floor_scale > 0.0f && std::isfinite(s.temperature_scale))) {
+      throw_invalid_job(at + "uses attention temperature tuning without a positive floor scale");
+    }
     if (!w.experts.empty()) {
       const uint64_t moe = s.moe_intermediate_size;
       if (w.experts.size() != s.num_experts || s.experts_per_token == 0 || s.experts_per_token > s.num_experts) {
@@ -165,8 +169,25 @@ void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
   if (job.max_new_tokens > 0 && job.mode != Mode::Resident) throw_invalid_job("generation needs the resident mode");
   if (job.ablate) {
     const Ablation& a = job.ablation;
-    if (a.rank == 0 || a.basis.size() != uint64_t(a.rank) * d) throw_invalid_job("ablation basis is not rank × hidden_size");
-    if (a.layers.size() != s.num_layers) throw_invalid_job("ablation layer mask is not one entry per layer");
+    if (a.ranks.size() != 1 && a.ranks.size() != uint64_t(s.num_layers) + 1) {
+      throw_invalid_job("ablation needs one basis or one per residual stream (num_layers + 1)");
+    }
+    uint64_t rows = 0;
+    for (uint32_t rank : a.ranks) {
+      if (rank > d) throw_invalid_job("an ablation basis has more rows than hidden_size");
+      rows += rank;
+    }
+    if (a.basis.size() != rows * d) throw_invalid_job("ablation bases do not hold Σ ranks × hidden_size values");
+    for (float v : a.basis) {
+      if (!std::isfinite(v)) throw_invalid_job("ablation basis holds NaN or Inf");
+    }
+    if (a.attention_alpha.size() != s.num_layers || a.mlp_alpha.size() != s.num_layers) {
+      throw_invalid_job("ablation strengths are not one per layer for attention and for the MLP");
+    }
+    bool finite = std::isfinite(a.embedding_alpha);
+    for (double alpha : a.attention_alpha) finite = finite && std::isfinite(alpha);
+    for (double alpha : a.mlp_alpha) finite = finite && std::isfinite(alpha);
+    if (!finite) throw_invalid_job("an ablation strength is NaN or Inf");
   }
   if (job.add) {
     if (job.addition.vector.size() != d) throw_invalid_job("addition vector is not hidden_size long");

@@ -51,6 +51,15 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
     rope_sin_.push_back(std::move(sin_values));
   }
 
+  if (job.ablate) {
+    size_t offset = 0;
+    for (uint32_t rank : job.ablation.ranks) {
+      basis_offset_.push_back(offset);
+      basis_rank_.push_back(rank);
+      offset += size_t(rank) * d_;
+    }
+  }
+
   if (use_kv_cache_) {
     size_t rows = 0;
     for (uint32_t length : job.prompt_lengths) {
@@ -126,22 +135,38 @@ void TransformerEngine::norm(const float* x, size_t rows, size_t ldx, const Tens
   });
 }
 
-void TransformerEngine::ablate(float* rows, size_t count) {
-  const Ablation& a = job_.ablation;
-  const size_t k = a.rank;
+void TransformerEngine::unit_rms_norm(float* x, size_t rows, size_t ldx, size_t dim, size_t groups) {
+  const float eps = spec_.norm_eps;
+  pool_.parallel_for(rows * groups, 16, [&](unsigned, size_t begin, size_t end) {
+    for (size_t v = begin; v < end; ++v) {
+      float* values = x + (v / groups) * ldx + (v % groups) * dim;
+      double squares = 0.0;
+      for (size_t i = 0; i < dim; ++i) squares += double(values[i]) * double(values[i]);
+      const float inv = 1.0f / std::sqrt(static_cast<float>(squares / dim) + eps);
+      for (size_t i = 0; i < dim; ++i) values[i] = values[i] * inv;
+    }
+  });
+}
+
+void TransformerEngine::ablate(float* rows, size_t count, uint32_t stream, double alpha) {
+  if (!job_.ablate || alpha == 0.0) return;
+  const size_t b = basis_rank_.size() == 1 ? 0 : stream;
+  const size_t k = basis_rank_[b];
+  if (k == 0) return;
+  const float* basis = job_.ablation.basis.data() + basis_offset_[b];
   pool_.parallel_for(count, 16, [&](unsigned, size_t begin, size_t end) {
     std::vector<double> coefficient(k);
     for (size_t r = begin; r < end; ++r) {
       float* row = rows + r * d_;
       for (size_t j = 0; j < k; ++j) {
-        const float* b = a.basis.data() + j * d_;
+        const float* direction = basis + j * d_;
         double sum = 0.0;
-        for (size_t i = 0; i < d_; ++i) sum += double(b[i]) * double(row[i]);
-        coefficient[j] = sum * a.alpha;
+        for (size_t i = 0; i < d_; ++i) sum += double(direction[i]) * double(row[i]);
+        coefficient[j] = sum * alpha;
       }
       for (size_t i = 0; i < d_; ++i) {
         double delta = 0.0;
-        for (size_t j = 0; j < k; ++j) delta += coefficient[j] * a.basis[j * d_ + i];
+        for (size_t j = 0; j < k; ++j) delta += coefficient[j] * basis[j * d_ + i];
         row[i] = static_cast<float>(double(row[i]) - delta);
       }
     }
@@ -166,22 +191,20 @@ void TransformerEngine::embed(const Batch& batch, float* x) {
       if (spec_.embedding_scale != 1.0f) kernels_.scale(spec_.embedding_scale, row, d_);
     }
   });
-  if (job_.ablate && job_.ablation.embedding) ablate(x, batch.rows);
+  if (job_.ablate) ablate(x, batch.rows, 0, job_.ablation.embedding_alpha);
 }
 
-void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
+void TransformerEngine::attention_write(uint32_t l, const Batch& batch, const float* x, float* write) {
   const LayerWeights& w = job_.layers[l];
   const size_t rows = batch.rows;
   const unsigned hd = spec_.head_dim;
-  ensure(h_, rows * d_);
-  ensure(qkv_, rows * qkv_cols_);
-  ensure(attn_, rows * q_dim_);
-  ensure(write_, rows * d_);
-  float* h = h_.data();
   float* qkv = qkv_.data();
-  float* write = write_.data();
-
-  norm(x, rows, d_, w.input_norm, w.input_norm_bias, h, d_, d_);
+  // OLMo-2 has no norm in front of attention: the projections read the stream itself.
+  const float* h = x;
+  if (w.input_norm.present) {
+    norm(x, rows, d_, w.input_norm, w.input_norm_bias, h_.data(), d_, d_);
+    h = h_.data();
+  }
   if (w.qkv.present) {
     linear(h, rows, d_, w.qkv, w.qkv_bias, qkv, qkv_cols_);
     if (spec_.qkv_per_head) {
@@ -205,21 +228,40 @@ void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
     linear(h, rows, d_, w.k, w.k_bias, qkv + q_dim_, qkv_cols_);
     linear(h, rows, d_, w.v, w.v_bias, qkv + q_dim_ + kv_dim_, qkv_cols_);
   }
-  // Per-head norms (Qwen 3, Gemma 3): every head of a row is a [head_dim] vector in place.
-  if (w.q_norm.present) norm(qkv, rows, qkv_cols_, w.q_norm, TensorRef{}, qkv, qkv_cols_, hd, spec_.num_heads);
-  if (w.k_norm.present) norm(qkv + q_dim_, rows, qkv_cols_, w.k_norm, TensorRef{}, qkv + q_dim_, qkv_cols_, hd, spec_.num_kv_heads);
-  if (!job_.rope_tables.empty()) {
+  // q/k norms before RoPE: per head (Qwen 3, Gemma 3), or over the whole projection (OLMo-2).
+  const size_t q_norm_dim = spec_.qk_norm_whole ? q_dim_ : hd;
+  const size_t k_norm_dim = spec_.qk_norm_whole ? kv_dim_ : hd;
+  if (w.q_norm.present) norm(qkv, rows, qkv_cols_, w.q_norm, TensorRef{}, qkv, qkv_cols_, q_norm_dim, q_dim_ / q_norm_dim);
+  if (w.k_norm.present) {
+    norm(qkv + q_dim_, rows, qkv_cols_, w.k_norm, TensorRef{}, qkv + q_dim_, qkv_cols_, k_norm_dim, kv_dim_ / k_norm_dim);
+  }
+  if (!job_.rope_tables.empty() && w.use_rope) {
     const RopeTable& table = job_.rope_tables[w.rope_table];
     const size_t half = table.rotary_dim / 2;
     const float* cos_table = rope_cos_[w.rope_table].data();
     const float* sin_table = rope_sin_[w.rope_table].data();
+    const bool interleaved = spec_.rope_interleaved;
     pool_.parallel_for(rows, 16, [&](unsigned, size_t begin, size_t end) {
       for (size_t r = begin; r < end; ++r) {
         const size_t pos = batch.positions[r];
         float* row = qkv + r * qkv_cols_;
         for (unsigned head = 0; head < spec_.num_heads + spec_.num_kv_heads; ++head) {
-          apply_rope(row + size_t(head) * hd, cos_table + pos * half, sin_table + pos * half, table.rotary_dim);
+          if (interleaved) {
+            apply_rope_interleaved(row + size_t(head) * hd, cos_table + pos * half, sin_table + pos * half, table.rotary_dim);
+          } else {
+            apply_rope(row + size_t(head) * hd, cos_table + pos * half, sin_table + pos * half, table.rotary_dim);
+          }
         }
+      }
+    });
+  }
+  // Llama 4, in its order: L2 norm of the q and k heads after RoPE, temperature tuning of q on NoPE layers.
+  if (w.qk_l2_norm) unit_rms_norm(qkv, rows, qkv_cols_, hd, spec_.num_heads + spec_.num_kv_heads);
+  if (w.temperature_tuning) {
+    pool_.parallel_for(rows, 16, [&](unsigned, size_t begin, size_t end) {
+      for (size_t r = begin; r < end; ++r) {
+        const float t = attention_temperature(batch.positions[r], spec_.temperature_floor_scale, spec_.temperature_scale);
+        kernels_.scale(t, qkv + r * qkv_cols_, q_dim_);
       }
     });
   }
@@ -244,13 +286,30 @@ void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
   shape.scale = spec_.attention_scale > 0.0f ? spec_.attention_scale : 1.0f / std::sqrt(static_cast<float>(hd));
   shape.softcap = spec_.attn_logit_softcap;
   shape.window = w.sliding_window;
+  shape.chunk = w.attention_chunk;
   attend(kernels_, pool_, shape, qkv, qkv_cols_, kv, batch.ranges, batch.positions.data(), attn_.data(), q_dim_,
          batch.max_context);
 
   linear(attn_.data(), rows, q_dim_, w.o, w.o_bias, write, d_);
   if (w.post_attention_norm.present) norm(write, rows, d_, w.post_attention_norm, TensorRef{}, write, d_, d_);
-  const bool ablate_layer = job_.ablate && job_.ablation.layers[l];
-  if (ablate_layer) ablate(write, rows);
+}
+
+void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
+  const LayerWeights& w = job_.layers[l];
+  const size_t rows = batch.rows;
+  ensure(h_, rows * d_);
+  ensure(qkv_, rows * qkv_cols_);
+  ensure(attn_, rows * q_dim_);
+  ensure(write_, rows * d_);
+  float* h = h_.data();
+  float* write = write_.data();
+  // Both writers of layer l write into residual stream l + 1.
+  const uint32_t stream = l + 1;
+  const double attention_alpha = job_.ablate ? job_.ablation.attention_alpha[l] : 0.0;
+  const double mlp_alpha = job_.ablate ? job_.ablation.mlp_alpha[l] : 0.0;
+
+  attention_write(l, batch, x, write);
+  ablate(write, rows, stream, attention_alpha);
 
   if (spec_.parallel_residual) {
     // GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)), both branches reading the same x.
@@ -259,16 +318,21 @@ void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
     write = write_.data();
     norm(x, rows, d_, w.pre_mlp_norm, w.pre_mlp_norm_bias, h, d_, d_);
     feed_forward(w, h, rows, write);
-    if (ablate_layer) ablate(write, rows);
+    ablate(write, rows, stream, mlp_alpha);
     const float* attn_write = parallel_write_.data();
     for (size_t i = 0; i < rows * d_; ++i) x[i] = write[i] + attn_write[i] + x[i];
     return;
   }
   for (size_t i = 0; i < rows * d_; ++i) x[i] += write[i];
-  norm(x, rows, d_, w.pre_mlp_norm, w.pre_mlp_norm_bias, h, d_, d_);
-  feed_forward(w, h, rows, write);
+  // OLMo-2 has no norm in front of the MLP either.
+  const float* mlp_in = x;
+  if (w.pre_mlp_norm.present) {
+    norm(x, rows, d_, w.pre_mlp_norm, w.pre_mlp_norm_bias, h, d_, d_);
+    mlp_in = h;
+  }
+  feed_forward(w, mlp_in, rows, write);
   if (w.post_mlp_norm.present) norm(write, rows, d_, w.post_mlp_norm, TensorRef{}, write, d_, d_);
-  if (ablate_layer) ablate(write, rows);
+  ablate(write, rows, stream, mlp_alpha);
   for (size_t i = 0; i < rows * d_; ++i) x[i] += write[i];
 }
 

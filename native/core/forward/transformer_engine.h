@@ -35,7 +35,7 @@ class TransformerEngine {
   TransformerEngine(const ForwardJob& job, const MappedFiles& files, ThreadPool& pool, const ForwardKernels& kernels,
                     bool use_kv_cache, size_t max_positions);
 
-  /** x[rows, d] = embedding of the batch's tokens (scaled, plus learned positions), ablated if asked. */
+  /** x[rows, d] = embedding of the batch's tokens (scaled, plus learned positions), ablated if asked (stream 0). */
   void embed(const Batch& batch, float* x);
   /** Runs decoder layer `layer` on x[rows, d] in place. */
   void layer(uint32_t layer, const Batch& batch, float* x);
@@ -55,7 +55,12 @@ class TransformerEngine {
    */
   void norm(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias, float* y, size_t ldy,
             size_t dim, size_t groups = 1);
-  void ablate(float* rows, size_t count);
+  /** RMS norm without a weight (Llama 4's L2Norm), `groups` vectors of `dim` per row, in place. */
+  void unit_rms_norm(float* x, size_t rows, size_t ldx, size_t dim, size_t groups);
+  /** Writes into residual stream `stream`: rows ← rows − α B_s (B_sᵀ rows); nothing at all when α is 0. */
+  void ablate(float* rows, size_t count, uint32_t stream, double alpha);
+  /** The attention half of layer l: write[rows, d] = o_proj(attention(x)) (post-norm included). */
+  void attention_write(uint32_t l, const Batch& batch, const float* x, float* write);
   /** One MLP's weights: gated (gate/up or fused gate_up) or plain (up only), with optional biases. */
   struct MlpWeights {
     const TensorRef* gate;
@@ -81,6 +86,9 @@ class TransformerEngine {
   size_t d_, q_dim_, kv_dim_, qkv_cols_;
   bool use_kv_cache_;
   std::vector<std::vector<const TensorRef*>> layer_tensors_;
+  // Ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from basis_offset_[b].
+  std::vector<size_t> basis_offset_;
+  std::vector<uint32_t> basis_rank_;
   // Per RoPE table, cos and sin of every position: [max_positions][rotary_dim / 2].
   std::vector<std::vector<float>> rope_cos_, rope_sin_;
   // KV cache: per layer [Σ (prompt length + new tokens), kv_dim]; cache_base_[p] is prompt p's position 0.

@@ -1,5 +1,6 @@
 // The feed-forward half of a decoder layer: dense MLPs (gated or plain, chunked over rows) and mixture-of-experts
-// layers (router, top-k routed experts, optional shared expert), routed the way transformers routes them.
+// layers (router, top-k routed experts, optional shared expert), routed the way transformers routes them: softmax
+// routers weight the experts' outputs (Mixtral, Qwen-MoE), Llama 4's sigmoid router scales their inputs.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -53,22 +54,26 @@ void TransformerEngine::moe(const LayerWeights& w, const float* h, size_t rows, 
   ensure(moe_logits_, rows * experts);
   float* logits = moe_logits_.data();
   linear(h, rows, d_, w.router, none, logits, experts);
-  // Routing as transformers does it: softmax in fp32, top-k by probability (ties to the lower index), optionally
-  // renormalized over the k kept.
+  // Routing as transformers does it. Softmax (Mixtral, Qwen-MoE): softmax in fp32, top-k by probability (ties to
+  // the lower index), optionally renormalized over the k kept. Sigmoid (Llama 4): top-k by logit, weight
+  // sigmoid(logit), applied to the expert's input.
+  const bool sigmoid = spec_.router_sigmoid;
   std::vector<uint32_t> chosen(rows * top);
   std::vector<float> weight(rows * top);
   pool_.parallel_for(rows, 16, [&](unsigned, size_t begin, size_t end) {
     std::vector<uint32_t> order(experts);
     for (size_t r = begin; r < end; ++r) {
       float* p = logits + r * experts;
-      float max_logit = p[0];
-      for (size_t e = 1; e < experts; ++e) max_logit = std::max(max_logit, p[e]);
-      float sum = 0.0f;
-      for (size_t e = 0; e < experts; ++e) {
-        p[e] = expf(p[e] - max_logit);
-        sum += p[e];
+      if (!sigmoid) {
+        float max_logit = p[0];
+        for (size_t e = 1; e < experts; ++e) max_logit = std::max(max_logit, p[e]);
+        float sum = 0.0f;
+        for (size_t e = 0; e < experts; ++e) {
+          p[e] = expf(p[e] - max_logit);
+          sum += p[e];
+        }
+        for (size_t e = 0; e < experts; ++e) p[e] /= sum;
       }
-      for (size_t e = 0; e < experts; ++e) p[e] /= sum;
       for (size_t e = 0; e < experts; ++e) order[e] = static_cast<uint32_t>(e);
       std::partial_sort(order.begin(), order.begin() + top, order.end(),
                         [&](uint32_t a, uint32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
@@ -76,7 +81,8 @@ void TransformerEngine::moe(const LayerWeights& w, const float* h, size_t rows, 
       for (size_t k = 0; k < top; ++k) kept += p[order[k]];
       for (size_t k = 0; k < top; ++k) {
         chosen[r * top + k] = order[k];
-        weight[r * top + k] = spec_.norm_topk_prob ? p[order[k]] / kept : p[order[k]];
+        const float value = p[order[k]];
+        weight[r * top + k] = sigmoid ? 1.0f / (1.0f + expf(-value)) : spec_.norm_topk_prob ? value / kept : value;
       }
     }
   });
@@ -99,14 +105,24 @@ void TransformerEngine::moe(const LayerWeights& w, const float* h, size_t rows, 
     const size_t n = members.size();
     ensure(moe_rows_, n * d_);
     ensure(moe_out_, n * d_);
-    for (size_t i = 0; i < n; ++i) std::memcpy(&moe_rows_[i * d_], h + size_t(members[i]) * d_, d_ * sizeof(float));
+    for (size_t i = 0; i < n; ++i) {
+      float* row = &moe_rows_[i * d_];
+      std::memcpy(row, h + size_t(members[i]) * d_, d_ * sizeof(float));
+      if (sigmoid) {
+        for (size_t j = 0; j < d_; ++j) row[j] = row[j] * member_weight[i];
+      }
+    }
     const ExpertWeights& x = w.experts[e];
     mlp(MlpWeights{&x.gate, &x.up, &x.gate_up, &x.down, &none, &none, &none}, moe_rows_.data(), n, spec_.moe_intermediate_size,
         moe_out_.data());
     for (size_t i = 0; i < n; ++i) {
       float* target = out + size_t(members[i]) * d_;
       const float* source = &moe_out_[i * d_];
-      for (size_t j = 0; j < d_; ++j) target[j] = target[j] + source[j] * member_weight[i];
+      if (sigmoid) {
+        for (size_t j = 0; j < d_; ++j) target[j] = target[j] + source[j];
+      } else {
+        for (size_t j = 0; j < d_; ++j) target[j] = target[j] + source[j] * member_weight[i];
+      }
     }
   }
   if (w.shared_down.present) {

@@ -1,6 +1,6 @@
 /**
- * The RMSNorm + rotary + gated-MLP families: Llama, Mistral, Qwen 2/3, Gemma 1/2/3, Phi-3, and their mixture-of-
- * experts siblings (Mixtral, Qwen2-MoE, Qwen3-MoE). Values are read as the transformers config classes read them;
+ * The RMSNorm + rotary + gated-MLP families: Llama, Mistral, Qwen 2/3, Gemma 1/2/3, OLMo-2, Phi-3, and their mixture-
+ * of-experts siblings (Mixtral, Qwen2-MoE, Qwen3-MoE). Values are read as the transformers config classes read them;
  * names follow the module paths of transformers' modeling_<family>.py.
  */
 import {
@@ -12,12 +12,21 @@ import {
   num,
   optionalNum,
   type Config,
-  type FamilyDescription,
-} from "./family-description.js";
-import { readRopeParameters } from "./rope-table.js";
+  type ForwardDescription,
+} from "./forward-description.js";
+import { readRopeParameters } from "./read-rope-parameters.js";
 
 /** The RMSNorm + rotary + gated-MLP layout shared by Llama, Mistral, Qwen, Gemma and Phi-3. */
-export function llamaLike(family: string, config: Config, file: string, overrides: { tieDefault: boolean; headDimDefault?: number; normEpsDefault?: number }): FamilyDescription {
+export interface LlamaLikeDefaults {
+  tieDefault: boolean;
+  headDimDefault?: number;
+  normEpsDefault?: number;
+  /** The config key of the dense MLP's width (Llama 4: intermediate_size_mlp), and its default. */
+  intermediateKey?: string;
+  intermediateDefault?: number;
+}
+
+export function llamaLike(family: string, config: Config, file: string, overrides: LlamaLikeDefaults): ForwardDescription {
   const hidden = int(config, "hidden_size", file);
   const heads = int(config, "num_attention_heads", file);
   const numLayers = int(config, "num_hidden_layers", file);
@@ -30,7 +39,7 @@ export function llamaLike(family: string, config: Config, file: string, override
       numHeads: heads,
       numKvHeads: int(config, "num_key_value_heads", file, heads),
       headDim: int(config, "head_dim", file, overrides.headDimDefault ?? Math.floor(hidden / heads)),
-      intermediateSize: int(config, "intermediate_size", file),
+      intermediateSize: int(config, overrides.intermediateKey ?? "intermediate_size", file, overrides.intermediateDefault),
       normEps: num(config, "rms_norm_eps", overrides.normEpsDefault ?? 1e-6),
       normKind: "rms",
       normAddOne: false,
@@ -102,6 +111,20 @@ export function qwenWindows(config: Config, numLayers: number): (layer: number) 
   return (i) => (i >= maxWindowLayers ? window : 0);
 }
 
+/** Mistral: Llama plus one sliding window on every layer when sliding_window is set. */
+export function describeMistral(config: Config, file: string): ForwardDescription {
+  const base = llamaLike("mistral", config, file, { tieDefault: false });
+  base.slidingWindow = everyLayer(config);
+  return base;
+}
+
+/** Qwen 2/3: Llama (Qwen 3 with per-head q/k norms, found by name) plus Qwen's sliding-window layers. */
+export function describeQwen(family: "qwen2" | "qwen3", config: Config, file: string): ForwardDescription {
+  const base = llamaLike(family, config, file, { tieDefault: false });
+  base.slidingWindow = qwenWindows(config, base.spec.numLayers);
+  return base;
+}
+
 /** Gemma 2/3: layer_types, else every `pattern`-th layer is global and the others slide. */
 function gemmaIsSliding(config: Config, numLayers: number, pattern: number): (layer: number) => boolean {
   const types = layerTypes(config, numLayers);
@@ -109,7 +132,7 @@ function gemmaIsSliding(config: Config, numLayers: number, pattern: number): (la
   return (i) => (i + 1) % pattern !== 0;
 }
 
-export function describeGemma(modelType: string, config: Config, file: string): FamilyDescription {
+export function describeGemma(modelType: string, config: Config, file: string): ForwardDescription {
   const base = llamaLike(modelType, config, file, { tieDefault: true, headDimDefault: 256 });
   const hidden = base.spec.hiddenSize;
   // GemmaConfig maps the legacy hidden_act "gelu" of the first releases to the tanh approximation.
@@ -153,7 +176,25 @@ export function describeGemma(modelType: string, config: Config, file: string): 
   return base;
 }
 
-export function describePhi3(config: Config, file: string): FamilyDescription {
+/**
+ * OLMo-2 (modeling_olmo2.py): Llama's blocks without the norms in front of attention and MLP; instead RMSNorm after
+ * each (post_attention_layernorm on the attention output, post_feedforward_layernorm on the MLP output) before the
+ * residual add, and q_norm / k_norm over the whole q / k projection (not per head), before RoPE.
+ */
+export function describeOlmo2(config: Config, file: string): ForwardDescription {
+  const base = llamaLike("olmo2", config, file, { tieDefault: false, normEpsDefault: 1e-5 });
+  base.spec.qkNormWhole = true;
+  const names = base.layerNames;
+  base.layerNames = (i) => {
+    const { inputNorm, preMlpNorm, ...rest } = names(i);
+    void inputNorm, preMlpNorm;
+    return { ...rest, postAttentionNorm: `layers.${i}.post_attention_layernorm.weight`, postMlpNorm: `layers.${i}.post_feedforward_layernorm.weight` };
+  };
+  base.requiredRoles = ["q", "k", "v", "qNorm", "kNorm", "o", "postAttentionNorm", "gate", "up", "down", "postMlpNorm"];
+  return base;
+}
+
+export function describePhi3(config: Config, file: string): ForwardDescription {
   const base = llamaLike("phi3", config, file, { tieDefault: false, normEpsDefault: 1e-5 });
   base.slidingWindow = everyLayer(config);
   const layer = (i: number) => `layers.${i}.`;
@@ -172,7 +213,7 @@ export function describePhi3(config: Config, file: string): FamilyDescription {
 }
 
 /** Mixtral, Qwen2-MoE, Qwen3-MoE: the attention of their dense sibling, a routed MLP on sparse layers. */
-export function describeMoe(modelType: string, config: Config, file: string): FamilyDescription {
+export function describeMoe(modelType: string, config: Config, file: string): ForwardDescription {
   const base = llamaLike(modelType, config, file, { tieDefault: false });
   const numLayers = base.spec.numLayers;
   const mixtral = modelType === "mixtral";

@@ -3,10 +3,10 @@
  * query_key_value, partial rotary, parallel residual). Values and names as in transformers' GPT2Config /
  * GPTNeoXConfig and modeling files.
  */
-import { activationOf, eosIds, int, num, type Config, type FamilyDescription, type LayerRole } from "./family-description.js";
-import { readRopeParameters } from "./rope-table.js";
+import { activationOf, eosIds, int, num, type Config, type ForwardDescription, type LayerRole } from "./forward-description.js";
+import { readRopeParameters } from "./read-rope-parameters.js";
 
-export function describeGpt2(config: Config, file: string): FamilyDescription {
+export function describeGpt2(config: Config, file: string): ForwardDescription {
   const hidden = int(config, "n_embd", file);
   const heads = int(config, "n_head", file);
   const numLayers = int(config, "n_layer", file);
@@ -68,7 +68,7 @@ export function describeGpt2(config: Config, file: string): FamilyDescription {
   };
 }
 
-export function describeGptNeox(config: Config, file: string): FamilyDescription {
+export function describeGptNeox(config: Config, file: string): ForwardDescription {
   const hidden = int(config, "hidden_size", file);
   const heads = int(config, "num_attention_heads", file);
   const numLayers = int(config, "num_hidden_layers", file);

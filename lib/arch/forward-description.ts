@@ -1,23 +1,33 @@
 /**
  * What the forward engine needs to know about a model family: the maths switches, per-layer attention settings and
- * the checkpoint name of every weight role (see forward-families.ts for the families), plus the helpers that read
- * config.json values the way transformers' config classes do.
+ * the checkpoint name of every weight role, plus the helpers that read config.json values the way transformers'
+ * config classes do. Each family record of families.ts carries the function that builds its description
+ * (describe-llama-like.ts, describe-gpt.ts, describe-llama4.ts).
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { NativeForwardLayer, NativeModelSpec } from "../native/addon.js";
-import type { RopeParameters } from "./rope-table.js";
+import type { RopeParameters } from "./read-rope-parameters.js";
 
-export type LayerRole = Exclude<keyof NativeForwardLayer, "slidingWindow" | "ropeTable" | "experts">;
+/** Per-layer settings that are not tensors. */
+export type LayerSetting = "slidingWindow" | "ropeTable" | "experts" | "attentionChunk" | "noRope" | "qkL2Norm" | "temperatureTuning";
+
+export type LayerRole = Exclude<keyof NativeForwardLayer, LayerSetting>;
 
 /** Mixture-of-experts layout: which layers are sparse, what they require, and each expert's tensor names. */
 export interface SparseLayout {
   isSparse(layer: number): boolean;
   /** Required on sparse layers instead of the dense MLP roles. */
   requiredRoles: readonly LayerRole[];
-  expertNames(layer: number, expert: number): { gate: string; up: string; down: string };
+  /** One tensor per expert and projection (Mixtral, Qwen-MoE). */
+  expertNames?(layer: number, expert: number): { gate: string; up: string; down: string };
+  /**
+   * All experts in two fused tensors stored [in, out] per expert (Llama 4): gate_up [E, d, 2 · moe] (gate columns
+   * first) and down [E, moe, d]. The engine reads expert e as a transposed slice of each.
+   */
+  fusedExperts?(layer: number): { gateUp: string; down: string };
 }
 
-export interface FamilyDescription {
+export interface ForwardDescription {
   family: string;
   spec: Omit<NativeModelSpec, "vocabSize">;
   /** Suffixes below the decoder prefix (e.g. `embed_tokens.weight`). */
@@ -36,6 +46,8 @@ export interface FamilyDescription {
   transposedRoles?: ReadonlySet<LayerRole>;
   sparse?: SparseLayout;
   slidingWindow(layer: number): number;
+  /** Llama 4's per-layer attention switches (chunked attention, NoPE, L2 q/k norm, temperature tuning). */
+  layerOptions?(layer: number): Partial<Pick<NativeForwardLayer, "attentionChunk" | "noRope" | "qkL2Norm" | "temperatureTuning">>;
   /** Distinct RoPE settings (none for learned positions); ropeTableOf(i) indexes them. */
   rope: RopeParameters[];
   ropeTableOf(layer: number): number;

@@ -1,0 +1,61 @@
+/**
+ * The one kernel chooser: ABLITERATE_KERNELS caps the projection, verify and forward tables together, runtimeInfo
+ * reports all three, the forward engine reports the table it ran, and a bad value is an error naming the setting.
+ * The choice is made once per process, so each setting runs in a child process.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { runtimeInfo, type KernelChoice } from "../../lib/native/addon.js";
+import { goldenDir } from "../golden/golden-paths.js";
+
+const LEVELS = ["scalar", "avx2", "avx512"];
+const addonModule = fileURLToPath(new URL("../../lib/native/addon.js", import.meta.url));
+const engineModule = fileURLToPath(new URL("../../lib/engine/load-forward-model.js", import.meta.url));
+const runModule = fileURLToPath(new URL("../../lib/engine/run-forward.js", import.meta.url));
+
+/** runtimeInfo().kernels and the forward run's `kernels`, in a child with ABLITERATE_KERNELS = setting. */
+function childChoice(setting: string | undefined): { kernels: KernelChoice; forward: string } {
+  const script = `
+    const { runtimeInfo } = await import(${JSON.stringify(addonModule)});
+    const { loadForwardModel } = await import(${JSON.stringify(engineModule)});
+    const { runForward } = await import(${JSON.stringify(runModule)});
+    const model = await loadForwardModel(${JSON.stringify(`${goldenDir}/forward/llama`)});
+    const out = await runForward({ model, prompts: [[1, 2, 3]], positions: "last" });
+    process.stdout.write(JSON.stringify({ kernels: runtimeInfo().kernels, forward: out.kernels }));`;
+  const env = { ...process.env };
+  delete env.ABLITERATE_KERNELS;
+  if (setting !== undefined) env.ABLITERATE_KERNELS = setting;
+  return JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", script], { env, encoding: "utf8" }));
+}
+
+const cpu = runtimeInfo().kernels.cpu;
+
+test("ABLITERATE_KERNELS caps all three kernel families at once, and each reports what it runs", () => {
+  const auto = childChoice(undefined);
+  assert.equal(auto.kernels.setting, "auto");
+  assert.equal(auto.kernels.cpu, cpu);
+  // auto: the widest compiled table the CPU runs; the forward engine has no AVX-512 table.
+  assert.equal(auto.kernels.projection, cpu);
+  assert.equal(auto.kernels.verify, cpu);
+  assert.equal(auto.kernels.forward, cpu === "avx512" ? "avx2" : cpu);
+  assert.equal(auto.forward, auto.kernels.forward);
+  for (const setting of ["scalar", "avx2", "avx512"]) {
+    const choice = childChoice(setting);
+    assert.equal(choice.kernels.setting, setting);
+    const cap = Math.min(LEVELS.indexOf(setting), LEVELS.indexOf(cpu));
+    assert.equal(choice.kernels.projection, LEVELS[cap], `${setting}: projection`);
+    assert.equal(choice.kernels.verify, LEVELS[cap], `${setting}: verify`);
+    assert.equal(choice.kernels.forward, LEVELS[Math.min(cap, 1)], `${setting}: forward`);
+    assert.equal(choice.forward, choice.kernels.forward, `${setting}: the forward run reports its table`);
+  }
+});
+
+test("an unknown ABLITERATE_KERNELS value is an error that names the setting and its values", () => {
+  const script = `
+    const { runtimeInfo } = await import(${JSON.stringify(addonModule)});
+    try { runtimeInfo(); process.stdout.write("no error"); } catch (e) { process.stdout.write(e.code + ": " + e.message); }`;
+  const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, ABLITERATE_KERNELS: "sse9" }, encoding: "utf8" });
+  assert.match(result.stdout, /^NATIVE: ABLITERATE_KERNELS must be auto, avx512, avx2 or scalar \(got 'sse9'\)/);
+});
