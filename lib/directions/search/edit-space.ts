@@ -28,7 +28,7 @@
 import { AbliterateError, ErrorCodes } from "../../errors.js";
 import type { HarmlessProjection } from "../../direction-files/select-basis.js";
 import { profileAlphas, type StrengthProfile } from "./profile-alphas.js";
-import type { CategoricalDimension, Choice, Dimension, FloatDimension, Params, SearchSpace } from "./search-space.js";
+import { validateSpace, type CategoricalDimension, type Choice, type Dimension, type FloatDimension, type Params, type SearchSpace } from "./search-space.js";
 
 export type Component = "embed" | "attn" | "mlp";
 export const COMPONENTS: readonly Component[] = ["embed", "attn", "mlp"];
@@ -126,7 +126,9 @@ export function editSearchSpace(options: EditSpaceOptions): SearchSpace {
   const maxRank = options.maxRank ?? 1;
   if (!(Number.isInteger(maxRank) && maxRank >= 1)) throw invalid(`maxRank must be a whole number ≥ 1, got ${maxRank}`);
   if (maxRank > 1) dimensions.push({ kind: "int", name: "rank", low: 1, high: maxRank, default: 1, doc: "rank of the direction subspace" });
-  return { dimensions: dimensions.filter((dimension) => !omit.has(dimension.name)) };
+  const space = { dimensions: dimensions.filter((dimension) => !omit.has(dimension.name)) };
+  validateSpace(space);
+  return space;
 }
 
 export interface EditParams {

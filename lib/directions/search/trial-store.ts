@@ -7,7 +7,7 @@
  * A store whose key differs is not reused: openTrialStore says which parts differ, and the caller decides
  * (typically: open it again with fresh: true, which replaces it atomically).
  */
-import { open, readFile, rename, truncate, unlink, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, rename, truncate, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../../errors.js";
 import { fromFileSystemError } from "../../fs/file-system-error.js";
@@ -119,6 +119,9 @@ export async function openTrialStore<P = unknown>(params: OpenTrialStoreParams):
   const trials: Trial<P>[] = [];
   let droppedPartialLine = false;
   if (bytes === undefined) {
+    await mkdir(params.dir, { recursive: true }).catch((error: unknown) => {
+      throw fromFileSystemError(error, params.dir);
+    });
     await createStore(path, key);
   } else {
     const end = bytes.lastIndexOf(0x0a) + 1;
