@@ -2,9 +2,9 @@
  * Choosing one trial of a finished search. Objectives are minimized, objectives[0] is the behaviour score and
  * objectives[1] the damage (trial.ts). Only feasible trials are candidates, except for an explicit trial number.
  *
- * - "min-damage" (the default): the lowest damage among trials with behaviour ≤ maxBehaviour. The default
- *   maxBehaviour, 0.05, reads the behaviour score as a rate (5 % of the positive prompts still showing the
- *   behaviour): the issue's own bar for done, "held-out behaviour ≤ 5 %".
+ * - "min-damage" (the default): the lowest damage among trials with behaviour ≤ maxBehaviour. The behaviour score
+ *   is a share in [0, 1] (score-candidates.ts: the mean probability of the learned signature on the positive
+ *   prompts), and the default maxBehaviour, 0.05, is the issue's own bar for done: "held-out behaviour ≤ 5 %".
  * - "min-behaviour": the lowest behaviour among trials with damage ≤ maxDamage (default DEFAULT_MAX_KL, 0.1, the
  *   KL the single-layer rule accepts).
  * - "knee": the front point nearest the utopia point (every objective at its best on the front) after scaling each
