@@ -64,6 +64,10 @@ export const ErrorCodes = {
    */
   EDIT_DAMAGED: "EDIT_DAMAGED",
 
+  // search (lib/directions/search)
+  /** The search's trial store (search-trials.jsonl) is not one this tool wrote, or a line other than the last is corrupt. */
+  SEARCH_STORE_INVALID: "SEARCH_STORE_INVALID",
+
   // surgery and files (lib/surgery)
   /** The output folder exists and --force was not given. */
   OUTPUT_EXISTS: "OUTPUT_EXISTS",

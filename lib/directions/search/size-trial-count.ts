@@ -1,0 +1,46 @@
+/**
+ * How many trials to run, from how long one took. The first trial is measured by the caller (it is a real trial:
+ * it stays in the history) and usually includes warm-up, so the estimate errs on the side of fewer trials; the
+ * time budget stops the search cleanly anyway.
+ */
+import { AbliterateError, ErrorCodes } from "../../errors.js";
+import { DEFAULT_STARTUP_TRIALS } from "./suggest-trial.js";
+
+/** heretic's n_trials: the count when nothing limits it. */
+export const DEFAULT_TRIALS = 200;
+
+export interface TrialCountSizing {
+  trials: number;
+  /** Seconds per trial the count assumes. */
+  trialSeconds: number;
+  /** trials × trialSeconds. */
+  estimatedSeconds: number;
+  limitedBy: "time-budget" | "maximum" | "minimum";
+  /** One line for the user: how long a trial took and how many will run. */
+  note: string;
+}
+
+export function sizeTrialCount(params: { firstTrialMs: number; timeBudgetMs?: number; maxTrials?: number; minTrials?: number; startupTrials?: number }): TrialCountSizing {
+  const { firstTrialMs, timeBudgetMs } = params;
+  const maxTrials = params.maxTrials ?? DEFAULT_TRIALS;
+  const minTrials = params.minTrials ?? 1;
+  const startupTrials = params.startupTrials ?? DEFAULT_STARTUP_TRIALS;
+  if (!(Number.isFinite(firstTrialMs) && firstTrialMs > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `a trial's duration must be > 0 ms, got ${firstTrialMs}`);
+  if (timeBudgetMs !== undefined && !(timeBudgetMs > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the time budget must be > 0, got ${timeBudgetMs} ms`);
+  if (!(Number.isInteger(minTrials) && Number.isInteger(maxTrials) && 1 <= minTrials && minTrials <= maxTrials)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trial bounds must be whole numbers with 1 ≤ min ≤ max, got ${minTrials}..${maxTrials}`);
+  }
+  const fit = timeBudgetMs === undefined ? Infinity : Math.floor(timeBudgetMs / firstTrialMs);
+  let trials = Math.min(maxTrials, fit);
+  let limitedBy: TrialCountSizing["limitedBy"] = fit < maxTrials ? "time-budget" : "maximum";
+  if (trials < minTrials) {
+    trials = minTrials;
+    limitedBy = "minimum";
+  }
+  const trialSeconds = firstTrialMs / 1000;
+  const estimatedSeconds = trials * trialSeconds;
+  const reason = limitedBy === "time-budget" ? "what fits in the time budget" : limitedBy === "maximum" ? "the maximum" : "the minimum (more than the time budget holds)";
+  const random = trials <= startupTrials ? `; no more than the ${startupTrials} startup trials, so the search stays random` : "";
+  const note = `a trial took ${trialSeconds.toFixed(1)} s; ${trials} trials will run (${reason}), about ${Math.ceil(estimatedSeconds / 60)} min${random}`;
+  return { trials, trialSeconds, estimatedSeconds, limitedBy, note };
+}
