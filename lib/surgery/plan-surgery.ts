@@ -2,6 +2,7 @@
  * Which tensor gets which projection: the bridge from a checkpoint + config + direction to native jobs.
  * Everything the native side needs is decided and validated here (shapes, dtypes, offsets, bases).
  */
+import { join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { refuseQuantized } from "../arch/detect-quantization.js";
 import { findFamily, supportedModelTypes, type FamilyDefinition, type Orientation, type TargetKind, type TargetRule } from "../arch/families.js";
@@ -171,6 +172,41 @@ function jobsFor(params: { name: string; byteOffset: number; dtype: NativeDtype;
   }
 }
 
+/**
+ * config.json's layer count must be the checkpoint's: a num_hidden_layers that is too small leaves the writers of the
+ * layers past it unedited without a word (the default range is 0:num_hidden_layers), and one that is too large names
+ * layers that do not exist. Every layer of the families we know has attention, so each index 0..L-1 must have at
+ * least one residual writer, and none may lie beyond.
+ */
+function checkLayerCount(params: { checkpoint: Checkpoint; family: FamilyDefinition; numLayers: number }): void {
+  const layers = new Map<number, string>();
+  for (const name of params.checkpoint.tensorLocations.keys()) {
+    for (const candidate of params.family.rules) {
+      const match = candidate.pattern.exec(name);
+      if (match && match[1] !== undefined && !layers.has(Number(match[1]))) layers.set(Number(match[1]), name);
+    }
+  }
+  if (layers.size === 0) return;
+  const file = join(params.checkpoint.dir, "config.json");
+  const beyond = [...layers.keys()].filter((layer) => layer >= params.numLayers).sort((a, b) => a - b);
+  if (beyond.length > 0) {
+    throw new AbliterateError(
+      ErrorCodes.CONFIG_INVALID,
+      `num_hidden_layers is ${params.numLayers}, but the checkpoint has residual writers of layer ${beyond[0]}${beyond.length > 1 ? ` (and ${beyond.length - 1} more layer(s) up to ${beyond[beyond.length - 1]})` : ""}, e.g. "${layers.get(beyond[0])}"; ` +
+        "their writers would be left unedited. Fix num_hidden_layers (or the checkpoint)",
+      { file },
+    );
+  }
+  const missing = Array.from({ length: params.numLayers }, (_, layer) => layer).filter((layer) => !layers.has(layer));
+  if (missing.length > 0) {
+    throw new AbliterateError(
+      ErrorCodes.CONFIG_INVALID,
+      `num_hidden_layers is ${params.numLayers}, but the checkpoint has no residual writer of layer ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""} (it has ${layers.size} layer(s)); fix num_hidden_layers (or the checkpoint)`,
+      { file },
+    );
+  }
+}
+
 /** The basis a writer into `stream` uses: the global one, or the per-stream one of --per-layer / --biprojected. */
 function streamBasis(basis: DirectionBasis, stream: number, tensorName: string, file: string): Float64Array {
   if (!basis.byStream) return basis.basis;
@@ -192,6 +228,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--scale must be a finite number, got ${options.scale}`);
   }
   const family = findFamily(config.modelType);
+  if (family) checkLayerCount({ checkpoint, family, numLayers: config.numLayers });
   const rules = buildRules(family, config, options);
   const layerRange = parseLayerRange(options.layers, config.numLayers);
   const targets = [...(options.targets ?? ALL_TARGETS)];
