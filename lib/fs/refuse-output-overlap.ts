@@ -68,6 +68,8 @@ export async function refuseOutputOverlap(params: RefuseOutputOverlapParams): Pr
   const option = params.option ?? "--out";
   const output = await canonicalPath(params.output);
   for (const input of params.inputs) {
+    // An input that is not on disk (a Hub dataset id given where a file may be) cannot be overwritten.
+    if ((await lstat(resolve(input.path)).catch(() => undefined)) === undefined) continue;
     const [own, ...linked] = await inputPaths(input);
     let relation: string | undefined;
     if (output === own) relation = "is";
