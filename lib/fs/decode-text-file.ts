@@ -77,5 +77,10 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
     if (valid(middle)) low = middle;
     else high = middle - 1;
   }
-  return Math.min(low, Math.max(bytes.length - 1, 0));
+  // The prefix may end inside the bad sequence (a lead byte whose continuation is wrong): report where it starts.
+  let start = low;
+  while (start > 0 && start > low - 4 && (bytes[start - 1] & 0xc0) === 0x80) start -= 1;
+  if (start > 0 && bytes[start - 1] >= 0xc0) start -= 1;
+  else start = low;
+  return Math.min(start, Math.max(bytes.length - 1, 0));
 }

@@ -149,7 +149,8 @@ export async function prepareOutputFolder(params: PrepareOutputFolderParams): Pr
   try {
     notes = await recoverInterruptedReplace(finalDir);
     if (!params.force && (await exists(finalDir))) {
-      throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, "output folder already exists; pass --force to replace it", { file: finalDir });
+      const repaired = notes.length > 0 ? ` (${notes.join("; ")})` : "";
+      throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, `output folder already exists${repaired}; pass --force to replace it`, { file: finalDir });
     }
     await preparePartial(partialDir, params.keepPartial ?? false);
   } catch (error) {
