@@ -10,6 +10,11 @@ import { AbliterateError, ErrorCodes } from "../errors.js";
 
 export interface OutputLock {
   lockPath: string;
+  /**
+   * The lock was taken over from a dead run: that run was killed while writing this output, so what it left
+   * beside the output (a partial folder) is abliterate's own.
+   */
+  tookOverStale: boolean;
   /** Removes the lock if it is still ours. */
   release(): void;
 }
@@ -82,12 +87,12 @@ function createLock(lockPath: string, claimPath: string): number | undefined {
  * stale; unlinking by name would let the slower one delete the lock the faster one just created. Renaming is
  * atomic, so the lock is moved aside first and checked (inode and pid); a live lock moved by mistake is put back.
  */
-function removeStaleLock(lockPath: string, stale: LockOwner): void {
+function removeStaleLock(lockPath: string, stale: LockOwner): boolean {
   const aside = `${lockPath}.stale-${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
     renameSync(lockPath, aside);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw error;
   }
   try {
@@ -99,7 +104,9 @@ function removeStaleLock(lockPath: string, stale: LockOwner): void {
       } catch {
         // A third run took the lock meanwhile; it holds it now.
       }
+      return false;
     }
+    return moved !== undefined;
   } finally {
     unlinkSync(aside);
   }
@@ -125,12 +132,13 @@ export function acquireOutputLock(params: AcquireOutputLockParams): OutputLock {
   const key = resolve(lockPath);
   const claimPath = `${lockPath}.claim-${process.pid}-${randomBytes(4).toString("hex")}`;
   writeFileSync(claimPath, `${process.pid}\n`, { flag: "wx" });
+  let tookOverStale = false;
   try {
     for (let attempt = 0; attempt < 5; attempt += 1) {
       const inode = createLock(lockPath, claimPath);
       if (inode !== undefined) {
         heldLocks.add(key);
-        return { lockPath, release: () => releaseLock(lockPath, inode) };
+        return { lockPath, tookOverStale, release: () => releaseLock(lockPath, inode) };
       }
       const owner = readLockOwner(lockPath);
       if (owner === undefined) continue; // released between our attempt and our look
@@ -141,7 +149,7 @@ export function acquireOutputLock(params: AcquireOutputLockParams): OutputLock {
       if (Number.isInteger(owner.pid) && owner.pid > 0 && owner.pid !== process.pid && processAlive(owner.pid)) {
         throw new AbliterateError(ErrorCodes.OUTPUT_LOCKED, `another abliterate run (pid ${owner.pid}) is writing this output; wait for it or remove ${lockPath} if it is gone`, { file: params.target });
       }
-      removeStaleLock(lockPath, owner);
+      if (removeStaleLock(lockPath, owner)) tookOverStale = true;
     }
   } finally {
     rmSync(claimPath, { force: true });

@@ -1,21 +1,26 @@
 /**
  * Weight files in the model folder besides the checkpoint being edited. apply carries every other file into its
- * output unchanged, so each of these would ship unedited beside the edited shards, and a loader may pick it:
- * transformers loads `model.safetensors` before a sharded index, vLLM loads every `*.safetensors` of a folder
- * without an index and its Mistral loader reads `consolidated.safetensors`, and pickles, TF, Flax and GGUF
- * weights are loaded by the tools that prefer them. The model that looked abliterated would be the original.
- * abliterate edits one safetensors checkpoint, so such a folder is refused, naming the files (docs/reliability.md).
- * Trainer state saved next to the weights (optimizer, scheduler, RNG state, training args) is not a model.
+ * output unchanged, so each of these would ship unedited beside the edited shards, and a loader that picks it gets
+ * the original model: transformers loads `model.safetensors` before a sharded index; vLLM loads every
+ * `*.safetensors` of a folder without an index, and its Mistral loader reads `consolidated*.safetensors`; pickled,
+ * TF and Flax weights under transformers' own names load with use_safetensors=False or when the tool prefers them;
+ * Meta's `consolidated.NN.pth` in Meta's own code; ONNX exports in optimum. abliterate edits one safetensors
+ * checkpoint, so such a folder is refused, naming the files (docs/reliability.md § Reliability II).
+ *
+ * What counts: a safetensors file that holds any of the checkpoint's tensors (a second copy or a variant), any
+ * `consolidated*` file (Mistral's and Meta's formats name the tensors differently), and the loaders' file names for
+ * the other formats. Other safetensors files (a direction, activations, test data) and other pickles (a `.pt`
+ * direction, trainer state) are not weights of this model and are copied like any other file.
  */
 import { basename, relative } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { Checkpoint } from "../safetensors/read-checkpoint.js";
 import { INDEX_FILE_NAME, SINGLE_FILE_NAME } from "../safetensors/read-checkpoint.js";
+import { readSafetensorsHeader } from "../safetensors/read-header.js";
 import { listFolderFiles } from "./model-folder-files.js";
 
-const WEIGHT_FILE = /\.(?:safetensors|bin|pt|pth|ckpt|h5|msgpack|gguf|ggml|onnx|onnx_data|tflite)$|\.(?:safetensors|bin|h5|msgpack)\.index\.json$/i;
-/** What vLLM's filter_files_not_needed_for_inference drops, and Trainer's per-process RNG states. */
-const TRAINER_STATE = /^(?:training_args\.bin|optimizer\.(?:pt|bin)|scheduler\.(?:pt|bin)|scaler\.pt|rng_state(?:_\d+)?\.pth)$/;
+/** Weight files by the names their loaders look for (transformers, Mistral/Meta, optimum), and their indexes. */
+const LOADER_FILE_NAMES = /^(?:pytorch_model.*\.bin|tf_model.*\.h5|flax_model.*\.msgpack|consolidated.*\.(?:pth?|safetensors)|.*\.onnx(?:_data)?|(?:pytorch_model|tf_model|flax_model|model).*\.(?:bin|h5|msgpack|safetensors)\.index\.json)$/i;
 
 export interface OtherWeightFile {
   /** Relative to the model folder. */
@@ -24,21 +29,35 @@ export interface OtherWeightFile {
   why: string;
 }
 
-function reasonFor(file: string, checkpoint: Checkpoint): string {
+function reasonFor(file: string, checkpoint: Checkpoint, sharedTensors: number): string {
   const name = basename(file).toLowerCase();
   const nested = file.includes("/") ? "in a subfolder, " : "";
+  if (name.startsWith("consolidated")) {
+    return name.endsWith(".safetensors")
+      ? `${nested}Mistral's own format, which vLLM's mistral loader and mistral-inference read`
+      : `${nested}Meta's or Mistral's own format, read by their reference code`;
+  }
   if (name.endsWith(".safetensors")) {
-    if (name === SINGLE_FILE_NAME && checkpoint.indexPath) return `${nested}transformers loads it instead of the sharded ${INDEX_FILE_NAME}`;
-    if (name.startsWith("consolidated")) return `${nested}Mistral's own format, which vLLM's mistral loader and mistral-inference read`;
-    if (!checkpoint.indexPath && !nested) return "vLLM loads every *.safetensors file of a folder that has no index";
-    return `${nested}a safetensors file the checkpoint does not include`;
+    if (name === SINGLE_FILE_NAME && checkpoint.indexPath && !nested) return `transformers loads it instead of the sharded ${INDEX_FILE_NAME}`;
+    if (!checkpoint.indexPath && !nested) return `it holds ${sharedTensors} of the checkpoint's tensors, and vLLM loads every *.safetensors file of a folder that has no index`;
+    return `${nested}it holds ${sharedTensors} of the checkpoint's tensors: a second copy or a variant`;
   }
   if (name.endsWith(".index.json")) return `${nested}another index, of weights in a second format or variant`;
-  if (/\.(?:bin|pt|pth|ckpt)$/.test(name)) return `${nested}PyTorch pickle weights (transformers with use_safetensors=False, and tools that prefer them, load these)`;
+  if (name.endsWith(".bin")) return `${nested}PyTorch pickle weights (transformers loads them with use_safetensors=False, and tools that prefer them)`;
   if (name.endsWith(".h5")) return `${nested}TensorFlow weights`;
   if (name.endsWith(".msgpack")) return `${nested}Flax weights`;
-  if (/\.(?:gguf|ggml)$/.test(name)) return `${nested}llama.cpp weights`;
-  return `${nested}exported weights (ONNX / TFLite)`;
+  return `${nested}ONNX weights, which optimum loads`;
+}
+
+/** How many of the checkpoint's tensor names a safetensors file holds; 0 for a file that is not safetensors at all. */
+async function sharedTensorCount(path: string, checkpoint: Checkpoint): Promise<number> {
+  try {
+    const header = await readSafetensorsHeader(path);
+    return header.tensors.filter((tensor) => checkpoint.tensorLocations.has(tensor.name)).length;
+  } catch {
+    // Not a readable safetensors file: no loader gets the model's weights from it.
+    return 0;
+  }
 }
 
 export interface FindOtherWeightsParams {
@@ -49,12 +68,19 @@ export interface FindOtherWeightsParams {
 }
 
 export async function findOtherWeights(params: FindOtherWeightsParams): Promise<OtherWeightFile[]> {
-  const own = new Set(params.checkpoint.shards.map((shard) => relative(params.checkpoint.dir, shard.path)));
-  if (params.checkpoint.indexPath) own.add(relative(params.checkpoint.dir, params.checkpoint.indexPath));
+  const { checkpoint } = params;
+  const own = new Set(checkpoint.shards.map((shard) => relative(checkpoint.dir, shard.path)));
+  if (checkpoint.indexPath) own.add(relative(checkpoint.dir, checkpoint.indexPath));
   const files = await listFolderFiles({ dir: params.dir, skipTopLevel: own, skipPath: params.skipPath });
-  return files
-    .filter((entry) => WEIGHT_FILE.test(entry.relative) && !TRAINER_STATE.test(basename(entry.relative)))
-    .map((entry) => ({ file: entry.relative, why: reasonFor(entry.relative, params.checkpoint) }));
+  const others: OtherWeightFile[] = [];
+  for (const entry of files) {
+    if (entry.special) continue;
+    const name = basename(entry.relative);
+    const byName = LOADER_FILE_NAMES.test(name);
+    const shared = name.toLowerCase().endsWith(".safetensors") ? await sharedTensorCount(entry.path, checkpoint) : 0;
+    if (byName || shared > 0) others.push({ file: entry.relative, why: reasonFor(entry.relative, checkpoint, shared) });
+  }
+  return others;
 }
 
 /** Throws OTHER_WEIGHTS naming every weight file besides the checkpoint (at most 8 listed). */

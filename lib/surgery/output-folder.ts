@@ -2,15 +2,16 @@
  * Atomic output (docs/surgery.md § Atomicity): all writing happens in `DIR.partial/`, and only a verified
  * result is renamed to `DIR`. A killed run therefore never leaves a `DIR` that looks complete.
  * - `DIR.lock` keeps two runs from writing the same output (lib/fs/output-lock.ts).
- * - `DIR.partial/` carries a marker file from the moment it is created; a `DIR.partial` without it is someone
- *   else's folder and is never emptied or removed (an empty one is: there is nothing in it to lose).
+ * - `DIR.partial/` carries a marker file from the moment it is created until just before its rename. A
+ *   `DIR.partial` without it, and not left by a dead run whose lock this run took over, is someone else's folder
+ *   and is never emptied or removed (an empty one is: there is nothing in it to lose).
  * - `--force` replaces DIR by renaming it to `DIR.old-PID`, renaming the partial folder to DIR, then removing the
  *   old one. A run killed between the two renames leaves no DIR and a `DIR.old-PID`; the next run, holding the
  *   lock, puts it back (or, when DIR exists, removes it as the superseded output).
  * - DIR must not equal, contain or lie inside an input (lib/fs/refuse-output-overlap.ts).
  */
 import { closeSync, fsyncSync, openSync } from "node:fs";
-import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, open, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { checkOutputPath } from "../fs/check-output-path.js";
@@ -94,16 +95,17 @@ async function recoverInterruptedReplace(finalDir: string): Promise<string[]> {
 }
 
 /**
- * Readies `DIR.partial/`: created with the marker when missing; a marked one is kept (`keepPartial`) or emptied;
- * an unmarked one is used only when empty, and otherwise refused untouched.
+ * Readies `DIR.partial/`: created with the marker when missing; one of ours (marked, or left by the dead run whose
+ * lock we took over) is kept (`keepPartial`) or emptied; any other is used only when empty, and otherwise refused
+ * untouched.
  */
-async function preparePartial(partialDir: string, keepPartial: boolean): Promise<void> {
+async function preparePartial(partialDir: string, keepPartial: boolean, leftByDeadRun: boolean): Promise<void> {
   const info = await lstat(partialDir).catch(() => undefined);
   if (info !== undefined) {
     if (!info.isDirectory()) {
       throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, "exists and is not a folder abliterate made; move it away or remove it", { file: partialDir });
     }
-    if (await hasMarker(partialDir)) {
+    if (leftByDeadRun || (await hasMarker(partialDir))) {
       // A leftover partial folder is from a killed run; it is never taken as output.
       if (!keepPartial) await rm(partialDir, { recursive: true, force: true });
     } else {
@@ -114,7 +116,7 @@ async function preparePartial(partialDir: string, keepPartial: boolean): Promise
         if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
         throw new AbliterateError(
           ErrorCodes.OUTPUT_EXISTS,
-          `exists, is not empty and has no ${PARTIAL_MARKER} marker, so abliterate did not make it (or a run was killed in the instant before renaming it into place); it is left untouched: look inside, then move it away or remove it`,
+          `exists, is not empty and has no ${PARTIAL_MARKER} marker, so abliterate did not make it (or a run was killed before renaming it into place and its lock is gone); it is left untouched: look inside, then move it away or remove it`,
           { file: partialDir },
         );
       }
@@ -152,7 +154,7 @@ export async function prepareOutputFolder(params: PrepareOutputFolderParams): Pr
       const repaired = notes.length > 0 ? ` (${notes.join("; ")})` : "";
       throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, `output folder already exists${repaired}; pass --force to replace it`, { file: finalDir });
     }
-    await preparePartial(partialDir, params.keepPartial ?? false);
+    await preparePartial(partialDir, params.keepPartial ?? false, lock.tookOverStale);
   } catch (error) {
     await release();
     throw error;
@@ -162,22 +164,17 @@ export async function prepareOutputFolder(params: PrepareOutputFolderParams): Pr
     partialDir,
     notes,
     async commit() {
-      // The marker leaves first: DIR never carries it. (A kill in the instant before the rename leaves an
-      // unmarked partial folder, which the next run refuses rather than deletes.)
+      // The marker leaves just before the rename, so DIR never carries it; the folder's fsync comes after the
+      // rename (same folder, now DIR), keeping the gap between the two to a few syscalls. A run killed in that gap
+      // still holds the lock, so the next run takes it over and knows the unmarked partial folder is ours.
+      const replacing = await exists(finalDir);
+      const old = `${finalDir}.old-${process.pid}`;
       await unlink(join(partialDir, PARTIAL_MARKER)).catch(() => undefined);
-      const handle = await open(partialDir, "r");
-      await handle.sync().catch(() => undefined);
-      await handle.close();
-      if (await exists(finalDir)) {
-        const old = `${finalDir}.old-${process.pid}`;
-        await rename(finalDir, old);
-        await rename(partialDir, finalDir);
-        fsyncFolder(dirname(finalDir));
-        await rm(old, { recursive: true, force: true });
-      } else {
-        await rename(partialDir, finalDir);
-      }
+      if (replacing) await rename(finalDir, old);
+      await rename(partialDir, finalDir);
+      fsyncFolder(finalDir);
       fsyncFolder(dirname(finalDir));
+      if (replacing) await rm(old, { recursive: true, force: true });
       await release();
     },
     async abandon() {

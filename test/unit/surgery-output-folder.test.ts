@@ -92,6 +92,14 @@ test("the partial folder carries a marker until commit; a folder without one is 
     const resumed = await prepareOutputFolder({ finalDir: `${final}4`, keepPartial: true });
     assert.ok(existsSync(join(resumed.partialDir, "shard")));
     await resumed.abandon();
+    // Killed between removing the marker and the rename: unmarked, but its dead run's lock is still there.
+    mkdirSync(`${final}5.partial`);
+    writeFileSync(join(`${final}5.partial`, "shard"), "complete");
+    writeFileSync(`${final}5.lock`, "999999999\n");
+    const recovered = await prepareOutputFolder({ finalDir: `${final}5`, keepPartial: true });
+    assert.equal(readFileSync(join(recovered.partialDir, "shard"), "utf8"), "complete");
+    assert.ok(existsSync(join(recovered.partialDir, PARTIAL_MARKER)), "and marked again");
+    await recovered.abandon();
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
