@@ -288,7 +288,8 @@ const CASES: Case[] = [
     setup: (c) => ["direction", c.planted(), "--harmful", c.prompts("h.txt", HARMFUL), "--harmless", c.prompts("ok.txt", HARMLESS), "--out", c.path("planted", "model.safetensors"), "--force"],
     status: 1,
     code: "INVALID_ARGUMENT",
-    message: /planted\/model\.safetensors lies inside the model/,
+    // The direction command checks its --out itself (lib/pipeline/find-directions.ts).
+    message: /planted\/model\.safetensors (?:lies inside the model|is inside the model folder)/,
   },
 
   // 5: OUT never equals, contains or lies inside an input, with --force or not.
