@@ -33,6 +33,11 @@ export const ErrorCodes = {
   // checkpoint / architecture (lib/arch)
   /** The folder has no safetensors weights. */
   NO_SAFETENSORS: "NO_SAFETENSORS",
+  /**
+   * The folder holds weight files besides the checkpoint being edited (a second copy in another format or
+   * variant that a loader may pick); they would ship unedited.
+   */
+  OTHER_WEIGHTS: "OTHER_WEIGHTS",
   /** config.json is missing or malformed. */
   CONFIG_INVALID: "CONFIG_INVALID",
   /** model_type is not a supported family and no --include was given. */

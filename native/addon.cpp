@@ -166,6 +166,10 @@ Napi::Value to_js(Napi::Env env, const abl::VerifyResult& result) {
     object.Set("firstMismatchActual", Napi::Number::New(env, tensor.first_mismatch_actual));
     object.Set("projectionBefore", Napi::Number::New(env, tensor.projection_before));
     object.Set("projectionAfter", Napi::Number::New(env, tensor.projection_after));
+    object.Set("nonFinite", Napi::Number::New(env, static_cast<double>(tensor.non_finite)));
+    object.Set("firstNonFinite", Napi::Number::New(env, static_cast<double>(tensor.first_non_finite)));
+    object.Set("nonFiniteOriginal", Napi::Number::New(env, static_cast<double>(tensor.non_finite_original)));
+    object.Set("firstNonFiniteOriginal", Napi::Number::New(env, static_cast<double>(tensor.first_non_finite_original)));
     tensors.Set(i, object);
   }
   Napi::Object object = Napi::Object::New(env);

@@ -20,6 +20,7 @@ interface ActivationsArgs extends GlobalArgs, ThreadsArgs {
   chatTemplate?: boolean;
   maxMemory?: string;
   mode: ForwardMode | "auto";
+  force?: boolean;
 }
 
 export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
@@ -29,7 +30,8 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
     withThreadsOption(yargs as Argv<GlobalArgs>)
       .positional("model", { type: "string", demandOption: true, describe: "local folder or Hub repo id (org/name[@revision])" })
       .option("prompts", { type: "string", demandOption: true, describe: "prompts: .txt (one per line), .json (array) or .jsonl" })
-      .option("out", { type: "string", demandOption: true, describe: "output .safetensors file" })
+      .option("out", { type: "string", demandOption: true, describe: "output .safetensors file (written atomically; an existing one only with --force)" })
+      .option("force", { type: "boolean", describe: "replace an existing --out file" })
       .option("positions", {
         choices: ["last", "all"] as const,
         default: "last" as const,
@@ -47,8 +49,13 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
       }) as unknown as Argv<ActivationsArgs>,
   handler: async (args: ArgumentsCamelCase<ActivationsArgs>) => {
     const { collectActivations, writeActivationsFile } = await import("../engine/collect-activations.js");
+    const { checkOutputFile } = await import("../fs/write-output-file.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
     const model = await resolveModelArgument({ model: args.model, token: args.token, display });
+    const promptsInput = { path: args.prompts, label: "the prompts file" };
+    // The output is checked before the forward pass, so an existing file or an input given as --out fails at once.
+    const output = { path: args.out, force: args.force, inputs: [{ path: model.dir, label: "the model" }, promptsInput] };
+    await checkOutputFile(output);
     const prompts = await readPromptsFile(args.prompts);
     const budget = args.maxMemory !== undefined ? parseMemorySize(args.maxMemory) : defaultMemoryBudget();
     const task = display.start("forward", 1, "items");
@@ -66,11 +73,11 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
       },
     });
     task.finish();
-    await writeActivationsFile({ path: args.out, collected, positions: args.positions, modelDir: model.dir });
-    const { output } = collected;
+    await writeActivationsFile({ path: args.out, collected, positions: args.positions, modelDir: model.dir, force: args.force, otherInputs: [promptsInput] });
+    const forward = collected.output;
     const tokens = collected.tokenIds.reduce((sum, ids) => sum + ids.length, 0);
-    const rows = output.hidden.length / ((output.numLayers + 1) * output.hiddenSize);
-    const shape = [rows, output.numLayers + 1, output.hiddenSize];
+    const rows = forward.hidden.length / ((forward.numLayers + 1) * forward.hiddenSize);
+    const shape = [rows, forward.numLayers + 1, forward.hiddenSize];
     if (args.json) {
       printJson({
         ok: true,
@@ -80,18 +87,18 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
         tokens,
         positions: args.positions,
         chatTemplate: collected.usedChatTemplate,
-        mode: output.mode,
+        mode: forward.mode,
         memoryBudget: budget,
-        estimatedPeakBytes: output.estimatedBytes,
-        seconds: output.seconds,
-        tokensPerSecond: tokens / output.seconds,
+        estimatedPeakBytes: forward.estimatedBytes,
+        seconds: forward.seconds,
+        tokensPerSecond: tokens / forward.seconds,
       });
       return;
     }
     printText(args, 
       `wrote ${args.out}: activations [${shape.join(", ")}] f32 for ${prompts.length} prompt(s), ${tokens} token(s)\n` +
-        `${output.mode} run (budget ${formatBytes(budget)}, estimated peak ${formatBytes(output.estimatedBytes)}), ` +
-        `${output.seconds.toFixed(2)}s, ${(tokens / output.seconds).toFixed(0)} tokens/s, ` +
+        `${forward.mode} run (budget ${formatBytes(budget)}, estimated peak ${formatBytes(forward.estimatedBytes)}), ` +
+        `${forward.seconds.toFixed(2)}s, ${(tokens / forward.seconds).toFixed(0)} tokens/s, ` +
         `chat template ${collected.usedChatTemplate ? "applied" : "not applied"}\n`,
     );
   },

@@ -13,6 +13,8 @@ export class SurgeryProgress {
   handle(event: SurgeryEvent): void {
     if (event.type === "plan") {
       this.display.log(`plan: ${event.tensors} tensor(s) to edit in ${event.shards} shard(s)`);
+    } else if (event.type === "note") {
+      this.display.log(`note: ${event.message}`);
     } else if (event.type === "progress") {
       let task = this.tasks.get(event.phase);
       if (!task) {

@@ -3,6 +3,7 @@ import type { Argv } from "yargs";
 import type { Orientation, TargetKind } from "../arch/families.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { SurgeryParams } from "../surgery/prepare-surgery.js";
+import { withNumberOptions } from "./number-option.js";
 import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
 export interface SurgeryArgs extends ThreadsArgs {
@@ -24,17 +25,19 @@ const TARGET_KINDS: readonly TargetKind[] = ["embed", "attn", "mlp"];
 const ORIENTATIONS: readonly Orientation[] = ["linear", "rows", "bias", "experts-linear", "experts-rows"];
 
 export function withSurgeryOptions<T>(yargs: Argv<T>, { directionRequired }: { directionRequired: boolean }) {
-  return withThreadsOption(yargs)
+  // Numbers are parsed from the text typed (number-option.ts): `--scale ""` is an error, not 0.
+  return withNumberOptions(withThreadsOption(yargs), {
+    "direction-layer": { integer: true, min: 0, describe: "row of a `directions` file (index i = residual stream entering layer i)" },
+    scale: { describe: "α: 1 ablates, 2 reflects, negative amplifies (default 1)" },
+  })
     .option("direction", {
       type: "string",
       demandOption: directionRequired,
       describe: "direction file: safetensors with `direction` [d], `directions` [L+1, d] or `subspace` [k, d]; also .npy, .json, llama.cpp control-vector .gguf, torch.save .pt",
     })
-    .option("direction-layer", { type: "number", describe: "row of a `directions` file (index i = residual stream entering layer i)" })
     .option("per-layer", { type: "boolean", describe: "with a `directions` [L+1, d] file: each writer uses the row of the stream it writes into (embeddings 0, layer i → i+1)" })
     .option("projected", { type: "boolean", describe: "orthogonalize the direction against the harmless mean (`harmless_mean` in the file) at the direction's layer" })
     .option("biprojected", { type: "boolean", describe: "orthogonalize the direction against the harmless mean of every target layer" })
-    .option("scale", { type: "number", describe: "α: 1 ablates, 2 reflects, negative amplifies (default 1)" })
     .option("layers", { type: "string", describe: "half-open layer range a:b to edit (default all; the embedding counts as layer 0)" })
     .option("targets", { type: "string", describe: "comma list of embed,attn,mlp (default all three)" })
     .option("include", { type: "string", array: true, describe: "also edit tensors whose name matches REGEX (needed for unsupported families)" })

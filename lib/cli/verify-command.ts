@@ -44,7 +44,7 @@ export const verifyCommand: CommandModule<GlobalArgs, VerifyArgs> = {
       lines.push(...report.notes.map((note) => `note: ${note}`));
       lines.push(
         report.passed
-          ? verifiedSummary(report)
+          ? `${verifiedSummary(report)}; ${report.filesCompared} other file(s) identical, none missing or extra`
           : `verification FAILED:\n  ${report.failures.join("\n  ")}`,
       );
       printText(args, `${lines.join("\n")}\n`);

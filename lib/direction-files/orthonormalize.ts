@@ -30,7 +30,13 @@ export function orthonormalizeRows(rows: Float64Array[], source: string): Float6
     if (originalNorm === 0) {
       throw new AbliterateError(ErrorCodes.DIRECTION_DEGENERATE, rows.length === 1 ? "direction has zero norm" : `direction ${index} has zero norm`, { file: source });
     }
-    const vector = Float64Array.from(row, (value) => value / originalNorm);
+    // Scaled by the largest |entry| before the norm is applied: a norm of 1e308-sized entries overflows to Infinity
+    // (an all-1e308 direction was once divided by it, came out as zeros and was called linearly dependent).
+    let largest = 0;
+    for (const value of row) largest = Math.max(largest, Math.abs(value));
+    const vector = Float64Array.from(row, (value) => value / largest);
+    const scaledNorm = vectorNorm(vector);
+    for (let i = 0; i < dimension; i += 1) vector[i] /= scaledNorm;
     for (let pass = 0; pass < 2; pass += 1) {
       for (let previous = 0; previous < index; previous += 1) {
         const q = basis.subarray(previous * dimension, (previous + 1) * dimension);

@@ -9,7 +9,9 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { parseSafetensorsHeader } from "../safetensors/parse-header.js";
-import { writeSafetensorsFile } from "../safetensors/index.js";
+import { safetensorsParts } from "../safetensors/index.js";
+import { writeOutputFile } from "../fs/write-output-file.js";
+import type { OutputInput } from "../fs/refuse-output-overlap.js";
 import { TOOL_VERSION } from "../version.js";
 import { decodeFloats, type FloatDtype } from "./decode-floats.js";
 
@@ -52,9 +54,20 @@ export interface ContrastMeans {
   negativeRows: number;
 }
 
-export async function writeDirectionCandidates(params: { path: string; means: ContrastMeans; metadata: CandidateMetadata }): Promise<void> {
+export interface WriteDirectionCandidatesParams {
+  path: string;
+  means: ContrastMeans;
+  metadata: CandidateMetadata;
+  /** Replace an existing file (default: refuse it, OUTPUT_EXISTS). */
+  force?: boolean;
+  /** What the run read (the model folder, prompt files): the file may not overlap any of them. */
+  inputs?: readonly OutputInput[];
+}
+
+/** Writes the candidates file atomically (lib/fs/write-output-file.ts): never over an input, an existing file only with `force`. */
+export async function writeDirectionCandidates(params: WriteDirectionCandidatesParams): Promise<void> {
   const { means, metadata } = params;
-  await writeSafetensorsFile(params.path, {
+  const parts = safetensorsParts({
     tensors: [matrix("directions", means.directions), matrix("harmful_mean", means.positiveMean), matrix("harmless_mean", means.negativeMean)],
     metadata: {
       format: CANDIDATES_FORMAT,
@@ -79,6 +92,7 @@ export async function writeDirectionCandidates(params: { path: string; means: Co
       harmless_mean: "mean of the negative set",
     },
   });
+  await writeOutputFile({ path: params.path, data: parts, force: params.force, inputs: params.inputs });
 }
 
 export interface DirectionCandidates extends ContrastMeans {

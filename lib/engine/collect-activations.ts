@@ -9,7 +9,9 @@
  * __metadata__ records the model folder, the positions, whether the chat template was used, and the layer convention.
  */
 import type { ForwardProgress } from "../native/addon.js";
-import { writeSafetensorsFile, type SerializableTensor } from "../safetensors/index.js";
+import { safetensorsParts, type SerializableTensor } from "../safetensors/index.js";
+import { writeOutputFile } from "../fs/write-output-file.js";
+import type { OutputInput } from "../fs/refuse-output-overlap.js";
 import { loadPromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
 import { TOOL_VERSION } from "../version.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
@@ -59,13 +61,19 @@ function int64Tensor(name: string, values: number[]): SerializableTensor {
   return { name, dtype: "I64", shape: [values.length], data: new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer) };
 }
 
-/** Writes the activations file. */
-export async function writeActivationsFile(params: {
+export interface WriteActivationsFileParams {
   path: string;
   collected: CollectedActivations;
   positions: "last" | "all";
   modelDir: string;
-}): Promise<void> {
+  /** Replace an existing file (default: refuse it). */
+  force?: boolean;
+  /** Inputs besides the model folder that the file may not overlap (the prompts file). */
+  otherInputs?: readonly OutputInput[];
+}
+
+/** Writes the activations file atomically (lib/fs/write-output-file.ts): never over an input, an existing file only with `force`. */
+export async function writeActivationsFile(params: WriteActivationsFileParams): Promise<void> {
   const { collected, positions } = params;
   const { output, tokenIds } = collected;
   const points = output.numLayers + 1;
@@ -85,8 +93,7 @@ export async function writeActivationsFile(params: {
   } else {
     tensors.push(int64Tensor("input_lengths", tokenIds.map((ids) => ids.length)));
   }
-  // writeSafetensorsFile writes through a temporary file and a rename: no half-written activations file.
-  await writeSafetensorsFile(params.path, {
+  const parts = safetensorsParts({
     tensors,
     metadata: {
       format: "abliterate-activations",
@@ -97,4 +104,5 @@ export async function writeActivationsFile(params: {
       tool_version: TOOL_VERSION,
     },
   });
+  await writeOutputFile({ path: params.path, data: parts, force: params.force, inputs: [{ path: params.modelDir, label: "the model" }, ...(params.otherInputs ?? [])] });
 }

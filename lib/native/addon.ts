@@ -96,6 +96,15 @@ export interface VerifiedTensor {
   projectionBefore: number;
   /** The same in the modified tensor. */
   projectionAfter: number;
+  /**
+   * Elements whose original or modified value is NaN or ±Inf; each is a mismatch (the non-finite rule,
+   * docs/reliability.md), with the first row-major index (or −1).
+   */
+  nonFinite: number;
+  firstNonFinite: number;
+  /** Of those, the elements whose original value is NaN or ±Inf, and the first index (or −1). */
+  nonFiniteOriginal: number;
+  firstNonFiniteOriginal: number;
 }
 
 export interface VerifyShardResult {

@@ -33,6 +33,8 @@ export async function* directionsStage(ctx: PipelineContext, prompts: PromptsArt
   await store.invalidate("directions");
   await writeDirectionCandidates({
     path: store.path(ARTIFACT),
+    // The work dir is the pipeline's own: a stage whose key changed replaces its earlier result.
+    force: true,
     means,
     metadata: {
       model: options.modelSource,

@@ -4,7 +4,7 @@ export { MAX_HEADER_LENGTH } from "./header-length.js";
 export { parseSafetensorsHeader, type ParseSafetensorsHeaderParams } from "./parse-header.js";
 export { readSafetensorsHeader } from "./read-header.js";
 export { readTensorBytes, MAX_TENSOR_READ_BYTES } from "./read-tensor-bytes.js";
-export { serializeSafetensors, writeSafetensorsFile, type SerializeSafetensorsParams } from "./serialize-safetensors.js";
+export { serializeSafetensors, safetensorsParts, writeSafetensorsFile, type SerializeSafetensorsParams } from "./serialize-safetensors.js";
 export { sortLikeSafetensorsWriter } from "./sort-like-safetensors-writer.js";
 export { parseCheckpointIndex, type CheckpointIndex } from "./parse-checkpoint-index.js";
 export {

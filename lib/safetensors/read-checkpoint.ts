@@ -1,5 +1,6 @@
 import { readdir, stat } from "node:fs/promises";
 import { readRegularFile } from "../fs/read-regular-file.js";
+import { describeSpecialFile } from "../fs/describe-special-file.js";
 import { basename, join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { parseCheckpointIndex } from "./parse-checkpoint-index.js";
@@ -97,9 +98,13 @@ async function readIndexedCheckpoint(dir: string, indexPath: string): Promise<Ch
   const shardFiles = [...new Set(weightMap.values())].sort();
   for (const file of shardFiles) {
     const path = join(dir, file);
-    const isFile = await stat(path).then((stats) => stats.isFile(), () => false);
-    if (!isFile) {
-      throw new AbliterateError(ErrorCodes.INDEX_INVALID, `weight_map names the shard ${file}, which does not exist at ${path}`, {
+    const info = await stat(path).catch((error: NodeJS.ErrnoException) => error);
+    if (info instanceof Error) {
+      const problem = info.code === "ENOENT" ? "which does not exist" : `which cannot be read (${info.code ?? info.message})`;
+      throw new AbliterateError(ErrorCodes.INDEX_INVALID, `weight_map names the shard ${file}, ${problem} at ${path}`, { file: indexPath });
+    }
+    if (!info.isFile()) {
+      throw new AbliterateError(ErrorCodes.INDEX_INVALID, `weight_map names the shard ${file}, but ${path} is ${describeSpecialFile(info) ?? "not a regular file"}, not a safetensors file`, {
         file: indexPath,
       });
     }

@@ -1,5 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 import { openForReading } from "../fs/open-for-reading.js";
+import { describeSpecialFile } from "../fs/describe-special-file.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { headerLengthFromPrefix } from "./header-length.js";
 import { parseSafetensorsHeader } from "./parse-header.js";
@@ -13,7 +14,7 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
   const handle = await openForReading(path);
   try {
     const stats = await handle.stat();
-    if (!stats.isFile()) throw new AbliterateError(ErrorCodes.IO, "not a regular file", { file: path });
+    if (!stats.isFile()) throw new AbliterateError(ErrorCodes.IO, `is ${describeSpecialFile(stats) ?? "not a regular file"}, not a safetensors file`, { file: path });
     const fileSize = stats.size;
     const prefix = await readExactly(handle, path, 0, Math.min(8, fileSize));
     const headerLength = headerLengthFromPrefix({ prefix, fileSize, path });

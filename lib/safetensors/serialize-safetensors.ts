@@ -17,7 +17,15 @@ export interface SerializeSafetensorsParams {
  * data_offsets, no whitespace) and is padded with spaces to a multiple of 8 bytes, as the Rust/Python writer
  * does. For the writer's own tensor order, pass the tensors through `sortLikeSafetensorsWriter` first.
  */
-export function serializeSafetensors({ tensors, metadata }: SerializeSafetensorsParams): Buffer {
+export function serializeSafetensors(params: SerializeSafetensorsParams): Buffer {
+  return Buffer.concat(safetensorsParts(params));
+}
+
+/**
+ * The same file as parts: the 8-byte length and padded header, then each tensor's data as given (not copied), for
+ * writers that stream them out; a multi-GB activations file is then never held twice.
+ */
+export function safetensorsParts({ tensors, metadata }: SerializeSafetensorsParams): Uint8Array[] {
   const seen = new Set<string>();
   const parts: string[] = [];
   if (metadata !== undefined) {
@@ -59,15 +67,10 @@ export function serializeSafetensors({ tensors, metadata }: SerializeSafetensors
   }
   const json = Buffer.from(`{${parts.join(",")}}`, "utf8");
   const headerLength = Math.ceil(json.length / 8) * 8;
-  const out = Buffer.alloc(8 + headerLength + offset, 0x20);
-  out.writeBigUInt64LE(BigInt(headerLength), 0);
-  json.copy(out, 8);
-  let position = 8 + headerLength;
-  for (const tensor of tensors) {
-    out.set(tensor.data, position);
-    position += tensor.data.length;
-  }
-  return out;
+  const header = Buffer.alloc(8 + headerLength, 0x20);
+  header.writeBigUInt64LE(BigInt(headerLength), 0);
+  json.copy(header, 8);
+  return [header, ...tensors.map((tensor) => tensor.data)];
 }
 
 /** Writes through `path.tmp-<pid>` and a rename, so a reader never sees a half-written file at `path`. */

@@ -14,8 +14,11 @@ import type { SurgeryEvent } from "./events.js";
 import { withProgress } from "./native-progress.js";
 import { fromFileSystemError } from "../fs/file-system-error.js";
 import { prepareOutputFolder, type OutputFolder } from "./output-folder.js";
+import { checkOutputPath } from "../fs/check-output-path.js";
+import { refuseOutputOverlap, type OutputInput } from "../fs/refuse-output-overlap.js";
+import { ownOutputPaths, SKIPPED_TOP_LEVEL } from "./model-folder-files.js";
 import { prepareSurgery, type SurgeryParams } from "./prepare-surgery.js";
-import { PROVENANCE_FILE, writeProvenance, type ModelSource, type Provenance } from "../provenance/provenance.js";
+import { writeProvenance, type ModelSource, type Provenance } from "../provenance/provenance.js";
 import { buildProvenance } from "./build-provenance.js";
 import { openResumeRecord, shardKey } from "./resume-record.js";
 import { checkShard, summarizeVerification, type ShardCheck, type VerificationSummary } from "./verify-shards.js";
@@ -38,6 +41,11 @@ export interface ApplyModelParams<E = never> extends SurgeryParams {
    * of the output from the moment it exists. Returns the record to write; its events are passed through.
    */
   beforeCommit?: (output: { dir: string; provenance: Provenance }) => AsyncGenerator<E, Provenance>;
+  /**
+   * Inputs besides the model folder and the direction file that OUT must not overlap (the one command's prompt
+   * files and work dir); the model and the direction are always checked.
+   */
+  otherInputs?: readonly OutputInput[];
 }
 
 export interface ApplyReport {
@@ -55,23 +63,11 @@ export interface ApplyReport {
   provenance: Provenance;
 }
 
-// Files never carried into the output: Python's local-dir bookkeeping, and our own record (rewritten fresh).
-const SKIPPED_FILES = new Set([".cache", ".git", PROVENANCE_FILE]);
-
-/**
- * `apply . --out ./abl` puts the output, its partial folder and its lock inside the model folder; copying those
- * into the output would copy a folder into itself.
- */
-function isOwnOutput(path: string, output: OutputFolder): boolean {
-  const finalDir = resolve(output.finalDir);
-  const lock = `${finalDir}.lock`;
-  return path === finalDir || path === resolve(output.partialDir) || path === lock || path.startsWith(`${lock}.`) || path.startsWith(`${finalDir}.old-`);
-}
-
 async function copyOtherFiles(modelDir: string, output: OutputFolder, shardFiles: Set<string>): Promise<void> {
   const outDir = output.partialDir;
+  const isOwnOutput = ownOutputPaths(output.finalDir);
   for (const entry of await readdir(modelDir, { withFileTypes: true })) {
-    if (SKIPPED_FILES.has(entry.name) || shardFiles.has(entry.name) || isOwnOutput(resolve(modelDir, entry.name), output)) continue;
+    if (SKIPPED_TOP_LEVEL.has(entry.name) || shardFiles.has(entry.name) || isOwnOutput(resolve(modelDir, entry.name))) continue;
     // dereference: Hub cache snapshots are symlinks into blobs/, the output must hold real files.
     await cp(join(modelDir, entry.name), join(outDir, entry.name), { recursive: true, dereference: true, force: true });
   }
@@ -79,11 +75,16 @@ async function copyOtherFiles(modelDir: string, output: OutputFolder, shardFiles
 
 export async function* applyModel<E = never>(params: ApplyModelParams<E>): AsyncGenerator<SurgeryEvent | E, ApplyReport> {
   const started = Date.now();
+  // The output's path is checked before any work: an empty or odd path, or one overlapping an input, fails at once.
+  const inputs: OutputInput[] = [{ path: params.modelDir, label: "the model" }, { path: params.direction, label: "the direction file" }, ...(params.otherInputs ?? [])];
+  const outDir = checkOutputPath({ path: params.outDir, kind: "folder" });
+  await refuseOutputOverlap({ output: outDir, inputs });
   const prepared = await prepareSurgery(params.modelDir, params);
   const { checkpoint, plan } = prepared;
-  const output = await prepareOutputFolder({ finalDir: params.outDir, force: params.force, keepPartial: true }).catch((error: unknown) => {
+  const output = await prepareOutputFolder({ finalDir: outDir, force: params.force, keepPartial: true, inputs }).catch((error: unknown) => {
     throw fromFileSystemError(error);
   });
+  for (const message of output.notes) yield { type: "note", message };
   let outputSettled = false;
   // Verifications still reading the partial folder; awaited before it is removed.
   let verifyQueue: Promise<void> = Promise.resolve();

@@ -2,6 +2,7 @@
 import { readModelConfig } from "../arch/model-config.js";
 import { readCheckpoint } from "../safetensors/read-checkpoint.js";
 import { planSurgery, type PlannedTensor, type SurgeryOptions } from "./plan-surgery.js";
+import { findOtherWeights } from "./find-other-weights.js";
 
 export interface InspectReport {
   dir: string;
@@ -30,6 +31,12 @@ export async function inspectModel(params: { modelDir: string } & Omit<SurgeryOp
     basis: { basis, rank: 1, dimension: config.hiddenSize, source: { kind: "direction" } },
     options: { ...params, scale: 1 },
   });
+  // inspect writes nothing, so weight files apply would refuse are reported rather than refused.
+  const others = await findOtherWeights({ dir: params.modelDir, checkpoint });
+  const notes = [...plan.notes];
+  if (others.length > 0) {
+    notes.push(`apply and verify would refuse this folder: it holds weights besides the checkpoint: ${others.map((other) => `${other.file} (${other.why})`).join("; ")}`);
+  }
   const dtypes: Record<string, number> = {};
   for (const shard of checkpoint.shards) for (const tensor of shard.tensors) dtypes[tensor.dtype] = (dtypes[tensor.dtype] ?? 0) + 1;
   return {
@@ -42,7 +49,7 @@ export async function inspectModel(params: { modelDir: string } & Omit<SurgeryOp
     totalBytes: checkpoint.totalBytes,
     shards: checkpoint.shards.length,
     tiedEmbeddings: plan.tiedEmbeddings,
-    notes: plan.notes,
+    notes,
     targets: plan.tensors.map(({ name, kind, layer, orientation, dtype, shape, postNorm }) => ({ name, kind, layer, orientation, dtype, shape, postNorm })),
   };
 }

@@ -1,17 +1,33 @@
 /**
  * Atomic output (docs/surgery.md § Atomicity): all writing happens in `DIR.partial/`, and only a verified
  * result is renamed to `DIR`. A killed run therefore never leaves a `DIR` that looks complete.
- * A lock file beside DIR keeps two runs from writing the same output.
+ * - `DIR.lock` keeps two runs from writing the same output (lib/fs/output-lock.ts).
+ * - `DIR.partial/` carries a marker file from the moment it is created until just before its rename. A
+ *   `DIR.partial` without it, and not left by a dead run whose lock this run took over, is someone else's folder
+ *   and is never emptied or removed (an empty one is: there is nothing in it to lose).
+ * - `--force` replaces DIR by renaming it to `DIR.old-PID`, renaming the partial folder to DIR, then removing the
+ *   old one. A run killed between the two renames leaves no DIR and a `DIR.old-PID`; the next run, holding the
+ *   lock, puts it back (or, when DIR exists, removes it as the superseded output).
+ * - DIR must not equal, contain or lie inside an input (lib/fs/refuse-output-overlap.ts).
  */
-import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
-import { mkdir, rename, rm, stat, open } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { closeSync, fsyncSync, openSync } from "node:fs";
+import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, unlink, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { checkOutputPath } from "../fs/check-output-path.js";
+import { acquireOutputLock } from "../fs/output-lock.js";
+import { refuseOutputOverlap, type OutputInput } from "../fs/refuse-output-overlap.js";
+
+export { refuseOutputOverlap, type OutputInput, type RefuseOutputOverlapParams } from "../fs/refuse-output-overlap.js";
+
+/** Written into `DIR.partial/` when it is created; removed just before the partial folder is renamed to DIR. */
+export const PARTIAL_MARKER = ".abliterate-partial";
 
 export interface OutputFolder {
   finalDir: string;
   partialDir: string;
+  /** What preparing the folder repaired (an interrupted --force run's `DIR.old-PID`), for the caller to show. */
+  notes: string[];
   /** Renames the partial folder to the final one (replacing an old output when forced) and releases the lock. */
   commit(): Promise<void>;
   /** Removes the partial folder and releases the lock. */
@@ -19,138 +35,95 @@ export interface OutputFolder {
 }
 
 async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function hasMarker(partialDir: string): Promise<boolean> {
   try {
-    await stat(path);
-    return true;
+    const text = await readFile(join(partialDir, PARTIAL_MARKER), "utf8");
+    return (JSON.parse(text) as { tool?: unknown }).tool === "abliterate";
   } catch {
     return false;
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+async function writeMarker(partialDir: string): Promise<void> {
+  await writeFile(join(partialDir, PARTIAL_MARKER), `${JSON.stringify({ tool: "abliterate", pid: process.pid, created: new Date().toISOString() })}\n`, { flag: "w" });
 }
 
-/** Locks held by this process: a second run inside the same process carries our pid, so the pid alone cannot refuse it. */
-const heldLocks = new Set<string>();
-
-interface LockOwner {
-  pid: number;
-  inode: number;
-}
-
-/** The lock's owner and inode, read through one descriptor so both describe the same file; undefined when it is gone. */
-function readLockOwner(lockPath: string): LockOwner | undefined {
-  let fd: number;
+function fsyncFolder(path: string): void {
+  const fd = openSync(path, "r");
   try {
-    fd = openSync(lockPath, "r");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
-  try {
-    return { inode: fstatSync(fd).ino, pid: Number.parseInt(readFileSync(fd, "utf8"), 10) };
+    fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
   } finally {
     closeSync(fd);
   }
 }
 
 /**
- * Creates the lock with the pid already in it and returns its inode, or undefined when a lock exists: the pid goes into a private claim file that is then hard-linked to
- * the lock path (atomic, fails when the lock exists). Creating the lock and then writing the pid would let a
- * second run read an empty lock in between and take it for a stale one.
+ * Repairs what a `--force` run killed between its two renames left: `DIR.old-PID` and no DIR. Called while holding
+ * the lock, so no live run is in the middle of its own renames. Returns a note per repair.
  */
-function createLock(lockPath: string, claimPath: string): number | undefined {
-  try {
-    linkSync(claimPath, lockPath);
-    return statSync(claimPath).ino;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EEXIST") return undefined;
-    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw error;
+async function recoverInterruptedReplace(finalDir: string): Promise<string[]> {
+  const prefix = `${basename(finalDir)}.old-`;
+  const parent = dirname(finalDir);
+  const olds: { path: string; mtimeMs: number }[] = [];
+  for (const name of await readdir(parent)) {
+    if (!name.startsWith(prefix) || !/^\d+$/.test(name.slice(prefix.length))) continue;
+    const path = join(parent, name);
+    olds.push({ path, mtimeMs: (await lstat(path)).mtimeMs });
   }
-  // A filesystem without hard links: exclusive create, which leaves a moment where the lock is still empty.
-  let fd: number;
-  try {
-    fd = openSync(lockPath, "wx");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
-    throw error;
+  if (olds.length === 0) return [];
+  const notes: string[] = [];
+  olds.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  if (!(await exists(finalDir))) {
+    const restored = olds.shift()!;
+    await rename(restored.path, finalDir);
+    fsyncFolder(parent);
+    notes.push(`restored ${finalDir} from ${basename(restored.path)}, which a --force run killed while replacing it left behind`);
   }
-  try {
-    writeSync(fd, `${process.pid}\n`);
-    return fstatSync(fd).ino;
-  } finally {
-    closeSync(fd);
+  for (const old of olds) {
+    await rm(old.path, { recursive: true, force: true });
+    notes.push(`removed ${basename(old.path)}, the output a killed --force run had already replaced`);
   }
+  return notes;
 }
 
 /**
- * Removes a stale lock only if it is still the file judged stale. Two runs can both judge the same dead lock
- * stale; unlinking by name would let the slower one delete the lock the faster one just created. Renaming is
- * atomic, so the lock is moved aside first and checked (inode and pid); a live lock moved by mistake is put back.
+ * Readies `DIR.partial/`: created with the marker when missing; one of ours (marked, or left by the dead run whose
+ * lock we took over) is kept (`keepPartial`) or emptied; any other is used only when empty, and otherwise refused
+ * untouched.
  */
-function removeStaleLock(lockPath: string, stale: LockOwner): void {
-  const aside = `${lockPath}.stale-${process.pid}-${randomBytes(4).toString("hex")}`;
-  try {
-    renameSync(lockPath, aside);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  try {
-    // Inode numbers are reused at once after an unlink, so the pid must match too; a new lock never holds a dead pid.
-    const moved = readLockOwner(aside);
-    if (moved !== undefined && (moved.inode !== stale.inode || moved.pid !== stale.pid)) {
+async function preparePartial(partialDir: string, keepPartial: boolean, leftByDeadRun: boolean): Promise<void> {
+  const info = await lstat(partialDir).catch(() => undefined);
+  if (info !== undefined) {
+    if (!info.isDirectory()) {
+      throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, "exists and is not a folder abliterate made; move it away or remove it", { file: partialDir });
+    }
+    if (leftByDeadRun || (await hasMarker(partialDir))) {
+      // A leftover partial folder is from a killed run; it is never taken as output.
+      if (!keepPartial) await rm(partialDir, { recursive: true, force: true });
+    } else {
       try {
-        linkSync(aside, lockPath);
-      } catch {
-        // A third run took the lock meanwhile; it holds it now.
+        await rmdir(partialDir);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
+        throw new AbliterateError(
+          ErrorCodes.OUTPUT_EXISTS,
+          `exists, is not empty and has no ${PARTIAL_MARKER} marker, so abliterate did not make it (or a run was killed before renaming it into place and its lock is gone); it is left untouched: look inside, then move it away or remove it`,
+          { file: partialDir },
+        );
       }
     }
-  } finally {
-    unlinkSync(aside);
   }
-}
-
-function acquireLock(lockPath: string, finalDir: string): number {
-  const key = resolve(lockPath);
-  const claimPath = `${lockPath}.claim-${process.pid}-${randomBytes(4).toString("hex")}`;
-  writeFileSync(claimPath, `${process.pid}\n`, { flag: "wx" });
-  try {
-    for (let attempt = 0; attempt < 5; attempt += 1) {
-      const inode = createLock(lockPath, claimPath);
-      if (inode !== undefined) {
-        heldLocks.add(key);
-        return inode;
-      }
-      const owner = readLockOwner(lockPath);
-      if (owner === undefined) continue; // released between our attempt and our look
-      if (owner.pid === process.pid && heldLocks.has(key)) {
-        throw new AbliterateError(ErrorCodes.OUTPUT_LOCKED, `another run in this process is writing this output (lock ${lockPath})`, { file: finalDir });
-      }
-      // Our own pid on a lock this process does not hold is a dead run's pid reused (containers restart at low pids).
-      if (Number.isInteger(owner.pid) && owner.pid > 0 && owner.pid !== process.pid && processAlive(owner.pid)) {
-        throw new AbliterateError(ErrorCodes.OUTPUT_LOCKED, `another abliterate run (pid ${owner.pid}) is writing this output; wait for it or remove ${lockPath} if it is gone`, { file: finalDir });
-      }
-      removeStaleLock(lockPath, owner);
-    }
-  } finally {
-    rmSync(claimPath, { force: true });
-  }
-  throw new AbliterateError(ErrorCodes.OUTPUT_LOCKED, `could not take the lock ${lockPath}`, { file: finalDir });
-}
-
-/** Releases the lock only while it is still ours: a lock taken over in error must not cost its new owner theirs. */
-function releaseLock(lockPath: string, inode: number): void {
-  heldLocks.delete(resolve(lockPath));
-  const owner = readLockOwner(lockPath);
-  if (owner !== undefined && owner.inode === inode && owner.pid === process.pid) rmSync(lockPath, { force: true });
+  await mkdir(partialDir, { recursive: true });
+  if (!(await hasMarker(partialDir))) await writeMarker(partialDir);
 }
 
 export interface PrepareOutputFolderParams {
@@ -161,22 +134,27 @@ export interface PrepareOutputFolderParams {
    * output: only a run that verifies every shard renames it.
    */
   keepPartial?: boolean;
+  /** What the run reads (the model, the direction file, …); DIR may not overlap any of them. */
+  inputs?: readonly OutputInput[];
+  /** The option that named DIR, for messages (default `--out`). */
+  option?: string;
 }
 
 export async function prepareOutputFolder(params: PrepareOutputFolderParams): Promise<OutputFolder> {
-  const finalDir = params.finalDir.replace(/\/+$/, "");
+  const finalDir = checkOutputPath({ path: params.finalDir, option: params.option, kind: "folder" });
+  await refuseOutputOverlap({ output: finalDir, inputs: params.inputs ?? [], option: params.option });
   const partialDir = `${finalDir}.partial`;
-  const lockPath = `${finalDir}.lock`;
   await mkdir(dirname(finalDir), { recursive: true });
-  const lockInode = acquireLock(lockPath, finalDir);
-  const release = async () => releaseLock(lockPath, lockInode);
+  const lock = acquireOutputLock({ target: finalDir });
+  const release = async () => lock.release();
+  let notes: string[];
   try {
+    notes = await recoverInterruptedReplace(finalDir);
     if (!params.force && (await exists(finalDir))) {
-      throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, "output folder already exists; pass --force to replace it", { file: finalDir });
+      const repaired = notes.length > 0 ? ` (${notes.join("; ")})` : "";
+      throw new AbliterateError(ErrorCodes.OUTPUT_EXISTS, `output folder already exists${repaired}; pass --force to replace it`, { file: finalDir });
     }
-    // A leftover partial folder is from a killed run; it is never taken as output.
-    if (!params.keepPartial) await rm(partialDir, { recursive: true, force: true });
-    await mkdir(partialDir, { recursive: true });
+    await preparePartial(partialDir, params.keepPartial ?? false, lock.tookOverStale);
   } catch (error) {
     await release();
     throw error;
@@ -184,26 +162,19 @@ export async function prepareOutputFolder(params: PrepareOutputFolderParams): Pr
   return {
     finalDir,
     partialDir,
+    notes,
     async commit() {
-      const handle = await open(partialDir, "r");
-      await handle.sync().catch(() => undefined);
-      await handle.close();
-      if (await exists(finalDir)) {
-        const old = `${finalDir}.old-${process.pid}`;
-        await rename(finalDir, old);
-        await rename(partialDir, finalDir);
-        await rm(old, { recursive: true, force: true });
-      } else {
-        await rename(partialDir, finalDir);
-      }
-      const parent = openSync(dirname(finalDir), "r");
-      try {
-        fsyncSync(parent);
-      } catch {
-        // Some filesystems refuse fsync on directories; the rename is still atomic.
-      } finally {
-        closeSync(parent);
-      }
+      // The marker leaves just before the rename, so DIR never carries it; the folder's fsync comes after the
+      // rename (same folder, now DIR), keeping the gap between the two to a few syscalls. A run killed in that gap
+      // still holds the lock, so the next run takes it over and knows the unmarked partial folder is ours.
+      const replacing = await exists(finalDir);
+      const old = `${finalDir}.old-${process.pid}`;
+      await unlink(join(partialDir, PARTIAL_MARKER)).catch(() => undefined);
+      if (replacing) await rename(finalDir, old);
+      await rename(partialDir, finalDir);
+      fsyncFolder(finalDir);
+      fsyncFolder(dirname(finalDir));
+      if (replacing) await rm(old, { recursive: true, force: true });
       await release();
     },
     async abandon() {
@@ -212,3 +183,4 @@ export async function prepareOutputFolder(params: PrepareOutputFolderParams): Pr
     },
   };
 }
+

@@ -2,6 +2,7 @@
  * Which tensor gets which projection: the bridge from a checkpoint + config + direction to native jobs.
  * Everything the native side needs is decided and validated here (shapes, dtypes, offsets, bases).
  */
+import { join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { refuseQuantized } from "../arch/detect-quantization.js";
 import { findFamily, supportedModelTypes, type FamilyDefinition, type Orientation, type TargetKind, type TargetRule } from "../arch/families.js";
@@ -171,6 +172,35 @@ function jobsFor(params: { name: string; byteOffset: number; dtype: NativeDtype;
   }
 }
 
+/**
+ * config.json's layer count against the checkpoint's. A num_hidden_layers below the highest layer index leaves the
+ * writers of the layers past it unedited without a word (the default range is 0:num_hidden_layers), so it is
+ * refused. One above it names layers the checkpoint does not have: nothing is left unedited, but transformers would
+ * initialize those layers at random, so it is noted. Returns the notes.
+ */
+function checkLayerCount(params: { checkpoint: Checkpoint; family: FamilyDefinition; numLayers: number }): string[] {
+  const layers = new Map<number, string>();
+  for (const name of params.checkpoint.tensorLocations.keys()) {
+    for (const candidate of params.family.rules) {
+      const match = candidate.pattern.exec(name);
+      if (match && match[1] !== undefined && !layers.has(Number(match[1]))) layers.set(Number(match[1]), name);
+    }
+  }
+  if (layers.size === 0) return [];
+  const beyond = [...layers.keys()].filter((layer) => layer >= params.numLayers).sort((a, b) => a - b);
+  if (beyond.length > 0) {
+    throw new AbliterateError(
+      ErrorCodes.CONFIG_INVALID,
+      `num_hidden_layers is ${params.numLayers}, but the checkpoint has residual writers of layer ${beyond[0]}${beyond.length > 1 ? ` (and ${beyond.length - 1} more layer(s) up to ${beyond[beyond.length - 1]})` : ""}, e.g. "${layers.get(beyond[0])}"; ` +
+        "their writers would be left unedited. Fix num_hidden_layers (or the checkpoint)",
+      { file: join(params.checkpoint.dir, "config.json") },
+    );
+  }
+  const missing = Array.from({ length: params.numLayers }, (_, layer) => layer).filter((layer) => !layers.has(layer));
+  if (missing.length === 0) return [];
+  return [`config.json's num_hidden_layers is ${params.numLayers}, but the checkpoint has no residual writer of layer ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}; a loader would initialize such layers at random`];
+}
+
 /** The basis a writer into `stream` uses: the global one, or the per-stream one of --per-layer / --biprojected. */
 function streamBasis(basis: DirectionBasis, stream: number, tensorName: string, file: string): Float64Array {
   if (!basis.byStream) return basis.basis;
@@ -192,6 +222,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--scale must be a finite number, got ${options.scale}`);
   }
   const family = findFamily(config.modelType);
+  const layerNotes = family ? checkLayerCount({ checkpoint, family, numLayers: config.numLayers }) : [];
   const rules = buildRules(family, config, options);
   const layerRange = parseLayerRange(options.layers, config.numLayers);
   const targets = [...(options.targets ?? ALL_TARGETS)];
@@ -256,7 +287,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
   }
   const lmHeadPresent = family ? [...checkpoint.tensorLocations.keys()].some((name) => family.lmHead.test(name)) : true;
   const tiedEmbeddings = config.tieWordEmbeddings || !lmHeadPresent;
-  const notes: string[] = [];
+  const notes: string[] = [...layerNotes];
   if (tiedEmbeddings && tensors.some((tensor) => tensor.kind === "embed")) {
     notes.push("lm_head is tied to the token embedding: editing the embedding also edits the unembedding (the output logits).");
   }

@@ -4,6 +4,7 @@ import type { TargetKind, Orientation } from "../arch/families.js";
 import { loadDirectionFile, type DirectionFile } from "../direction-files/load-direction.js";
 import { selectBasis, type DirectionBasis, type HarmlessProjection } from "../direction-files/select-basis.js";
 import { readCheckpoint, type Checkpoint } from "../safetensors/read-checkpoint.js";
+import { refuseOtherWeights } from "./find-other-weights.js";
 import { planSurgery, type SurgeryPlan } from "./plan-surgery.js";
 
 export interface SurgeryParams {
@@ -38,9 +39,16 @@ export interface PreparedSurgery {
   plan: SurgeryPlan;
 }
 
-export async function prepareSurgery(modelDir: string, params: SurgeryParams): Promise<PreparedSurgery> {
+export interface PrepareSurgeryOptions {
+  /** Absolute paths inside the model folder that are not part of the model (verify: an output made inside it). */
+  skipPath?: (absolutePath: string) => boolean;
+}
+
+export async function prepareSurgery(modelDir: string, params: SurgeryParams, options: PrepareSurgeryOptions = {}): Promise<PreparedSurgery> {
   const config = await readModelConfig(modelDir);
   const checkpoint = await readCheckpoint(modelDir);
+  // Every weight file a loader may pick must be the edited one (find-other-weights.ts).
+  await refuseOtherWeights({ dir: modelDir, checkpoint, skipPath: options.skipPath });
   const directionFile = await loadDirectionFile(params.direction);
   const basis = selectBasis({
     file: directionFile,

@@ -9,6 +9,7 @@ import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { NativeTensorJob } from "../native/addon.js";
 import { writeFileNamingErrors } from "../fs/file-system-error.js";
+import { PARTIAL_MARKER } from "./output-folder.js";
 
 const RECORD_FILE = ".abliterate-resume.json";
 
@@ -43,7 +44,7 @@ export async function openResumeRecord(partialDir: string): Promise<ResumeRecord
   // Anything a killed run left that the record does not vouch for (torn shards, copied files) is removed, so
   // only recorded shards can survive into this run's output.
   for (const entry of await readdir(partialDir)) {
-    if (entry !== RECORD_FILE && !(entry in done)) await rm(join(partialDir, entry), { recursive: true, force: true });
+    if (entry !== RECORD_FILE && entry !== PARTIAL_MARKER && !(entry in done)) await rm(join(partialDir, entry), { recursive: true, force: true });
   }
   return {
     async isDone(file, key) {

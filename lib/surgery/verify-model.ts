@@ -8,6 +8,9 @@ import type { SurgeryEvent } from "./events.js";
 import { prepareSurgery, type SurgeryParams } from "./prepare-surgery.js";
 import { readProvenance } from "../provenance/provenance.js";
 import { verifyShards, type VerificationSummary } from "./verify-shards.js";
+import { compareModelFolders } from "./compare-model-folders.js";
+import { ownOutputPaths } from "./model-folder-files.js";
+import { basename } from "node:path";
 
 export interface VerifyModelParams extends SurgeryParams {
   originalDir: string;
@@ -17,6 +20,8 @@ export interface VerifyModelParams extends SurgeryParams {
 }
 
 export interface VerifyReport extends VerificationSummary {
+  /** Files other than the shards compared byte for byte with the original's (compare-model-folders.ts). */
+  filesCompared: number;
   /** The options the check used, after filling gaps from abliteration.json. */
   options: { scale: number; layers: string; targets: TargetKind[]; directionLayer?: number; normPreserving: boolean };
   notes: string[];
@@ -38,7 +43,7 @@ export async function* verifyModel(params: VerifyModelParams): AsyncGenerator<Su
     perLayer: params.perLayer ?? recorded?.per_layer,
     projection: params.projection ?? recorded?.projection,
   };
-  const prepared = await prepareSurgery(params.originalDir, merged);
+  const prepared = await prepareSurgery(params.originalDir, merged, { skipPath: ownOutputPaths(params.modifiedDir) });
   if (recorded && recorded.direction.sha256 !== prepared.directionFile.sha256) {
     throw new AbliterateError(
       ErrorCodes.VERIFY_FAILED,
@@ -54,8 +59,18 @@ export async function* verifyModel(params: VerifyModelParams): AsyncGenerator<Su
     threads: params.threads,
     chunkBytes: params.chunkBytes,
   });
+  // Everything that is not a shard, byte for byte: a changed config.json or index, or an extra file, fails too.
+  const folders = await compareModelFolders({
+    originalDir: params.originalDir,
+    modifiedDir: params.modifiedDir,
+    shardFiles: new Set(prepared.checkpoint.shards.map((shard) => basename(shard.path))),
+  });
+  const failures = [...summary.failures, ...folders.failures];
   return {
     ...summary,
+    passed: failures.length === 0,
+    failures,
+    filesCompared: folders.filesCompared,
     options: {
       scale: prepared.plan.scale,
       layers: `${prepared.plan.layerRange.start}:${prepared.plan.layerRange.end}`,

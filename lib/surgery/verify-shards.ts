@@ -19,6 +19,12 @@ export interface TensorVerification {
   /** max |rᵀW′| / max |rᵀW|: ≈ 0 for α = 1 (up to rounding to the dtype), |1 − α| in general. */
   ablationResidual: number;
   firstMismatch?: { index: number; expected: number; actual: number };
+  /** Elements that are NaN or ±Inf in the original or the result (each a mismatch), and of them in the original. */
+  nonFinite: number;
+  nonFiniteOriginal: number;
+  /** First such element (across experts: of the first expert that has one), row-major within its expert. */
+  firstNonFinite?: number;
+  firstNonFiniteOriginal?: number;
 }
 
 export interface ShardVerification {
@@ -53,9 +59,13 @@ function foldExperts(results: VerifiedTensor[], shard: string): TensorVerificati
   const byName = new Map<string, TensorVerification & { before: number; after: number }>();
   for (const result of results) {
     const name = result.name.replace(/\[\d+\]$/, "");
-    const entry = byName.get(name) ?? { name, shard, elements: 0, mismatches: 0, maxUlpError: 0, ablationResidual: 0, before: 0, after: 0 };
+    const entry = byName.get(name) ?? { name, shard, elements: 0, mismatches: 0, maxUlpError: 0, ablationResidual: 0, nonFinite: 0, nonFiniteOriginal: 0, before: 0, after: 0 };
     entry.elements += result.elements;
     entry.mismatches += result.mismatches;
+    entry.nonFinite += result.nonFinite;
+    entry.nonFiniteOriginal += result.nonFiniteOriginal;
+    if (entry.firstNonFinite === undefined && result.firstNonFinite >= 0) entry.firstNonFinite = result.firstNonFinite;
+    if (entry.firstNonFiniteOriginal === undefined && result.firstNonFiniteOriginal >= 0) entry.firstNonFiniteOriginal = result.firstNonFiniteOriginal;
     entry.maxUlpError = Math.max(entry.maxUlpError, result.maxUlpError);
     entry.before = Math.max(entry.before, result.projectionBefore);
     entry.after = Math.max(entry.after, result.projectionAfter);
@@ -101,7 +111,20 @@ export async function checkShard(
   const tensors = foldExperts(result.tensors, file);
   const failures: string[] = [];
   for (const tensor of tensors) {
-    if (tensor.mismatches > 0) {
+    const planned = params.plan.tensors.find((candidate) => candidate.name === tensor.name && candidate.shardPath === shard.path);
+    if (tensor.nonFiniteOriginal > 0) {
+      // The non-finite rule (docs/reliability.md § Non-finite values): a vector holding NaN or Inf has no defined
+      // projection, and a checkpoint with them in a residual writer is broken already.
+      failures.push(
+        `${file}: tensor "${tensor.name}" holds ${tensor.nonFiniteOriginal} NaN or infinite value(s) in the original (first at element ${tensor.firstNonFiniteOriginal}); ` +
+          "abliterate does not edit tensors with non-finite weights: repair the checkpoint, or leave the tensor out with --exclude",
+      );
+    } else if (tensor.nonFinite > 0) {
+      failures.push(
+        `${file}: tensor "${tensor.name}" holds ${tensor.nonFinite} NaN or infinite value(s) in the edited result (first at element ${tensor.firstNonFinite}) although the original is finite: ` +
+          `at α = ${params.plan.scale} the projection overflows ${planned?.dtype ?? "the dtype"} (a smaller |α| fits), or the file was changed after it was written; abliterate never writes non-finite weights`,
+      );
+    } else if (tensor.mismatches > 0) {
       const first = tensor.firstMismatch!;
       failures.push(
         `${file}: tensor "${tensor.name}" has ${tensor.mismatches} element(s) outside 1 ulp of the fp64 reference ` +

@@ -1,9 +1,12 @@
 /**
  * Prompt files: `.json` (an array of strings, or of objects with a prompt/instruction/text field), `.jsonl` (one
  * such string or object per line), anything else plain text with one prompt per line (blank lines skipped).
+ * The bytes are decoded by lib/fs/decode-text-file.ts: UTF-8 (a BOM is dropped) or UTF-16 with a BOM; invalid
+ * UTF-8, UTF-32 and NUL bytes (binary files, UTF-16 without a BOM) are refused, naming the file.
  */
-import { readFile } from "node:fs/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { decodeTextFile } from "../fs/decode-text-file.js";
+import { readRegularFile } from "../fs/read-regular-file.js";
 
 const TEXT_FIELDS = ["prompt", "instruction", "text", "goal", "question"];
 
@@ -19,12 +22,12 @@ function promptOf(value: unknown, where: string, file: string): string {
 }
 
 export async function readPromptsFile(file: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
+  // A regular file only (a FIFO would block), named in every error.
+  const bytes = await readRegularFile(file).catch((error: unknown) => {
+    if (error instanceof AbliterateError) throw error;
     throw new AbliterateError(ErrorCodes.IO, `cannot read the prompts file (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { file, cause: error });
-  }
+  });
+  const { text } = decodeTextFile({ bytes, file, what: "prompts file" });
   let prompts: string[];
   if (file.endsWith(".json")) {
     let parsed: unknown;

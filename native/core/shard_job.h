@@ -70,6 +70,13 @@ struct VerifiedTensor {
   double first_mismatch_actual = 0;
   double projection_before = 0;
   double projection_after = 0;
+  // The non-finite rule (docs/reliability.md): an edited tensor must hold only finite values, before and after.
+  // Elements whose original or modified value is NaN/Inf (each also counted in `mismatches`), and those of them
+  // whose original is; the first row-major index of each, or -1.
+  uint64_t non_finite = 0;
+  int64_t first_non_finite = -1;
+  uint64_t non_finite_original = 0;
+  int64_t first_non_finite_original = -1;
 };
 
 struct VerifyResult {

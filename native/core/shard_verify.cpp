@@ -70,6 +70,7 @@ VerifiedTensor missing_from_modified(const TensorJob& tensor) {
   result.first_mismatch_actual = NAN;
   result.projection_before = NAN;
   result.projection_after = NAN;
+  result.non_finite = 0;
   return result;
 }
 

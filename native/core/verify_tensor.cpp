@@ -24,6 +24,23 @@ struct Tally {
   double first_actual = 0;
   double projection_before = 0;
   double projection_after = 0;
+  uint64_t non_finite = 0;
+  int64_t first_non_finite = -1;
+  uint64_t non_finite_original = 0;
+  int64_t first_non_finite_original = -1;
+
+  static void keep_first(int64_t& first, int64_t candidate) {
+    if (candidate >= 0 && (first < 0 || candidate < first)) first = candidate;
+  }
+
+  void not_finite(uint64_t index, bool original) {
+    ++non_finite;
+    keep_first(first_non_finite, static_cast<int64_t>(index));
+    if (original) {
+      ++non_finite_original;
+      keep_first(first_non_finite_original, static_cast<int64_t>(index));
+    }
+  }
 
   void mismatch(uint64_t index, long double reference, double actual) {
     ++mismatches;
@@ -48,6 +65,10 @@ struct Tally {
     }
     projection_before = max_abs(projection_before, other.projection_before);
     projection_after = max_abs(projection_after, other.projection_after);
+    non_finite += other.non_finite;
+    keep_first(first_non_finite, other.first_non_finite);
+    non_finite_original += other.non_finite_original;
+    keep_first(first_non_finite_original, other.first_non_finite_original);
   }
 
   static double max_abs(double current, double value) {
@@ -68,6 +89,10 @@ VerifiedTensor finish(const TensorJob& tensor, const Tally& tally) {
   result.first_mismatch_actual = tally.first_actual;
   result.projection_before = tally.projection_before;
   result.projection_after = tally.projection_after;
+  result.non_finite = tally.non_finite;
+  result.first_non_finite = tally.first_non_finite;
+  result.non_finite_original = tally.non_finite_original;
+  result.first_non_finite_original = tally.first_non_finite_original;
   return result;
 }
 
@@ -128,6 +153,10 @@ VectorFacts facts_of(const TensorJob& tensor, const SplitBasis& basis) {
 /**
  * The long double judge, for an element the fp64 screen left open: ref = s(w − α Σ_k b_k v_k) with v_k
  * the double-double of pass A, s the long double scale. The verdict is this judge's.
+ *
+ * The non-finite rule comes first: an element whose original or modified value is NaN or ±Inf fails, whatever the
+ * reference (docs/reliability.md § Non-finite values). The screen never settles such an element (its error or
+ * magnitude is not finite), so every one of them reaches this judge.
  */
 struct ElementJudge {
   const TensorJob& tensor;
@@ -140,6 +169,13 @@ struct ElementJudge {
              const double* v_hi, const double* v_lo, size_t stride, long double scale, Tally& tally) const {
     const double w = load_element(original, offset, tensor.dtype);
     const double actual = load_element(modified, offset, tensor.dtype);
+    const bool original_finite = std::isfinite(w);
+    if (!original_finite || !std::isfinite(actual)) {
+      tally.not_finite(index, !original_finite);
+      tally.max_ulp_error = INFINITY;
+      tally.mismatch(index, NAN, actual);
+      return;
+    }
     long double sum = 0, magnitude = 0;
     for (unsigned k = 0; k < tensor.rank; ++k) {
       const long double v = static_cast<long double>(v_hi[k * stride]) + v_lo[k * stride];

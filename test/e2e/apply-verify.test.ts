@@ -133,6 +133,8 @@ test("a leftover DIR.partial from a killed run is never taken as output, and a r
     writeTinyLlama({ dir: model, dtype: "F16", tied: true, hidden: HIDDEN });
     writeDirectionFile(direction, [{ name: "direction", shape: [HIDDEN], values: randomDirection(HIDDEN, 5) }]);
     mkdirSync(`${out}.partial`);
+    // A killed run's partial folder carries the marker it wrote when it created the folder.
+    writeFileSync(join(`${out}.partial`, ".abliterate-partial"), JSON.stringify({ tool: "abliterate", pid: 999_999_999 }));
     writeFileSync(join(`${out}.partial`, "model-00001-of-00003.safetensors"), "garbage from a killed run");
     // verify refuses to treat the partial folder's sibling as a model: DIR does not exist yet.
     const early = await runCli(["verify", model, out, "--direction", direction]);

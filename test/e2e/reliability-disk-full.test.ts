@@ -86,9 +86,10 @@ test("disk full on a small tmpfs: at a shard write, at the file copy, at the las
     const files = readdirSync(model).map((name) => ({ name, size: statSync(join(model, name)).size }));
     const shardBytes = files.filter((file) => file.name.endsWith(".safetensors")).reduce((sum, file) => sum + pages(file.size), 0);
     const allBytes = files.reduce((sum, file) => sum + pages(file.size), 0);
-    // Beside the model's own files the output needs one page for the lock (OUT.lock) and one for the resume record;
-    // abliteration.json is written last, while both still exist.
-    const lastWriteFails = allBytes + 2 * page;
+    // Beside the model's own files the output needs one page for the lock (OUT.lock), one for the resume record and
+    // one for the partial folder's marker (.abliterate-partial); abliteration.json is written last, while all three
+    // still exist.
+    const lastWriteFails = allBytes + 3 * page;
     const cases = [
       { name: "shard", size: Math.floor(shardBytes / 2 / page) * page, file: /model-0000\d-of-00003\.safetensors/ },
       { name: "copy", size: shardBytes + 4 * page + 16 * page, file: /tokenizer\.json/ },

@@ -261,6 +261,15 @@ export function withinTolerance(params: {
   return Math.abs(actual - reference) <= ulpOf(reference, dtype) + slack;
 }
 
+/**
+ * verify's verdict on one element: within the tolerance, and finite before and after (the non-finite rule,
+ * docs/reliability.md: verify refuses NaN or ±Inf in an edited tensor's original or result, even where the exact
+ * reference is that infinity). withinTolerance alone is the contract of apply's kernels.
+ */
+export function verifyAccepts(params: Parameters<typeof withinTolerance>[0]): boolean {
+  return Number.isFinite(params.original) && Number.isFinite(params.actual) && withinTolerance(params);
+}
+
 /** |actual − reference| in units of the dtype's spacing at the reference. */
 export function ulpDistance(actual: number, reference: number, dtype: FloatDtype): number {
   if (Number.isNaN(actual) && Number.isNaN(reference)) return 0;

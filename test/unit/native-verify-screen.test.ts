@@ -25,6 +25,7 @@ import {
   roundToDtype,
   seededRandom,
   ulpOf,
+  verifyAccepts,
   withinTolerance,
   type FloatDtype,
   type ProjectionSpec,
@@ -125,7 +126,7 @@ function nudge(bytes: Uint8Array, cases: Case[], seed: number): number[] {
       else view.setUint16(at, (view.getUint16(at, true) + steps) & 0xffff, true);
       const actual = decodeElements(bytes.subarray(at, at + size), job.dtype)[0];
       const args = { actual, reference: reference[i], original: original[i], updateMagnitude: updateMagnitude[i], scale: scale[i], dtype: job.dtype };
-      if (!withinTolerance(args)) rejected += 1;
+      if (!verifyAccepts(args)) rejected += 1;
     }
     return rejected;
   });
@@ -175,7 +176,7 @@ for (const [index, dtype] of DTYPES.entries()) {
       output = new Uint8Array(readFileSync(outputPath));
     });
 
-    test("verify accepts apply's output, and agrees with the TypeScript tolerance element by element", async () => {
+    test("verify accepts apply's output (but for the overflows it refuses as non-finite), and agrees with the TypeScript tolerance element by element", async () => {
       const result = await verifyShard({ originalPath, modifiedPath: outputPath, tensors: tensors() });
       assert.equal(result.untouchedIdentical, true);
       for (const [i, { job, spec, original }] of cases.entries()) {
@@ -183,13 +184,18 @@ for (const [index, dtype] of DTYPES.entries()) {
         const actual = decodeElements(output.subarray(job.offset, job.offset + job.rows * job.cols * size), dtype);
         const { reference, updateMagnitude, scale } = referenceProjection(original, spec);
         let rejected = 0;
+        let nonFinite = 0;
         for (let e = 0; e < actual.length; e++) {
           const args = { actual: actual[e], reference: reference[e], original: original[e], updateMagnitude: updateMagnitude[e], scale: scale[e], dtype };
           if (!withinTolerance(args)) rejected += 1;
+          if (!Number.isFinite(actual[e])) nonFinite += 1;
         }
         // In F64 the TypeScript reference is as coarse as the tolerance itself: only verify's verdict counts.
         if (dtype !== "F64") assert.equal(rejected, 0, `${job.name}: ${rejected} elements of the kernels' output are outside the TypeScript tolerance`);
-        assert.equal(result.tensors[i].mismatches, 0, `${job.name}: first mismatch at ${result.tensors[i].firstMismatchIndex}`);
+        // apply rounds a reference past the largest finite value to ±Inf, as it must; verify refuses exactly those.
+        assert.equal(result.tensors[i].mismatches, nonFinite, `${job.name}: first mismatch at ${result.tensors[i].firstMismatchIndex}`);
+        assert.equal(result.tensors[i].nonFinite, nonFinite, `${job.name}: non-finite count`);
+        assert.equal(result.tensors[i].nonFiniteOriginal, 0, `${job.name}: the originals are finite`);
       }
     });
 
@@ -238,7 +244,7 @@ for (const [index, dtype] of DTYPES.entries()) {
   });
 }
 
-test("Inf and NaN in the original: verify accepts apply's output and rejects a changed non-finite element", async () => {
+test("Inf and NaN in the original: verify refuses the tensor (the non-finite rule), counting them, and still rejects a changed element", async () => {
   const random = seededRandom(4242);
   for (const dtype of DTYPES) {
     const cases: Case[] = [];
@@ -259,7 +265,16 @@ test("Inf and NaN in the original: verify accepts apply's output and rejects a c
     const tensors = cases.map((c) => c.job);
     await applyShard({ inputPath, outputPath, tensors });
     const result = await verifyShard({ originalPath: inputPath, modifiedPath: outputPath, tensors });
-    assert.deepEqual(result.tensors.map((t) => t.mismatches), [0, 0, 0, 0], dtype);
+    const output = new Uint8Array(readFileSync(outputPath));
+    for (const [i, { job }] of cases.entries()) {
+      const size = ELEMENT_BYTES[dtype];
+      const values = decodeElements(output.subarray(job.offset, job.offset + job.rows * job.cols * size), dtype);
+      const nonFinite = values.filter((value, e) => !Number.isFinite(value) || !Number.isFinite(cases[i].original[e])).length;
+      assert.equal(result.tensors[i].nonFiniteOriginal, 2, `${dtype} ${job.name}: one Inf and one NaN in the original`);
+      assert.equal(result.tensors[i].firstNonFiniteOriginal, 5, `${dtype} ${job.name}`);
+      assert.equal(result.tensors[i].nonFinite, nonFinite, `${dtype} ${job.name}: every non-finite element is counted`);
+      assert.equal(result.tensors[i].mismatches, nonFinite, `${dtype} ${job.name}: and each is a mismatch`);
+    }
     // A vector that holds Inf or NaN projects to non-finite values: replacing one by a finite number fails.
     const changed = new Uint8Array(readFileSync(outputPath));
     const target = cases[0].job;
@@ -268,7 +283,7 @@ test("Inf and NaN in the original: verify accepts apply's output and rejects a c
     changed.set(encodeElements([1], dtype), at);
     writeFileSync(outputPath, changed);
     const rejected = await verifyShard({ originalPath: inputPath, modifiedPath: outputPath, tensors });
-    assert.equal(rejected.tensors[0].mismatches, 1, dtype);
+    assert.equal(rejected.tensors[0].nonFiniteOriginal, 2, dtype);
     assert.equal(rejected.tensors[0].firstMismatchIndex, 5, dtype);
   }
 });

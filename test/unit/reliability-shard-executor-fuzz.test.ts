@@ -390,6 +390,7 @@ function extremeF64(file: Uint8Array, job: NativeTensorJob): boolean {
 let dir: string;
 let runs = 0;
 let knownOverflow = 0;
+let nonFiniteRefused = 0;
 let skippedIllConditioned = 0;
 const tally = { valid: 0, invalid: 0, either: 0 };
 
@@ -444,6 +445,20 @@ test("fuzzed job lists through applyShard/verifyShard: a typed refusal or a corr
       const report = (verified as { value: Awaited<ReturnType<typeof verifyShard>> }).value;
       assert.equal(report.untouchedIdentical, true, "verify sees the untouched bytes as identical");
       for (const [index, tensor] of report.tensors.entries()) {
+        // The non-finite rule: verify counts (and refuses) exactly the elements that are NaN/Inf before or after.
+        const job = built.clean[index];
+        const end = job.offset + job.rows * job.cols * ELEMENT_BYTES[job.dtype];
+        const before = decodeElements(built.fileBytes.subarray(job.offset, end), job.dtype);
+        const after = decodeElements(output.subarray(job.offset, end), job.dtype);
+        const nonFiniteOriginal = before.filter((value) => !Number.isFinite(value)).length;
+        const nonFinite = before.filter((value, i) => !Number.isFinite(value) || !Number.isFinite(after[i])).length;
+        assert.equal(tensor.nonFiniteOriginal, nonFiniteOriginal, `${tensor.name}: non-finite originals`);
+        assert.equal(tensor.nonFinite, nonFinite, `${tensor.name}: non-finite elements`);
+        if (nonFinite > 0) {
+          nonFiniteRefused += 1;
+          assert.ok(tensor.mismatches >= nonFinite, `${tensor.name}: each non-finite element is a mismatch`);
+          continue;
+        }
         if (tensor.mismatches > 0 && extremeF64(built.fileBytes, built.clean[index])) {
           knownOverflow += 1;
           continue;
@@ -457,7 +472,7 @@ test("fuzzed job lists through applyShard/verifyShard: a typed refusal or a corr
     }),
     { seed: FUZZ_SEED, numRuns: FUZZ_RUNS, interruptAfterTimeLimit: FUZZ_TIME_LIMIT_MS, markInterruptAsFailure: false, endOnFailure: true, includeErrorInReport: true },
   );
-  t.diagnostic(`executor fuzz: ${runs} job lists (${tally.valid} valid, ${tally.invalid} invalid, ${tally.either} either); ${knownOverflow} tensor(s) hit the known F64 range limit, ${skippedIllConditioned} ill-conditioned norm-preserving tensor(s) not judged by verify`);
+  t.diagnostic(`executor fuzz: ${runs} job lists (${tally.valid} valid, ${tally.invalid} invalid, ${tally.either} either); ${knownOverflow} tensor(s) hit the known F64 range limit, ${nonFiniteRefused} refused as non-finite, ${skippedIllConditioned} ill-conditioned norm-preserving tensor(s) not judged by verify`);
   assert.ok(tally.valid >= 50 && tally.invalid >= 50, `both kinds were exercised: ${JSON.stringify(tally)}`);
 });
 

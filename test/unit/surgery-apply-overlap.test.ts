@@ -11,6 +11,7 @@ import { basename, join } from "node:path";
 import { applyModel, type ApplyReport, type SurgeryEvent } from "../../lib/surgery/apply-model.js";
 import { prepareSurgery } from "../../lib/surgery/prepare-surgery.js";
 import { shardKey } from "../../lib/surgery/resume-record.js";
+import { PARTIAL_MARKER } from "../../lib/surgery/output-folder.js";
 import { AbliterateError } from "../../lib/errors.js";
 import { randomDirection, writeDirectionFile, writeTinyLlama } from "../helpers/tiny-llama.js";
 
@@ -77,6 +78,7 @@ test("a bad shard in the middle fails the overlapped verification: named, and ne
     const out = join(root, "out");
     const partial = `${out}.partial`;
     mkdirSync(partial);
+    writeFileSync(join(partial, PARTIAL_MARKER), JSON.stringify({ tool: "abliterate", pid: 999_999_999 }));
     const { plan, checkpoint } = await prepareSurgery(model, { direction });
     const record: Record<string, string> = {};
     for (const shard of checkpoint.shards) {
