@@ -20,6 +20,7 @@ import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
 import { toHubError, type HubErrorContext } from "./hub-errors.js";
 import { HubHttp, type RetryInfo } from "./hub-http.js";
 import { checkListedEntry, checkRevision, describePath } from "./safe-repo-path.js";
+import { xetOpener } from "./xet-download.js";
 import { selectModelFiles, shardsOfIndex } from "./select-model-files.js";
 
 export interface DownloadModelParams {
@@ -157,6 +158,7 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
           fetch: http.fetch,
           blobPath: blob,
           expected: file.expected,
+          openXet: xetOpener(info, { token: params.token, fetch: http.fetch }),
           label: `${repo}/${file.path}`,
           delayMs: (attempt) => http.delayFor(attempt),
           onBytes: (onDisk) => {

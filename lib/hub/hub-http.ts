@@ -21,6 +21,7 @@ import { pipeline } from "node:stream/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { commitBaseline, findLandedCommit, landedCommitResponse, parseCommitRequest, type CommitBaseline, type CommitRequest } from "./commit-once.js";
 import { DiskFileBlob } from "./disk-file-blob.js";
+import { XetTokenRefresher } from "./xet-token-refresh.js";
 
 export interface RetryInfo {
   /** The URL without its query string (signed URLs carry credentials there). */
@@ -48,6 +49,10 @@ export interface HubHttpOptions {
   idempotentCommits?: boolean;
   onRetry?: (info: RetryInfo) => void;
   onUploadProgress?: (progress: UploadProgress) => void;
+  /** Every request as it is sent (each attempt): the Xet upload statistics read xorb and shard bodies here. */
+  onSend?: (request: { url: string; method: string; body: unknown }) => void;
+  /** Every successful answer, before the caller reads it (read a clone). */
+  onResponse?: (url: string, response: Response) => Promise<void>;
   /** The underlying fetch (tests may substitute one). */
   fetch?: typeof fetch;
   env?: NodeJS.ProcessEnv;
@@ -127,6 +132,7 @@ export class HubHttp {
   private readonly attempts = new Map<string, number>();
   private readonly baseDelayMs: number;
   private readonly maxRetryWaitMs: number;
+  private readonly xetTokens: XetTokenRefresher;
 
   constructor(private readonly options: HubHttpOptions = {}) {
     const env = options.env ?? process.env;
@@ -134,6 +140,7 @@ export class HubHttp {
     this.maxRetryWaitMs = options.maxRetryWaitMs ?? envNumber(env.ABLITERATE_RETRY_MAX_WAIT_MS) ?? DEFAULT_MAX_RETRY_WAIT_MS;
     this.retries = options.retries ?? 5;
     this.fetch = ((input: string | URL | Request, init?: RequestInit) => this.send(input, init)) as typeof fetch;
+    this.xetTokens = new XetTokenRefresher((url, init) => (this.options.fetch ?? fetch)(url, init));
   }
 
   /** `X-Error-Code` of the failed response for this URL, if the Hub sent one. */
@@ -179,9 +186,12 @@ export class HubHttp {
     const isCommit = method === "POST" && COMMIT_URL.test(url);
     if (isCommit && this.options.idempotentCommits) return this.sendCommit(input, url, init);
     const retries = isCommit ? 0 : this.retries;
+    let refreshedXetToken = false;
+    init = this.xetTokens.prepare(url, init);
     for (let attempt = 1; ; attempt += 1) {
       let response: Response;
       try {
+        this.options.onSend?.({ url, method, body: init.body });
         response = await this.once(input, url, method, init);
       } catch (error) {
         if (isAbortError(error)) throw error;
@@ -191,6 +201,22 @@ export class HubHttp {
         }
         await this.wait({ url: displayUrl(url), attempt, delayMs: this.delayFor(attempt), reason });
         continue;
+      }
+      if (response.status === 401 && !refreshedXetToken && this.xetTokens.isCas(url)) {
+        // A CAS token that expired mid-upload: one fresh token, and the same request again.
+        refreshedXetToken = true;
+        const renewed = await this.xetTokens.refresh(url, init);
+        if (renewed) {
+          await response.body?.cancel().catch(() => undefined);
+          this.options.onRetry?.({ url: displayUrl(url), attempt, delayMs: 0, reason: "xet token expired; refreshed" });
+          init = renewed;
+          attempt -= 1;
+          continue;
+        }
+      }
+      if (response.ok) {
+        await this.xetTokens.observe(url, init, response);
+        await this.options.onResponse?.(url, response);
       }
       if (RETRY_STATUSES.has(response.status) && attempt <= retries) {
         const delayMs = this.delayAfter(attempt, response);
