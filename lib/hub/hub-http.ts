@@ -240,6 +240,7 @@ export class HubHttp {
       let response: Response | undefined;
       let failure: unknown;
       try {
+        this.options.onSend?.({ url, method: "POST", body: init.body });
         const answer = await this.once(input, url, "POST", init);
         // Read the whole (small) answer here: a connection lost while it arrives leaves the commit as unknown as no answer.
         const body = await answer.arrayBuffer();

@@ -37,22 +37,27 @@ async function drain<E, R>(run: AsyncGenerator<E, R>, onEvent?: (event: E) => vo
 
 const push = (dir: string, repo: string, events: UploadEvent[] = []) => drain(pushModel({ dir, repo, token: TOKEN, endpoint: hub.url }), (event) => events.push(event));
 
-/** Bytes of the tensors whose data differ between two checkpoints with the same layout. */
-function changedBytes(a: string, b: string): { changed: number; total: number } {
+/** Bytes of the tensors whose data differ between two checkpoints with the same layout, overall and per shard. */
+function changedBytes(a: string, b: string): { changed: number; total: number; perFile: Map<string, { changed: number; firstChunkChanged: boolean }> } {
   let changed = 0;
   let total = 0;
+  const perFile = new Map<string, { changed: number; firstChunkChanged: boolean }>();
   for (const name of readdirSync(a).filter((file) => file.endsWith(".safetensors"))) {
     const left = readFileSync(join(a, name));
     const right = readFileSync(join(b, name));
     total += left.length;
+    let fileChanged = 0;
     const header = parseSafetensorsHeader({ bytes: left, fileSize: left.length, path: name });
     for (const tensor of header.tensors) {
       const start = tensor.byteOffset;
       const end = tensor.byteOffset + tensor.byteLength;
-      if (!left.subarray(start, end).equals(right.subarray(start, end))) changed += end - start;
+      if (!left.subarray(start, end).equals(right.subarray(start, end))) fileChanged += end - start;
     }
+    changed += fileChanged;
+    // The first chunk is at least 8 KiB: whether it changed decides what the library's dedup query finds.
+    perFile.set(name, { changed: fileChanged, firstChunkChanged: !left.subarray(0, 8192).equals(right.subarray(0, 8192)) });
   }
-  return { changed, total };
+  return { changed, total, perFile };
 }
 
 const base = join(root, "base");
@@ -61,7 +66,7 @@ const out = join(root, "out");
 let baseDownload: { dir: string; xorbBytes: number; cdnBytes: number };
 let first: PushResult;
 let firstSent = 0;
-let sizes: { changed: number; total: number };
+let sizes: ReturnType<typeof changedBytes>;
 const firstEvents: UploadEvent[] = [];
 
 before(async () => {
@@ -86,17 +91,26 @@ test("the base is downloaded through Xet (reconstruction and xorb ranges), byte-
   for (const name of readdirSync(base)) assert.deepEqual(readFileSync(join(baseDownload.dir, name)), readFileSync(join(base, name)), name);
 });
 
-test("pushing the abliterated model sends at most the changed bytes + 10 %, and reports it per file", () => {
+test("pushing the abliterated model sends about the changed bytes of every shard whose first chunk is unchanged, and reports it per file", () => {
+  const weights = first.transfer.files.filter((file) => file.path.endsWith(".safetensors"));
   console.log(`dedup: checkpoint ${sizes.total} bytes, changed ${sizes.changed} bytes, sent to the CAS ${firstSent} bytes (${((100 * firstSent) / sizes.changed).toFixed(1)} % of changed), shards ${hub.counter("shard-upload").bytesIn} bytes`);
+  for (const file of weights) {
+    const local = sizes.perFile.get(file.path)!;
+    console.log(`dedup: ${file.path}: ${file.bytes} bytes, changed ${local.changed}, first chunk ${local.firstChunkChanged ? "changed" : "unchanged"}, new ${file.bytesNew}, deduplicated ${file.bytesDeduplicated}`);
+    assert.equal(file.bytesNew + file.bytesDeduplicated, file.bytes);
+    // @huggingface/hub 2.17.5 queries the global dedup index with a file's first chunk only: a shard that opens
+    // with an edited tensor (the embedding) finds nothing and is sent whole. Every other shard must dedup.
+    if (local.firstChunkChanged) assert.equal(file.bytesNew, file.bytes, "known limit of the pinned library, see docs/hub.md");
+    else assert.ok(file.bytesNew <= local.changed * 1.1 + 256 * 1024, `${file.path}: ${file.bytesNew} new bytes for ${local.changed} changed`);
+  }
   assert.ok(sizes.changed > 0 && sizes.changed < sizes.total);
-  assert.ok(firstSent <= sizes.changed * 1.1, `sent ${firstSent} bytes for ${sizes.changed} changed`);
+  const bound = [...sizes.perFile.values()].reduce((sum, file) => sum + (file.firstChunkChanged ? 0 : file.changed), 0) * 1.1 + weights.filter((file) => sizes.perFile.get(file.path)!.firstChunkChanged).reduce((sum, file) => sum + file.bytes, 0);
+  assert.ok(firstSent <= bound, `sent ${firstSent} bytes, bound ${bound}`);
   assert.equal(first.transfer.protocol, "xet");
   assert.equal(first.transfer.bytesSent, firstSent, "the reported bytes are what the CAS received");
-  const weights = first.transfer.files.filter((file) => file.path.endsWith(".safetensors"));
   assert.equal(weights.length, 2);
-  for (const file of weights) assert.equal(file.bytesNew + file.bytesDeduplicated, file.bytes);
-  assert.ok(first.transfer.bytesDeduplicated >= sizes.total - sizes.changed - 0.1 * sizes.changed, JSON.stringify(first.transfer));
   assert.ok(firstEvents.some((event) => event.type === "file-transfer"), "per-file progress events");
+  assert.ok(firstEvents.some((event) => event.type === "sent"), "bytes-sent progress events");
 });
 
 test("the pushed repo reads back byte-identical to the local output, with its card and abliteration.json", () => {
@@ -131,7 +145,11 @@ test("a second push of the same folder sends almost nothing; one changed tensor 
   await push(edited, "me/abl");
   const sent = hub.counter("xorb-upload").bytesIn;
   console.log(`edit: one tensor of ${length} bytes changed, sent ${sent} bytes`);
-  // A constant tensor compresses to almost nothing; what counts is that the rest of the shard was not sent.
-  assert.ok(sent <= length * 1.1 + 256 * 1024, `sent ${sent} bytes for a ${length}-byte tensor`);
+  // The constant tensor compresses to almost nothing. The library's single dedup query per file returns one
+  // registration shard (the base's), so the chunks the first push added to this shard are sent again; the rest
+  // of the shard is not.
+  const shardChanged = sizes.perFile.get(shard)!.changed;
+  assert.ok(sent <= (length + shardChanged) * 1.1, `sent ${sent} bytes for a ${length}-byte tensor (shard had ${shardChanged} changed bytes)`);
+  assert.ok(sent < bytes.length / 2, "not the whole shard");
   assert.deepEqual(hub.files("me/abl").get(shard)?.content, readFileSync(join(edited, shard)));
 });
