@@ -56,6 +56,8 @@ export async function renderUpload(events: AsyncGenerator<UploadEvent, PushResul
       } else if (event.type === "phase") {
         if (event.phase === "upload" || event.phase === "commit") tasks.get("hash")?.finish();
         if (event.phase === "commit") tasks.get("upload")?.finish();
+      } else if (event.type === "waiting") {
+        display.log(`waiting for the Hub to answer ${event.url} (${event.seconds} s so far)`);
       } else if (event.type === "retry") {
         display.log(`retrying ${event.url} in ${(event.delayMs / 1000).toFixed(1)}s (${event.reason}, attempt ${event.attempt})`);
       }

@@ -41,6 +41,7 @@ export type DownloadEvent =
   | { type: "progress"; file: string; bytesDone: number; bytesTotal: number }
   | { type: "file-done"; file: string; bytes: number; cached: boolean }
   | { type: "retry"; url: string; attempt: number; delayMs: number; reason: string }
+  | { type: "waiting"; url: string; seconds: number }
   | { type: "resume"; file: string; attempt: number; fromByte: number; reason: string }
   | { type: "offline"; reason: string };
 
@@ -96,7 +97,7 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
   }
 
   const events = new EventChannel<DownloadEvent>();
-  const http = new HubHttp({ onRetry: (info: RetryInfo) => events.push({ type: "retry", ...info }) });
+  const http = new HubHttp({ onRetry: (info: RetryInfo) => events.push({ type: "retry", ...info }), onWaiting: (info) => events.push({ type: "waiting", ...info }) });
   const context: HubErrorContext = { repo, revision, endpoint, token: params.token, action: "download", http };
   const credentials = { accessToken: params.token, hubUrl: endpoint, fetch: http.fetch };
   const paths = repoCachePaths({ repo, cacheDir: params.cacheDir });

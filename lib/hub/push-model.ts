@@ -60,6 +60,7 @@ export type UploadEvent =
   | { type: "phase"; phase: "preupload" | UploadPhase | "commit" }
   | { type: "progress"; phase: UploadPhase; bytesDone: number; bytesTotal: number }
   | { type: "retry"; url: string; attempt: number; delayMs: number; reason: string }
+  | { type: "waiting"; url: string; seconds: number }
   /** Xet: content bytes sent so far (the upload bar counts bytes processed, deduplicated ones included). */
   | { type: "sent"; bytesSent: number }
   /** After the commit, per large file: what was sent and what the Hub already had. */
@@ -187,6 +188,7 @@ export async function* pushModel(params: PushModelParams): AsyncGenerator<Upload
     // A commit whose answer was lost is looked up before it is sent again: one push, one commit.
     idempotentCommits: true,
     onRetry: (info) => events.push({ type: "retry", ...info }),
+    onWaiting: (info) => events.push({ type: "waiting", ...info }),
     onUploadProgress: ({ path, part, loaded }) => {
       uploaded.set(`${path}\u0000${part ?? ""}`, loaded);
       events.push({ type: "progress", phase: "upload", bytesDone: uploadedBytes(), bytesTotal: bytesTotal }, (queued) => queued.type === "progress" && queued.phase === "upload");

@@ -431,6 +431,10 @@ export class HubEmulator {
         req.socket.destroy();
         return;
       }
+      if (spec.hang) {
+        req.resume();
+        return;
+      }
       if (spec.expireXetToken) {
         // The token the request carries stops working from now on, as when it expires mid-upload.
         this.xet?.revoke(req);
