@@ -19,6 +19,8 @@ import { toHubError, type HubErrorContext } from "./hub-errors.js";
 import { HubHttp } from "./hub-http.js";
 import { checkBranchName, isValidRepoId, repoIdProblem } from "./parse-model-ref.js";
 import { XetUploadStats, type FileTransfer } from "./xet-upload-stats.js";
+import { commitThroughXet, xetWriteGrant, type XetCommitFile } from "./commit-through-xet.js";
+import { findCachedSnapshot } from "./cached-snapshot.js";
 import { buildModelCard, licenseOfCard, type BaseLicense } from "./model-card.js";
 
 export interface PushModelParams {
@@ -125,6 +127,22 @@ async function listFolder(dir: string): Promise<Listing> {
   };
   await walk(dir);
   return { files: found.sort(), skipped };
+}
+
+/**
+ * The base model on disk, whose files' first chunks tell the Xet dedup index which base the upload derives from:
+ * the folder given, else the cache snapshot of the source abliteration.json names.
+ */
+async function findBaseDir(params: PushModelParams, provenance: Provenance | undefined): Promise<string | undefined> {
+  if (params.baseModelDir) return params.baseModelDir;
+  const source = provenance?.source;
+  if (!source?.repo) return undefined;
+  try {
+    const found = findCachedSnapshot({ repo: source.repo, revision: source.commit ?? source.revision ?? "main" });
+    return "missing" in found ? undefined : found.dir;
+  } catch {
+    return undefined;
+  }
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {
@@ -251,19 +269,47 @@ export async function* pushModel(params: PushModelParams): AsyncGenerator<Upload
   }
 
   yield { type: "plan", files: operations.length, bytesTotal };
-  const hashed = new Map<string, number>();
-  const commit = commitIter({
-    repo,
-    ...credentials,
-    operations,
-    title: params.message ?? (provenance ? `Upload abliterated model${provenance.source?.repo ? ` of ${provenance.source.repo}` : ""}` : "Upload model with abliterate"),
-    ...(provenance ? { description: `Made with abliterate ${provenance.tool?.version ?? ""}; verification ${provenance.verification?.passed ? "passed" : "did not pass"}.` } : {}),
-    branch,
-    isPullRequest: params.createPr ?? false,
-    useXet,
-  });
-  let output: Awaited<ReturnType<typeof commit.next>>;
+  const title = params.message ?? (provenance ? `Upload abliterated model${provenance.source?.repo ? ` of ${provenance.source.repo}` : ""}` : "Upload model with abliterate");
+  const description = provenance ? `Made with abliterate ${provenance.tool?.version ?? ""}; verification ${provenance.verification?.passed ? "passed" : "did not pass"}.` : undefined;
+  let result: { commitOid: string; commitUrl: string; pullRequestUrl?: string };
+  const grant = useXet ? yield* events.until(xetWriteGrant({ hubUrl: endpoint, repo, branch, token: params.token, fetch: http.fetch }).catch(() => undefined)) : undefined;
   try {
+    if (grant) {
+      xetStats.xetOffered = true;
+      const baseDir = await findBaseDir(params, provenance);
+      const files: XetCommitFile[] = [];
+      for (const operation of operations) {
+        if (operation.operation !== "addOrUpdate" || !(operation.content instanceof Blob)) continue;
+        const base = baseDir ? await DiskFileBlob.open(join(baseDir, ...operation.path.split("/"))).catch(() => undefined) : undefined;
+        files.push({ path: operation.path, blob: operation.content, ...(base ? { base } : {}) });
+      }
+      result = yield* events.until(
+        commitThroughXet({
+          hubUrl: endpoint,
+          repo,
+          branch,
+          createPr: params.createPr ?? false,
+          token: params.token,
+          title,
+          description,
+          files,
+          grant,
+          fetch: http.fetch,
+          onPhase: (phase) => events.push({ type: "phase", phase }),
+          onProgress: (bytesDone) => events.push({ type: "progress", phase: "upload", bytesDone, bytesTotal }, (queued) => queued.type === "progress" && queued.phase === "upload"),
+        }),
+      );
+    } else {
+      result = yield* commitThroughLibrary();
+    }
+  } catch (error) {
+    throw toHubError(error, context);
+  }
+
+  async function* commitThroughLibrary(): AsyncGenerator<UploadEvent, { commitOid: string; commitUrl: string; pullRequestUrl?: string }> {
+    const hashed = new Map<string, number>();
+    const commit = commitIter({ repo, ...credentials, operations, title, ...(description ? { description } : {}), branch, isPullRequest: params.createPr ?? false, useXet: false });
+    let output: Awaited<ReturnType<typeof commit.next>>;
     for (;;) {
       output = yield* events.until(commit.next());
       if (output.done) break;
@@ -279,12 +325,11 @@ export async function* pushModel(params: PushModelParams): AsyncGenerator<Upload
         events.push({ type: "progress", phase: "upload", bytesDone: uploadedBytes(), bytesTotal }, (queued) => queued.type === "progress" && queued.phase === "upload");
       }
     }
-  } catch (error) {
-    throw toHubError(error, context);
+    const done = output.value;
+    if (!done) throw new AbliterateError(ErrorCodes.HUB, `the Hub did not confirm the commit to ${repo}`);
+    return { commitOid: done.commit.oid, commitUrl: done.commit.url, ...(done.pullRequestUrl ? { pullRequestUrl: done.pullRequestUrl } : {}) };
   }
   yield* events.drain();
-  const result = output.value;
-  if (!result) throw new AbliterateError(ErrorCodes.HUB, `the Hub did not confirm the commit to ${repo}`);
   for (const path of sizes.keys()) completed.add(path);
   yield { type: "progress", phase: "upload", bytesDone: bytesTotal, bytesTotal };
   const transfer = summarizeTransfer(xetStats, sizes, uploaded);
@@ -292,8 +337,8 @@ export async function* pushModel(params: PushModelParams): AsyncGenerator<Upload
   return {
     repo,
     branch,
-    commitOid: result.commit.oid,
-    commitUrl: result.commit.url,
+    commitOid: result.commitOid,
+    commitUrl: result.commitUrl,
     ...(result.pullRequestUrl ? { pullRequestUrl: result.pullRequestUrl } : {}),
     created,
     files: operations.length,
