@@ -24,6 +24,8 @@ const MAX_XORB_BYTES = 64 * 1024 * 1024;
 const MAX_XORB_CHUNKS = 8 * 1024;
 const DEDUP_QUERY_SPACING = 4 * 1024 * 1024;
 const FIRST_CHUNK_PROBE = 128 * 1024;
+/** Dedup answers kept: each is looked up with its own HMAC key for every chunk, so the newest few (as xet-core). */
+const MAX_DEDUP_SHARDS = 32;
 
 export interface XetGrant {
   casUrl: string;
@@ -179,7 +181,8 @@ export async function uploadThroughXet(params: XetUploadParams): Promise<XetUplo
       return;
     }
     if (!response.ok) throw await apiFailure(response, "a deduplication query");
-    remote.push(parseDedupShard(new Uint8Array(await response.arrayBuffer())));
+    remote.unshift(parseDedupShard(new Uint8Array(await response.arrayBuffer())));
+    if (remote.length > MAX_DEDUP_SHARDS) remote.pop();
   };
   const lookup = (hash: Uint8Array): PlacedChunk | undefined => {
     const local = session.get(keyedChunkKey(hash));

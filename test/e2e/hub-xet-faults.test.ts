@@ -40,8 +40,8 @@ async function push(hub: HubEmulator, repo: string, events: UploadEvent[] = []):
   return step.value;
 }
 
-function assertSameAsLocal(hub: HubEmulator, repo: string): void {
-  const files = hub.files(repo);
+function assertSameAsLocal(hub: HubEmulator, repo: string, revision = "main"): void {
+  const files = hub.files(repo, revision);
   for (const name of readdirSync(model)) if (name !== "README.md") assert.deepEqual(files.get(name)?.content, readFileSync(join(model, name)), name);
 }
 
@@ -88,6 +88,19 @@ test("CAS 5xx answers and a cut connection are retried", async () => {
   assert.equal(busy.fired, 2);
   assert.equal(cut.fired, 1);
   assertSameAsLocal(hub, "me/retried");
+});
+
+test("a pull request through Xet opens one PR and leaves main alone", async () => {
+  const hub = await hubWith({ xet: true });
+  hub.createRepo("me/pr");
+  const main = hub.head("me/pr");
+  const run = pushModel({ dir: model, repo: "me/pr", token: TOKEN, endpoint: hub.url, createPr: true });
+  let step = await run.next();
+  while (!step.done) step = await run.next();
+  assert.match(step.value.pullRequestUrl ?? "", /\/me\/pr\/discussions\/1$/);
+  assert.equal(step.value.transfer.protocol, "xet");
+  assert.equal(hub.head("me/pr"), main);
+  assertSameAsLocal(hub, "me/pr", "refs/pr/1");
 });
 
 test("a CAS that keeps failing fails the push clearly, and nothing is committed", async () => {
