@@ -118,7 +118,16 @@ export async function runXetBench(cache: string): Promise<string[]> {
     const oursSent = hub.counter("xorb-upload").bytesIn;
     const oursMeta = hub.counter("shard-upload").bytesIn;
 
+    const shards = readdirSync(model).filter((name) => name.endsWith(".safetensors")).length;
+    const say = (line: string) => {
+      lines.push(line);
+      process.stderr.write(`${line}\n`);
+    };
+    say(`xet: checkpoint ${total} bytes (${mb(total)}, ${shards} shards); changed by apply ${changed} bytes (${((100 * changed) / total).toFixed(1)} %)`);
+    say(`xet: push of the abliterated model, abliterate: sent ${oursSent} bytes (${((100 * oursSent) / changed).toFixed(1)} % of changed, ${((100 * oursSent) / total).toFixed(1)} % of the checkpoint) + ${oursMeta} bytes of shard metadata in ${ours.seconds.toFixed(1)} s${ours.maxRssKiB ? `, peak RSS ${(ours.maxRssKiB / 1024).toFixed(0)} MiB` : ""}`);
+
     hub.resetCounters();
+    hub.createRepo("me/abl-peer");
     started = Date.now();
     const operations = [];
     for (const name of readdirSync(out)) operations.push({ operation: "addOrUpdate" as const, path: name, content: await DiskFileBlob.open(join(out, name)) });
@@ -126,10 +135,7 @@ export async function runXetBench(cache: string): Promise<string[]> {
     const peerSeconds = (Date.now() - started) / 1000;
     const peerSent = hub.counter("xorb-upload").bytesIn;
 
-    const shards = readdirSync(model).filter((name) => name.endsWith(".safetensors")).length;
     lines.push(
-      `xet: checkpoint ${total} bytes (${mb(total)}, ${shards} shards); changed by apply ${changed} bytes (${((100 * changed) / total).toFixed(1)} %)`,
-      `xet: push of the abliterated model, abliterate: sent ${oursSent} bytes (${((100 * oursSent) / changed).toFixed(1)} % of changed, ${((100 * oursSent) / total).toFixed(1)} % of the checkpoint) + ${oursMeta} bytes of shard metadata in ${ours.seconds.toFixed(1)} s${ours.maxRssKiB ? `, peak RSS ${(ours.maxRssKiB / 1024).toFixed(0)} MiB` : ""}`,
       `xet: push of the abliterated model, @huggingface/hub 2.17.5 commit (its Xet path): sent ${peerSent} bytes (${((100 * peerSent) / changed).toFixed(1)} % of changed) in ${peerSeconds.toFixed(1)} s`,
       `xet: push through LFS: sends the whole checkpoint, ${total} bytes (${((100 * total) / changed).toFixed(1)} % of changed)`,
       `xet: base push (nothing on the Hub yet): sent ${baseSent} bytes in ${baseSeconds.toFixed(1)} s; download through Xet: ${downloadBytes} bytes of xorb ranges in ${downloadSeconds.toFixed(1)} s`,
