@@ -118,3 +118,20 @@ test("a CAS that keeps failing fails the push clearly, and nothing is committed"
   assert.equal(hub.requests.filter((r) => /\/commit\//.test(r.url)).length, 0, "the commit was never sent");
   assert.deepEqual([...hub.files("me/broken").keys()], [".gitattributes"]);
 });
+
+test("the one command with --push goes through Xet and reports the transfer in --json", async () => {
+  const { runCli } = await import("../helpers/run-cli.js");
+  const { hubEnv, publishFolder } = await import("../hub-emulator/test-fixtures.js");
+  const { randomDirection, writeDirectionFile } = await import("../helpers/tiny-llama.js");
+  const hub = await hubWith({ xet: true });
+  publishFolder(hub, "org/tiny", model);
+  const direction = join(root, "one-command-direction.safetensors");
+  writeDirectionFile(direction, [{ name: "direction", shape: [256], values: randomDirection(256, 3) }]);
+  const run = await runCli(["org/tiny", "--direction", direction, "--push", "me/one", "--json"], { env: hubEnv(hub, join(root, "one-command"), { HF_TOKEN: TOKEN }) });
+  assert.equal(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { push: PushResult };
+  assert.equal(result.push.transfer.protocol, "xet");
+  assert.equal(result.push.transfer.bytesSent, hub.counter("xorb-upload").bytesIn);
+  assert.deepEqual(result.push.transfer.files.map((file) => file.path).filter((path) => path.endsWith(".safetensors")).sort(), ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+  assert.ok(hub.counter("xorb-download").bytesOut > 0, "the model was downloaded through Xet");
+});
