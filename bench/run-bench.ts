@@ -9,6 +9,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBenchCheckpoint, writeBenchDirection } from "./generate-bench-checkpoint.js";
+import { runXetBench } from "./xet-bench.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const cache = process.env.ABLITERATE_BENCH_CACHE ?? join(root, ".bench-cache");
@@ -60,6 +61,11 @@ function findTorchPython(): string | undefined {
 }
 
 async function main(): Promise<void> {
+  // BENCH_ONLY=xet: only the push-through-Xet figures (bench/xet-bench.ts).
+  if (process.env.BENCH_ONLY === "xet") {
+    process.stdout.write(`${(await runXetBench(cache)).join("\n")}\n`);
+    return;
+  }
   mkdirSync(cache, { recursive: true });
   process.stderr.write(`bench: workload in ${cache} (generated once)\n`);
   const model = ensureBenchCheckpoint(cache);
@@ -154,6 +160,7 @@ async function main(): Promise<void> {
     const module = (await import(forwardBench)) as { runForwardBench?: () => Promise<string[]> };
     if (module.runForwardBench) lines.push("", ...(await module.runForwardBench()));
   }
+  if (process.env.BENCH_ONLY !== "surgery") lines.push("", ...(await runXetBench(cache)));
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 

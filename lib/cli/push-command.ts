@@ -36,7 +36,13 @@ export async function renderUpload(events: AsyncGenerator<UploadEvent, PushResul
     let step = await events.next();
     while (!step.done) {
       const event = step.value;
-      if (event.type === "repo") {
+      if (event.type === "skipped") {
+        display.log(`skipped ${event.path}: ${event.reason}`);
+      } else if (event.type === "file-transfer") {
+        display.log(`  ${event.path}: ${formatBytes(event.bytesNew)} new, ${formatBytes(event.bytesDeduplicated)} already on the Hub`);
+      } else if (event.type === "sent") {
+        // The upload bar counts bytes processed; what actually went out is summed up after the commit.
+      } else if (event.type === "repo") {
         display.log(event.created ? `created ${event.repo}` : `pushing to existing repo ${event.repo}`);
       } else if (event.type === "plan") {
         display.log(`uploading ${event.files} file(s), ${formatBytes(event.bytesTotal)}, in one commit`);
@@ -50,6 +56,8 @@ export async function renderUpload(events: AsyncGenerator<UploadEvent, PushResul
       } else if (event.type === "phase") {
         if (event.phase === "upload" || event.phase === "commit") tasks.get("hash")?.finish();
         if (event.phase === "commit") tasks.get("upload")?.finish();
+      } else if (event.type === "waiting") {
+        display.log(`waiting for the Hub to answer ${event.url} (${event.seconds} s so far)`);
       } else if (event.type === "retry") {
         display.log(`retrying ${event.url} in ${(event.delayMs / 1000).toFixed(1)}s (${event.reason}, attempt ${event.attempt})`);
       }
@@ -62,10 +70,16 @@ export async function renderUpload(events: AsyncGenerator<UploadEvent, PushResul
   }
 }
 
+/** "through Xet: 1.2 GB sent, 3.4 GB deduplicated" — what the upload cost on the wire. */
+export function describeTransfer(result: PushResult): string {
+  const { transfer } = result;
+  return `through ${transfer.protocol === "xet" ? "Xet" : "LFS"}: ${formatBytes(transfer.bytesSent)} sent, ${formatBytes(transfer.bytesDeduplicated)} already on the Hub (not sent)`;
+}
+
 export function describePush(result: PushResult): string {
   return result.pullRequestUrl
-    ? `opened ${result.pullRequestUrl} (commit ${result.commitOid.slice(0, 12)})`
-    : `pushed ${result.files} file(s) to ${result.repo}@${result.branch}: ${result.commitUrl}`;
+    ? `opened ${result.pullRequestUrl} (commit ${result.commitOid.slice(0, 12)}; ${describeTransfer(result)})`
+    : `pushed ${result.files} file(s) to ${result.repo}@${result.branch} (${describeTransfer(result)}): ${result.commitUrl}`;
 }
 
 export const pushCommand: CommandModule<GlobalArgs, PushArgs> = {

@@ -26,6 +26,8 @@ export function downloadRenderer(display: ProgressDisplay): { onEvent: (event: D
         if (event.bytesToDownload > 0) task = display.start("download", event.bytesToDownload, "bytes");
       } else if (event.type === "progress") {
         task?.update(event.bytesDone);
+      } else if (event.type === "waiting") {
+        display.log(`waiting for the Hub to answer ${event.url} (${event.seconds} s so far)`);
       } else if (event.type === "retry") {
         display.log(`retrying ${event.url} in ${(event.delayMs / 1000).toFixed(1)}s (${event.reason}, attempt ${event.attempt})`);
       } else if (event.type === "resume") {

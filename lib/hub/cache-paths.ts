@@ -4,6 +4,7 @@
  *   <root>/models--org--name/blobs/<etag>                 file contents (etag: sha256 for LFS, git sha1 otherwise)
  *   <root>/models--org--name/snapshots/<commit>/<path>    relative symlinks to ../../blobs/<etag>
  *   <root>/models--org--name/refs/<revision>              the commit a branch or tag pointed to
+ * Datasets live beside them as datasets--org--name, with the same inner layout.
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -29,8 +30,20 @@ export function hubTokenPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.HF_TOKEN_PATH ? expandHome(env.HF_TOKEN_PATH) : join(hfHome(env), "token");
 }
 
-export function repoFolderName(repo: string): string {
-  return ["models", ...repo.split("/")].join("--");
+/** A repo as huggingface.js designates it: `{ type, name }`; a bare string is a model. */
+export interface HubRepo {
+  type: "model" | "dataset";
+  name: string;
+}
+
+export function toHubRepo(repo: string | HubRepo): HubRepo {
+  return typeof repo === "string" ? { type: "model", name: repo } : repo;
+}
+
+/** `models--org--name`, `datasets--org--name`, as huggingface_hub names the folders. */
+export function repoFolderName(repo: string | HubRepo): string {
+  const { type, name } = toHubRepo(repo);
+  return [`${type}s`, ...name.split("/")].join("--");
 }
 
 export interface RepoCachePaths {
@@ -43,7 +56,7 @@ export interface RepoCachePaths {
   ref(revision: string): string;
 }
 
-export function repoCachePaths(params: { repo: string; cacheDir?: string; env?: NodeJS.ProcessEnv }): RepoCachePaths {
+export function repoCachePaths(params: { repo: string | HubRepo; cacheDir?: string; env?: NodeJS.ProcessEnv }): RepoCachePaths {
   const root = params.cacheDir ?? hubCacheRoot(params.env);
   const repoDir = join(root, repoFolderName(params.repo));
   const blobsDir = join(repoDir, "blobs");

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { repoCachePaths } from "./cache-paths.js";
+import { repoCachePaths, toHubRepo, type HubRepo } from "./cache-paths.js";
 import { shardsOfIndex } from "./select-model-files.js";
 
 export interface CachedSnapshot {
@@ -16,23 +16,33 @@ export interface CachedSnapshot {
 
 const COMMIT = /^[0-9a-f]{40}$/;
 
-/** The snapshot for repo@revision, or a reason it cannot be used. */
-export function findCachedSnapshot(params: { repo: string; revision: string; cacheDir?: string }): CachedSnapshot | { missing: string } {
-  const paths = repoCachePaths({ repo: params.repo, cacheDir: params.cacheDir });
+/** revision → commit → snapshots/<commit>/ of any repo, before anything is checked inside it. */
+export function findSnapshotFolder(params: { repo: string | HubRepo; revision: string; cacheDir?: string }): CachedSnapshot | { missing: string } {
+  const repo = toHubRepo(params.repo);
+  const label = repo.type === "dataset" ? `dataset ${repo.name}` : repo.name;
+  const paths = repoCachePaths({ repo, cacheDir: params.cacheDir });
   let commit: string;
   if (COMMIT.test(params.revision)) {
     commit = params.revision;
   } else {
     const refFile = paths.ref(params.revision);
     if (!existsSync(refFile)) {
-      return { missing: existsSync(paths.repoDir) ? `the cache has ${params.repo} but no record of revision "${params.revision}" (${refFile})` : `${params.repo} is not in the cache ${paths.root}` };
+      return { missing: existsSync(paths.repoDir) ? `the cache has ${label} but no record of revision "${params.revision}" (${refFile})` : `${label} is not in the cache ${paths.root}` };
     }
     commit = readFileSync(refFile, "utf8").trim();
     // The ref becomes a folder name: anything but a commit hash is not ours to follow.
     if (!COMMIT.test(commit)) return { missing: `${refFile} does not hold a commit hash` };
   }
   const dir = paths.snapshot(commit);
-  if (!existsSync(dir)) return { missing: `snapshot ${commit} of ${params.repo} is not in the cache` };
+  if (!existsSync(dir)) return { missing: `snapshot ${commit} of ${label} is not in the cache` };
+  return { dir, commit };
+}
+
+/** The model snapshot for repo@revision, accepted only with all its weights; or a reason it cannot be used. */
+export function findCachedSnapshot(params: { repo: string; revision: string; cacheDir?: string }): CachedSnapshot | { missing: string } {
+  const found = findSnapshotFolder(params);
+  if ("missing" in found) return found;
+  const { dir, commit } = found;
   // existsSync follows symlinks: a pointer whose blob is gone counts as missing.
   const names = readdirSync(dir).filter((name) => existsSync(join(dir, name)));
   const indexes = names.filter((name) => name.endsWith(".safetensors.index.json"));

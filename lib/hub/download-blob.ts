@@ -33,6 +33,11 @@ export interface DownloadBlobParams {
   delayMs?: (attempt: number) => number;
   onBytes?: (bytesOnDisk: number) => void;
   onResume?: (info: { attempt: number; from: number; reason: string }) => void;
+  /**
+   * A Xet-backed file: the bytes from offset `from` on, rebuilt from the CAS (reconstruction, then xorb ranges),
+   * instead of a GET of `url`. Resuming asks for the rest from the bytes already on disk, as with a Range.
+   */
+  openXet?: (from: number) => ReadableStream<Uint8Array>;
 }
 
 function newHasher(expected: ExpectedBlob): Hash {
@@ -126,6 +131,7 @@ export async function downloadBlob(params: DownloadBlobParams): Promise<void> {
 
 /** One HTTP transfer appending to the partial file; returns the bytes on disk and the hash covering them. */
 async function transfer(params: DownloadBlobParams, incomplete: string, from: number, hash: Hash): Promise<{ size: number; hash: Hash }> {
+  if (params.openXet) return writeStream(params, params.openXet(from), incomplete, from, hash);
   const headers: Record<string, string> = { ...params.headers };
   if (from > 0) headers.Range = `bytes=${from}-`;
   let response: Response;
@@ -159,14 +165,23 @@ async function transfer(params: DownloadBlobParams, incomplete: string, from: nu
     }
   }
   if (!response.body) throw new TransferInterrupted("empty response body");
+  return writeStream(params, response.body, incomplete, position, digest);
+}
+
+/** Appends a stream to the partial file from `position`, hashing as it goes. */
+async function writeStream(params: DownloadBlobParams, body: ReadableStream<Uint8Array>, incomplete: string, start: number, hash: Hash): Promise<{ size: number; hash: Hash }> {
+  let position = start;
+  const digest = hash;
   const file = await open(incomplete, position === 0 ? "w" : "a");
   try {
-    const reader = response.body.getReader();
+    const reader = body.getReader();
     for (;;) {
       let chunk: Awaited<ReturnType<typeof reader.read>>;
       try {
         chunk = await reader.read();
       } catch (error) {
+        // The CAS said no (a HubApiError from the reconstruction or a xorb range): not something a resume fixes.
+        if (error instanceof HubApiError || error instanceof HubNetworkError) throw error;
         throw new TransferInterrupted(String((error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message));
       }
       if (chunk.done) break;

@@ -1,16 +1,18 @@
 /**
  * Fetches the data files of one split of a Hub dataset (`org/name[:split]`) into the shared cache, laid out as
  * huggingface_hub does for datasets (`datasets--org--name/{blobs,snapshots,refs}`), so either tool reuses the
- * other's download. Metadata goes through @huggingface/hub; bytes through lib/hub's downloadBlob (resumable,
- * hash-checked). Offline (HF_HUB_OFFLINE), only the cache is read.
+ * other's download. A thin caller of the code models use: the repo is `{ type: "dataset", name }` for the cache
+ * paths (cache-paths.ts), the snapshot lookup (cached-snapshot.ts) and the download (cache-file.ts: resumable,
+ * hash-checked, Xet-aware). What is dataset-specific here is only which files make up a split. Offline
+ * (HF_HUB_OFFLINE), only the cache is read.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
-import { dirname, join, relative } from "node:path";
-import { datasetInfo, fileDownloadInfo, listFiles } from "@huggingface/hub";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { datasetInfo, listFiles } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { hubCacheRoot } from "./cache-paths.js";
-import { downloadBlob } from "./download-blob.js";
+import { repoCachePaths, type HubRepo } from "./cache-paths.js";
+import { fetchIntoCache, linkPointer, writeRevisionRef } from "./cache-file.js";
+import { findSnapshotFolder } from "./cached-snapshot.js";
 import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
 import { toHubError } from "./hub-errors.js";
 import { HubHttp, HubNetworkError } from "./hub-http.js";
@@ -66,16 +68,10 @@ export function splitFiles(paths: string[], ref: DatasetRef): string[] {
   );
 }
 
-function datasetCacheDir(repo: string, cacheDir?: string): string {
-  return join(cacheDir ?? hubCacheRoot(), ["datasets", ...repo.split("/")].join("--"));
-}
-
-function cachedSplit(ref: DatasetRef, repoDir: string, revision: string): { files: string[]; commit: string } | undefined {
-  const refFile = join(repoDir, "refs", ...revision.split("/"));
-  const commit = /^[0-9a-f]{40}$/.test(revision) ? revision : existsSync(refFile) ? readFileSync(refFile, "utf8").trim() : undefined;
-  if (!commit || !/^[0-9a-f]{40}$/.test(commit)) return undefined;
-  const snapshot = join(repoDir, "snapshots", commit);
-  if (!existsSync(snapshot)) return undefined;
+function cachedSplit(ref: DatasetRef, repo: HubRepo, revision: string, cacheDir: string | undefined): { files: string[]; commit: string } | undefined {
+  const found = findSnapshotFolder({ repo, revision, cacheDir });
+  if ("missing" in found) return undefined;
+  const { dir: snapshot, commit } = found;
   const paths: string[] = [];
   const walk = (dir: string, prefix: string) => {
     for (const name of readdirSync(dir)) {
@@ -114,9 +110,11 @@ export async function downloadDatasetFiles(params: DownloadDatasetParams): Promi
   const { ref } = params;
   const revision = params.revision ?? "main";
   checkRevision(revision);
-  const repoDir = datasetCacheDir(ref.repo, params.cacheDir);
+  const repo: HubRepo = { type: "dataset", name: ref.repo };
+  const paths = repoCachePaths({ repo, cacheDir: params.cacheDir });
+  const repoDir = paths.repoDir;
   if (params.offline ?? isHubOffline()) {
-    const cached = cachedSplit(ref, repoDir, revision);
+    const cached = cachedSplit(ref, repo, revision, params.cacheDir);
     if (!cached) {
       throw new AbliterateError(ErrorCodes.HUB_OFFLINE, `HF_HUB_OFFLINE is set and dataset ${ref.repo} (split ${ref.split}) is not in the cache ${repoDir}`);
     }
@@ -125,7 +123,6 @@ export async function downloadDatasetFiles(params: DownloadDatasetParams): Promi
   const endpoint = params.endpoint ?? hubEndpoint();
   const { token } = resolveHubToken({ explicit: params.token });
   const http = new HubHttp();
-  const repo = { type: "dataset" as const, name: ref.repo };
   const credentials = { accessToken: token, hubUrl: endpoint, fetch: http.fetch };
   const context = { repo: ref.repo, revision, endpoint, token, action: "download" as const, http };
   try {
@@ -140,32 +137,11 @@ export async function downloadDatasetFiles(params: DownloadDatasetParams): Promi
     const files: string[] = [];
     for (const path of wanted) {
       const file = listing.get(path)!;
-      const blob = join(repoDir, "blobs", file.etag);
-      const pointer = join(repoDir, "snapshots", commit, ...path.split("/"));
-      if (!existsSync(blob) || statSync(blob).size !== file.size) {
-        await mkdir(dirname(blob), { recursive: true });
-        const info = await fileDownloadInfo({ repo, path, revision: commit, ...credentials });
-        if (!info) throw new AbliterateError(ErrorCodes.HUB_NOT_FOUND, `file ${path} not found in dataset ${ref.repo}@${commit} (404)`);
-        await downloadBlob({
-          url: info.url,
-          headers: token && new URL(info.url).origin === new URL(endpoint).origin ? { Authorization: `Bearer ${token}` } : {},
-          fetch: http.fetch,
-          blobPath: blob,
-          expected: file.lfs ? { size: file.size, hash: file.lfs.oid, algorithm: "sha256" } : { size: file.size, hash: file.etag, algorithm: "git-sha1" },
-          label: `${ref.repo}/${path}`,
-          delayMs: (attempt) => http.delayFor(attempt),
-        });
-      }
-      await mkdir(dirname(pointer), { recursive: true });
-      await rm(pointer, { force: true });
-      await symlink(relative(dirname(pointer), blob), pointer);
-      files.push(pointer);
+      const expected = file.lfs ? { size: file.size, hash: file.lfs.oid, algorithm: "sha256" as const } : { size: file.size, hash: file.etag, algorithm: "git-sha1" as const };
+      await fetchIntoCache({ paths, repo, commit, file: { path, size: file.size, etag: file.etag, expected }, token, endpoint, http });
+      files.push(await linkPointer(paths, commit, file));
     }
-    if (revision !== commit) {
-      const refFile = join(repoDir, "refs", ...revision.split("/"));
-      await mkdir(dirname(refFile), { recursive: true });
-      await writeFile(refFile, commit);
-    }
+    await writeRevisionRef(paths, revision, commit);
     return { files, commit };
   } catch (error) {
     // Our own refusals (a hostile listing, a missing split, bytes that do not check out) already say what is
@@ -176,7 +152,7 @@ export async function downloadDatasetFiles(params: DownloadDatasetParams): Promi
     let message = translated.message.split(`${endpoint}/${ref.repo}`).join(`${endpoint}/datasets/${ref.repo}`);
     if (translated.status === undefined && translated.code === ErrorCodes.HUB) {
       // Unreachable Hub: a complete cached copy still serves, as for models.
-      const cached = cachedSplit(ref, repoDir, revision);
+      const cached = cachedSplit(ref, repo, revision, params.cacheDir);
       if (cached) return cached;
       message = `${message.replace(/; if the model is already in the cache.*$/s, "")}, and the cache ${repoDir} does not hold its split "${ref.split}"`;
     }

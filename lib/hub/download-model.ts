@@ -8,13 +8,12 @@
  * indexes' weight_maps are checked against it before a single pointer is linked, and refs/<revision> is written
  * last, once every file is in place, so a refused or failed download never looks like a usable snapshot.
  */
-import { mkdir, readFile, rmdir, stat, symlink, rm, writeFile } from "node:fs/promises";
-import { dirname, relative } from "node:path";
-import { fileDownloadInfo, listFiles, modelInfo } from "@huggingface/hub";
+import { readFile, rmdir, rm } from "node:fs/promises";
+import { listFiles, modelInfo } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { repoCachePaths, type RepoCachePaths } from "./cache-paths.js";
 import { findCachedSnapshot, requireCachedSnapshot } from "./cached-snapshot.js";
-import { downloadBlob, type ExpectedBlob } from "./download-blob.js";
+import { existingSize, fetchIntoCache, linkPointer, writeRevisionRef, type CacheFile } from "./cache-file.js";
 import { EventChannel } from "../event-channel.js";
 import { hubEndpoint, isHubOffline } from "./hub-endpoint.js";
 import { toHubError, type HubErrorContext } from "./hub-errors.js";
@@ -40,6 +39,7 @@ export type DownloadEvent =
   | { type: "progress"; file: string; bytesDone: number; bytesTotal: number }
   | { type: "file-done"; file: string; bytes: number; cached: boolean }
   | { type: "retry"; url: string; attempt: number; delayMs: number; reason: string }
+  | { type: "waiting"; url: string; seconds: number }
   | { type: "resume"; file: string; attempt: number; fromByte: number; reason: string }
   | { type: "offline"; reason: string };
 
@@ -53,36 +53,7 @@ export interface DownloadResult {
   offline: boolean;
 }
 
-interface RemoteFile {
-  path: string;
-  size: number;
-  etag: string;
-  expected: ExpectedBlob;
-}
-
-async function existingSize(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return undefined;
-  }
-}
-
-function sameOrigin(url: string, endpoint: string): boolean {
-  try {
-    return new URL(url).origin === new URL(endpoint).origin;
-  } catch {
-    return false;
-  }
-}
-
-/** snapshots/<commit>/<path> → ../../blobs/<etag>, relative as huggingface_hub makes it. */
-async function linkPointer(paths: RepoCachePaths, commit: string, file: RemoteFile): Promise<void> {
-  const pointer = paths.pointer(commit, file.path);
-  await mkdir(dirname(pointer), { recursive: true });
-  await rm(pointer, { force: true });
-  await symlink(relative(dirname(pointer), paths.blob(file.etag)), pointer);
-}
+type RemoteFile = CacheFile;
 
 export async function* downloadModel(params: DownloadModelParams): AsyncGenerator<DownloadEvent, DownloadResult> {
   const { repo } = params;
@@ -95,7 +66,7 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
   }
 
   const events = new EventChannel<DownloadEvent>();
-  const http = new HubHttp({ onRetry: (info: RetryInfo) => events.push({ type: "retry", ...info }) });
+  const http = new HubHttp({ onRetry: (info: RetryInfo) => events.push({ type: "retry", ...info }), onWaiting: (info) => events.push({ type: "waiting", ...info }) });
   const context: HubErrorContext = { repo, revision, endpoint, token: params.token, action: "download", http };
   const credentials = { accessToken: params.token, hubUrl: endpoint, fetch: http.fetch };
   const paths = repoCachePaths({ repo, cacheDir: params.cacheDir });
@@ -145,27 +116,21 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
   const fetchBlob = async function* (file: RemoteFile, done: { bytes: number }, total: number): AsyncGenerator<DownloadEvent, boolean> {
     const blob = paths.blob(file.etag);
     if ((await existingSize(blob)) !== file.size) {
-      await mkdir(paths.blobsDir, { recursive: true });
       const start = done.bytes;
-      const work = (async () => {
-        const info = await fileDownloadInfo({ repo, path: file.path, revision: commit, ...credentials });
-        if (!info) throw new AbliterateError(ErrorCodes.HUB_NOT_FOUND, `file ${file.path} not found in ${repo}@${commit} (404)`);
-        await downloadBlob({
-          url: info.url,
-          // The token goes to the Hub only: a CDN link on another host is signed, and needs no credential.
-          headers: params.token && sameOrigin(info.url, endpoint) ? { Authorization: `Bearer ${params.token}` } : {},
-          fetch: http.fetch,
-          blobPath: blob,
-          expected: file.expected,
-          label: `${repo}/${file.path}`,
-          delayMs: (attempt) => http.delayFor(attempt),
-          onBytes: (onDisk) => {
-            done.bytes = start + onDisk;
-            events.push({ type: "progress", file: file.path, bytesDone: done.bytes, bytesTotal: total }, (queued) => queued.type === "progress");
-          },
-          onResume: ({ attempt, from, reason }) => events.push({ type: "resume", file: file.path, attempt, fromByte: from, reason }),
-        });
-      })();
+      const work = fetchIntoCache({
+        paths,
+        repo: { type: "model", name: repo },
+        commit,
+        file,
+        token: params.token,
+        endpoint,
+        http,
+        onBytes: (onDisk) => {
+          done.bytes = start + onDisk;
+          events.push({ type: "progress", file: file.path, bytesDone: done.bytes, bytesTotal: total }, (queued) => queued.type === "progress");
+        },
+        onResume: ({ attempt, from, reason }) => events.push({ type: "resume", file: file.path, attempt, fromByte: from, reason }),
+      });
       try {
         yield* events.until(work);
       } catch (error) {
@@ -228,10 +193,7 @@ export async function* downloadModel(params: DownloadModelParams): AsyncGenerato
 
   const progress = { bytes: 0 };
   for (const file of needed) yield* fetchFile(file, progress, bytesToDownload);
-  if (revision !== commit) {
-    await mkdir(dirname(paths.ref(revision)), { recursive: true });
-    await writeFile(paths.ref(revision), commit);
-  }
+  await writeRevisionRef(paths, revision, commit);
   yield* events.drain();
   return { dir: paths.snapshot(commit), repo, revision, commit, offline: false };
 }

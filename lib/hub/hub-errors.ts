@@ -7,7 +7,7 @@
 import { HubApiError } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes, isAbliterateError, type ErrorCode } from "../errors.js";
 import { HubNetworkError, type HubHttp } from "./hub-http.js";
-import { redactToken } from "./hub-token.js";
+import { redactSecrets } from "./redact-secrets.js";
 
 export interface HubErrorContext {
   repo: string;
@@ -82,10 +82,9 @@ function describe(error: HubApiError, context: HubErrorContext): { code: ErrorCo
   return { code: ErrorCodes.HUB, message: `Hub request for ${at}${path ? ` (${path})` : ""} failed with status ${status}${where}${detail}` };
 }
 
-/** Every URL in a message loses its query and userinfo; then the token goes. */
+/** Every URL in a message loses its query and userinfo; then the token goes (the project's one redactor). */
 export function redactHubText(text: string, token: string | undefined): string {
-  const withoutUrlSecrets = text.replace(/\bhttps?:\/\/[^\s"'<>]+/g, (url) => url.replace(/^(https?:\/\/)[^/@]*@/, "$1").replace(/[?#][^),;\]]*/, ""));
-  return redactToken(withoutUrlSecrets, token);
+  return redactSecrets(text, [token]);
 }
 
 export function toHubError(error: unknown, context: HubErrorContext): AbliterateError {

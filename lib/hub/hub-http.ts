@@ -21,6 +21,7 @@ import { pipeline } from "node:stream/promises";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { commitBaseline, findLandedCommit, landedCommitResponse, parseCommitRequest, type CommitBaseline, type CommitRequest } from "./commit-once.js";
 import { DiskFileBlob } from "./disk-file-blob.js";
+import { XetTokenRefresher } from "./xet-token-refresh.js";
 
 export interface RetryInfo {
   /** The URL without its query string (signed URLs carry credentials there). */
@@ -47,7 +48,13 @@ export interface HubHttpOptions {
   /** Retry commits whose fate is unknown, after checking on the Hub that they did not land. */
   idempotentCommits?: boolean;
   onRetry?: (info: RetryInfo) => void;
+  /** The Hub has not started answering a request for a while (said once per request). */
+  onWaiting?: (info: { url: string; seconds: number }) => void;
   onUploadProgress?: (progress: UploadProgress) => void;
+  /** Every request as it is sent (each attempt): the Xet upload statistics read xorb and shard bodies here. */
+  onSend?: (request: { url: string; method: string; body: unknown }) => void;
+  /** Every successful answer, before the caller reads it (read a clone). */
+  onResponse?: (url: string, response: Response) => Promise<void>;
   /** The underlying fetch (tests may substitute one). */
   fetch?: typeof fetch;
   env?: NodeJS.ProcessEnv;
@@ -82,6 +89,12 @@ function retryAfterMs(value: string | null): number | undefined {
   if (value.trim() !== "" && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** A failure of the network (it has a system or undici error code), as opposed to a request that cannot be made. */
+function isNetworkFailure(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return typeof (error as { code?: unknown }).code === "string" || typeof cause?.code === "string" || (error instanceof TypeError && (error as Error).message === "fetch failed" && cause !== undefined);
 }
 
 function networkReason(error: unknown): string {
@@ -127,6 +140,7 @@ export class HubHttp {
   private readonly attempts = new Map<string, number>();
   private readonly baseDelayMs: number;
   private readonly maxRetryWaitMs: number;
+  private readonly xetTokens: XetTokenRefresher;
 
   constructor(private readonly options: HubHttpOptions = {}) {
     const env = options.env ?? process.env;
@@ -134,6 +148,7 @@ export class HubHttp {
     this.maxRetryWaitMs = options.maxRetryWaitMs ?? envNumber(env.ABLITERATE_RETRY_MAX_WAIT_MS) ?? DEFAULT_MAX_RETRY_WAIT_MS;
     this.retries = options.retries ?? 5;
     this.fetch = ((input: string | URL | Request, init?: RequestInit) => this.send(input, init)) as typeof fetch;
+    this.xetTokens = new XetTokenRefresher((url, init) => (this.options.fetch ?? fetch)(url, init));
   }
 
   /** `X-Error-Code` of the failed response for this URL, if the Hub sent one. */
@@ -158,7 +173,36 @@ export class HubHttp {
   }
 
   private once(input: string | URL | Request, url: string, method: string, init: RequestInit): Promise<Response> {
-    return init.body instanceof DiskFileBlob ? this.upload(url, method, init, init.body) : (this.options.fetch ?? fetch)(input, init);
+    return init.body instanceof DiskFileBlob ? this.upload(url, method, init, init.body) : this.fetchWithHeaderTimeout(input, url, method, init);
+  }
+
+  /**
+   * Node's fetch waits 300 s for response headers. A Hub that accepted the connection but never answers is
+   * given `ABLITERATE_HEADERS_TIMEOUT_MS` (default 60 s, plus the time a body needs at 64 KiB/s), said to be
+   * waited for halfway (at most after 10 s), and then counted as a dropped connection, which is retried.
+   */
+  private async fetchWithHeaderTimeout(input: string | URL | Request, url: string, method: string, init: RequestInit): Promise<Response> {
+    const env = this.options.env ?? process.env;
+    const bodyBytes = init.body instanceof Uint8Array ? init.body.length : typeof init.body === "string" ? init.body.length : 0;
+    const limitMs = (envNumber(env.ABLITERATE_HEADERS_TIMEOUT_MS) ?? 60_000) + (bodyBytes / (64 * 1024)) * 1000;
+    const controller = new AbortController();
+    const signal = init.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal;
+    let timedOut = false;
+    const started = Date.now();
+    const notice = setTimeout(() => this.options.onWaiting?.({ url: displayUrl(url), seconds: Math.round((Date.now() - started) / 100) / 10 }), Math.min(10_000, limitMs / 2));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, limitMs);
+    try {
+      return await (this.options.fetch ?? fetch)(input, { ...init, signal });
+    } catch (error) {
+      if (!timedOut) throw error;
+      throw Object.assign(new Error(`no response headers within ${(limitMs / 1000).toFixed(1)} s`), { code: `no response headers within ${(limitMs / 1000).toFixed(1)} s` });
+    } finally {
+      clearTimeout(notice);
+      clearTimeout(timer);
+    }
   }
 
   /** Hands a final answer back, remembering what a later error message needs. */
@@ -179,18 +223,39 @@ export class HubHttp {
     const isCommit = method === "POST" && COMMIT_URL.test(url);
     if (isCommit && this.options.idempotentCommits) return this.sendCommit(input, url, init);
     const retries = isCommit ? 0 : this.retries;
+    let refreshedXetToken = false;
+    init = this.xetTokens.prepare(url, init);
     for (let attempt = 1; ; attempt += 1) {
       let response: Response;
       try {
+        this.options.onSend?.({ url, method, body: init.body });
         response = await this.once(input, url, method, init);
       } catch (error) {
         if (isAbortError(error)) throw error;
         const reason = networkReason(error);
-        if (attempt > Math.min(retries, RETRIES_AFTER_LOOKUP_FAILURE[reason] ?? retries)) {
+        // A request that could not even be built (a malformed URL, credentials in it) fails the same way every time.
+        const retryable = isNetworkFailure(error);
+        if (!retryable || attempt > Math.min(retries, RETRIES_AFTER_LOOKUP_FAILURE[reason] ?? retries)) {
           throw new HubNetworkError(method, displayUrl(url), attempt, reason, error);
         }
         await this.wait({ url: displayUrl(url), attempt, delayMs: this.delayFor(attempt), reason });
         continue;
+      }
+      if (response.status === 401 && !refreshedXetToken && this.xetTokens.isCas(url)) {
+        // A CAS token that expired mid-upload: one fresh token, and the same request again.
+        refreshedXetToken = true;
+        const renewed = await this.xetTokens.refresh(url, init);
+        if (renewed) {
+          await response.body?.cancel().catch(() => undefined);
+          this.options.onRetry?.({ url: displayUrl(url), attempt, delayMs: 0, reason: "xet token expired; refreshed" });
+          init = renewed;
+          attempt -= 1;
+          continue;
+        }
+      }
+      if (response.ok) {
+        await this.xetTokens.observe(url, init, response);
+        await this.options.onResponse?.(url, response);
       }
       if (RETRY_STATUSES.has(response.status) && attempt <= retries) {
         const delayMs = this.delayAfter(attempt, response);
@@ -214,6 +279,7 @@ export class HubHttp {
       let response: Response | undefined;
       let failure: unknown;
       try {
+        this.options.onSend?.({ url, method: "POST", body: init.body });
         const answer = await this.once(input, url, "POST", init);
         // Read the whole (small) answer here: a connection lost while it arrives leaves the commit as unknown as no answer.
         const body = await answer.arrayBuffer();

@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { hubTokenPath } from "./cache-paths.js";
+import { redactSecrets } from "./redact-secrets.js";
 
 export type HubTokenSource = "--token" | "HF_TOKEN" | "HUGGING_FACE_HUB_TOKEN" | "token file" | "none";
 
@@ -47,7 +48,7 @@ function checked(found: HubToken): HubToken {
   return found;
 }
 
-/** Replaces every occurrence of the token in a message, so no error or log can leak it. */
+/** Replaces every occurrence of the token (and of any other secret, see redact-secrets.ts) in a message. */
 export function redactToken(text: string, token: string | undefined): string {
-  return token ? text.split(token).join("hf_***") : text;
+  return redactSecrets(text, [token]);
 }

@@ -15,8 +15,31 @@ export type ModelRef =
 const NAME_PART = /^(?!.*(--|\.\.))[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export function isValidRepoId(repo: string): boolean {
+  return repoIdProblem(repo) === undefined;
+}
+
+/** What is wrong with a repo id, by huggingface_hub's rules (validate_repo_id), or undefined when it is fine. */
+export function repoIdProblem(repo: string): string | undefined {
   const parts = repo.split("/");
-  return parts.length >= 1 && parts.length <= 2 && parts.every((part) => part.length <= 96 && NAME_PART.test(part) && !/[.-]$/.test(part));
+  if (parts.length > 2) return "it has more than one slash";
+  if (repo.endsWith(".git")) return 'a repo id cannot end in ".git"';
+  for (const part of parts) {
+    if (part.length === 0) return "a part of it is empty";
+    if (part.length > 96) return "a part of it is longer than 96 characters";
+    if (!NAME_PART.test(part) || /[.-]$/.test(part)) return 'only letters, digits, "-", "_" and "." are allowed, without "--" or "..", and not at either end';
+  }
+  return undefined;
+}
+
+/** A branch to push to, by git's ref-name rules, refused with a clear message before anything is sent. */
+export function checkBranchName(branch: string): void {
+  const problem =
+    branch.trim() === "" ? "it is empty"
+    : /[\u0000-\u0020\u007f~^:?*[\\]/.test(branch) ? "it contains a space, a control character or one of ~ ^ : ? * [ \\"
+    : /(^|\/)\.|\.\.|\/\/|^\/|\/$|\.lock$|@\{|\.$/.test(branch) ? 'it breaks git\'s ref-name rules (no "..", "//", "@{", no leading "." or "/", no trailing "/", "." or ".lock")'
+    : branch.length > 255 ? "it is longer than 255 characters"
+    : undefined;
+  if (problem) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--branch ${JSON.stringify(branch.length > 80 ? `${branch.slice(0, 80)}…` : branch)} cannot be used: ${problem}`);
 }
 
 function fromUrl(input: string): ModelRef {

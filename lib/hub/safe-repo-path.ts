@@ -68,6 +68,8 @@ export function checkListedEntry(entry: { type?: unknown; path?: unknown; size?:
 
 /** A user-given revision becomes a file under refs/: the same rules as a path (refs/pr/1 is fine, ../x is not). */
 export function checkRevision(revision: string): void {
-  const reason = unsafePathReason(revision);
+  // Each segment becomes a file name under refs/: past 255 bytes the file system refuses it (ENAMETOOLONG).
+  const long = revision.split("/").find((segment) => Buffer.byteLength(segment) > 255);
+  const reason = unsafePathReason(revision) ?? (long !== undefined ? `a part of it is ${Buffer.byteLength(long)} bytes long, and revisions (branch, tag or commit names) are at most 255 bytes per part` : undefined);
   if (reason) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the revision ${describePath(revision)} cannot be used: ${reason}`);
 }

@@ -18,6 +18,10 @@ export interface FaultSpec {
   retryAfter?: number | string;
   /** Destroy the socket without answering. */
   reset?: boolean;
+  /** Accept the request and never answer it (no headers): a stalled Hub. */
+  hang?: boolean;
+  /** Answer 401 and revoke the xet token the request carries: a CAS token that expires mid-upload. */
+  expireXetToken?: boolean;
   /** Let the route answer, but close the connection after this many body bytes. */
   resetAfterBytes?: number;
   /**

@@ -26,6 +26,7 @@ import { HttpError, originOf, sendError } from "./http-util.js";
 import { Fault, captureResponse, cutResponseAfter, type FaultHandle, type FaultSpec } from "./faults.js";
 import { handleReadRoute } from "./read-routes.js";
 import { handleWriteRoute, type UploadSession } from "./write-routes.js";
+import { XetCas, type EndpointCounter } from "./xet-cas.js";
 
 export interface HubEmulatorOptions {
   /** 0 (default) picks a free port. */
@@ -43,6 +44,13 @@ export interface HubEmulatorOptions {
    * real Hub's CDN does: shows which requests would carry a token to another host.
    */
   separateCdn?: boolean;
+  /**
+   * Offer Xet, as the Hub does today: LFS batches answer `transfer: "xet"` to clients that ask for it, xet
+   * tokens and a CAS are served, and seeded LFS files are stored as xorbs. Default false (plain LFS).
+   */
+  xet?: boolean;
+  /** Lifetime of the xet tokens issued (default 3600 s). */
+  xetTokenTtlSeconds?: number;
 }
 
 export interface TokenInfo {
@@ -89,7 +97,11 @@ export class HubEmulator {
   readonly tokens = new Map<string, TokenInfo>();
   readonly uploads = new Map<string, UploadSession>();
   readonly requests: RequestLogEntry[] = [];
-  readonly options: Required<Omit<HubEmulatorOptions, "port" | "separateCdn">>;
+  readonly options: Required<Omit<HubEmulatorOptions, "port" | "separateCdn" | "xet" | "xetTokenTtlSeconds">>;
+  /** The Xet side, when `xet` is on. */
+  readonly xet?: XetCas;
+  /** Requests and body bytes per endpoint (`xorb-upload`, `shard-upload`, `dedup-query`, `lfs-upload`, …). */
+  readonly bytes = new Map<string, EndpointCounter>();
   readonly separateCdn: boolean;
   private readonly faults: Fault[] = [];
   private readonly cdnSecret = randomBytes(16);
@@ -107,6 +119,17 @@ export class HubEmulator {
       multipartChunkSize: options.multipartChunkSize ?? 16 * 1024 * 1024,
     };
     this.separateCdn = options.separateCdn ?? false;
+    if (options.xet) this.xet = new XetCas(this.store, this.repos, options.xetTokenTtlSeconds ?? 3600);
+  }
+
+  /** Counter of one endpoint (zeros when it was never called). */
+  counter(endpoint: string): EndpointCounter {
+    return this.bytes.get(endpoint) ?? { requests: 0, bytesIn: 0, bytesOut: 0 };
+  }
+
+  /** Forgets the byte counters, so a test can measure one operation. */
+  resetCounters(): void {
+    this.bytes.clear();
   }
 
   async listen(port = 0): Promise<string> {
@@ -179,6 +202,7 @@ export class HubEmulator {
       const lfs = file.lfs ?? (content.length > this.options.lfsThreshold || patterns.some((pattern) => pattern.test(file.path)));
       const sha256 = this.store.put(content);
       if (lfs) repo.lfsObjects.add(sha256);
+      if (lfs && this.xet) this.xet.seed(content, sha256);
       return { path: file.path, sha256, size: content.length, lfs, content };
     });
     const commit = makeCommit(repo, { parent, title: options.message ?? `Upload ${list.length} file(s)`, changes });
@@ -323,6 +347,49 @@ export class HubEmulator {
     return createHmac("sha256", this.cdnSecret).update(`${repoKey}\n${sha256}\n${expires}`).digest("hex");
   }
 
+  /** Which endpoint a request is, for the byte counters. */
+  private endpointOf(method: string, path: string): string {
+    if (path.startsWith("/cas/v1/xorbs/")) return method === "POST" ? "xorb-upload" : "xorb-head";
+    if (path.startsWith("/cas/v1/shards")) return "shard-upload";
+    if (path.startsWith("/cas/v1/chunks/")) return "dedup-query";
+    if (path.startsWith("/cas/v2/reconstructions/")) return "reconstruction";
+    if (path.startsWith("/xet-transfer/")) return "xorb-download";
+    if (/\/xet-(read|write)-token\//.test(path)) return "xet-token";
+    if (path.startsWith("/lfs-upload/")) return "lfs-upload";
+    if (path.startsWith("/cdn/")) return "lfs-download";
+    if (path.endsWith("/info/lfs/objects/batch")) return "lfs-batch";
+    if (/^\/api\/[^/]+\/[^/]+\/[^/]+\/commit\//.test(path)) return "commit";
+    return "other";
+  }
+
+  private count(req: IncomingMessage, res: ServerResponse): void {
+    const endpoint = this.endpointOf(req.method ?? "GET", (req.url ?? "/").split("?")[0]);
+    const counter = this.bytes.get(endpoint) ?? { requests: 0, bytesIn: 0, bytesOut: 0 };
+    this.bytes.set(endpoint, counter);
+    counter.requests += 1;
+    // The HTTP parser pushes body chunks into the request after this runs; a "data" listener would switch the
+    // stream to flowing mode and lose them for the route.
+    const push = req.push.bind(req);
+    req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+      if (chunk instanceof Uint8Array) counter.bytesIn += chunk.length;
+      return push(chunk, encoding);
+    };
+    const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    const add = (chunk: unknown) => {
+      if (typeof chunk === "string") counter.bytesOut += Buffer.byteLength(chunk);
+      else if (chunk instanceof Uint8Array) counter.bytesOut += chunk.length;
+    };
+    (res as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+      add(args[0]);
+      return write(...args);
+    };
+    (res as unknown as { end: (...args: unknown[]) => ServerResponse }).end = (...args: unknown[]) => {
+      if (typeof args[0] !== "function") add(args[0]);
+      return end(...args);
+    };
+  }
+
   // ---- dispatch ----------------------------------------------------------------------------------------------
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -335,6 +402,7 @@ export class HubEmulator {
       ...(req.headers.host ? { host: req.headers.host } : {}),
     };
     this.requests.push(entry);
+    this.count(req, res);
     res.on("finish", () => void (entry.status = res.statusCode));
     res.on("close", () => void (entry.status ||= res.statusCode));
 
@@ -363,6 +431,17 @@ export class HubEmulator {
         req.socket.destroy();
         return;
       }
+      if (spec.hang) {
+        req.resume();
+        return;
+      }
+      if (spec.expireXetToken) {
+        // The token the request carries stops working from now on, as when it expires mid-upload.
+        this.xet?.revoke(req);
+        req.resume();
+        sendError(res, new HttpError(401, "Unauthorized: the xet token expired"), entry.method);
+        return;
+      }
       if (spec.resetAfterBytes !== undefined) {
         cutResponseAfter(res, spec.resetAfterBytes);
         break;
@@ -376,6 +455,8 @@ export class HubEmulator {
     try {
       const url = new URL(req.url ?? "/", "http://emulator");
       const segments = url.pathname.split("/").slice(1).map((segment) => decodeURIComponent(segment));
+      if (this.xet && segments[0] === "cas" && (await this.xet.handle(req, res, segments, originOf(req)))) return;
+      if (this.xet && segments[0] === "xet-transfer" && this.xet.handleTransfer(req, res, segments, url)) return;
       const handled = (await handleReadRoute(this, req, res, segments, url)) || (await handleWriteRoute(this, req, res, segments, url));
       if (!handled) throw new HttpError(404, `Sorry, we can't find the page you are looking for (${url.pathname})`);
     } catch (error) {

@@ -163,6 +163,30 @@ function resolveFile(hub: HubEmulator, req: IncomingMessage, res: ServerResponse
     serveObject(req, res, hub, file, { ETag: `"${file.gitOid}"`, ...common });
     return;
   }
+  const xetFile = file.lfs ? hub.xet?.fileForSha256(file.sha256) : undefined;
+  if (xetFile) {
+    // A Xet-backed file: its Xet hash and where to get a read token and the reconstruction, in headers (Link
+    // rels `xet-auth` and `xet-reconstruction-info`, as huggingface_hub and huggingface.js read them).
+    const origin = originOf(req);
+    const refresh = `${origin}/api/${typePlural(repo.type)}/${repo.id}/xet-read-token/${commit.oid}`;
+    const reconstruction = `${origin}/cas/v1/reconstructions/${xetFile.hash}`;
+    const xetHeaders = {
+      "X-Xet-Hash": xetFile.hash,
+      "X-Xet-Refresh-Route": refresh,
+      Link: `<${refresh}>; rel="xet-auth", <${reconstruction}>; rel="xet-reconstruction-info"`,
+      "X-Linked-Etag": `"${file.sha256}"`,
+      "X-Linked-Size": String(file.size),
+      ...common,
+    };
+    if ((req.headers.accept ?? "").includes("application/vnd.xet-fileinfo+json")) {
+      sendJson(res, 200, { casUrl: `${origin}/cas`, hash: xetFile.hash, refreshUrl: refresh, reconstructionUrl: reconstruction, etag: file.sha256, size: file.size }, { ...xetHeaders, "Content-Type": "application/vnd.xet-fileinfo+json", ETag: `"${file.sha256}"` });
+      return;
+    }
+    // Clients that do not speak Xet follow the redirect and get the bytes, as from the Hub's Xet bridge.
+    res.writeHead(302, { Location: `${hub.cdnOrigin(req)}${hub.signedCdnPath(repo, file.sha256, path.split("/").pop()!)}`, ETag: `"${file.sha256}"`, "Content-Type": "text/plain; charset=utf-8", "Content-Length": "0", ...xetHeaders });
+    res.end();
+    return;
+  }
   if (file.lfs) {
     const location = `${hub.cdnOrigin(req)}${hub.signedCdnPath(repo, file.sha256, path.split("/").pop()!)}`;
     res.writeHead(302, {

@@ -10,7 +10,7 @@ import { createReadStream, createWriteStream, rmSync } from "node:fs";
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
 import type { HubEmulator } from "./hub-emulator.js";
-import { lfsPatterns, makeCommit, repoKey, repoWebPath, resolveRevision, typeOfPlural, type FileChange, type Repo, type RepoType } from "./repo-store.js";
+import { lfsPatterns, makeCommit, repoKey, repoWebPath, resolveRevision, typeOfPlural, typePlural, type FileChange, type Repo, type RepoType } from "./repo-store.js";
 import { HttpError, isTruthy, originOf, readBody, readJson, sendJson } from "./http-util.js";
 
 type Segments = string[];
@@ -89,6 +89,11 @@ function lfsBatch(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, k
   const { repo } = operation === "upload" ? hub.writableRepo(req, key) : hub.readableRepo(req, key, { files: true });
   const transfers = Array.isArray(body.transfers) ? (body.transfers as string[]) : ["basic"];
   const multipartOffered = transfers.includes("multipart");
+  // The Hub answers "xet" to clients that offer it: every object to upload then points at the write-token route,
+  // with a first token in the headers, and the bytes go to the CAS instead of an LFS PUT.
+  const xet = hub.xet && operation === "upload" && transfers.includes("xet") ? hub.xet : undefined;
+  const refName = typeof (body.ref as { name?: unknown } | undefined)?.name === "string" ? String((body.ref as { name: string }).name).replace(/^refs\/heads\//, "") : "main";
+  const sessionId = randomBytes(8).toString("hex");
   const origin = originOf(req);
   const objects = (Array.isArray(body.objects) ? body.objects : []) as { oid: string; size: number }[];
   const answer = objects.map(({ oid, size }) => {
@@ -102,6 +107,12 @@ function lfsBatch(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, k
     }
     // Objects the repo already holds get no actions: the client skips their upload.
     if (stored) return { oid, size, authenticated: true };
+    if (xet) {
+      const { accessToken, exp } = xet.issueToken(key, "write");
+      const href = `${origin}/api/${typePlural(repo.type)}/${repo.id}/xet-write-token/${encodeURIComponent(refName)}`;
+      const header = { "X-Xet-Cas-Url": `${origin}/cas`, "X-Xet-Access-Token": accessToken, "X-Xet-Token-Expiration": String(exp), "X-Xet-Session-Id": sessionId };
+      return { oid, size, authenticated: true, actions: { upload: { href, header } } };
+    }
     const session: UploadSession = { id: randomBytes(12).toString("hex"), repoKey: key, oid, size, parts: new Map() };
     hub.uploads.set(session.id, session);
     const base = `${origin}/lfs-upload/${session.id}`;
@@ -116,7 +127,7 @@ function lfsBatch(hub: HubEmulator, req: IncomingMessage, res: ServerResponse, k
     }
     return { oid, size, authenticated: true, actions: { upload: { href: base }, verify } };
   });
-  const payload = Buffer.from(JSON.stringify({ transfer: multipartOffered ? "multipart" : "basic", objects: answer, hash_algo: "sha256" }));
+  const payload = Buffer.from(JSON.stringify({ transfer: xet ? "xet" : multipartOffered ? "multipart" : "basic", objects: answer, hash_algo: "sha256" }));
   res.writeHead(200, { "Content-Type": "application/vnd.git-lfs+json", "Content-Length": payload.length });
   res.end(payload);
 }
@@ -326,6 +337,15 @@ export async function handleWriteRoute(hub: HubEmulator, req: IncomingMessage, r
       await commitRoute(hub, req, res, repo, s[5], url);
       return true;
     }
+  }
+  // `GET /api/{type}s/{repo}/xet-{read,write}-token/{rev}`: a CAS token for this repo, and where the CAS is.
+  const tokenKind = /^xet-(read|write)-token$/.exec(s[4] ?? "")?.[1] as "read" | "write" | undefined;
+  if (hub.xet && s[0] === "api" && apiType && s.length === 6 && tokenKind && method === "GET") {
+    const id = repoKey(apiType, `${s[2]}/${s[3]}`);
+    if (tokenKind === "write") hub.writableRepo(req, id);
+    else hub.revisionOf(hub.readableRepo(req, id, { files: true }).repo, s[5]);
+    sendJson(res, 200, { ...hub.xet.issueToken(id, tokenKind), casUrl: `${originOf(req)}/cas` });
+    return true;
   }
   if (s[0] === "api" && apiType && s.length === 6 && s[4] === "branch" && (method === "POST" || method === "DELETE")) {
     const { repo } = hub.writableRepo(req, repoKey(apiType, `${s[2]}/${s[3]}`));

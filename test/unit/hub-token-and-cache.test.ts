@@ -72,3 +72,26 @@ test("endpoint and offline switches read the environment like huggingface_hub", 
   for (const value of ["1", "true", "YES", "on"]) assert.equal(isHubOffline({ HF_HUB_OFFLINE: value }), true, value);
   for (const value of ["", "0", "false", undefined]) assert.equal(isHubOffline({ HF_HUB_OFFLINE: value }), false, String(value));
 });
+
+test("repos are {type, name} through cache paths and snapshot lookup, as huggingface.js designates them", async () => {
+  const { findSnapshotFolder } = await import("../../lib/hub/cached-snapshot.js");
+  const { mkdtempSync, mkdirSync: mkdir, writeFileSync: write, rmSync: remove } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join: joinPath } = await import("node:path");
+  assert.equal(repoFolderName({ type: "dataset", name: "org/prompts" }), "datasets--org--prompts");
+  assert.equal(repoFolderName({ type: "model", name: "org/m" }), repoFolderName("org/m"));
+  const cache = mkdtempSync(joinPath(tmpdir(), "abl-types-"));
+  try {
+    const commit = "a".repeat(40);
+    const paths = repoCachePaths({ repo: { type: "dataset", name: "org/prompts" }, cacheDir: cache });
+    assert.equal(paths.repoDir, joinPath(cache, "datasets--org--prompts"));
+    mkdir(paths.snapshot(commit), { recursive: true });
+    mkdir(joinPath(paths.repoDir, "refs"), { recursive: true });
+    write(paths.ref("main"), commit);
+    assert.deepEqual(findSnapshotFolder({ repo: { type: "dataset", name: "org/prompts" }, revision: "main", cacheDir: cache }), { dir: paths.snapshot(commit), commit });
+    const model = findSnapshotFolder({ repo: "org/prompts", revision: "main", cacheDir: cache });
+    assert.ok("missing" in model && /org\/prompts is not in the cache/.test(model.missing), "the model of the same name is another repo");
+  } finally {
+    remove(cache, { recursive: true, force: true });
+  }
+});
