@@ -45,3 +45,7 @@ export { readDirectionCandidates, writeDirectionCandidates, type DirectionCandid
 
 // Families.
 export { FAMILIES, supportedModelTypes, forwardModelTypes, type TargetKind, type Orientation } from "./arch/families.js";
+
+// Output rules every command follows (single files and folders never overlap their inputs).
+export { writeOutputFile, checkOutputFile, type WriteOutputFileParams } from "./fs/write-output-file.js";
+export { refuseOutputOverlap, type OutputInput } from "./fs/refuse-output-overlap.js";

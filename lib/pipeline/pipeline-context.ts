@@ -3,6 +3,7 @@
  * forward model (loaded once), the prompt encoder and the input model's identity.
  */
 import { join } from "node:path";
+import type { OutputInput } from "../fs/refuse-output-overlap.js";
 import type { ForwardSettings } from "../directions/mean-difference.js";
 import { promptEncoder, type PromptEncoding } from "../directions/encode-prompts.js";
 import type { SplitOptions } from "../directions/split-prompts.js";
@@ -41,6 +42,14 @@ export interface DirectionStageOptions extends PromptEncoding, SplitOptions {
   token?: string;
   offline?: boolean;
   forward?: ForwardSettings;
+}
+
+/** What a run reads, which its outputs may never equal, contain or lie inside (lib/fs/refuse-output-overlap.ts). */
+export function pipelineInputs(options: DirectionStageOptions): OutputInput[] {
+  const inputs: OutputInput[] = [{ path: options.modelDir, label: "the model" }, { path: options.workDir, label: "the work dir" }];
+  if (options.positive !== undefined) inputs.push({ path: options.positive, label: `the ${options.labels?.positive ?? "harmful"} prompts` });
+  if (options.negative !== undefined) inputs.push({ path: options.negative, label: `the ${options.labels?.negative ?? "harmless"} prompts` });
+  return inputs;
 }
 
 export class PipelineContext {

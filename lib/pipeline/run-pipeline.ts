@@ -9,13 +9,14 @@
 import { readFile } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import { canonicalPath, refuseOutputOverlap } from "../fs/refuse-output-overlap.js";
 import { damageWarning, describeEvaluation } from "../directions/describe-evaluation.js";
 import type { Evaluation } from "../directions/evaluate-model.js";
 import type { Provenance } from "../provenance/provenance.js";
 import { directionsStage } from "./directions-stage.js";
 import { evaluationStage } from "./evaluation-stage.js";
 import type { PipelineEvent } from "./events.js";
-import { PipelineContext, type DirectionStageOptions } from "./pipeline-context.js";
+import { pipelineInputs, PipelineContext, type DirectionStageOptions } from "./pipeline-context.js";
 import { promptsStage } from "./prompts-stage.js";
 import { reportStage } from "./report-stage.js";
 import { selectionStage } from "./selection-stage.js";
@@ -43,21 +44,15 @@ export interface PipelineResult {
   reusedSurgery: boolean;
 }
 
-function inside(child: string, parent: string): boolean {
-  return child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
-}
-
-/** The work dir holds stage files; inside the model or the other way round, one would overwrite or delete the other. */
-function checkWorkDir(workDir: string, outDir: string): void {
-  const work = resolve(workDir);
-  const out = resolve(outDir);
-  if (inside(work, out) || inside(out, work)) {
-    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--work-dir ${workDir} and --out ${outDir} overlap: stage files would be written into the model folder (or the model into the work dir); give them separate places`);
-  }
-}
-
 export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<PipelineEvent, PipelineResult> {
-  checkWorkDir(params.workDir, params.outDir);
+  // OUT may not overlap anything the run reads: the model, the prompt files, the work dir (whose stage files would
+  // land inside the model, or be deleted with it by --force). Checked before any forward pass.
+  await refuseOutputOverlap({ output: params.outDir, inputs: pipelineInputs(params) });
+  // The work dir may not exist yet, which the overlap check skips; it must never be inside OUT or hold it.
+  const [work, out] = [await canonicalPath(params.workDir), await canonicalPath(params.outDir)];
+  if (work === out || work.startsWith(out + sep) || out.startsWith(work + sep)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--work-dir ${params.workDir} and --out ${params.outDir} overlap: stage files would be written into the model folder, or deleted with it; give them separate places`);
+  }
   const ctx = new PipelineContext(params);
   const prompts = yield* promptsStage(ctx);
   const signature = yield* signatureStage(ctx, prompts);
@@ -81,7 +76,16 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
   let evaluation: Evaluation | undefined;
   const outcome = yield* surgeryStage(
     ctx,
-    { directionFile: ctx.store.path("directions.safetensors"), layer, options: params.surgery ?? {}, outDir: params.outDir, force: params.force, threads: params.threads, source: params.source },
+    {
+      directionFile: ctx.store.path("directions.safetensors"),
+      layer,
+      options: params.surgery ?? {},
+      outDir: params.outDir,
+      force: params.force,
+      threads: params.threads,
+      source: params.source,
+      otherInputs: pipelineInputs(params).slice(1),
+    },
     async function* (dir, record, surgeryKey) {
       const evaluated = yield* evaluationStage(ctx, { prompts, selection, signature, editedDir: dir, surgeryKey });
       evaluation = evaluated.evaluation;

@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { OutputInput } from "../fs/refuse-output-overlap.js";
 import { replaceFileAtomically } from "../fs/replace-file-atomically.js";
 import { PROVENANCE_FILE, readProvenance, type ModelSource, type Provenance } from "../provenance/provenance.js";
 import { applyModel } from "../surgery/apply-model.js";
@@ -32,6 +33,8 @@ export interface SurgeryInputs {
   force?: boolean;
   threads?: number;
   source?: ModelSource;
+  /** Inputs besides the model and the direction file that OUT may not overlap (prompt files, the work dir). */
+  otherInputs?: readonly OutputInput[];
 }
 
 export async function surgeryKey(ctx: PipelineContext, inputs: SurgeryInputs): Promise<string> {
@@ -113,6 +116,7 @@ export async function* surgeryStage(ctx: PipelineContext, inputs: SurgeryInputs,
     force,
     threads: inputs.threads,
     source: inputs.source,
+    otherInputs: inputs.otherInputs,
     beforeCommit: async function* (output) {
       const v = output.provenance.verification;
       yield { type: "pipeline", event: { type: "finding", stage: "surgery", message: verifiedSummary({ tensorsChecked: v.tensors_checked, elementsChecked: v.elements_checked, maxUlpError: v.max_ulp_error, maxAblationResidual: v.max_ablation_residual }) } };

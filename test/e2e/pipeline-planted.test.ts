@@ -123,7 +123,7 @@ test("direction command writes [L+1, d] candidates whose selected row matches p;
     // Never over the model's own files.
     const intoModel = await runCli(["direction", planted.dir, "--positive", join(root, "pos.txt"), "--negative", join(root, "neg.txt"), "--out", join(planted.dir, "model.safetensors"), "--force"]);
     assert.equal(intoModel.status, 1);
-    assert.match(intoModel.stderr, /inside the model folder/);
+    assert.match(intoModel.stderr, /model\.safetensors lies inside the model/);
 
     // Without a chat template: a clear error, unless --no-chat-template.
     rmSync(join(planted.dir, "tokenizer_config.json"));
