@@ -9,12 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
-import { contrastSources, forwardSettings, withPromptOptions, type PromptArgs } from "./pipeline-options.js";
+import { contrastSources, forwardSettings, selectionSettings, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { renderPipeline } from "./render-pipeline.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 
-interface DirectionArgs extends GlobalArgs, PromptArgs {
+interface DirectionArgs extends GlobalArgs, PromptArgs, SelectionArgs {
   model: string;
   out: string;
   force?: boolean;
@@ -25,13 +25,13 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
   command: "direction <model>",
   describe: "candidate directions [L+1, d] from contrastive prompts: mean(positive) − mean(negative) at every layer",
   builder: (yargs) =>
-    withPromptOptions(
+    withSelectionOptions(withPromptOptions(
       (yargs as Argv<GlobalArgs>)
         .positional("model", { type: "string", demandOption: true, describe: "local folder or Hub repo id (org/name[@revision])" })
         .option("out", { type: "string", demandOption: true, describe: "output .safetensors file" })
         .option("force", { type: "boolean", describe: "replace an existing --out file" })
         .option("work-dir", { type: "string", describe: "keep each stage's results here so a rerun resumes (default: a temporary folder, removed afterwards)" }),
-    ) as unknown as Argv<DirectionArgs>,
+    )) as unknown as Argv<DirectionArgs>,
   handler: async (args: ArgumentsCamelCase<DirectionArgs>) => {
     const { findDirections } = await import("../pipeline/find-directions.js");
     const display = new ProgressDisplay({ quiet: args.quiet || args.json });
@@ -56,13 +56,30 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
           positions: args.positions,
           token: args.token,
           forward: forwardSettings(args),
+          candidateLayers: args["candidate-layers"],
+          ...selectionSettings(args),
           out: args.out,
           force: args.force,
         }),
         display,
         workDir,
       );
-      const { candidates, prompts } = found;
+      const { candidates, prompts, subspace } = found;
+      if (subspace) {
+        const steps = subspace.subspace.steps;
+        const d = steps[0].direction.length;
+        if (args.json) {
+          printJson({ ok: true, out: args.out, shape: [steps.length, d], subspace: { ...subspace.subspace, steps: steps.map(({ direction: _d, candidates: _c, verdicts: _v, ...step }) => step) }, origins: prompts.origins, notes: prompts.notes });
+          return;
+        }
+        printText(
+          args,
+          `wrote ${args.out}: subspace [${steps.length}, ${d}] (${subspace.subspace.stopped})\n` +
+            steps.map((st, i) => `  r${i + 1}: layer ${st.layer}, ${sources.labels.positive} behaviour left ${st.behaviour.toFixed(3)} with r1..r${i + 1} removed, ${sources.labels.negative} unchanged ${(100 * st.unchanged).toFixed(0)}%, induces ${st.induced.toFixed(3)} alone\n`).join("") +
+            `use it with: abliterate apply ${args.model} --direction ${args.out} --out DIR\n`,
+        );
+        return;
+      }
       const train = { positive: prompts.splits.positive.train.length, negative: prompts.splits.negative.train.length };
       const norms = candidates.directions.map((row) => Math.hypot(...row));
       const d = candidates.directions[0].length;

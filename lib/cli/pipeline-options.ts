@@ -26,6 +26,7 @@ export interface SelectionArgs {
   "signature-tokens"?: number;
   "max-kl"?: number;
   "min-unchanged"?: number;
+  rank?: string;
 }
 
 export function withPromptOptions<T>(yargs: Argv<T>) {
@@ -54,7 +55,20 @@ export function withSelectionOptions<T>(yargs: Argv<T>) {
       describe: "comma list of phrases that mark a completion as showing the behaviour; overrides the signature learned from the two sets (default: learned from the model's completions)",
     })
     .option("max-kl", { type: "number", describe: "selection wall: largest mean KL on the negative prompts' own completions (default 0.1)" })
-    .option("min-unchanged", { type: "number", describe: "selection wall: share of negative completions an edit must leave identical (default 0.9)" });
+    .option("min-unchanged", { type: "number", describe: "selection wall: share of negative completions an edit must leave identical (default 0.9)" })
+    .option("rank", {
+      type: "string",
+      describe: "directions to remove together: 1 (default), k, or auto (until one more no longer lowers the behaviour measurably); each further one is found with the earlier ones removed",
+    });
+}
+
+/** `--rank`: a whole number from 1 to 16, or "auto". */
+export function rankFrom(args: { rank?: string }): number | "auto" | undefined {
+  if (args.rank === undefined) return undefined;
+  const text = args.rank.trim();
+  if (text === "auto") return "auto";
+  if (/^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= 16) return Number(text);
+  throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--rank must be a whole number from 1 to 16, or auto; got "${args.rank}"`);
 }
 
 export function contrastSources(args: PromptArgs): { positive?: string; negative?: string; labels: { positive: string; negative: string } } {
@@ -80,7 +94,7 @@ export function behaviourMarkers(args: SelectionArgs): string[] | undefined {
 }
 
 /** The selection and evaluation settings of the direction stages, checked. */
-export function selectionSettings(args: SelectionArgs): { maxKl?: number; minUnchanged?: number; signatureTokens?: number; maxNewTokens?: number; behaviourMarkers?: string[] } {
+export function selectionSettings(args: SelectionArgs): { maxKl?: number; minUnchanged?: number; signatureTokens?: number; maxNewTokens?: number; behaviourMarkers?: string[]; rank?: number | "auto" } {
   const fraction = (name: "max-kl" | "min-unchanged", max: number) => {
     const value = args[name];
     if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= max)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--${name} must be a number from 0 to ${max}; got ${value}`);
@@ -97,5 +111,6 @@ export function selectionSettings(args: SelectionArgs): { maxKl?: number; minUnc
     signatureTokens: count("signature-tokens", 1),
     maxNewTokens: count("max-new-tokens", 1),
     behaviourMarkers: behaviourMarkers(args),
+    rank: rankFrom(args),
   };
 }

@@ -150,6 +150,58 @@ function candidatesTable(report: PipelineReport): string {
   );
 }
 
+/** Vertical bars with a label under each and the value above it (values are shares in [0, 1]). */
+function columnChart(params: { bars: { label: string; value: number; color: string }[]; yLabel: string; line?: { value: number; label: string } }): string {
+  const width = Math.max(240, 70 * params.bars.length + 70);
+  const height = 200;
+  const left = 50;
+  const top = 12;
+  const bottom = 30;
+  const plot = height - top - bottom;
+  const y = (v: number) => top + (1 - Math.max(0, Math.min(1, v))) * plot;
+  const parts = [`<rect x="${left}" y="${top}" width="${width - left - 8}" height="${plot}" fill="#fafafa" stroke="#ccc"/>`];
+  for (const v of [0, 0.5, 1]) parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" class="tick">${fmt(v, 1)}</text>`);
+  parts.push(`<text x="12" y="${top + plot / 2}" transform="rotate(-90 12 ${top + plot / 2})" text-anchor="middle" class="axis">${escapeHtml(params.yLabel)}</text>`);
+  params.bars.forEach((bar, i) => {
+    const x = left + 20 + i * 70;
+    parts.push(`<rect x="${x}" y="${y(bar.value).toFixed(1)}" width="40" height="${(top + plot - y(bar.value)).toFixed(1)}" fill="${bar.color}"><title>${escapeHtml(bar.label)}: ${fmt(bar.value)}</title></rect>`);
+    parts.push(`<text x="${x + 20}" y="${(y(bar.value) - 3).toFixed(1)}" text-anchor="middle" class="tick">${fmt(bar.value, 2)}</text>`);
+    parts.push(`<text x="${x + 20}" y="${height - bottom + 14}" text-anchor="middle" class="tick">${escapeHtml(bar.label)}</text>`);
+  });
+  if (params.line) {
+    parts.push(`<line x1="${left}" x2="${width - 8}" y1="${y(params.line.value)}" y2="${y(params.line.value)}" stroke="#c60" stroke-dasharray="6 3"/>`);
+    parts.push(`<text x="${width - 12}" y="${y(params.line.value) - 4}" text-anchor="end" class="tick">${escapeHtml(params.line.label)}</text>`);
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(params.yLabel)}">${parts.join("")}</svg>`;
+}
+
+function subspaceSection(report: PipelineReport): string {
+  const sub = report.subspace;
+  if (!sub) return "";
+  const { positiveLabel, negativeLabel } = report.prompts;
+  const left = columnChart({
+    bars: [{ label: "none", value: sub.baseline.positiveBehaviour, color: "#c33" }, ...sub.steps.map((s, i) => ({ label: `k = ${i + 1}`, value: s.behaviour, color: "#3a3" }))],
+    yLabel: `${positiveLabel} behaviour left`,
+  });
+  const induced = columnChart({
+    bars: sub.steps.map((s, i) => ({ label: `r${i + 1} (layer ${s.layer})`, value: s.induced, color: "#93c" })),
+    yLabel: `induced on ${negativeLabel}`,
+    line: { value: sub.baseline.negativeBehaviour, label: "unedited" },
+  });
+  const cos = sub.cosines.map((row, i) => `<tr><th>r${i + 1}</th>${row.map((v) => `<td>${v.toFixed(6)}</td>`).join("")}</tr>`).join("");
+  const rows = sub.steps
+    .map((s, i) => `<tr><td>r${i + 1}</td><td>${s.layer}</td><td>${fmt(s.norm)}</td><td>${fmt(s.behaviour)}</td><td>${pct(s.unchanged)}</td><td>${fmt(s.kl, 4)}</td><td>${fmt(s.induced)}</td></tr>`)
+    .join("");
+  return (
+    `<h2>Subspace: ${sub.steps.length} orthogonal direction(s)</h2>` +
+    `<p>Requested rank: ${escapeHtml(String(sub.requested))}. Stopped: ${escapeHtml(sub.stopped)}.</p>` +
+    `<figure>${left}<figcaption>Behaviour left on the validation ${escapeHtml(positiveLabel)} prompts with the first k directions removed together.</figcaption></figure>` +
+    `<figure>${induced}<figcaption>What each direction alone induces when added to the ${escapeHtml(negativeLabel)} prompts at its own layer (the orthogonal-steering check); dashed: their unedited rate.</figcaption></figure>` +
+    `<table><thead><tr><th>direction</th><th>layer</th><th>‖mean difference‖</th><th>behaviour left (1..k removed)</th><th>${escapeHtml(negativeLabel)} unchanged</th><th>KL</th><th>induced alone</th></tr></thead><tbody>${rows}</tbody></table>` +
+    `<table><thead><tr><th>cos</th>${sub.steps.map((_, i) => `<th>r${i + 1}</th>`).join("")}</tr></thead><tbody>${cos}</tbody></table>`
+  );
+}
+
 function signatureSection(report: PipelineReport): string {
   const sig = report.signature;
   const { positiveLabel, negativeLabel } = report.prompts;
@@ -254,6 +306,7 @@ ${scores ? `<h2>Candidates</h2>
     yLabel: "share unchanged / KL",
   })}<figcaption>Damage to the ${escapeHtml(prompts.negativeLabel)} set: the share of its completions left identical over ${scores.settings.unchangedTokens} tokens, and the mean KL over ${scores.settings.klTokens} tokens.</figcaption></figure>
 ${candidatesTable(report)}` : ""}
+${subspaceSection(report)}
 ${evaluation ? `<h2>Sample completions</h2>${samplesTable(report)}` : ""}
 </body></html>
 `;

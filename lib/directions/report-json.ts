@@ -41,6 +41,14 @@ export interface PipelineReport {
   scores?: CandidateScores;
   verdicts?: CandidateVerdict[];
   selection: { layer: number; how: "automatic" | "--direction-layer"; notes: string[] };
+  /** With --rank ≠ 1: each direction's layer, the behaviour and damage left with it and the earlier ones removed, what it induces alone. */
+  subspace?: {
+    requested: number | "auto";
+    stopped: string;
+    baseline: { positiveBehaviour: number; negativeBehaviour: number };
+    cosines: number[][];
+    steps: { layer: number; norm: number; behaviour: number; unchanged: number; kl: number; induced: number }[];
+  };
   surgery?: { out: string; tensorsChanged: number; scale: number; layers: string; verified: boolean; maxUlpError: number };
   evaluation?: Evaluation;
   notes: string[];

@@ -31,6 +31,8 @@ export interface DirectionStageOptions extends PromptEncoding, SplitOptions {
   positions?: number;
   candidateLayers?: string;
   directionLayer?: number;
+  /** Directions to remove: 1 (default), k, or "auto" (until one more no longer lowers the behaviour measurably). */
+  rank?: number | "auto";
   maxKl?: number;
   /** Selection wall: the share of validation negative completions an edit must leave identical (default 0.9). */
   minUnchanged?: number;

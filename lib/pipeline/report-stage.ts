@@ -14,6 +14,7 @@ import type { PipelineContext } from "./pipeline-context.js";
 import type { PromptsArtifact } from "./prompts-stage.js";
 import type { SelectionArtifact } from "./selection-stage.js";
 import type { SignatureArtifact } from "./signature-stage.js";
+import type { SubspaceArtifact } from "./subspace-stage.js";
 import { stageKey } from "./stage-store.js";
 
 export interface ReportArtifact {
@@ -30,6 +31,7 @@ export async function* reportStage(
     candidates: DirectionCandidates;
     signature: SignatureArtifact;
     selection: SelectionArtifact;
+    subspace?: SubspaceArtifact;
     evaluation?: { key: string; evaluation: Evaluation };
     surgery?: PipelineReport["surgery"];
     notes?: string[];
@@ -44,6 +46,7 @@ export async function* reportStage(
     directions: store.keyOf("directions") ?? null,
     signature: params.signature.key,
     selection: params.selection.key,
+    subspace: params.subspace?.key ?? null,
     evaluation: params.evaluation?.key ?? null,
     surgery: params.surgery ?? null,
     notes: params.notes ?? [],
@@ -82,6 +85,7 @@ export async function* reportStage(
     geometry: layerGeometry(params.candidates),
     ...(selection.scores ? { scores: selection.scores, verdicts: selection.selection.verdicts } : {}),
     selection: { layer: selection.selection.layer, how: selection.how, notes: selection.selection.notes },
+    ...(params.subspace ? { subspace: { ...params.subspace.subspace, steps: params.subspace.subspace.steps.map(({ direction: _d, candidates: _c, verdicts: _v, ...step }) => step) } } : {}),
     ...(params.surgery ? { surgery: params.surgery } : {}),
     ...(params.evaluation ? { evaluation: params.evaluation.evaluation } : {}),
     notes: [...prompts.notes, ...(params.notes ?? [])],

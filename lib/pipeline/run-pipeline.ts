@@ -21,6 +21,7 @@ import { promptsStage } from "./prompts-stage.js";
 import { reportStage } from "./report-stage.js";
 import { selectionStage } from "./selection-stage.js";
 import { signatureStage } from "./signature-stage.js";
+import { subspaceStage, type SubspaceArtifact } from "./subspace-stage.js";
 import { surgeryStage, writeResultsInto, type PipelineSurgeryOptions } from "./surgery-stage.js";
 
 export interface RunPipelineParams extends DirectionStageOptions {
@@ -42,6 +43,8 @@ export interface PipelineResult {
   provenance: Provenance;
   /** The surgery output was an earlier run's, with identical inputs, verified again. */
   reusedSurgery: boolean;
+  /** With --rank ≠ 1: the directions removed together, each with the behaviour left once it and the earlier ones are. */
+  subspace?: SubspaceArtifact["subspace"];
 }
 
 export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<PipelineEvent, PipelineResult> {
@@ -73,12 +76,14 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
     for (const message of selection.selection.notes) yield { type: "note", message };
   }
 
+  const rank = params.rank ?? 1;
+  const subspace = rank === 1 ? undefined : yield* subspaceStage(ctx, { prompts, signature, candidates, selection, rank });
   let evaluation: Evaluation | undefined;
   const outcome = yield* surgeryStage(
     ctx,
     {
-      directionFile: ctx.store.path("directions.safetensors"),
-      layer,
+      directionFile: subspace ? subspace.file : ctx.store.path("directions.safetensors"),
+      layer: subspace ? undefined : layer,
       options: params.surgery ?? {},
       outDir: params.outDir,
       force: params.force,
@@ -102,6 +107,7 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
         candidates,
         signature,
         selection,
+        subspace,
         evaluation: evaluated,
         surgery: {
           out: params.outDir,
@@ -113,14 +119,22 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
         },
       });
       const how = selection.how === "automatic" ? "selected automatically" : "given with --direction-layer";
+      const what = subspace
+        ? `A subspace of ${subspace.subspace.steps.length} orthogonal directions (layer indices ${subspace.subspace.steps.map((st) => st.layer).join(", ")}; the first ${how}, the others discovered with the earlier ones removed)`
+        : `Direction at layer index ${layer} (${how})`;
       const note =
-        `Direction at layer index ${layer} (${how}) from ${prompts.origins.positive} vs ${prompts.origins.negative}. ` +
+        `${what} from ${prompts.origins.positive} vs ${prompts.origins.negative}. ` +
         `Held-out evaluation (${evaluation.method === "generation" ? `greedy ${evaluation.maxNewTokens}-token completions` : "first tokens only"}, ` +
         `behaviour judged by the model's own learned openings): ${summary}.${warning ? ` ${warning}.` : ""} See report.html.`;
       const updated: Provenance = {
         ...record,
-        notes: [...record.notes.filter((n) => !n.startsWith("Direction selected automatically") && !n.startsWith("Direction at layer index")), note],
-        selection: { layer, how: selection.how, scores: selection.scores?.candidates.find((c) => c.layer === layer) ?? null },
+        notes: [...record.notes.filter((n) => !n.startsWith("Direction selected automatically") && !n.startsWith("Direction at layer index") && !n.startsWith("A subspace of")), note],
+        selection: {
+          layer,
+          how: selection.how,
+          scores: selection.scores?.candidates.find((c) => c.layer === layer) ?? null,
+          ...(subspace ? { subspace: subspace.subspace.steps.map((st) => ({ layer: st.layer, behaviour: st.behaviour, unchanged: st.unchanged, kl: st.kl, induced: st.induced })) } : {}),
+        },
         evaluation: { ...evaluation, samples: undefined },
         pipeline: { ...record.pipeline!, evaluation_key: evaluated.key, report_key: ctx.store.keyOf("report") },
       };
@@ -142,5 +156,6 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
     reportJson: resolve(params.outDir, "report.json"),
     provenance: outcome.provenance,
     reusedSurgery: outcome.reused,
+    ...(subspace ? { subspace: subspace.subspace } : {}),
   };
 }

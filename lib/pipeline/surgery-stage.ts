@@ -27,7 +27,8 @@ export type PipelineSurgeryOptions = Omit<SurgeryParams, "direction" | "directio
 export interface SurgeryInputs {
   /** The candidates file in the work dir, and the row the selection chose. */
   directionFile: string;
-  layer: number;
+  /** The row of a `directions` file; absent for a `subspace` file (applied whole, rank k). */
+  layer?: number;
   options: PipelineSurgeryOptions;
   outDir: string;
   force?: boolean;
@@ -43,7 +44,7 @@ export async function surgeryKey(ctx: PipelineContext, inputs: SurgeryInputs): P
   return stageKey({
     stage: "surgery",
     direction: directionSha,
-    layer: inputs.layer,
+    layer: inputs.layer ?? null,
     scale: o.scale ?? 1,
     layers: o.layers ?? null,
     targets: o.targets ?? null,

@@ -33,6 +33,13 @@ export interface PlantedChatSpec {
   normal: readonly string[];
   /** Prompt words that switch behaviour mode on. */
   triggers: readonly string[];
+  /**
+   * A second trigger pathway: these words write their own mode direction p₂ ⟂ p (heads 2–3 of the mode layer), which
+   * the response reads like p. Removing one direction then leaves the other pathway's prompts in behaviour mode.
+   */
+  secondTriggers?: readonly string[];
+  /** Words that mark a prompt only weakly (their trigger value instead of 1): below the mode's threshold, until amplified. */
+  weakTriggers?: Readonly<Record<string, number>>;
   /** Other prompt words the vocabulary knows (unknown words become [UNK], which is fine). */
   words?: readonly string[];
   layers?: number;
@@ -46,6 +53,8 @@ export interface PlantedChatModel {
   dir: string;
   /** Unit mode direction. */
   direction: Float64Array;
+  /** The second pathway's unit mode direction (orthogonal to `direction`), when there is one. */
+  secondDirection?: Float64Array;
   vocabulary: string[];
   numLayers: number;
   hiddenSize: number;
@@ -60,7 +69,8 @@ const INTERMEDIATE = 96;
 const E_C = 0;
 const E_T = 1;
 const E_K = 2;
-const RESPONSE_AXES_START = 3;
+const E_T2 = 3;
+const RESPONSE_AXES_START = 4;
 const PROMPT_AXES = 6;
 const GARBAGE = "garbage";
 const BIGRAM = 10;
@@ -77,20 +87,28 @@ export async function writePlantedChatModel(spec: PlantedChatSpec): Promise<Plan
   }
   const marker = "<|assistant|>";
   const responseTokens = [...new Set([marker, ...spec.behaviour, ...spec.normal])];
-  const vocabulary = [...new Set([...PLANTED_SPECIAL_TOKENS, ...responseTokens, GARBAGE, ...spec.triggers, ...(spec.words ?? [])])];
+  const vocabulary = [...new Set([...PLANTED_SPECIAL_TOKENS, ...responseTokens, GARBAGE, ...spec.triggers, ...(spec.secondTriggers ?? []), ...Object.keys(spec.weakTriggers ?? {}), ...(spec.words ?? [])])];
   const id = new Map(vocabulary.map((word, i) => [word, i]));
   const axisOf = new Map(responseTokens.map((token, i) => [token, RESPONSE_AXES_START + i]));
   const promptAxesStart = RESPONSE_AXES_START + responseTokens.length;
   const pStart = promptAxesStart + PROMPT_AXES;
   if (pStart + 16 > HIDDEN) throw new Error(`too many response words for hidden ${HIDDEN}`);
-  const p = new Float64Array(HIDDEN);
+  if (spec.secondTriggers && spec.breakingLayer !== undefined) throw new Error("a second pathway and a breaking layer both need heads 2–3");
+  // With a second pathway the p axes are split in two blocks, so p and p₂ are exactly orthogonal.
   const pNormal = plantedNormals(seed ^ 0x5eed);
-  for (let i = pStart; i < HIDDEN; i += 1) p[i] = pNormal();
-  const pNorm = Math.hypot(...p);
-  for (let i = 0; i < HIDDEN; i += 1) p[i] /= pNorm;
+  const unitOver = (start: number, end: number) => {
+    const v = new Float64Array(HIDDEN);
+    for (let i = start; i < end; i += 1) v[i] = pNormal();
+    const norm = Math.hypot(...v);
+    return v.map((x) => x / norm);
+  };
+  const split = spec.secondTriggers ? pStart + Math.floor((HIDDEN - pStart) / 2) : HIDDEN;
+  const p = unitOver(pStart, split);
+  const p2 = spec.secondTriggers ? unitOver(split, HIDDEN) : undefined;
 
   const vocab = vocabulary.length;
   const triggers = new Set(spec.triggers);
+  const secondTriggers = new Set(spec.secondTriggers ?? []);
   const tensors: SerializableTensor[] = [];
   const add = (name: string, shape: number[], fill: (values: Float32Array, cols: number) => void) => {
     const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -106,7 +124,8 @@ export async function writePlantedChatModel(spec: PlantedChatSpec): Promise<Plan
     vocabulary.forEach((word, v) => {
       values[v * d + E_C] = 1;
       values[v * d + E_K] = 1;
-      values[v * d + E_T] = triggers.has(word) ? 1 : 0;
+      values[v * d + E_T] = triggers.has(word) ? 1 : (spec.weakTriggers?.[word] ?? 0);
+      values[v * d + E_T2] = secondTriggers.has(word) ? 1 : 0;
       const axis = axisOf.get(word);
       if (axis !== undefined) values[v * d + axis] = 1;
       else for (let i = promptAxesStart; i < pStart; i += 1) values[v * d + i] = 0.3 * normal();
@@ -121,21 +140,21 @@ export async function writePlantedChatModel(spec: PlantedChatSpec): Promise<Plan
     const writesMode = layer === modeLayer;
     const breaks = layer === spec.breakingLayer;
     if (writesMode || breaks) {
-      // Heads 0–1 share kv head 0 (the mode write), heads 2–3 kv head 1 (the breaking write).
-      const heads = [...(writesMode ? [0, 1] : []), ...(breaks ? [2, 3] : [])];
+      // Heads 0–1 share kv head 0 (the mode write), heads 2–3 kv head 1 (the second pathway, or the breaking write).
+      const heads = [...(writesMode ? [0, 1] : []), ...(breaks || (writesMode && p2) ? [2, 3] : [])];
       add(`${prefix}self_attn.q_proj.weight`, [HEADS * HEAD_DIM, HIDDEN], (values, d) => {
         for (const h of heads) values[(h * HEAD_DIM + slow) * d + E_C] = 2;
       });
       add(`${prefix}self_attn.k_proj.weight`, [KV_HEADS * HEAD_DIM, HIDDEN], (values, d) => {
-        for (const h of heads) values[(Math.floor(h / 2) * HEAD_DIM + slow) * d + E_T] = 2;
+        for (const h of heads) values[(Math.floor(h / 2) * HEAD_DIM + slow) * d + (h >= 2 && p2 ? E_T2 : E_T)] = 2;
       });
       add(`${prefix}self_attn.v_proj.weight`, [KV_HEADS * HEAD_DIM, HIDDEN], (values, d) => {
-        for (const h of heads) values[Math.floor(h / 2) * HEAD_DIM * d + E_T] = 1;
+        for (const h of heads) values[Math.floor(h / 2) * HEAD_DIM * d + (h >= 2 && p2 ? E_T2 : E_T)] = 1;
       });
       add(`${prefix}self_attn.o_proj.weight`, [HIDDEN, HEADS * HEAD_DIM], (values, cols) => {
         for (const h of heads) {
           for (let i = 0; i < HIDDEN; i += 1) {
-            const write = h < 2 ? 0.5 * p[i] : i === E_C ? 4 : 0;
+            const write = h < 2 ? 0.5 * p[i] : p2 ? 0.5 * p2[i] : i === E_C ? 4 : 0;
             values[i * cols + h * HEAD_DIM] = write;
           }
         }
@@ -157,7 +176,7 @@ export async function writePlantedChatModel(spec: PlantedChatSpec): Promise<Plan
       for (let i = 0; i + 1 < path.length; i += 1) {
         const to = id.get(path[i + 1])!;
         values[to * d + axisOf.get(path[i])!] += BIGRAM + (mode === "normal" ? 1 : 0);
-        if (mode === "behaviour") for (let k = 0; k < HIDDEN; k += 1) values[to * d + k] += MODE_READ * p[k];
+        if (mode === "behaviour") for (let k = 0; k < HIDDEN; k += 1) values[to * d + k] += MODE_READ * (p[k] + (p2 ? p2[k] : 0));
       }
     };
     bigram(spec.behaviour, "behaviour");
@@ -170,5 +189,5 @@ export async function writePlantedChatModel(spec: PlantedChatSpec): Promise<Plan
   mkdirSync(spec.dir, { recursive: true });
   await writeSafetensorsFile(join(spec.dir, "model.safetensors"), { tensors, metadata: { format: "pt" } });
   writePlantedConfigFiles({ dir: spec.dir, vocabulary, layout: { hidden: HIDDEN, intermediate: INTERMEDIATE, layers, heads: HEADS, kvHeads: KV_HEADS, headDim: HEAD_DIM } });
-  return { dir: spec.dir, direction: p, vocabulary, numLayers: layers, hiddenSize: HIDDEN, garbageWord: GARBAGE };
+  return { dir: spec.dir, direction: p, ...(p2 ? { secondDirection: p2 } : {}), vocabulary, numLayers: layers, hiddenSize: HIDDEN, garbageWord: GARBAGE };
 }
