@@ -3,6 +3,7 @@ import type { Argv } from "yargs";
 import { parseMemorySize } from "../engine/memory-budget.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { ForwardSettings } from "../directions/mean-difference.js";
+import type { PickPolicy } from "../directions/search/pick-trial.js";
 import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
 export interface PromptArgs extends ThreadsArgs {
@@ -27,6 +28,10 @@ export interface SelectionArgs {
   "max-kl"?: number;
   "min-unchanged"?: number;
   rank?: string;
+  search?: string;
+  trials?: number;
+  "time-budget"?: string;
+  pick?: string;
 }
 
 export function withPromptOptions<T>(yargs: Argv<T>) {
@@ -56,10 +61,52 @@ export function withSelectionOptions<T>(yargs: Argv<T>) {
     })
     .option("max-kl", { type: "number", describe: "selection wall: largest mean KL on the negative prompts' own completions (default 0.1)" })
     .option("min-unchanged", { type: "number", describe: "selection wall: share of negative completions an edit must leave identical (default 0.9)" })
+    .option("search", { type: "string", choices: ["optimize", "single-layer"], describe: "how the edit is chosen: optimize (default) searches direction and per-layer strengths; single-layer takes the best single direction at full strength" })
+    .option("trials", { type: "number", describe: "search trials in all, saved ones included (default: sized from the first trial's time and the time budget, at most 200)" })
+    .option("time-budget", { type: "string", describe: "stop the search after this long, keeping the best so far, e.g. 30m, 2h, 90s (default: 60m for sizing)" })
+    .option("pick", { type: "string", describe: "which point of the front: min-damage[:X] (default, X 0.05: the lowest KL with behaviour ≤ X), min-behaviour[:Y], knee, or a trial number" })
     .option("rank", {
       type: "string",
       describe: "directions to remove together: 1 (default), k, or auto (until one more no longer lowers the behaviour measurably); each further one is found with the earlier ones removed",
     });
+}
+
+/** `--time-budget`: a number with s, m or h (default minutes), in ms. */
+export function parseDuration(text: string, option = "--time-budget"): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|min)?\s*$/i.exec(text);
+  const value = match ? Number(match[1]) * ({ s: 1000, m: 60_000, min: 60_000, h: 3_600_000 } as Record<string, number>)[(match[2] ?? "m").toLowerCase()] : NaN;
+  if (!(value > 0 && Number.isFinite(value))) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `${option} must be a duration such as 90s, 30m or 2h; got "${text}"`);
+  return value;
+}
+
+/** `--pick`: min-damage[:X], min-behaviour[:Y], knee, or a trial number. */
+export function parsePick(text: string): PickPolicy {
+  const value = text.trim();
+  if (/^\d+$/.test(value)) return { kind: "trial", number: Number(value) };
+  const match = /^(min-damage|min-behaviour|min-behavior|knee|trial)(?::(\d+(?:\.\d+)?))?$/.exec(value);
+  if (match) {
+    const bound = match[2] === undefined ? undefined : Number(match[2]);
+    if (match[1] === "knee" && bound === undefined) return { kind: "knee" };
+    if (match[1] === "trial" && bound !== undefined && Number.isInteger(bound)) return { kind: "trial", number: bound };
+    if (match[1] === "min-damage") return bound === undefined ? { kind: "min-damage" } : { kind: "min-damage", maxBehaviour: bound };
+    if (match[1] !== "knee" && match[1] !== "trial") return bound === undefined ? { kind: "min-behaviour" } : { kind: "min-behaviour", maxDamage: bound };
+  }
+  throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--pick must be min-damage[:X], min-behaviour[:Y], knee or a trial number; got "${text}"`);
+}
+
+/** The search options of the one command. */
+export function searchSettings(args: SelectionArgs): { selectionMethod?: "optimize" | "single-layer"; search: { trials?: number; timeBudgetMs?: number; pick?: PickPolicy } } {
+  if (args.trials !== undefined && !(Number.isInteger(args.trials) && args.trials >= 1 && args.trials <= 100_000)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--trials must be a whole number from 1 to 100000; got ${args.trials}`);
+  }
+  return {
+    selectionMethod: args.search as "optimize" | "single-layer" | undefined,
+    search: {
+      trials: args.trials,
+      timeBudgetMs: args["time-budget"] === undefined ? undefined : parseDuration(args["time-budget"]),
+      pick: args.pick === undefined ? undefined : parsePick(args.pick),
+    },
+  };
 }
 
 /** `--rank`: a whole number from 1 to 16, or "auto". */

@@ -21,7 +21,7 @@ import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
 import { threadsFrom } from "./threads-option.js";
-import { contrastSources, forwardSettings, selectionSettings, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
+import { contrastSources, forwardSettings, searchSettings, selectionSettings, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
 import type { PipelineResult } from "../pipeline/run-pipeline.js";
 import { verifiedSummary } from "../surgery/verified-summary.js";
 import { renderPipeline } from "./render-pipeline.js";
@@ -126,6 +126,7 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
             candidateLayers: args["candidate-layers"],
             directionLayer,
             ...selectionSettings(args),
+            ...searchSettings(args),
             token,
             forward: forwardSettings(args),
             outDir,

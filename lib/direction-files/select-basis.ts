@@ -94,8 +94,10 @@ export function selectBasis(params: SelectBasisParams): DirectionBasis {
 
   if (perLayer) {
     if (kind !== "directions") throw invalid(`--per-layer needs a "directions" [L+1, d] file (one row per residual stream); this file holds "${file.kind}"`, file.path);
+    // An all-zero row (the two sets agree at that stream, e.g. the embeddings of one template token) defines no
+    // direction: it is absent, an error only for a writer that would be edited with it.
     const byStream = Array.from({ length: streams! }, (_, stream) =>
-      absent(stream) ? undefined : unitBasis([file.rows[stream]], projection ? harmlessFor(stream, FLAG[projection]) : undefined),
+      absent(stream) || file.rows[stream].every((v) => v === 0) ? undefined : unitBasis([file.rows[stream]], projection ? harmlessFor(stream, FLAG[projection]) : undefined),
     );
     return { basis: new Float64Array(0), rank: 1, dimension: hiddenSize, byStream, source: { kind, perLayer: true, ...(projection ? { projection } : {}) } };
   }

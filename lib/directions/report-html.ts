@@ -175,6 +175,67 @@ function columnChart(params: { bars: { label: string; value: number; color: stri
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(params.yLabel)}">${parts.join("")}</svg>`;
 }
 
+/** Behaviour (x) against damage (y) of every trial: infeasible grey, the front joined, the chosen and single-layer points marked. */
+function paretoChart(search: NonNullable<PipelineReport["search"]>): string {
+  const width = 640;
+  const height = 300;
+  const left = 60;
+  const right = 12;
+  const top = 14;
+  const bottom = 36;
+  const kls = search.trials.map((t) => t.values[1]).filter((v) => Number.isFinite(v));
+  const maxKl = Math.max(1e-6, ...kls.filter((v) => v < 10));
+  const x = (v: number) => left + Math.max(0, Math.min(1, v)) * (width - left - right);
+  const y = (v: number) => top + (1 - Math.min(1, v / maxKl)) * (height - top - bottom);
+  const parts = [`<rect x="${left}" y="${top}" width="${width - left - right}" height="${height - top - bottom}" fill="#fafafa" stroke="#ccc"/>`];
+  for (const v of [0, 0.5, 1]) parts.push(`<text x="${x(v)}" y="${height - bottom + 16}" text-anchor="middle" class="tick">${fmt(v, 1)}</text>`);
+  for (const v of [0, maxKl / 2, maxKl]) parts.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" class="tick">${fmt(v, 3)}</text>`);
+  parts.push(`<text x="${(left + width) / 2}" y="${height - 4}" text-anchor="middle" class="axis">behaviour (signature probability, validation)</text>`);
+  parts.push(`<text x="12" y="${(top + height - bottom) / 2}" transform="rotate(-90 12 ${(top + height - bottom) / 2})" text-anchor="middle" class="axis">damage (KL)</text>`);
+  const front = new Set(search.pareto);
+  for (const t of search.trials) {
+    const fill = !t.feasible ? "#bbb" : front.has(t.number) ? "#c33" : "#69c";
+    parts.push(`<circle cx="${x(t.values[0]).toFixed(1)}" cy="${y(t.values[1]).toFixed(1)}" r="3" fill="${fill}"><title>trial ${t.number}: behaviour ${fmt(t.values[0])}, KL ${fmt(t.values[1], 4)}${t.unchanged !== null ? `, unchanged ${pct(t.unchanged)}` : ""}${t.feasible ? "" : " (infeasible)"}</title></circle>`);
+  }
+  const frontPoints = search.trials.filter((t) => front.has(t.number)).sort((a, b) => a.values[0] - b.values[0]);
+  if (frontPoints.length > 1) parts.push(`<path d="${frontPoints.map((t, i) => `${i ? "L" : "M"}${x(t.values[0]).toFixed(1)},${y(t.values[1]).toFixed(1)}`).join("")}" fill="none" stroke="#c33" stroke-width="1"/>`);
+  const mark = (number: number | null, label: string, color: string) => {
+    const t = search.trials.find((trial) => trial.number === number);
+    if (!t) return;
+    parts.push(`<circle cx="${x(t.values[0]).toFixed(1)}" cy="${y(t.values[1]).toFixed(1)}" r="7" fill="none" stroke="${color}" stroke-width="2"/>`);
+    parts.push(`<text x="${(x(t.values[0]) + 9).toFixed(1)}" y="${(y(t.values[1]) - 8).toFixed(1)}" class="tick">${escapeHtml(label)}</text>`);
+  };
+  mark(search.singleLayerTrial, "single-layer rule", "#555");
+  mark(search.chosen.number, `chosen #${search.chosen.number}`, "#000");
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="behaviour against damage of every search trial">${parts.join("")}</svg>`;
+}
+
+function searchSection(report: PipelineReport): string {
+  const search = report.search;
+  if (!search) return "";
+  const chosen = search.trials.find((t) => t.number === search.chosen.number)!;
+  const layers = search.alphas.attn.length;
+  const alphaChart = lineChart({
+    series: [
+      { name: "attention α", color: "#c33", values: [...search.alphas.attn] },
+      { name: "MLP α", color: "#36c", values: [...search.alphas.mlp] },
+    ],
+    chosen: Math.max(0, search.alphas.attn.indexOf(Math.max(...search.alphas.attn))),
+    yLabel: "α of the layer's writer",
+  });
+  const params = Object.entries(chosen.params).map(([name, value]) => `<tr><td><code>${escapeHtml(name)}</code></td><td>${escapeHtml(typeof value === "number" ? value.toFixed(4) : String(value))}</td></tr>`).join("");
+  return (
+    `<h2>Search: ${search.trials.length} trials</h2>` +
+    `<p>Each trial edits the model through the engine's hooks (nothing written) and is scored on the validation prompts: ` +
+    `${search.objectives.map((o) => `<b>${escapeHtml(o.name)}</b>: ${escapeHtml(o.definition ?? "")}`).join("; ")}. ` +
+    `A trial that changes more negative completions than allowed is infeasible (grey). The first trial took ${fmt(search.timing.firstTrialSeconds, 2)} s; ` +
+    `the search ran ${fmt(search.timing.totalSeconds, 1)} s and stopped on ${escapeHtml(search.timing.stopped)}. Chosen: ${escapeHtml(search.chosen.note)}.</p>` +
+    `<figure>${paretoChart(search)}<figcaption>Every trial (red: the Pareto front; circled: the chosen point and the single-layer rule's edit, trial 0).</figcaption></figure>` +
+    `<figure>${alphaChart}<figcaption>The chosen α profile over the ${layers} layers (embedding α ${fmt(search.alphas.embed, 2)}); the surgery applies each writer's own α exactly.</figcaption></figure>` +
+    `<table><thead><tr><th>parameter</th><th>chosen value</th></tr></thead><tbody>${params}</tbody></table>`
+  );
+}
+
 function subspaceSection(report: PipelineReport): string {
   const sub = report.subspace;
   if (!sub) return "";
@@ -250,7 +311,8 @@ export function renderReportHtml(report: PipelineReport): string {
     `<li>Contrast: ${escapeHtml(prompts.positiveLabel)} (${escapeHtml(prompts.positiveOrigin)}) vs ${escapeHtml(prompts.negativeLabel)} (${escapeHtml(prompts.negativeOrigin)}); ` +
       `train/validation/test ${prompts.positive.train}/${prompts.positive.validation}/${prompts.positive.test} and ${prompts.negative.train}/${prompts.negative.validation}/${prompts.negative.test}, seed ${prompts.seed}, chat template ${prompts.chatTemplate ? "applied" : "not applied"}${prompts.systemPrompt ? `, system prompt “${escapeHtml(prompts.systemPrompt)}”` : ""}.</li>`,
   );
-  summary.push(`<li>Chosen direction: layer index ${selection.layer} (${selection.how === "automatic" ? "lowest behaviour score among the candidates that passed the damage filters" : "given with --direction-layer"}).</li>`);
+  if (report.search) summary.push(`<li>Chosen edit: search trial #${report.search.chosen.number} of ${report.search.trials.length} (${escapeHtml(report.search.chosen.note)}); the single-layer rule picked layer index ${selection.layer}.</li>`);
+  else summary.push(`<li>Chosen direction: layer index ${selection.layer} (${selection.how === "automatic" ? "lowest behaviour score among the candidates that passed the damage filters" : "given with --direction-layer"}).</li>`);
   if (report.surgery) {
     summary.push(
       `<li>Surgery: ${report.surgery.tensorsChanged} tensors edited (α = ${report.surgery.scale}, layers ${escapeHtml(report.surgery.layers)}), verification ${report.surgery.verified ? "passed" : "FAILED"} (max ${fmt(report.surgery.maxUlpError)} ulp); written to <code>${escapeHtml(report.surgery.out)}</code>.</li>`,
@@ -306,6 +368,7 @@ ${scores ? `<h2>Candidates</h2>
     yLabel: "share unchanged / KL",
   })}<figcaption>Damage to the ${escapeHtml(prompts.negativeLabel)} set: the share of its completions left identical over ${scores.settings.unchangedTokens} tokens, and the mean KL over ${scores.settings.klTokens} tokens.</figcaption></figure>
 ${candidatesTable(report)}` : ""}
+${searchSection(report)}
 ${subspaceSection(report)}
 ${evaluation ? `<h2>Sample completions</h2>${samplesTable(report)}` : ""}
 </body></html>

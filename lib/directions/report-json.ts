@@ -41,6 +41,16 @@ export interface PipelineReport {
   scores?: CandidateScores;
   verdicts?: CandidateVerdict[];
   selection: { layer: number; how: "automatic" | "--direction-layer"; notes: string[] };
+  /** When the edit was searched: every trial (parameters, both objectives), the Pareto front, the chosen point. */
+  search?: {
+    objectives: { name: string; definition?: string }[];
+    trials: { number: number; params: Readonly<Record<string, number | string | boolean>>; values: number[]; feasible: boolean; seconds: number; unchanged: number | null }[];
+    pareto: number[];
+    chosen: { number: number; note: string; satisfied: boolean; policy: unknown };
+    singleLayerTrial: number | null;
+    timing: { firstTrialSeconds: number; totalSeconds: number; plannedTrials: number; stopped: string };
+    alphas: { embed: number; attn: number[]; mlp: number[] };
+  };
   /** With --rank ≠ 1: each direction's layer, the behaviour and damage left with it and the earlier ones removed, what it induces alone. */
   subspace?: {
     requested: number | "auto";

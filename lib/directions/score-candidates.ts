@@ -99,30 +99,61 @@ export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: nu
   return { kl: mean(kls), unchanged: unchanged / reference.greedyMatches.length };
 }
 
-export async function scoreCandidates(params: ScoreCandidatesParams): Promise<CandidateScores> {
+export interface EditScore {
+  /** Mean signature probability on the positive prompts under the edit. */
+  behaviour: number;
+  /** Mean per-token KL(unedited ‖ edited) on the negative prompts' own completions. */
+  kl: number;
+  /** Share of negative completions the edit leaves identical. */
+  unchanged: number;
+}
+
+export interface EditScorer {
+  baseline: CandidateScores["baseline"];
+  settings: CandidateScores["settings"];
+  /** Behaviour and damage of an edit expressed through the engine's hooks (no weights written). */
+  score(edit: Edit): Promise<EditScore>;
+  /** The signature's mean probability on the negative prompts under an edit (e.g. the direction added). */
+  inducedBy(edit: Edit): Promise<number>;
+}
+
+/**
+ * The unedited passes every edit is judged against, computed once: the negative prompts' own greedy completions and
+ * their teacher-forced distributions, and the signature's probability on both sets. Each score() then costs two
+ * teacher-forced passes (positive × signature sequences, and negative × own completion).
+ */
+export async function createEditScorer(params: Omit<ScoreCandidatesParams, "directions" | "layers" | "onProgress" | "fixedDirections" | "normFloor">): Promise<EditScorer> {
   const { model, signature } = params;
   const klTokens = params.klTokens ?? 4;
   const unchangedTokens = params.unchangedTokens ?? 16;
   const settings = { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads };
   const sequences = signature.sequences.length;
   const inducedPrompts = params.negative.slice(0, params.inducedPrompts ?? 16);
-
   // The unedited model's own completions of the negative prompts are what an edit must leave alone.
   const completions = await completePrompts({ model, prompts: params.negative, maxNewTokens: unchangedTokens, ...settings });
   const negativeRows: ForcedRow[] = params.negative.map((prompt, i) => ({ prompt, continuation: completions.ids[i].slice(0, unchangedTokens) }));
   const positiveRows = signatureRows(params.positive, signature);
   const inducedRows = signatureRows(inducedPrompts, signature);
   const run = (rows: ForcedRow[], edit?: Edit, keepDistributions = 0) => forcedPass({ model, rows, edit, keepDistributions, ...settings });
-
   const reference = await run(negativeRows, undefined, klTokens);
-  const baselinePositive = signatureProbabilities(await run(positiveRows), params.positive.length, sequences);
-  const baselineNegative = signatureProbabilities(await run(inducedRows), inducedPrompts.length, sequences);
   const baseline = {
-    positiveBehaviour: mean(baselinePositive),
-    negativeBehaviour: mean(baselineNegative),
+    positiveBehaviour: mean(signatureProbabilities(await run(positiveRows), params.positive.length, sequences)),
+    negativeBehaviour: mean(signatureProbabilities(await run(inducedRows), inducedPrompts.length, sequences)),
     unchanged: mean(reference.greedyMatches.map((m) => (m.every(Boolean) ? 1 : 0))),
   };
+  return {
+    baseline,
+    settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length },
+    score: async (edit) => {
+      const behaviour = mean(signatureProbabilities(await run(positiveRows, edit), params.positive.length, sequences));
+      return { behaviour, ...damageOf(reference, await run(negativeRows, edit, klTokens), klTokens) };
+    },
+    inducedBy: async (edit) => mean(signatureProbabilities(await run(inducedRows, edit), inducedPrompts.length, sequences)),
+  };
+}
 
+export async function scoreCandidates(params: ScoreCandidatesParams): Promise<CandidateScores> {
+  const scorer = await createEditScorer(params);
   const largestNorm = Math.max(...params.directions.map((row) => Math.hypot(...row)));
   const floor = params.normFloor ?? RELATIVE_NORM_FLOOR * largestNorm;
   const fixed = params.fixedDirections ?? [];
@@ -137,12 +168,10 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
       params.onProgress?.((done += 1), params.layers.length);
       continue;
     }
-    const ablation: Edit = { ablation: { directions: [...fixed, direction.map((v) => v / norm)] } };
-    const behaviour = mean(signatureProbabilities(await run(positiveRows, ablation), params.positive.length, sequences));
-    const damage = damageOf(reference, await run(negativeRows, ablation, klTokens), klTokens);
-    const induced = mean(signatureProbabilities(await run(inducedRows, { addition: { vector: direction, point: layer } }), inducedPrompts.length, sequences));
-    candidates.push({ layer, norm, behaviour, kl: damage.kl, unchanged: damage.unchanged, induced });
+    const scored = await scorer.score({ ablation: { directions: [...fixed, direction.map((v) => v / norm)] } });
+    const induced = await scorer.inducedBy({ addition: { vector: direction, point: layer } });
+    candidates.push({ layer, norm, ...scored, induced });
     params.onProgress?.((done += 1), params.layers.length);
   }
-  return { baseline, settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length }, candidates };
+  return { baseline: scorer.baseline, settings: scorer.settings, candidates };
 }

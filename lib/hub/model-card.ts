@@ -32,6 +32,17 @@ export interface ModelCardParams {
 }
 
 /** The license keys of a card's front matter, when it has a license. */
+/** The layer profile in one line: the embedding's α and each component's range, where it peaks, and how many layers it edits. */
+function describeAlphaProfile(alphas: NonNullable<Provenance["alphas"]>): string {
+  const component = (name: string, values: number[]) => {
+    const edited = values.filter((v) => v !== 0).length;
+    if (edited === 0) return `${name} off`;
+    const peak = values.reduce((best, v, i) => (v > values[best] ? i : best), 0);
+    return `${name} ${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)} (peak at layer ${peak}, ${edited} of ${values.length} layers)`;
+  };
+  return `embedding ${alphas.embed.toFixed(2)}; ${component("attention", alphas.attn)}; ${component("MLP", alphas.mlp)}`;
+}
+
 export function licenseOfCard(markdown: string | undefined): BaseLicense | undefined {
   if (markdown === undefined) return undefined;
   const { yaml } = splitFrontMatter(markdown);
@@ -83,6 +94,7 @@ export function abliterationSection(provenance: Provenance, endpoint: string): s
     row("Base model", base),
     row("Direction", direction),
     row("Scale α", String(p.scale)),
+    ...(p.alphas ? [row("α profile", describeAlphaProfile(p.alphas))] : []),
     row("Layers", p.layers ?? "all"),
     row("Targets", (p.targets ?? []).join(", ")),
     ...(p.include?.length ? [row("Include", p.include.join(", "))] : []),

@@ -4,7 +4,7 @@
  */
 import type { SurgeryEvent } from "../surgery/events.js";
 
-export type StageName = "prompts" | "signature" | "directions" | "selection" | "subspace" | "surgery" | "evaluation" | "report";
+export type StageName = "prompts" | "signature" | "directions" | "selection" | "search" | "subspace" | "surgery" | "evaluation" | "report";
 
 export type PipelineEvent =
   /** A stage began, was answered from the work dir (or from OUT) with identical inputs, or finished. */

@@ -14,6 +14,7 @@ import type { PipelineContext } from "./pipeline-context.js";
 import type { PromptsArtifact } from "./prompts-stage.js";
 import type { SelectionArtifact } from "./selection-stage.js";
 import type { SignatureArtifact } from "./signature-stage.js";
+import type { SearchArtifact } from "./search-stage.js";
 import type { SubspaceArtifact } from "./subspace-stage.js";
 import { stageKey } from "./stage-store.js";
 
@@ -32,6 +33,7 @@ export async function* reportStage(
     signature: SignatureArtifact;
     selection: SelectionArtifact;
     subspace?: SubspaceArtifact;
+    search?: SearchArtifact;
     evaluation?: { key: string; evaluation: Evaluation };
     surgery?: PipelineReport["surgery"];
     notes?: string[];
@@ -47,6 +49,7 @@ export async function* reportStage(
     signature: params.signature.key,
     selection: params.selection.key,
     subspace: params.subspace?.key ?? null,
+    search: params.search?.key ?? null,
     evaluation: params.evaluation?.key ?? null,
     surgery: params.surgery ?? null,
     notes: params.notes ?? [],
@@ -86,6 +89,19 @@ export async function* reportStage(
     ...(selection.scores ? { scores: selection.scores, verdicts: selection.selection.verdicts } : {}),
     selection: { layer: selection.selection.layer, how: selection.how, notes: selection.selection.notes },
     ...(params.subspace ? { subspace: { ...params.subspace.subspace, steps: params.subspace.subspace.steps.map(({ direction: _d, candidates: _c, verdicts: _v, ...step }) => step) } } : {}),
+    ...(params.search
+      ? {
+          search: {
+            objectives: params.search.objectives,
+            trials: params.search.trials.map((t) => ({ number: t.number, params: t.params, values: t.values, feasible: t.feasible, seconds: t.seconds, unchanged: t.payload?.unchanged ?? null })),
+            pareto: params.search.pareto,
+            chosen: params.search.chosen,
+            singleLayerTrial: params.search.singleLayerTrial ?? null,
+            timing: params.search.timing,
+            alphas: params.search.edit.alphas,
+          },
+        }
+      : {}),
     ...(params.surgery ? { surgery: params.surgery } : {}),
     ...(params.evaluation ? { evaluation: params.evaluation.evaluation } : {}),
     notes: [...prompts.notes, ...(params.notes ?? [])],

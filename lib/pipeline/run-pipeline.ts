@@ -21,11 +21,19 @@ import { promptsStage } from "./prompts-stage.js";
 import { reportStage } from "./report-stage.js";
 import { selectionStage } from "./selection-stage.js";
 import { signatureStage } from "./signature-stage.js";
+import { searchStage, type SearchArtifact, type SearchOptions } from "./search-stage.js";
 import { subspaceStage, type SubspaceArtifact } from "./subspace-stage.js";
 import { surgeryStage, writeResultsInto, type PipelineSurgeryOptions } from "./surgery-stage.js";
 
 export interface RunPipelineParams extends DirectionStageOptions {
   outDir: string;
+  /**
+   * How the edit is chosen: "optimize" (default) searches direction and per-layer strengths for the best behaviour
+   * vs damage trade-off; "single-layer" takes the best single candidate direction at full strength (Arditi et al.).
+   * --direction-layer and --rank ≠ 1 imply "single-layer".
+   */
+  selectionMethod?: "optimize" | "single-layer";
+  search?: SearchOptions;
   surgery?: PipelineSurgeryOptions;
   /** Replace an existing OUT made from other inputs. */
   force?: boolean;
@@ -45,6 +53,8 @@ export interface PipelineResult {
   reusedSurgery: boolean;
   /** With --rank ≠ 1: the directions removed together, each with the behaviour left once it and the earlier ones are. */
   subspace?: SubspaceArtifact["subspace"];
+  /** The search, when the edit was optimized: every trial, the Pareto front and the chosen point. */
+  search?: Omit<SearchArtifact, "key">;
 }
 
 export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<PipelineEvent, PipelineResult> {
@@ -78,13 +88,18 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
 
   const rank = params.rank ?? 1;
   const subspace = rank === 1 ? undefined : yield* subspaceStage(ctx, { prompts, signature, candidates, selection, rank });
+  const optimize = (params.selectionMethod ?? "optimize") === "optimize" && selection.how === "automatic" && rank === 1;
+  if ((params.selectionMethod ?? "optimize") === "optimize" && !optimize) {
+    yield { type: "note", message: `no search: ${selection.how !== "automatic" ? "--direction-layer fixes the direction" : "--rank ≠ 1 removes a subspace at full strength"}; the single-layer rule applies` };
+  }
+  const searched = optimize ? yield* searchStage(ctx, { prompts, signature, candidates, selection, search: params.search ?? {} }) : undefined;
   let evaluation: Evaluation | undefined;
   const outcome = yield* surgeryStage(
     ctx,
     {
-      directionFile: subspace ? subspace.file : ctx.store.path("directions.safetensors"),
-      layer: subspace ? undefined : layer,
-      options: params.surgery ?? {},
+      directionFile: searched ? searched.edit.file : subspace ? subspace.file : ctx.store.path("directions.safetensors"),
+      layer: searched || subspace ? undefined : layer,
+      options: searched ? { ...params.surgery, alphas: searched.edit.alphas, perLayer: searched.edit.perLayer } : (params.surgery ?? {}),
       outDir: params.outDir,
       force: params.force,
       threads: params.threads,
@@ -108,6 +123,7 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
         signature,
         selection,
         subspace,
+        search: searched,
         evaluation: evaluated,
         surgery: {
           out: params.outDir,
@@ -119,7 +135,9 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
         },
       });
       const how = selection.how === "automatic" ? "selected automatically" : "given with --direction-layer";
-      const what = subspace
+      const what = searched
+        ? `An edit chosen by a search of ${searched.trials.length} trials (trial #${searched.chosen.number}: ${searched.chosen.note}; α per writer in abliteration.json)`
+        : subspace
         ? `A subspace of ${subspace.subspace.steps.length} orthogonal directions (layer indices ${subspace.subspace.steps.map((st) => st.layer).join(", ")}; the first ${how}, the others discovered with the earlier ones removed)`
         : `Direction at layer index ${layer} (${how})`;
       const note =
@@ -128,12 +146,13 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
         `behaviour judged by the model's own learned openings): ${summary}.${warning ? ` ${warning}.` : ""} See report.html.`;
       const updated: Provenance = {
         ...record,
-        notes: [...record.notes.filter((n) => !n.startsWith("Direction selected automatically") && !n.startsWith("Direction at layer index") && !n.startsWith("A subspace of")), note],
+        notes: [...record.notes.filter((n) => !/^(Direction selected automatically|Direction at layer index|A subspace of|An edit chosen by a search)/.test(n)), note],
         selection: {
           layer,
           how: selection.how,
           scores: selection.scores?.candidates.find((c) => c.layer === layer) ?? null,
           ...(subspace ? { subspace: subspace.subspace.steps.map((st) => ({ layer: st.layer, behaviour: st.behaviour, unchanged: st.unchanged, kl: st.kl, induced: st.induced })) } : {}),
+          ...(searched ? { search: { trials: searched.trials.length, chosen: searched.chosen, params: searched.edit.params, singleLayerTrial: searched.singleLayerTrial ?? null } } : {}),
         },
         evaluation: { ...evaluation, samples: undefined },
         pipeline: { ...record.pipeline!, evaluation_key: evaluated.key, report_key: ctx.store.keyOf("report") },
@@ -157,5 +176,6 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
     provenance: outcome.provenance,
     reusedSurgery: outcome.reused,
     ...(subspace ? { subspace: subspace.subspace } : {}),
+    ...(searched ? { search: searched } : {}),
   };
 }

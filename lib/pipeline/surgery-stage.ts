@@ -54,6 +54,7 @@ export async function surgeryKey(ctx: PipelineContext, inputs: SurgeryInputs): P
     normPreserving: o.normPreserving ?? false,
     perLayer: o.perLayer ?? false,
     projection: o.projection ?? null,
+    alphas: o.alphas ?? null,
     model: (await ctx.identity()).key,
   });
 }

@@ -38,7 +38,9 @@ export interface Provenance {
   projection?: HarmlessProjection;
   tied_embeddings: boolean;
   notes: string[];
-  tensors_changed: { name: string; shard: string; kind: string; layer: number | null; orientation: Orientation; post_norm?: string; stream?: number }[];
+  /** The layer profile α came from (each edited tensor's own α is in tensors_changed), when there was one. */
+  alphas?: { embed: number; attn: number[]; mlp: number[] };
+  tensors_changed: { name: string; shard: string; kind: string; layer: number | null; orientation: Orientation; alpha?: number; post_norm?: string; stream?: number }[];
   /** The one command's selection of the direction (absent for `apply`). */
   selection?: { layer: number; how: string; scores?: unknown };
   /** The one command's held-out evaluation, before and after (samples left out). */

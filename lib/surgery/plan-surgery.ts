@@ -31,6 +31,17 @@ export interface SurgeryOptions {
   /** Orientation of --include tensors. */
   orientation?: Orientation;
   normPreserving?: boolean;
+  /**
+   * A layer profile: α of every writer (multiplied by `scale`): the embeddings', and one per layer for the attention
+   * and the MLP writers. A writer with α = 0 is not edited at all (byte-identical). --include tensors use `scale`.
+   */
+  alphas?: AlphaProfile;
+}
+
+export interface AlphaProfile {
+  embed: number;
+  attn: readonly number[];
+  mlp: readonly number[];
 }
 
 export interface PlannedTensor {
@@ -43,6 +54,8 @@ export interface PlannedTensor {
   shape: number[];
   /** The post-norm whose scale shaped this tensor's basis (γ-aware update), when the family has one. */
   postNorm?: string;
+  /** This tensor's own α (scale × its entry of the layer profile). */
+  alpha: number;
   /**
    * The residual stream this tensor writes into (0: the embeddings' output; i + 1: layer i's output), which selects
    * its direction in --per-layer / --biprojected runs. Set only in those runs.
@@ -64,6 +77,8 @@ export interface SurgeryPlan {
   projection?: HarmlessProjection;
   tensors: PlannedTensor[];
   jobsByShard: Map<string, NativeTensorJob[]>;
+  /** The layer profile the α came from, when there was one. */
+  alphas?: AlphaProfile;
   /** lm_head shares the embedding, so editing the embedding also edits the unembedding. */
   tiedEmbeddings: boolean;
   notes: string[];
@@ -216,8 +231,24 @@ function streamBasis(basis: DirectionBasis, stream: number, tensorName: string, 
   return chosen;
 }
 
+/** α of one writer: the profile's entry for its kind and layer, times the scale; --include tensors take the scale. */
+function tensorAlpha(options: SurgeryOptions, kind: PlannedTensor["kind"], layer: number | null): number {
+  const profile = options.alphas;
+  if (!profile || kind === "include") return options.scale;
+  const entry = kind === "embed" ? profile.embed : layer === null ? undefined : (kind === "attn" ? profile.attn : profile.mlp)[layer];
+  if (entry === undefined || !Number.isFinite(entry)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the α profile has no finite entry for the ${kind} writer of layer ${layer}`);
+  }
+  return options.scale * entry;
+}
+
 export async function planSurgery({ checkpoint, config, basis, options }: PlanSurgeryParams): Promise<SurgeryPlan> {
   refuseQuantized(config, checkpoint);
+  if (options.alphas) {
+    for (const key of ["attn", "mlp"] as const) {
+      if (options.alphas[key].length !== config.numLayers) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the α profile has ${options.alphas[key].length} ${key} entries; the model has ${config.numLayers} layers`);
+    }
+  }
   if (!Number.isFinite(options.scale)) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--scale must be a finite number, got ${options.scale}`);
   }
@@ -247,6 +278,8 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
           { file: shard.path },
         );
       }
+      const alpha = tensorAlpha(options, kind, layer);
+      if (alpha === 0) continue;
       checkShape(info, rule.orientation, config.hiddenSize, shard.path);
       const stream = layer === null ? 0 : layer + 1;
       const writerBasis = streamBasis(basis, stream, info.name, shard.path);
@@ -262,7 +295,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
         orientation: rule.orientation,
         basis: tensorBasis,
         rank: basis.rank,
-        scale: options.scale,
+        scale: alpha,
         normPreserving,
       });
       tensors.push({
@@ -274,6 +307,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
         dtype: info.dtype as NativeDtype,
         shape: info.shape,
         postNorm: normName,
+        alpha,
         ...(basis.byStream ? { stream } : {}),
         jobs,
       });
@@ -314,6 +348,7 @@ export async function planSurgery({ checkpoint, config, basis, options }: PlanSu
     ...(basis.source.projection ? { projection: basis.source.projection } : {}),
     tensors,
     jobsByShard,
+    ...(options.alphas ? { alphas: options.alphas } : {}),
     tiedEmbeddings,
     notes,
   };

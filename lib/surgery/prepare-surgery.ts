@@ -5,7 +5,7 @@ import { loadDirectionFile, type DirectionFile } from "../direction-files/load-d
 import { selectBasis, type DirectionBasis, type HarmlessProjection } from "../direction-files/select-basis.js";
 import { readCheckpoint, type Checkpoint } from "../safetensors/read-checkpoint.js";
 import { refuseOtherWeights } from "./find-other-weights.js";
-import { planSurgery, type SurgeryPlan } from "./plan-surgery.js";
+import { planSurgery, type AlphaProfile, type SurgeryPlan } from "./plan-surgery.js";
 
 export interface SurgeryParams {
   /** Path of the direction file. */
@@ -29,6 +29,8 @@ export interface SurgeryParams {
   exclude?: string[];
   orientation?: Orientation;
   normPreserving?: boolean;
+  /** Per-writer α (a layer profile), multiplied by `scale`; writers at 0 are left alone. */
+  alphas?: AlphaProfile;
 }
 
 export interface PreparedSurgery {
@@ -70,6 +72,7 @@ export async function prepareSurgery(modelDir: string, params: SurgeryParams, op
       exclude: params.exclude,
       orientation: params.orientation,
       normPreserving: params.normPreserving,
+      alphas: params.alphas,
     },
   });
   return { config, checkpoint, directionFile, basis, plan };

@@ -42,6 +42,7 @@ export async function* verifyModel(params: VerifyModelParams): AsyncGenerator<Su
     normPreserving: params.normPreserving ?? recorded?.norm_preserving,
     perLayer: params.perLayer ?? recorded?.per_layer,
     projection: params.projection ?? recorded?.projection,
+    alphas: params.alphas ?? recorded?.alphas,
   };
   const prepared = await prepareSurgery(params.originalDir, merged, { skipPath: ownOutputPaths(params.modifiedDir) });
   if (recorded && recorded.direction.sha256 !== prepared.directionFile.sha256) {

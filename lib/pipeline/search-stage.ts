@@ -1,0 +1,197 @@
+/**
+ * Stage 4 (default selection), search: a multi-objective TPE search (lib/directions/search/) over the edit — a
+ * fractional direction index, one direction or each layer its own, the projected variant, and a strength profile per
+ * component (embedding, attention, MLP) — co-minimizing the behaviour (the learned signature's probability on the
+ * validation positive prompts) and the damage (KL on the validation negative prompts' own completions), with the
+ * share of negative completions left identical as a constraint. Trials go through the engine's hooks (no weights
+ * written), are appended to the work dir as they finish, and a rerun continues. The single-layer rule's choice is
+ * trial 0, so the front is never worse than it. The chosen point (--pick) is written as a direction file plus the α of
+ * every writer, for the surgery to apply exactly.
+ */
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import type { DirectionCandidates } from "../direction-files/write-direction-candidates.js";
+import { writeDirectionFile } from "../direction-files/write-direction-file.js";
+import { createEditScorer, type EditScore } from "../directions/score-candidates.js";
+import { concreteEdit, editSearchSetup, singleLayerPoint, type ConcreteEdit, type EditSearchSetup } from "../directions/search-edit.js";
+import { pick, type PickPolicy } from "../directions/search/pick-trial.js";
+import { paretoFront } from "../directions/search/pareto.js";
+import { runSearch } from "../directions/search/run-search.js";
+import type { Params } from "../directions/search/search-space.js";
+import { sizeTrialCount } from "../directions/search/size-trial-count.js";
+import { openTrialStore } from "../directions/search/trial-store.js";
+import type { Objective, Trial } from "../directions/search/trial.js";
+import { SELECTION_DEFAULTS } from "../directions/select-direction.js";
+import type { PipelineEvent } from "./events.js";
+import type { PipelineContext } from "./pipeline-context.js";
+import type { PromptsArtifact } from "./prompts-stage.js";
+import type { SelectionArtifact } from "./selection-stage.js";
+import type { SignatureArtifact } from "./signature-stage.js";
+import { stageKey } from "./stage-store.js";
+
+export type TrialScores = EditScore;
+
+export interface SearchOptions {
+  /** Total trials (resumed ones included); default sized from the first trial's time and the budget. */
+  trials?: number;
+  /** Wall-clock budget of this run, ms (default 60 min for sizing; a stated budget also stops the search). */
+  timeBudgetMs?: number;
+  pick?: PickPolicy;
+  seed?: number;
+}
+
+export interface SearchArtifact {
+  key: string;
+  trials: Trial<TrialScores>[];
+  /** Trial numbers on the Pareto front (feasible, non-dominated). */
+  pareto: number[];
+  chosen: { number: number; note: string; satisfied: boolean; policy: PickPolicy };
+  /** Trial 0: the single-layer rule's edit, for comparison. */
+  singleLayerTrial?: number;
+  timing: { firstTrialSeconds: number; totalSeconds: number; plannedTrials: number; stopped: string };
+  objectives: Objective[];
+  /** The chosen edit, ready for the surgery. */
+  edit: { file: string; perLayer: boolean; alphas: { embed: number; attn: number[]; mlp: number[] }; params: Params };
+}
+
+const ARTIFACT = "search.json";
+const EDIT_FILE = "search-direction.safetensors";
+export const DEFAULT_SEARCH_BUDGET_MS = 60 * 60 * 1000;
+/** Below this many trials TPE is still sampling at random (its startup); a sized count never goes under it. */
+const MIN_SIZED_TRIALS = 40;
+
+export function objectivesFor(ctx: PipelineContext, klTokens: number): Objective[] {
+  return [
+    { name: "behaviour", definition: `mean probability of the learned signature on the validation ${ctx.labels.positive} prompts, teacher-forced` },
+    { name: "damage", definition: `mean per-token KL(unedited ‖ edited) over the first ${klTokens} tokens of the validation ${ctx.labels.negative} prompts' own completions` },
+  ];
+}
+
+/** Writes the point's direction(s) for the surgery: `direction` [d], or `directions` [L+1, d] with --per-layer. */
+export async function writeEditFile(path: string, concrete: ConcreteEdit, dimension: number, params: Params): Promise<boolean> {
+  const perLayer = concrete.streamDirections !== undefined;
+  await writeDirectionFile({
+    path,
+    tensor: perLayer ? "directions" : "direction",
+    rows: perLayer ? concrete.streamDirections! : [concrete.direction!],
+    dimension,
+    metadata: { format: "abliterate-search-edit", params: JSON.stringify(params) },
+  });
+  return perLayer;
+}
+
+export async function* searchStage(
+  ctx: PipelineContext,
+  params: { prompts: PromptsArtifact; signature: SignatureArtifact; candidates: DirectionCandidates; selection: SelectionArtifact; search: SearchOptions },
+): AsyncGenerator<PipelineEvent, SearchArtifact> {
+  const { options, store } = ctx;
+  const { prompts, signature, candidates, selection, search } = params;
+  const minUnchanged = options.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
+  const seed = search.seed ?? options.seed ?? 0;
+  const policy: PickPolicy = search.pick ?? { kind: "min-damage" };
+  const inputKey = stageKey({ stage: "search", signature: signature.key, directions: store.keyOf("directions") ?? null, prompts: prompts.key, minUnchanged });
+  const key = stageKey({ inputKey, trials: search.trials ?? null, budget: search.timeBudgetMs ?? null, policy, seed, singleLayer: selection.key });
+  if (store.reusable("search", key, ARTIFACT) && store.reusable("search", key, EDIT_FILE)) {
+    yield { type: "stage", stage: "search", status: "reused" };
+    return store.readJson<SearchArtifact>(ARTIFACT);
+  }
+  yield { type: "stage", stage: "search", status: "start" };
+  const model = await ctx.model();
+  const encode = ctx.encoder();
+  const setup: EditSearchSetup = editSearchSetup({ candidates, numLayers: model.spec.numLayers });
+  const scorer = await createEditScorer({
+    model,
+    positive: prompts.splits.positive.validation.map(encode),
+    negative: prompts.splits.negative.validation.map(encode),
+    signature: signature.signature,
+    ...options.forward,
+  });
+  const objectives = objectivesFor(ctx, scorer.settings.klTokens);
+  const opened = await openTrialStore<TrialScores>({ dir: store.dir, space: setup.space, objectives, inputKey, seed });
+  let trialStore;
+  if (opened.ok) trialStore = opened.store;
+  else {
+    yield { type: "note", message: `the saved search trials were made from other inputs (${opened.differs.join(", ")}); starting a new search` };
+    const fresh = await openTrialStore<TrialScores>({ dir: store.dir, space: setup.space, objectives, inputKey, seed, fresh: true });
+    if (!fresh.ok) throw new AbliterateError(ErrorCodes.IO, fresh.message, { file: fresh.path });
+    trialStore = fresh.store;
+  }
+  try {
+    const evaluate = async (point: Params) => {
+      let concrete: ConcreteEdit;
+      try {
+        concrete = concreteEdit({ point, setup, candidates });
+      } catch (error) {
+        // A point whose direction does not exist (opposite rows mixed) is infeasible, not fatal.
+        if (error instanceof AbliterateError && (error.code === ErrorCodes.DIRECTION_DEGENERATE || error.code === ErrorCodes.DIRECTION_NOT_FINITE)) {
+          return { values: [scorer.baseline.positiveBehaviour, 10], violation: 1 };
+        }
+        throw error;
+      }
+      const scores = await scorer.score({ ablation: concrete.ablation });
+      return { values: [scores.behaviour, scores.kl], violation: Math.max(0, minUnchanged - scores.unchanged), payload: scores };
+    };
+    const started = performance.now();
+    let singleLayerTrial: number | undefined;
+    // Trial 0 is the single-layer rule's edit: measured here (its time sizes the search) and stored like any trial.
+    if (trialStore.trials.length === 0) {
+      const point = singleLayerPoint(setup, selection.selection.layer);
+      const began = performance.now();
+      const evaluation = await evaluate(point);
+      const trial: Trial<TrialScores> = { number: 0, params: point, values: [...evaluation.values], violation: evaluation.violation ?? 0, feasible: !((evaluation.violation ?? 0) > 0), seconds: (performance.now() - began) / 1000, ...(evaluation.payload ? { payload: evaluation.payload } : {}) };
+      await trialStore.append(trial);
+      singleLayerTrial = 0;
+    } else {
+      const first = trialStore.trials[0];
+      if (first && JSON.stringify(first.params) === JSON.stringify(singleLayerPoint(setup, selection.selection.layer))) singleLayerTrial = 0;
+      yield { type: "note", message: `search: continuing from ${trialStore.trials.length} saved trial(s)` };
+    }
+    const firstTrialSeconds = trialStore.trials[0].seconds;
+    let planned = search.trials;
+    if (planned === undefined) {
+      const sizing = sizeTrialCount({ firstTrialMs: Math.max(1, firstTrialSeconds * 1000), timeBudgetMs: search.timeBudgetMs ?? DEFAULT_SEARCH_BUDGET_MS, minTrials: MIN_SIZED_TRIALS });
+      planned = sizing.trials;
+      yield { type: "note", message: `search: ${sizing.note}` };
+    }
+    let best = "";
+    let stopped = "trials";
+    for await (const event of runSearch<TrialScores>({ space: setup.space, objectives, evaluate, seed, trials: planned, timeBudgetMs: search.timeBudgetMs, store: trialStore, pickPolicy: policy })) {
+      if (event.type === "trial-finished") {
+        yield { type: "progress", stage: "search", done: event.trial.number + 1, total: planned };
+        const chosen = event.best.trial;
+        const line = chosen ? `#${chosen.number}: behaviour ${chosen.values[0].toFixed(3)}, KL ${chosen.values[1].toFixed(4)}` : "none feasible yet";
+        if (line !== best) {
+          best = line;
+          yield { type: "finding", stage: "search", message: `search: trial ${event.trial.number + 1}/${planned}, best so far ${line}` };
+        }
+      } else if (event.type === "stopped") stopped = event.reason;
+    }
+    const trials = [...trialStore.trials];
+    const picked = pick(trials, policy);
+    if (!picked.trial) {
+      throw new AbliterateError(
+        ErrorCodes.DIRECTION_DEGENERATE,
+        `no search trial left at least ${(100 * minUnchanged).toFixed(0)}% of the negative completions unchanged (${trials.length} trials); try more trials, a looser --min-unchanged, or --search single-layer`,
+      );
+    }
+    const concrete = concreteEdit({ point: picked.trial.params, setup, candidates });
+    const perLayer = await writeEditFile(store.path(EDIT_FILE), concrete, model.spec.hiddenSize, picked.trial.params);
+    const artifact: SearchArtifact = {
+      key,
+      trials,
+      pareto: paretoFront(trials).map((t) => t.number),
+      chosen: { number: picked.trial.number, note: picked.note, satisfied: picked.satisfied, policy },
+      ...(singleLayerTrial !== undefined ? { singleLayerTrial } : {}),
+      timing: { firstTrialSeconds, totalSeconds: (performance.now() - started) / 1000, plannedTrials: planned, stopped },
+      objectives,
+      edit: { file: store.path(EDIT_FILE), perLayer, alphas: concrete.alphas, params: picked.trial.params },
+    };
+    await store.invalidate("search");
+    await store.writeJson(ARTIFACT, artifact);
+    await store.markDone("search", key);
+    const c = picked.trial;
+    yield { type: "stage", stage: "search", status: "done", detail: `${trials.length} trials; chosen #${c.number} (${picked.note}): behaviour ${c.values[0].toFixed(3)}, KL ${c.values[1].toFixed(4)}, unchanged ${((c.payload?.unchanged ?? 0) * 100).toFixed(0)}%` };
+    return artifact;
+  } finally {
+    await trialStore.close();
+  }
+}
