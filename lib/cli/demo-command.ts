@@ -51,6 +51,8 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         outDir,
         force: true,
         threads,
+        // Enough for TPE to leave its 20 random startup trials on a model where a trial takes milliseconds.
+        search: { trials: 40 },
       }),
       display,
       workDir,
@@ -65,7 +67,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
       `refusal rate on ${evaluation.positivePrompts} held-out harmful prompts: ${pct(evaluation.before.positiveBehaviour)} before, ${pct(evaluation.after.positiveBehaviour)} after\n` +
         `refusal rate on ${evaluation.negativePrompts} held-out harmless prompts: ${pct(evaluation.before.negativeBehaviour)} before, ${pct(evaluation.after.negativeBehaviour)} after; ` +
         `${pct(evaluation.negativeUnchanged)} of their completions unchanged, mean KL ${evaluation.negativeKl.toFixed(4)}\n` +
-        `direction: layer index ${result.layer}; edited model: ${outDir}\n` +
+        `${result.search ? `edit: search trial #${result.search.chosen.number} of ${result.search.trials.length} (the single-layer rule picked layer index ${result.layer})` : `direction: layer index ${result.layer}`}; edited model: ${outDir}\n` +
         `report: ${result.reportHtml}\n`,
     );
   },

@@ -9,6 +9,7 @@ import { isAbliterateError } from "../errors.js";
 import { TOOL_VERSION } from "../version.js";
 import { activationsCommand } from "./activations-command.js";
 import { applyCommand } from "./apply-command.js";
+import { applyTrialCommand } from "./apply-trial-command.js";
 import { demoCommand } from "./demo-command.js";
 import { directionCommand } from "./direction-command.js";
 import { jsonResultsPrinted, type GlobalArgs } from "./global-options.js";
@@ -37,6 +38,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<numb
     .option("quiet", { type: "boolean", global: true, describe: "print errors only" })
     .option("token", { type: "string", global: true, describe: "Hugging Face token (default: HF_TOKEN, then $HF_HOME/token)" })
     .command(applyCommand)
+    .command(applyTrialCommand)
     .command(verifyCommand)
     .command(inspectCommand)
     .command(activationsCommand)

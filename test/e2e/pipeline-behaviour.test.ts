@@ -44,7 +44,7 @@ async function runCase(name: string, c: Case, t: { diagnostic(message: string): 
   writeFileSync(join(root, "negative.txt"), (c.negative ?? BUILTIN_HARMLESS_PROMPTS).join("\n"));
   const [pos, neg] = c.flags ?? ["--harmful", "--harmless"];
   const out = join(root, "out");
-  const run = await runCli([planted.dir, pos, join(root, "positive.txt"), neg, join(root, "negative.txt"), "--out", out, "--max-new-tokens", "12", "--json", ...extra], { env: ENV });
+  const run = await runCli([planted.dir, pos, join(root, "positive.txt"), neg, join(root, "negative.txt"), "--out", out, "--max-new-tokens", "12", "--trials", "40", "--json", ...extra], { env: ENV });
   const result = run.stdout ? JSON.parse(run.stdout) : undefined;
   if (result?.ok) {
     const e = result.evaluation;
@@ -131,7 +131,7 @@ test("a concept that is not refusal (formality): found, selected, applied and ev
   try {
     assertRemovedCleanly(result, run.stderr);
     const card = JSON.parse(readFileSync(join(out, "abliteration.json"), "utf8"));
-    const note = card.notes.find((n: string) => n.startsWith("Direction at layer index"));
+    const note = card.notes.find((n: string) => /^(Direction at layer index|An edit chosen by a search)/.test(n));
     assert.match(note, /held-out positive prompts showed the behaviour 100% → 0%; negative completions unchanged 100%/);
     assert.doesNotMatch(note, /harmful|harmless|refus/i, "no refusal vocabulary for a concept that is not refusal");
     const html = readFileSync(join(out, "report.html"), "utf8");

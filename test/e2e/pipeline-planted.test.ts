@@ -32,7 +32,7 @@ test("one command without --direction: finds the planted direction, removes refu
     writeFileSync(join(root, "harmful.txt"), BUILTIN_HARMFUL_PROMPTS.join("\n"));
     writeFileSync(join(root, "harmless.jsonl"), BUILTIN_HARMLESS_PROMPTS.map((text) => JSON.stringify({ instruction: text })).join("\n"));
     const out = join(root, "out");
-    const args = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.jsonl"), "--out", out, "--max-new-tokens", "6", "--json"];
+    const args = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.jsonl"), "--out", out, "--max-new-tokens", "6", "--trials", "40", "--json"];
     const env = { HF_HUB_OFFLINE: "1" };
     const first = await runCli(args, { env });
     assert.equal(first.status, 0, first.stderr);
@@ -58,20 +58,24 @@ test("one command without --direction: finds the planted direction, removes refu
 
     // The results travel with the checkpoint.
     const provenance = JSON.parse(readFileSync(join(out, "abliteration.json"), "utf8"));
-    assert.equal(provenance.direction.direction_layer, chosen);
+    // The default search chose the edit (trial 0 is the single-layer rule's layer); the record says both.
+    assert.equal(provenance.selection.layer, chosen);
+    assert.ok(provenance.selection.search.trials >= 1, "the search is recorded");
+    assert.ok(provenance.alphas, "every writer's α is recorded");
+    assert.ok(provenance.tensors_changed.every((t: { alpha: number }) => Number.isFinite(t.alpha) && t.alpha !== 0));
     assert.equal(provenance.evaluation.after.positiveBehaviour, evaluation.after.positiveBehaviour);
     assert.ok(provenance.notes.some((note: string) => note.includes("harmful prompts refused 100% → 0%") && note.includes("harmless completions unchanged 100%")), provenance.notes.join("\n"));
     assert.ok(existsSync(join(out, "report.html")) && existsSync(join(out, "report.json")));
 
     const second = await runCli(args.filter((a) => a !== "--json"), { env });
     assert.equal(second.status, 0, second.stderr);
-    for (const stage of ["prompts", "signature", "directions", "selection", "evaluation"]) assert.match(second.stderr, new RegExp(`${stage}: reused`), second.stderr);
+    for (const stage of ["prompts", "signature", "directions", "selection", "search", "evaluation"]) assert.match(second.stderr, new RegExp(`${stage}: reused`), second.stderr);
     assert.match(second.stderr, /surgery: reused/);
 
     // The same command after the harmful file was edited: its text is in the prompts key, so nothing downstream of
     // the prompts is reused (a key over the file's path alone would have answered with the old prompts).
     writeFileSync(join(root, "harmful.txt"), BUILTIN_HARMFUL_PROMPTS.slice(0, -8).join("\n"));
-    const editedArgs = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.jsonl"), "--out", join(root, "out2"), "--work-dir", `${out}.work`, "--max-new-tokens", "6"];
+    const editedArgs = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.jsonl"), "--out", join(root, "out2"), "--work-dir", `${out}.work`, "--max-new-tokens", "6", "--trials", "40"];
     const edited = await runCli(editedArgs, { env });
     assert.equal(edited.status, 0, edited.stderr);
     for (const stage of ["prompts", "signature", "directions", "selection", "evaluation"]) assert.doesNotMatch(edited.stderr, new RegExp(`${stage}: reused`), edited.stderr);

@@ -31,7 +31,7 @@ async function setUp() {
   writeFileSync(join(root, "harmful.txt"), BUILTIN_HARMFUL_PROMPTS.join("\n"));
   writeFileSync(join(root, "harmless.txt"), BUILTIN_HARMLESS_PROMPTS.join("\n"));
   const out = join(root, "out");
-  const base = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.txt"), "--out", out, "--max-new-tokens", "4"];
+  const base = [planted.dir, "--harmful", join(root, "harmful.txt"), "--harmless", join(root, "harmless.txt"), "--out", out, "--max-new-tokens", "4", "--trials", "30"];
   return { root, planted, out, base };
 }
 
@@ -96,7 +96,7 @@ test("when only the evaluation changes, the shards stay untouched and the result
   try {
     assert.equal((await runCli(base, { env: ENV })).status, 0);
     const before = snapshot(out);
-    const run = await runCli([...base.slice(0, -1), "6"], { env: ENV });
+    const run = await runCli(base.map((arg, i) => (base[i - 1] === "--max-new-tokens" ? "6" : arg)), { env: ENV });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /surgery: reused/);
     assert.doesNotMatch(run.stderr, /evaluation: reused/);

@@ -54,7 +54,8 @@ function leftByPathway(report: { evaluation: { samples: { kind: string; prompt: 
 test("two orthogonal pathways: rank 1 leaves one active, rank 2 removes both, rank auto stops at 2", async (t) => {
   const { root, planted, run } = await setUp("two-pathways", true);
   try {
-    const one = await run("rank1", []);
+    // The single-layer rule at rank 1 (the optimizer, free to mix rows and layers, is another matter).
+    const one = await run("rank1", ["--search", "single-layer"]);
     assert.equal(one.status, 0, one.stderr);
     const r1 = JSON.parse(one.stdout);
     t.diagnostic(`rank 1: behaviour ${r1.evaluation.before.positiveBehaviour} → ${r1.evaluation.after.positiveBehaviour}, unchanged ${r1.evaluation.negativeUnchanged}`);
