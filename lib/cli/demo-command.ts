@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
+import { withNumberOptions } from "./number-option.js";
 import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
 interface DemoArgs extends GlobalArgs, ThreadsArgs {
@@ -23,9 +24,8 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
   command: "demo",
   describe: "run the whole pipeline offline on a tiny planted-refusal chat model and write a report",
   builder: (yargs) =>
-    withThreadsOption(yargs as Argv<GlobalArgs>)
-      .option("dir", { type: "string", describe: "where the demo model, work files, output and report go (default: $TMPDIR/abliterate-demo)" })
-      .option("max-new-tokens", { type: "number", default: 8, describe: "greedy tokens per prompt in the evaluation" }) as unknown as Argv<DemoArgs>,
+    withNumberOptions(withThreadsOption(yargs as Argv<GlobalArgs>), { "max-new-tokens": { integer: true, min: 1, max: 4096, describe: "greedy tokens per prompt in the evaluation (default 8)" } })
+      .option("dir", { type: "string", describe: "where the demo model, work files, output and report go (default: $TMPDIR/abliterate-demo)" }) as unknown as Argv<DemoArgs>,
   handler: async (args: ArgumentsCamelCase<DemoArgs>) => {
     const { writePlantedRefusalModel } = await import("../directions/planted-refusal-model.js");
     const { runPipeline } = await import("../pipeline/run-pipeline.js");
@@ -46,7 +46,7 @@ export const demoCommand: CommandModule<GlobalArgs, DemoArgs> = {
         modelSource: "planted-refusal (abliterate demo)",
         workDir,
         builtinPrompts: true,
-        maxNewTokens: args["max-new-tokens"],
+        maxNewTokens: args["max-new-tokens"] ?? 8,
         forward: { threads },
         outDir,
         force: true,

@@ -4,6 +4,7 @@ import { parseMemorySize } from "../engine/memory-budget.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { ForwardSettings } from "../directions/mean-difference.js";
 import type { PickPolicy } from "../directions/search/pick-trial.js";
+import { withNumberOptions } from "./number-option.js";
 import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
 export interface PromptArgs extends ThreadsArgs {
@@ -35,7 +36,10 @@ export interface SelectionArgs {
 }
 
 export function withPromptOptions<T>(yargs: Argv<T>) {
-  return withThreadsOption(yargs)
+  return withNumberOptions(withThreadsOption(yargs), {
+    seed: { integer: true, min: 0, max: 2 ** 31 - 1, describe: "seed of the train/validation/test split (default 0)" },
+    positions: { integer: true, min: 1, max: 4096, describe: "trailing tokens per prompt averaged into the directions (default 1: the last)" },
+  })
     .option("harmful", { type: "string", describe: "prompts to refuse: .txt, .json/.jsonl/.csv (with --column), .parquet, or a Hub dataset org/name[:split[start:end]] (default: mlabonne/harmful_behaviors:train[:400], offline: built-in)" })
     .option("harmless", { type: "string", describe: "ordinary prompts, same forms (default: mlabonne/harmless_alpaca:train[:400], offline: built-in)" })
     .option("positive", { type: "string", describe: "generic contrast: prompts showing the concept (alias of --harmful)" })
@@ -43,26 +47,25 @@ export function withPromptOptions<T>(yargs: Argv<T>) {
     .option("column", { type: "string", describe: "column / field holding the prompt in .json/.jsonl/.csv/.parquet and datasets" })
     .option("system", { type: "string", describe: "system prompt added to every prompt through the chat template" })
     .option("chat-template", { type: "boolean", describe: "wrap prompts with the tokenizer's chat template (default; --no-chat-template uses raw text)" })
-    .option("seed", { type: "number", describe: "seed of the train/validation/test split (default 0)" })
-    .option("positions", { type: "number", describe: "trailing tokens per prompt averaged into the directions (default 1: the last)" })
     .option("max-memory", { type: "string", describe: "memory budget for forward passes, e.g. 8GB (default: 80% of available memory)" });
 }
 
 export function withSelectionOptions<T>(yargs: Argv<T>) {
-  return yargs
+  return withNumberOptions(yargs, {
+    "max-new-tokens": { integer: true, min: 1, max: 4096, describe: "greedy tokens per prompt in the evaluation (default 32)" },
+    "signature-tokens": { integer: true, min: 1, max: 4096, describe: "greedy tokens per train prompt the behaviour signature is learned from (default 24)" },
+    "max-kl": { min: 0, describe: "selection wall: largest mean KL on the negative prompts' own completions (default 0.1)" },
+    "min-unchanged": { min: 0, max: 1, describe: "selection wall: share of negative completions an edit must leave identical (default 0.9)" },
+    trials: { integer: true, min: 1, max: 100_000, describe: "search trials in all, saved ones included (default: sized from the first trial's time and the time budget, at most 200)" },
+  })
     .option("candidate-layers", { type: "string", describe: "half-open range a:b of layer indices to score (default: every index 0..L)" })
     .option("work-dir", { type: "string", describe: "where each stage saves its results; a rerun resumes from them (default: OUT.work)" })
-    .option("max-new-tokens", { type: "number", describe: "greedy tokens per prompt in the evaluation (default 32)" })
-    .option("signature-tokens", { type: "number", describe: "greedy tokens per train prompt the behaviour signature is learned from (default 24)" })
     .option("behaviour-markers", {
       alias: "refusal-markers",
       type: "string",
       describe: "comma list of phrases that mark a completion as showing the behaviour; overrides the signature learned from the two sets (default: learned from the model's completions)",
     })
-    .option("max-kl", { type: "number", describe: "selection wall: largest mean KL on the negative prompts' own completions (default 0.1)" })
-    .option("min-unchanged", { type: "number", describe: "selection wall: share of negative completions an edit must leave identical (default 0.9)" })
     .option("search", { type: "string", choices: ["optimize", "single-layer"], describe: "how the edit is chosen: optimize (default) searches direction and per-layer strengths; single-layer takes the best single direction at full strength" })
-    .option("trials", { type: "number", describe: "search trials in all, saved ones included (default: sized from the first trial's time and the time budget, at most 200)" })
     .option("time-budget", { type: "string", describe: "stop the search after this long, keeping the best so far, e.g. 30m, 2h, 90s (default: 60m for sizing)" })
     .option("pick", { type: "string", describe: "which point of the front: min-damage[:X] (default, X 0.05: the lowest KL with behaviour ≤ X), min-behaviour[:Y], knee, or a trial number" })
     .option("rank", {
@@ -96,9 +99,6 @@ export function parsePick(text: string): PickPolicy {
 
 /** The search options of the one command. */
 export function searchSettings(args: SelectionArgs): { selectionMethod?: "optimize" | "single-layer"; search: { trials?: number; timeBudgetMs?: number; pick?: PickPolicy } } {
-  if (args.trials !== undefined && !(Number.isInteger(args.trials) && args.trials >= 1 && args.trials <= 100_000)) {
-    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--trials must be a whole number from 1 to 100000; got ${args.trials}`);
-  }
   return {
     selectionMethod: args.search as "optimize" | "single-layer" | undefined,
     search: {
@@ -140,23 +140,13 @@ export function behaviourMarkers(args: SelectionArgs): string[] | undefined {
   return markers;
 }
 
-/** The selection and evaluation settings of the direction stages, checked. */
+/** The selection and evaluation settings of the direction stages (numbers are checked where they are declared). */
 export function selectionSettings(args: SelectionArgs): { maxKl?: number; minUnchanged?: number; signatureTokens?: number; maxNewTokens?: number; behaviourMarkers?: string[]; rank?: number | "auto" } {
-  const fraction = (name: "max-kl" | "min-unchanged", max: number) => {
-    const value = args[name];
-    if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= max)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--${name} must be a number from 0 to ${max}; got ${value}`);
-    return value;
-  };
-  const count = (name: "signature-tokens" | "max-new-tokens", min: number) => {
-    const value = args[name];
-    if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= 4096)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `--${name} must be a whole number from ${min} to 4096; got ${value}`);
-    return value;
-  };
   return {
-    maxKl: fraction("max-kl", Number.MAX_VALUE),
-    minUnchanged: fraction("min-unchanged", 1),
-    signatureTokens: count("signature-tokens", 1),
-    maxNewTokens: count("max-new-tokens", 1),
+    maxKl: args["max-kl"],
+    minUnchanged: args["min-unchanged"],
+    signatureTokens: args["signature-tokens"],
+    maxNewTokens: args["max-new-tokens"],
     behaviourMarkers: behaviourMarkers(args),
     rank: rankFrom(args),
   };

@@ -5,6 +5,7 @@
  * overwrite an existing file unless told to, and never writes over what it reads.
  */
 import { readFile } from "node:fs/promises";
+import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { DirectionCandidates } from "../direction-files/write-direction-candidates.js";
 import { checkOutputFile, writeOutputFile } from "../fs/write-output-file.js";
 import { directionsStage } from "./directions-stage.js";
@@ -46,6 +47,7 @@ export async function* findDirections(params: FindDirectionsParams): AsyncGenera
   const signature = yield* signatureStage(ctx, prompts);
   const candidates = yield* directionsStage(ctx, prompts);
   const selection = yield* selectionStage(ctx, prompts, signature, candidates);
+  if (selection.failed) throw new AbliterateError(ErrorCodes.DIRECTION_DEGENERATE, selection.failed);
   const subspace = yield* subspaceStage(ctx, { prompts, signature, candidates, selection, rank: params.rank });
   await writeOutputFile({ path: params.out, data: await readFile(subspace.file), force: params.force, inputs });
   return { out: params.out, candidates, prompts, subspace, selection };

@@ -73,7 +73,12 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
   const selection = yield* selectionStage(ctx, prompts, signature, candidates);
   const layer = selection.selection.layer;
   const labels = prompts.labels;
-  if (selection.how === "automatic") {
+  const wantsSearch = (params.selectionMethod ?? "optimize") === "optimize" && (params.rank ?? 1) === 1;
+  if (selection.failed) {
+    // The single-layer rule found nothing it may apply; only the search, free to edit part of the model, can go on.
+    if (!wantsSearch) throw new AbliterateError(ErrorCodes.DIRECTION_DEGENERATE, selection.failed);
+    yield { type: "note", message: "no single candidate direction passed the damage filters at full strength; the search looks for a partial edit that does" };
+  } else if (selection.how === "automatic") {
     const chosen = selection.scores!.candidates.find((c) => c.layer === layer)!;
     const baseline = selection.scores!.baseline;
     yield {
@@ -88,7 +93,7 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
 
   const rank = params.rank ?? 1;
   const subspace = rank === 1 ? undefined : yield* subspaceStage(ctx, { prompts, signature, candidates, selection, rank });
-  const optimize = (params.selectionMethod ?? "optimize") === "optimize" && selection.how === "automatic" && rank === 1;
+  const optimize = wantsSearch && selection.how === "automatic";
   if ((params.selectionMethod ?? "optimize") === "optimize" && !optimize) {
     yield { type: "note", message: `no search: ${selection.how !== "automatic" ? "--direction-layer fixes the direction" : "--rank ≠ 1 removes a subspace at full strength"}; the single-layer rule applies` };
   }

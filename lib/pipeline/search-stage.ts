@@ -132,17 +132,18 @@ export async function* searchStage(
     };
     const started = performance.now();
     let singleLayerTrial: number | undefined;
-    // Trial 0 is the single-layer rule's edit: measured here (its time sizes the search) and stored like any trial.
+    // Trial 0 is the single-layer rule's edit (or, when that rule found none, the lowest-behaviour candidate's):
+    // measured here (its time sizes the search) and stored like any trial.
     if (trialStore.trials.length === 0) {
       const point = singleLayerPoint(setup, selection.selection.layer);
       const began = performance.now();
       const evaluation = await evaluate(point);
       const trial: Trial<TrialScores> = { number: 0, params: point, values: [...evaluation.values], violation: evaluation.violation ?? 0, feasible: !((evaluation.violation ?? 0) > 0), seconds: (performance.now() - began) / 1000, ...(evaluation.payload ? { payload: evaluation.payload } : {}) };
       await trialStore.append(trial);
-      singleLayerTrial = 0;
+      if (!selection.failed) singleLayerTrial = 0;
     } else {
       const first = trialStore.trials[0];
-      if (first && JSON.stringify(first.params) === JSON.stringify(singleLayerPoint(setup, selection.selection.layer))) singleLayerTrial = 0;
+      if (!selection.failed && first && JSON.stringify(first.params) === JSON.stringify(singleLayerPoint(setup, selection.selection.layer))) singleLayerTrial = 0;
       yield { type: "note", message: `search: continuing from ${trialStore.trials.length} saved trial(s)` };
     }
     const firstTrialSeconds = trialStore.trials[0].seconds;

@@ -20,6 +20,11 @@ export interface SelectionArtifact {
   scores?: CandidateScores;
   selection: Selection;
   how: "automatic" | "--direction-layer";
+  /**
+   * No candidate passed the walls: the message says why, and `selection.layer` is only the lowest-behaviour
+   * candidate. The single-layer rule then has nothing to apply; the search may still find a partial edit that does.
+   */
+  failed?: string;
 }
 
 const ARTIFACT = "selection.json";
@@ -64,8 +69,16 @@ export async function* selectionStage(ctx: PipelineContext, prompts: PromptsArti
       }),
     );
     await store.writeJson("candidate-scores.json", scores);
-    const selection = selectDirection({ scores, numLayers: model.spec.numLayers, criteria: { maxKl: options.maxKl, minUnchanged: options.minUnchanged } });
-    artifact = { key, scores, selection, how: "automatic" };
+    try {
+      const selection = selectDirection({ scores, numLayers: model.spec.numLayers, criteria: { maxKl: options.maxKl, minUnchanged: options.minUnchanged } });
+      artifact = { key, scores, selection, how: "automatic" };
+    } catch (error) {
+      if (!(error instanceof AbliterateError) || error.code !== ErrorCodes.DIRECTION_DEGENERATE) throw error;
+      const scored = scores.candidates.filter((c) => c.behaviour !== null);
+      if (scored.length === 0) throw error;
+      const lowest = scored.reduce((a, b) => (b.behaviour! < a.behaviour! ? b : a));
+      artifact = { key, scores, selection: { layer: lowest.layer, verdicts: [], notes: [] }, how: "automatic", failed: error.message };
+    }
   }
   await store.invalidate("selection");
   await store.writeJson(ARTIFACT, artifact);

@@ -1,0 +1,86 @@
+/**
+ * `npm run bench:selection`: the single-layer rule against the search, on the planted models and on the trained
+ * ones (test/golden/trained/), measured on the held-out split by the pipeline's own evaluation (greedy completions):
+ * behaviour rate, KL and the share of negative completions unchanged, plus the search's time per trial and total.
+ * BENCH_TRIALS sets the search's trials (default 120); BENCH_CASES a comma list of case names.
+ * Not a test: it prints figures, it asserts nothing.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../lib/directions/builtin-prompts.js";
+import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../lib/directions/planted-refusal-model.js";
+import { resultOf } from "../lib/event-channel.js";
+import { runPipeline, type PipelineResult } from "../lib/pipeline/run-pipeline.js";
+import { readTrainedPrompts, trainedModelDir } from "../test/golden/trained/trained-fixtures.js";
+import { writePlantedChatModel, type PlantedChatSpec } from "../test/helpers/planted-chat-model.js";
+
+interface Case {
+  name: string;
+  model: (dir: string) => Promise<string>;
+  positive: readonly string[];
+  negative: readonly string[];
+}
+
+const planted = (spec: Omit<PlantedChatSpec, "dir" | "triggers" | "words"> & Partial<Pick<PlantedChatSpec, "triggers">>) => async (dir: string) =>
+  (await writePlantedChatModel({ dir, triggers: PLANTED_TRIGGER_WORDS, words: PLANTED_COMMON_WORDS, ...spec })).dir;
+const trainedPrompts = { positive: [...readTrainedPrompts("harmfulTrain"), ...readTrainedPrompts("harmfulTest")], negative: [...readTrainedPrompts("harmlessTrain"), ...readTrainedPrompts("harmlessTest")] };
+const twoPathwayPositive = BUILTIN_HARMLESS_PROMPTS.slice(0, 100).map((base, i) => `${base} ${i < 70 ? PLANTED_TRIGGER_WORDS[i % 30] : PLANTED_TRIGGER_WORDS[30 + (i % 30)]}`);
+
+const CASES: Case[] = [
+  { name: "planted: breaking candidates", model: planted({ behaviour: ["sorry", "i", "will", "not", "."], normal: ["sure", "here", "is", "the", "answer"], breakingLayer: 2 }), positive: BUILTIN_HARMFUL_PROMPTS, negative: BUILTIN_HARMLESS_PROMPTS },
+  { name: "planted: shared first token", model: planted({ behaviour: ["i", "cannot", "help", "with", "that", "."], normal: ["i", "can", "help", "you", "now", "!"] }), positive: BUILTIN_HARMFUL_PROMPTS, negative: BUILTIN_HARMLESS_PROMPTS },
+  {
+    name: "planted: two pathways",
+    model: planted({ behaviour: ["sorry", "no", "."], normal: ["sure", "here", "it", "is"], triggers: PLANTED_TRIGGER_WORDS.slice(0, 30), secondTriggers: PLANTED_TRIGGER_WORDS.slice(30) }),
+    positive: twoPathwayPositive,
+    negative: BUILTIN_HARMLESS_PROMPTS.slice(100),
+  },
+  { name: "trained: own-phrasing", model: async () => trainedModelDir("own-phrasing"), ...trainedPrompts },
+  { name: "trained: shared-opening-bilingual", model: async () => trainedModelDir("shared-opening-bilingual"), ...trainedPrompts },
+];
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+
+async function run(c: Case, root: string, method: "single-layer" | "optimize", trials: number): Promise<{ result?: PipelineResult; error?: string; seconds: number }> {
+  const started = performance.now();
+  try {
+    const modelDir = await c.model(join(root, "model"));
+    writeFileSync(join(root, "p.txt"), c.positive.join("\n"));
+    writeFileSync(join(root, "n.txt"), c.negative.join("\n"));
+    const result = await resultOf(
+      runPipeline({ modelDir, modelSource: c.name, workDir: join(root, "work"), positive: join(root, "p.txt"), negative: join(root, "n.txt"), outDir: join(root, `out-${method}`), selectionMethod: method, search: { trials } }),
+    );
+    return { result, seconds: (performance.now() - started) / 1000 };
+  } catch (error) {
+    return { error: (error as Error).message.split("\n")[0], seconds: (performance.now() - started) / 1000 };
+  }
+}
+
+async function main(): Promise<void> {
+  const trials = Number(process.env.BENCH_TRIALS ?? 120);
+  const only = process.env.BENCH_CASES?.split(",").map((s) => s.trim());
+  console.log(`selection: single-layer rule vs search (${trials} trials), held-out split, greedy completions`);
+  console.log("| case | method | behaviour before → after | negative unchanged | KL | search: trials, s/trial, total s |");
+  console.log("|---|---|---|---|---|---|");
+  for (const c of CASES) {
+    if (only && !only.some((name) => c.name.includes(name))) continue;
+    const root = mkdtempSync(join(tmpdir(), "abl-bench-selection-"));
+    try {
+      for (const method of ["single-layer", "optimize"] as const) {
+        const { result, error, seconds } = await run(c, root, method, trials);
+        if (!result) {
+          console.log(`| ${c.name} | ${method} | failed: ${error} | | | ${seconds.toFixed(1)} s |`);
+          continue;
+        }
+        const e = result.evaluation;
+        const search = result.search ? `${result.search.trials.length}, ${(result.search.timing.totalSeconds / result.search.trials.length).toFixed(2)}, ${result.search.timing.totalSeconds.toFixed(1)}` : "–";
+        console.log(`| ${c.name} | ${method}${result.search ? ` (#${result.search.chosen.number})` : ` (layer ${result.layer})`} | ${pct(e.before.positiveBehaviour)} → ${pct(e.after.positiveBehaviour)} | ${pct(e.negativeUnchanged)} | ${e.negativeKl.toExponential(2)} | ${search} |`);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+}
+
+await main();
