@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
-import { contrastSources, forwardSettings, selectionSettings, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
+import { contrastSources, directionStageOptions, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
 import { ProgressDisplay } from "./progress.js";
 import { renderPipeline } from "./render-pipeline.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
@@ -42,22 +42,7 @@ export const directionCommand: CommandModule<GlobalArgs, DirectionArgs> = {
     try {
       const found = await renderPipeline(
         findDirections({
-          modelDir: model.dir,
-          modelSource: args.model,
-          source: model.source,
-          workDir,
-          positive: sources.positive,
-          negative: sources.negative,
-          labels: sources.labels,
-          column: args.column,
-          system: args.system,
-          chatTemplate: args["chat-template"],
-          seed: args.seed,
-          positions: args.positions,
-          token: args.token,
-          forward: forwardSettings(args),
-          candidateLayers: args["candidate-layers"],
-          ...selectionSettings(args),
+          ...directionStageOptions(args, model, args.model, args.token, workDir),
           out: args.out,
           force: args.force,
         }),

@@ -4,6 +4,8 @@ import { parseMemorySize } from "../engine/memory-budget.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { ForwardSettings } from "../directions/mean-difference.js";
 import type { PickPolicy } from "../directions/search/pick-trial.js";
+import type { DirectionStageOptions } from "../pipeline/pipeline-context.js";
+import type { ModelSource } from "../provenance/provenance.js";
 import { withNumberOptions } from "./number-option.js";
 import { threadsFrom, withThreadsOption, type ThreadsArgs } from "./threads-option.js";
 
@@ -149,5 +151,28 @@ export function selectionSettings(args: SelectionArgs): { maxKl?: number; minUnc
     maxNewTokens: args["max-new-tokens"],
     behaviourMarkers: behaviourMarkers(args),
     rank: rankFrom(args),
+  };
+}
+
+/** The direction stages' options every pipeline command passes the same way, from its flags and the resolved model. */
+export function directionStageOptions(args: PromptArgs & SelectionArgs, model: { dir: string; source?: ModelSource }, modelName: string, token: string | undefined, workDir: string): DirectionStageOptions {
+  const sources = contrastSources(args);
+  return {
+    modelDir: model.dir,
+    modelSource: modelName,
+    source: model.source,
+    workDir,
+    positive: sources.positive,
+    negative: sources.negative,
+    labels: sources.labels,
+    column: args.column,
+    system: args.system,
+    chatTemplate: args["chat-template"],
+    seed: args.seed,
+    positions: args.positions,
+    candidateLayers: args["candidate-layers"],
+    token,
+    forward: forwardSettings(args),
+    ...selectionSettings(args),
   };
 }

@@ -21,7 +21,7 @@ import { renderSurgery } from "./render-surgery.js";
 import { resolveModelArgument } from "./resolve-model-argument.js";
 import { surgeryParamsFrom, withSurgeryOptions, type SurgeryArgs } from "./surgery-options.js";
 import { threadsFrom } from "./threads-option.js";
-import { contrastSources, forwardSettings, searchSettings, selectionSettings, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
+import { contrastSources, directionStageOptions, searchSettings, withPromptOptions, withSelectionOptions, type PromptArgs, type SelectionArgs } from "./pipeline-options.js";
 import type { PipelineResult } from "../pipeline/run-pipeline.js";
 import { verifiedSummary } from "../surgery/verified-summary.js";
 import { renderPipeline } from "./render-pipeline.js";
@@ -111,24 +111,9 @@ export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
         const workDir = args["work-dir"] ?? (args.out ? `${args.out.replace(/\/+$/, "")}.work` : join(tempRoot!, "work"));
         pipeline = await renderPipeline(
           runPipeline({
-            modelDir: model.dir,
-            modelSource: args.model,
-            source: model.source,
-            workDir,
-            positive: sources.positive,
-            negative: sources.negative,
-            labels: sources.labels,
-            column: args.column,
-            system: args.system,
-            chatTemplate: args["chat-template"],
-            seed: args.seed,
-            positions: args.positions,
-            candidateLayers: args["candidate-layers"],
+            ...directionStageOptions(args, model, args.model, token, workDir),
             directionLayer,
-            ...selectionSettings(args),
             ...searchSettings(args),
-            token,
-            forward: forwardSettings(args),
             outDir,
             surgery: surgeryRest,
             force: args.force,

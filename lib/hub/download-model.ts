@@ -11,7 +11,7 @@
 import { readFile, rmdir, rm } from "node:fs/promises";
 import { listFiles, modelInfo } from "@huggingface/hub";
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { repoCachePaths, type RepoCachePaths } from "./cache-paths.js";
+import { repoCachePaths } from "./cache-paths.js";
 import { findCachedSnapshot, requireCachedSnapshot } from "./cached-snapshot.js";
 import { existingSize, fetchIntoCache, linkPointer, writeRevisionRef, type CacheFile } from "./cache-file.js";
 import { EventChannel } from "../event-channel.js";

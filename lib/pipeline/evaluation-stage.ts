@@ -11,7 +11,7 @@ import { withStageProgress } from "./forward-events.js";
 import type { PipelineContext } from "./pipeline-context.js";
 import type { PromptsArtifact } from "./prompts-stage.js";
 import type { SelectionArtifact } from "./selection-stage.js";
-import { priorPhrases, type SignatureArtifact } from "./signature-stage.js";
+import type { SignatureArtifact } from "./signature-stage.js";
 import { stageKey } from "./stage-store.js";
 
 export interface EvaluationArtifact {
