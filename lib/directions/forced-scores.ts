@@ -29,11 +29,16 @@ export interface ForcedPassParams extends ForwardSettings {
   edit?: Edit;
   /** Keep the log-softmax distributions of the first k positions of each row (for KL). */
   keepDistributions?: number;
+  /**
+   * Compute each continuation token's log-probability (default true). Off for rows that only need the greedy choice
+   * (and the kept distributions): the softmax normalizer then costs nothing past the first keepDistributions positions.
+   */
+  logProbs?: boolean;
   logitsBudgetFloats?: number;
 }
 
 export interface ForcedPass {
-  /** Per row, log p(continuation[i] | prompt, continuation[<i]). */
+  /** Per row, log p(continuation[i] | prompt, continuation[<i]) (only the kept positions' with logProbs: false). */
   logProbs: number[][];
   /** Per row, whether the argmax at position i is continuation[i]. */
   greedyMatches: boolean[][];
@@ -41,20 +46,31 @@ export interface ForcedPass {
   distributions: Float32Array[][];
 }
 
-/** log Σ exp over one row of logits, and the row's argmax, in one sweep each. */
-function rowStatistics(logits: Float32Array, start: number, vocab: number): { logZ: number; argmax: number } {
+function rowArgmax(logits: Float32Array, start: number, vocab: number): number {
   let argmax = 0;
-  for (let i = 1; i < vocab; i += 1) if (logits[start + i] > logits[start + argmax]) argmax = i;
-  const max = logits[start + argmax];
+  let best = logits[start];
+  for (let i = 1; i < vocab; i += 1) {
+    const v = logits[start + i];
+    if (v > best) {
+      best = v;
+      argmax = i;
+    }
+  }
+  return argmax;
+}
+
+/** log Σ exp over one row of logits, given its maximum. */
+function rowLogZ(logits: Float32Array, start: number, vocab: number, max: number): number {
   let sum = 0;
   for (let i = 0; i < vocab; i += 1) sum += Math.exp(logits[start + i] - max);
-  return { logZ: max + Math.log(sum), argmax };
+  return max + Math.log(sum);
 }
 
 export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> {
   const { model, rows } = params;
   const vocab = model.spec.vocabSize;
   const keep = params.keepDistributions ?? 0;
+  const wantLogProbs = params.logProbs ?? true;
   const budget = params.logitsBudgetFloats ?? 16_000_000;
   const result: ForcedPass = { logProbs: [], greedyMatches: [], distributions: [] };
   let start = 0;
@@ -87,10 +103,17 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       const distributions: Float32Array[] = [];
       row.continuation.forEach((token, i) => {
         const offset = (position + i) * vocab;
-        const { logZ, argmax } = rowStatistics(logits, offset, vocab);
-        logProbs.push(logits[offset + token] - logZ);
+        const argmax = rowArgmax(logits, offset, vocab);
         matches.push(argmax === token);
-        if (i < keep) distributions.push(Float32Array.from(logits.subarray(offset, offset + vocab), (v) => v - logZ));
+        if (wantLogProbs || i < keep) {
+          const logZ = rowLogZ(logits, offset, vocab, logits[offset + argmax]);
+          logProbs.push(logits[offset + token] - logZ);
+          if (i < keep) {
+            const distribution = new Float32Array(vocab);
+            for (let v = 0; v < vocab; v += 1) distribution[v] = logits[offset + v] - logZ;
+            distributions.push(distribution);
+          }
+        }
       });
       position += row.continuation.length;
       result.logProbs.push(logProbs);
@@ -102,11 +125,14 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
   return result;
 }
 
-/** KL(P ‖ Q) of two log-softmax distributions (P: the unedited model), in fp64. */
-export function klFromLogSoftmax(reference: Float32Array, edited: Float32Array): number {
+/**
+ * KL(P ‖ Q) of two log-softmax distributions (P: the unedited model), in fp64. `probabilities` (exp of the
+ * reference) may be given when the same reference is compared many times (every search trial).
+ */
+export function klFromLogSoftmax(reference: Float32Array, edited: Float32Array, probabilities?: Float64Array): number {
   let kl = 0;
   for (let i = 0; i < reference.length; i += 1) {
-    const p = Math.exp(reference[i]);
+    const p = probabilities ? probabilities[i] : Math.exp(reference[i]);
     if (p > 0) kl += p * (reference[i] - edited[i]);
   }
   return Math.max(0, kl);

@@ -86,12 +86,12 @@ export function signatureProbabilities(pass: ForcedPass, prompts: number, sequen
  * positions, and the share of rows whose greedy choice is unchanged at every position the unedited model itself
  * reproduces (a near-tie that teacher forcing resolves differently from generation is not counted against the edit).
  */
-export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: number): { kl: number; unchanged: number } {
+export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: number, probabilities?: Float64Array[][]): { kl: number; unchanged: number } {
   const kls: number[] = [];
   let unchanged = 0;
   reference.greedyMatches.forEach((matches, row) => {
     const k = Math.min(klTokens, reference.distributions[row].length);
-    for (let i = 0; i < k; i += 1) kls.push(klFromLogSoftmax(reference.distributions[row][i], edited.distributions[row][i]));
+    for (let i = 0; i < k; i += 1) kls.push(klFromLogSoftmax(reference.distributions[row][i], edited.distributions[row][i], probabilities?.[row][i]));
     let same = true;
     for (let i = 0; i < matches.length && matches[i]; i += 1) if (!edited.greedyMatches[row][i]) same = false;
     if (same) unchanged += 1;
@@ -134,8 +134,10 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   const negativeRows: ForcedRow[] = params.negative.map((prompt, i) => ({ prompt, continuation: completions.ids[i].slice(0, unchangedTokens) }));
   const positiveRows = signatureRows(params.positive, signature);
   const inducedRows = signatureRows(inducedPrompts, signature);
-  const run = (rows: ForcedRow[], edit?: Edit, keepDistributions = 0) => forcedPass({ model, rows, edit, keepDistributions, ...settings });
+  // The negative rows need only the greedy choice at each position and the distributions of the first klTokens.
+  const run = (rows: ForcedRow[], edit?: Edit, keepDistributions = 0) => forcedPass({ model, rows, edit, keepDistributions, logProbs: keepDistributions === 0, ...settings });
   const reference = await run(negativeRows, undefined, klTokens);
+  const probabilities = reference.distributions.map((positions) => positions.map((logp) => Float64Array.from(logp, Math.exp)));
   const baseline = {
     positiveBehaviour: mean(signatureProbabilities(await run(positiveRows), params.positive.length, sequences)),
     negativeBehaviour: mean(signatureProbabilities(await run(inducedRows), inducedPrompts.length, sequences)),
@@ -146,7 +148,7 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
     settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length },
     score: async (edit) => {
       const behaviour = mean(signatureProbabilities(await run(positiveRows, edit), params.positive.length, sequences));
-      return { behaviour, ...damageOf(reference, await run(negativeRows, edit, klTokens), klTokens) };
+      return { behaviour, ...damageOf(reference, await run(negativeRows, edit, klTokens), klTokens, probabilities) };
     },
     inducedBy: async (edit) => mean(signatureProbabilities(await run(inducedRows, edit), inducedPrompts.length, sequences)),
   };
