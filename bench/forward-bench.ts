@@ -312,8 +312,11 @@ export async function runForwardBench(): Promise<string[]> {
     const values = peaks.map((p) => p[key]).filter((v): v is number => v !== undefined);
     return values.length ? median(values) : undefined;
   };
-  const fp32Peak = Math.max(peakOf("fp32_avx2") ?? 0, peakOf("fp32_avx512") ?? 0) || undefined;
-  const bf16Peak = peakOf("bf16_dot");
+  // peak-flops prints one core's peak per CPU-second; the machine's is that times the threads.
+  const fp32Core = Math.max(peakOf("fp32_avx2") ?? 0, peakOf("fp32_avx512") ?? 0) || undefined;
+  const bf16Core = peakOf("bf16_dot");
+  const fp32Peak = fp32Core && fp32Core * threads;
+  const bf16Peak = bf16Core && bf16Core * threads;
   const kernelsOf = (samples: RunResult[]) => samples[0]?.kernels ?? "?";
   /** The peak the run's kernels can reach: the BF16 dot-product peak for bf16 kernels, else the fp32 FMA peak. */
   const peakFor = (samples: RunResult[]) => (kernelsOf(samples).includes("bf16") ? bf16Peak : fp32Peak);
@@ -333,8 +336,9 @@ export async function runForwardBench(): Promise<string[]> {
   const lines = [
     `forward bench: ${params}B-parameter Llama-shaped BF16 checkpoint (${GEOMETRY.layers} layers, d ${GEOMETRY.hidden}), ` +
       `${prompts.length} prompts, ${tokens} tokens, residual stream at every layer (last position), ${threads} threads, ${rounds} rounds, medians`,
-    `cpu peak (tight multiply-add loop, ${threads} threads): fp32 AVX2 ${peakOf("fp32_avx2")?.toFixed(0) ?? "n/a"} GFLOP/s, ` +
-      `fp32 AVX-512 ${peakOf("fp32_avx512")?.toFixed(0) ?? "n/a"} GFLOP/s, bf16 dot (vdpbf16ps) ${bf16Peak?.toFixed(0) ?? "n/a"} GFLOP/s`,
+    `cpu peak (tight multiply-add loop, per core per CPU-second; × ${threads} cores for the machine): ` +
+      `fp32 AVX2 ${peakOf("fp32_avx2")?.toFixed(0) ?? "n/a"} GFLOP/s, fp32 AVX-512 ${peakOf("fp32_avx512")?.toFixed(0) ?? "n/a"} GFLOP/s, ` +
+      `bf16 dot (vdpbf16ps) ${bf16Core?.toFixed(0) ?? "n/a"} GFLOP/s`,
   ];
   const engineLine = (label: string, samples: RunResult[], gflop: number) =>
     `${label.padEnd(13)} ${rate(samples).toFixed(0).padStart(6)} tokens/s (${cpuRate(samples).toFixed(0)} per CPU-second)  ` +
@@ -390,9 +394,7 @@ async function child(run: EngineRun, modelDir: string, promptsPath: string, thre
   const prompts = JSON.parse(readFileSync(promptsPath, "utf8")) as number[][];
   const model = await loadForwardModel(modelDir);
   const generate = run.startsWith("generate");
-  const compute = run.endsWith("fp32") ? "fp32" : "auto";
-  // Until the request carries `compute`, the engine reads the same choice from ABLITERATE_COMPUTE.
-  process.env.ABLITERATE_COMPUTE = compute;
+  const compute: "fp32" | "auto" = run.endsWith("fp32") ? "fp32" : "auto";
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
   const output = await runForward({
@@ -402,7 +404,7 @@ async function child(run: EngineRun, modelDir: string, promptsPath: string, thre
     mode: run === "streamed" ? "streamed" : "resident",
     threads,
     ...(generate ? { maxNewTokens: GENERATE_TOKENS, eosTokenIds: [] } : {}),
-    ...({ compute } as Record<string, unknown>),
+    compute,
   });
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuStarted);

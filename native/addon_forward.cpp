@@ -275,6 +275,11 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   const std::string mode = string_field(o, "mode", "job");
   if (mode != "resident" && mode != "streamed") invalid("job.mode must be resident or streamed");
   job.mode = mode == "resident" ? fwd::Mode::Resident : fwd::Mode::Streamed;
+  if (!o.Get("compute").IsUndefined()) {
+    const std::string compute = string_field(o, "compute", "job");
+    if (compute != "fp32" && compute != "bf16" && compute != "auto") invalid("job.compute must be fp32, bf16 or auto");
+    job.compute = compute == "fp32" ? fwd::Compute::Fp32 : compute == "bf16" ? fwd::Compute::Bf16 : fwd::Compute::Auto;
+  }
   if (!o.Get("threads").IsUndefined()) job.threads = static_cast<unsigned>(count_value(o.Get("threads"), "job.threads", 1024));
   if (!o.Get("mlpChunkTokens").IsUndefined()) job.mlp_chunk_tokens = u32_field(o, "mlpChunkTokens", "job");
   return job;

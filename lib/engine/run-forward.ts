@@ -83,6 +83,13 @@ export interface ForwardRequest {
   ablation?: ForwardAblation;
   addition?: ForwardAddition;
   mode?: ForwardMode | "auto";
+  /**
+   * How projections multiply: "fp32" (the reference: fp32 products and sums), "bf16" (activations and weights
+   * rounded to bf16, products summed in fp32 with the CPU's BF16 dot product) or "auto" (bf16 for weights stored in
+   * BF16, where the CPU has AVX512_BF16; fp32 otherwise). Default "fp32": under bf16 the direction golden misses its
+   * cos ≥ 0.9999 at one layer (0.99988). docs/precision.md gives the error of each.
+   */
+  compute?: "fp32" | "bf16" | "auto";
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
   threads?: number;
@@ -334,6 +341,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     ablation: request.ablation ? nativeAblation(model, request.ablation) : undefined,
     addition: request.addition ? nativeAddition(model, request.addition) : undefined,
     mode: choice.mode,
+    compute: request.compute ?? "fp32",
     threads: request.threads,
     mlpChunkTokens,
   };

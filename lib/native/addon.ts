@@ -416,6 +416,8 @@ export interface NativeForwardJob {
   ablation?: NativeForwardAblation;
   addition?: NativeForwardAddition;
   mode: "resident" | "streamed";
+  /** GEMM arithmetic: fp32 (the reference), bf16 (BF16 dot products, fp32 sums) or auto (bf16 for BF16 weights). */
+  compute?: "fp32" | "bf16" | "auto";
   threads?: number;
   /** Tokens per MLP chunk (bounds the [tokens, intermediate] buffers). Default 512. */
   mlpChunkTokens?: number;

@@ -36,7 +36,7 @@ function runChild(modelDir: string, promptsPath: string, env: Record<string, str
     process.stdout.write(JSON.stringify({ kernels: out.kernels, hidden: Array.from(out.hidden) }));
   `;
   const stdout = execFileSync(process.execPath, ["--input-type=module", "-e", script, modelDir, promptsPath, compute], {
-    env: { ...process.env, ABLITERATE_COMPUTE: compute, ...env },
+    env: { ...process.env, ...env },
     maxBuffer: 256 * 1024 * 1024,
     encoding: "utf8",
   });

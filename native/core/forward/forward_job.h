@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../dtype.h"
+#include "forward_kernels.h"
 
 namespace abl {
 namespace fwd {
@@ -172,6 +173,8 @@ struct ForwardJob {
   Addition addition;
 
   Mode mode = Mode::Resident;
+  /** fp32 (the reference), bf16 (BF16 dot products for every weight) or auto (for BF16-stored weights). */
+  Compute compute = Compute::Fp32;
   unsigned threads = 0;
   /** Tokens per MLP chunk: bounds the [tokens, intermediate] activations. */
   uint32_t mlp_chunk_tokens = 512;

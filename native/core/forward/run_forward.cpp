@@ -66,7 +66,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   MappedFiles files(job.files);
   validate_forward_job(job, files);
   ThreadPool pool(job.threads);
-  const ForwardKernels& kernels = best_forward_kernels();
+  const ForwardKernels& kernels = forward_kernels_for(job.compute);
   const ModelSpec& spec = job.spec;
   const size_t d = spec.hidden_size;
   const size_t layers = spec.num_layers;
