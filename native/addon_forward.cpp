@@ -275,6 +275,7 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   const std::string mode = string_field(o, "mode", "job");
   if (mode != "resident" && mode != "streamed") invalid("job.mode must be resident or streamed");
   job.mode = mode == "resident" ? fwd::Mode::Resident : fwd::Mode::Streamed;
+  if (!o.Get("sharedPrefix").IsUndefined()) job.shared_prefix = u32_field(o, "sharedPrefix", "job");
   if (!o.Get("compute").IsUndefined()) {
     const std::string compute = string_field(o, "compute", "job");
     if (compute != "fp32" && compute != "bf16" && compute != "auto") invalid("job.compute must be fp32, bf16 or auto");

@@ -90,6 +90,11 @@ export interface ForwardRequest {
    * cos ≥ 0.9999 at one layer (0.99988). docs/precision.md gives the error of each.
    */
   compute?: "fp32" | "bf16" | "auto";
+  /**
+   * Run the token prefix common to all prompts (a chat template's system turn and role header) once and share its
+   * keys and values (default true). The numbers are those of running every prompt whole.
+   */
+  reusePrefix?: boolean;
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
   threads?: number;
@@ -112,6 +117,8 @@ export interface ForwardOutput {
   generated?: number[][];
   seconds: number;
   kernels: string;
+  /** Tokens of the common prefix that ran once for all prompts (0: none). */
+  sharedPrefix: number;
   /** Estimated peak bytes of the run (weights held at once + activations). */
   estimatedBytes: number;
   /** The activation and scratch part of estimatedBytes. */
@@ -276,6 +283,21 @@ function nativeAddition(model: ForwardModel, addition: ForwardAddition): NativeF
   return { vector, point: addition.point };
 }
 
+/** Prefixes shorter than this are not worth a second pass through the stack. */
+const MIN_SHARED_PREFIX = 4;
+
+/**
+ * Tokens all prompts start with, leaving each at least one of its own (so every prompt's last row is its own);
+ * 0 when fewer than MIN_SHARED_PREFIX or only one prompt.
+ */
+function sharedPrefixLength(prompts: number[][]): number {
+  if (prompts.length < 2) return 0;
+  const limit = Math.min(...prompts.map((p) => p.length)) - 1;
+  let n = 0;
+  while (n < limit && prompts.every((p) => p[n] === prompts[0][n])) n += 1;
+  return n >= MIN_SHARED_PREFIX ? n : 0;
+}
+
 export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
   const { model, prompts } = request;
   const { vocabSize, numLayers, hiddenSize } = model.spec;
@@ -296,6 +318,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   }
   const capture = captureRows(lengths, request.positions ?? "last");
   const logitsAt = logitsRows(lengths, request.logits);
+  const sharedPrefix = request.reusePrefix === false ? 0 : sharedPrefixLength(prompts);
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
   const mlpChunkTokens = mlpChunkTokensFor(model, budget);
   const rows = lengths.reduce((a, b) => a + b, 0);
@@ -306,6 +329,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
       capturedRows: capture.rows.length,
       logitsRows: logitsAt.rows.length,
       maxNewTokens,
+      sharedPrefix,
       prompts: prompts.length,
       longestPrompt: Math.max(...lengths),
       mlpChunkTokens,
@@ -342,6 +366,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     addition: request.addition ? nativeAddition(model, request.addition) : undefined,
     mode: choice.mode,
     compute: request.compute ?? "fp32",
+    sharedPrefix,
     threads: request.threads,
     mlpChunkTokens,
   };
@@ -360,6 +385,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     generated: maxNewTokens > 0 ? result.generated.map((ids) => Array.from(ids)) : undefined,
     seconds: result.seconds,
     kernels: result.kernels,
+    sharedPrefix,
     estimatedBytes: choice.estimatedBytes,
     activationBytes: choice.activationBytes,
   };

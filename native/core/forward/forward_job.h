@@ -165,6 +165,8 @@ struct ForwardJob {
   /** Rows of the concatenated prompts whose logits are returned. */
   std::vector<uint32_t> logits_rows;
   uint32_t max_new_tokens = 0;  // greedy generation (resident only)
+  /** Tokens every prompt starts with, run once and shared through the KV cache; 0 runs every prompt whole. */
+  uint32_t shared_prefix = 0;
   std::vector<int32_t> eos_ids;
 
   bool ablate = false;
