@@ -135,6 +135,22 @@ function ensureCheckpoint(cache: string): string {
   return dir;
 }
 
+/**
+ * Chat-shaped prompts: one 32-token prefix shared by all (a template's system turn and role header) and 4–20 tokens
+ * of their own, the shape of every prompt the pipeline runs.
+ */
+function chatPrompts(): number[][] {
+  let s = 0x1234567;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return s >>> 0;
+  };
+  const prefix = Array.from({ length: 32 }, () => next() % GEOMETRY.vocab);
+  return Array.from({ length: PROMPTS }, () => [...prefix, ...Array.from({ length: 4 + (next() % 17) }, () => next() % GEOMETRY.vocab)]);
+}
+
 function benchPrompts(): number[][] {
   let s = 0x9e3779b9;
   const next = () => {
@@ -257,7 +273,7 @@ function measurePeak(cache: string, threads: number): Peak | undefined {
   return run.status === 0 ? (JSON.parse(run.stdout) as Peak) : undefined;
 }
 
-type EngineRun = "resident" | "streamed" | "resident-fp32" | "generate" | "generate-fp32";
+type EngineRun = "resident" | "streamed" | "resident-fp32" | "generate" | "generate-fp32" | "chat" | "chat-whole";
 
 export async function runForwardBench(): Promise<string[]> {
   const cache = process.env.ABLITERATE_BENCH_CACHE ?? join(root, ".bench-cache");
@@ -268,11 +284,14 @@ export async function runForwardBench(): Promise<string[]> {
   const promptsPath = join(cache, "forward-prompts.json");
   writeFileSync(promptsPath, JSON.stringify(prompts));
   const generatePrompts = prompts.slice(0, GENERATE_PROMPTS);
+  const chatPath = join(cache, "chat-prompts.json");
+  const chat = chatPrompts();
+  writeFileSync(chatPath, JSON.stringify(chat));
   const generatePath = join(cache, "generate-prompts.json");
   writeFileSync(generatePath, JSON.stringify(generatePrompts));
   const threads = cpus().length;
   const python = findTorchPython();
-  const engineRuns: EngineRun[] = ["resident", "streamed", "resident-fp32", "generate", "generate-fp32"];
+  const engineRuns: EngineRun[] = ["resident", "streamed", "resident-fp32", "generate", "generate-fp32", "chat", "chat-whole"];
   const runs: Record<string, RunResult[]> = { hf: [], hfBf16: [], hfGenerate: [] };
   for (const name of engineRuns) runs[name] = [];
   const self = fileURLToPath(import.meta.url);
@@ -282,7 +301,7 @@ export async function runForwardBench(): Promise<string[]> {
     const peak = measurePeak(cache, threads);
     if (peak) peaks.push(peak);
     for (const name of engineRuns) {
-      const path = name.startsWith("generate") ? generatePath : promptsPath;
+      const path = name.startsWith("generate") ? generatePath : name.startsWith("chat") ? chatPath : promptsPath;
       runs[name].push(spawnJson(process.execPath, [self, "child", name, modelDir, path, String(threads)]));
     }
     if (python) {
@@ -371,6 +390,15 @@ export async function runForwardBench(): Promise<string[]> {
   } else {
     lines.push("HF transformers comparison: skipped (no python with torch + transformers found)");
   }
+  {
+    const chatTokens = chat.reduce((n, p) => n + p.length, 0);
+    lines.push(
+      `shared prefix: ${chat.length} chat-shaped prompts (32 shared tokens + 4–20 own), ${chatTokens} tokens, residual stream at the last position`,
+      `${"prefix once".padEnd(13)} ${rate(runs.chat).toFixed(0).padStart(6)} tokens/s (${cpuRate(runs.chat).toFixed(0)} per CPU-second, ${kernelsOf(runs.chat)})`,
+      `${"whole prompts".padEnd(13)} ${rate(runs["chat-whole"]).toFixed(0).padStart(6)} tokens/s (${cpuRate(runs["chat-whole"]).toFixed(0)} per CPU-second, reusePrefix: false)`,
+      `shared prefix speed-up: ${(rate(runs.chat) / rate(runs["chat-whole"])).toFixed(2)}× wall, ${(cpuRate(runs.chat) / cpuRate(runs["chat-whole"])).toFixed(2)}× CPU time`,
+    );
+  }
   lines.push(
     `generation bench: ${GENERATE_PROMPTS} prompts, ${GENERATE_TOKENS} greedy new tokens each (no stop id), KV cache, new tokens/s, medians`,
     engineLine("engine", runs.generate, generateGflop),
@@ -404,6 +432,7 @@ async function child(run: EngineRun, modelDir: string, promptsPath: string, thre
     mode: run === "streamed" ? "streamed" : "resident",
     threads,
     ...(generate ? { maxNewTokens: GENERATE_TOKENS, eosTokenIds: [] } : {}),
+    reusePrefix: run !== "chat-whole",
     compute,
   });
   const seconds = (performance.now() - started) / 1000;
