@@ -43,7 +43,7 @@ function runChild(modelDir: string, promptsPath: string, env: Record<string, str
   return JSON.parse(stdout) as ChildOutput;
 }
 
-test("fp32 kernel tables agree with an fp64 forward pass and with each other; the bf16 recipe stays within its bound", async () => {
+test("fp32 kernel tables agree with an fp64 forward pass and with each other; the bf16 recipe stays within its bound", async (t) => {
   const root = mkdtempSync(join(tmpdir(), "abl-perf-"));
   try {
     const model = writeRandomLlama(join(root, "model"), {
@@ -97,7 +97,7 @@ test("fp32 kernel tables agree with an fp64 forward pass and with each other; th
 
     const bf16 = runChild(model.dir, promptsPath, {}, "bf16");
     if (!bf16.kernels.includes("bf16")) {
-      test.skip?.(`no AVX512_BF16 on this CPU (kernels: ${bf16.kernels})`);
+      t.skip(`no AVX512_BF16 on this CPU (kernels: ${bf16.kernels})`);
       return;
     }
     const hidden = Float32Array.from(bf16.hidden);
