@@ -95,6 +95,14 @@ export interface ForwardRequest {
    * keys and values (default true). The numbers are those of running every prompt whole.
    */
   reusePrefix?: boolean;
+  /**
+   * Start at decoder layer `layer` from a residual stream computed before: `hidden` is [tokens, hiddenSize], the
+   * stream entering that layer for every token of every prompt (residualStreamAt() of an unedited run with
+   * positions "all"). Layers below are not run, so an edit that starts at `layer` (ablation of layers ≥ it with
+   * embedding: false, an addition at a point ≥ it) costs only the layers it changes. The stream at points below
+   * `layer` is not computed (zeros). Not with generation.
+   */
+  resumeFrom?: { layer: number; hidden: Float32Array };
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
   threads?: number;
@@ -283,6 +291,24 @@ function nativeAddition(model: ForwardModel, addition: ForwardAddition): NativeF
   return { vector, point: addition.point };
 }
 
+/** Checks that a resumed run skips only layers its edit leaves alone; returns the native form. */
+function checkResume(request: ForwardRequest, tokens: number): { layer: number; hidden: Float32Array } {
+  const { layer, hidden } = request.resumeFrom!;
+  const { numLayers, hiddenSize } = request.model.spec;
+  const fail = (message: string) => {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `resumeFrom: ${message}`);
+  };
+  if (!Number.isInteger(layer) || layer < 1 || layer > numLayers) fail(`layer ${layer} is outside 1..${numLayers}`);
+  if (!(hidden instanceof Float32Array) || hidden.length !== tokens * hiddenSize) fail(`hidden must be a Float32Array of ${tokens} × ${hiddenSize}`);
+  if ((request.maxNewTokens ?? 0) > 0) fail("generation needs every layer's keys and values");
+  const ablation = request.ablation;
+  if (ablation && (ablation.embedding !== false || !ablation.layers || ablation.layers.some((l) => l < layer))) {
+    fail(`the ablation must leave the embedding and layers below ${layer} alone (embedding: false, layers ≥ ${layer})`);
+  }
+  if (request.addition && request.addition.point < layer) fail(`the addition at point ${request.addition.point} lies below layer ${layer}`);
+  return { layer, hidden };
+}
+
 /** Prefixes shorter than this are not worth a second pass through the stack. */
 const MIN_SHARED_PREFIX = 4;
 
@@ -318,7 +344,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   }
   const capture = captureRows(lengths, request.positions ?? "last");
   const logitsAt = logitsRows(lengths, request.logits);
-  const sharedPrefix = request.reusePrefix === false ? 0 : sharedPrefixLength(prompts);
+  const resume = request.resumeFrom ? checkResume(request, lengths.reduce((a, b) => a + b, 0)) : undefined;
+  const sharedPrefix = request.reusePrefix === false || resume ? 0 : sharedPrefixLength(prompts);
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
   const mlpChunkTokens = mlpChunkTokensFor(model, budget);
   const rows = lengths.reduce((a, b) => a + b, 0);
@@ -367,6 +394,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     mode: choice.mode,
     compute: request.compute ?? "fp32",
     sharedPrefix,
+    resumeFrom: resume,
     threads: request.threads,
     mlpChunkTokens,
   };

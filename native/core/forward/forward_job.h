@@ -165,6 +165,13 @@ struct ForwardJob {
   /** Rows of the concatenated prompts whose logits are returned. */
   std::vector<uint32_t> logits_rows;
   uint32_t max_new_tokens = 0;  // greedy generation (resident only)
+  /**
+   * Resume at decoder layer start_layer from a residual stream computed before (start_hidden: [tokens, hidden], the
+   * stream entering that layer for every row): layers below it are not run, and the stream at points below it is
+   * not captured (zeros). 0: from the embedding.
+   */
+  uint32_t start_layer = 0;
+  std::vector<float> start_hidden;
   /** Tokens every prompt starts with, run once and shared through the KV cache; 0 runs every prompt whole. */
   uint32_t shared_prefix = 0;
   std::vector<int32_t> eos_ids;

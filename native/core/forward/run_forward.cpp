@@ -79,6 +79,13 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   const size_t longest = *std::max_element(job.prompt_lengths.begin(), job.prompt_lengths.end());
   // A shared token prefix runs once and hands its keys and values to every prompt through the KV cache.
   std::unique_ptr<SharedPrefixPass> shared = job.shared_prefix > 0 ? std::make_unique<SharedPrefixPass>(job, d) : nullptr;
+  const uint32_t first_layer = job.start_layer;
+  if (first_layer > 0) {
+    // Resuming needs every row's stream and no KV of the layers skipped: no generation, no shared prefix.
+    if (first_layer > layers || job.start_hidden.size() != job.tokens.size() * d || generate || shared) {
+      throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream, no generation and no shared prefix");
+    }
+  }
   TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens);
 
   ForwardResult result;
@@ -104,7 +111,9 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     if (progress) progress(done, static_cast<uint32_t>(layers + 1));
   };
 
-  if (shared) {
+  if (first_layer > 0) {
+    std::copy(job.start_hidden.begin(), job.start_hidden.end(), x.begin());
+  } else if (shared) {
     for (const auto& [part, rows] : {std::pair{&shared->prefix(), shared->prefix_rows()}, std::pair{&shared->suffix(), shared->suffix_rows()}}) {
       engine.embed(*part, rows);
       add_at(0, rows, part->rows);
@@ -118,8 +127,9 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     release(files, job.embed);
     release(files, job.position_embed);
   }
-  capture(0);
-  for (uint32_t l = 0; l < layers; ++l) {
+  if (first_layer > 0) add_at(first_layer, x.data(), batch.rows);
+  capture(first_layer);
+  for (uint32_t l = first_layer; l < layers; ++l) {
     if (streamed && l + 1 < layers) {
       for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
     }
