@@ -228,6 +228,8 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 /** Generation workload: the first GENERATE_PROMPTS bench prompts, GENERATE_TOKENS greedy tokens each (no stop id). */
 const GENERATE_PROMPTS = 32;
 const GENERATE_TOKENS = 32;
+/** The layer a resumed run starts at (half the stack). */
+const RESUME_LAYER = 12;
 
 /**
  * Multiply-add FLOPs of one prompt pass: every projection (2 · params · tokens), attention scores and weighted sums
@@ -273,7 +275,7 @@ function measurePeak(cache: string, threads: number): Peak | undefined {
   return run.status === 0 ? (JSON.parse(run.stdout) as Peak) : undefined;
 }
 
-type EngineRun = "resident" | "streamed" | "resident-fp32" | "generate" | "generate-fp32" | "chat" | "chat-whole";
+type EngineRun = "resident" | "streamed" | "resident-fp32" | "generate" | "generate-fp32" | "chat" | "chat-whole" | "edit-full" | "edit-resumed";
 
 export async function runForwardBench(): Promise<string[]> {
   const cache = process.env.ABLITERATE_BENCH_CACHE ?? join(root, ".bench-cache");
@@ -291,7 +293,7 @@ export async function runForwardBench(): Promise<string[]> {
   writeFileSync(generatePath, JSON.stringify(generatePrompts));
   const threads = cpus().length;
   const python = findTorchPython();
-  const engineRuns: EngineRun[] = ["resident", "streamed", "resident-fp32", "generate", "generate-fp32", "chat", "chat-whole"];
+  const engineRuns: EngineRun[] = ["resident", "streamed", "resident-fp32", "generate", "generate-fp32", "chat", "chat-whole", "edit-full", "edit-resumed"];
   const runs: Record<string, RunResult[]> = { hf: [], hfBf16: [], hfGenerate: [] };
   for (const name of engineRuns) runs[name] = [];
   const self = fileURLToPath(import.meta.url);
@@ -400,6 +402,12 @@ export async function runForwardBench(): Promise<string[]> {
     );
   }
   lines.push(
+    `resume at layer ${RESUME_LAYER}: an ablation of layers ${RESUME_LAYER}..${GEOMETRY.layers - 1} on the ${prompts.length} bench prompts, logits at the last position`,
+    `${"full run".padEnd(13)} ${seconds(runs["edit-full"]).toFixed(2).padStart(6)} s (${median(runs["edit-full"].map((r) => r.cpuSeconds)).toFixed(2)} CPU-s)`,
+    `${"resumed".padEnd(13)} ${seconds(runs["edit-resumed"]).toFixed(2).padStart(6)} s (${median(runs["edit-resumed"].map((r) => r.cpuSeconds)).toFixed(2)} CPU-s) from the unedited stream at layer ${RESUME_LAYER} (computed once, not timed)`,
+    `resume speed-up: ${(seconds(runs["edit-full"]) / seconds(runs["edit-resumed"])).toFixed(2)}× wall`,
+  );
+  lines.push(
     `generation bench: ${GENERATE_PROMPTS} prompts, ${GENERATE_TOKENS} greedy new tokens each (no stop id), KV cache, new tokens/s, medians`,
     engineLine("engine", runs.generate, generateGflop),
     engineLine("engine fp32", runs["generate-fp32"], generateGflop),
@@ -422,6 +430,16 @@ async function child(run: EngineRun, modelDir: string, promptsPath: string, thre
   const prompts = JSON.parse(readFileSync(promptsPath, "utf8")) as number[][];
   const model = await loadForwardModel(modelDir);
   const generate = run.startsWith("generate");
+  const edit = run.startsWith("edit");
+  // An edit that starts at RESUME_LAYER: the resumed run takes the unedited stream entering it from a run before.
+  const direction = Array.from({ length: GEOMETRY.hidden }, (_, i) => Math.sin(i + 1));
+  const ablation = { directions: [direction], layers: Array.from({ length: GEOMETRY.layers - RESUME_LAYER }, (_, i) => RESUME_LAYER + i), embedding: false };
+  let resumeFrom: { layer: number; hidden: Float32Array } | undefined;
+  if (run === "edit-resumed") {
+    const { residualStreamAt } = await import("../lib/engine/residual-stream-at.js");
+    const unedited = await runForward({ model, prompts, positions: "all", mode: "resident", threads, compute: "auto" });
+    resumeFrom = { layer: RESUME_LAYER, hidden: residualStreamAt(unedited, RESUME_LAYER) };
+  }
   const compute: "fp32" | "auto" = run.endsWith("fp32") ? "fp32" : "auto";
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
@@ -429,6 +447,7 @@ async function child(run: EngineRun, modelDir: string, promptsPath: string, thre
     model,
     prompts,
     positions: generate ? "none" : "last",
+    ...(edit ? { ablation, logits: "last" as const, ...(resumeFrom ? { resumeFrom } : {}) } : {}),
     mode: run === "streamed" ? "streamed" : "resident",
     threads,
     ...(generate ? { maxNewTokens: GENERATE_TOKENS, eosTokenIds: [] } : {}),
