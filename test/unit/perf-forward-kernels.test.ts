@@ -1,7 +1,7 @@
 /**
  * The forward kernel tables against each other and against an independent fp64 forward pass, on a random Llama
  * whose sizes are not multiples of any register tile (hidden 100, head_dim 20, intermediate 333, 150-token prompt):
- * - every fp32 table (scalar, AVX2, AVX-512, capped with ABLITERATE_SIMD) agrees with the fp64 reference within
+ * - every fp32 table (scalar, AVX2, AVX-512, capped with ABLITERATE_KERNELS) agrees with the fp64 reference within
  *   fp32 rounding and with the others within reassociation;
  * - the bf16 recipe (vdpbf16ps) stays within its documented bound of the fp64 reference (docs/precision.md) and
  *   is measurably not the fp32 path (it skips where the CPU lacks AVX512_BF16).
@@ -82,10 +82,10 @@ test("fp32 kernel tables agree with an fp64 forward pass and with each other; th
 
     const fp32Runs: Record<string, Float32Array> = {};
     for (const simd of ["scalar", "avx2", "avx512"]) {
-      const out = runChild(model.dir, promptsPath, { ABLITERATE_SIMD: simd }, "fp32");
+      const out = runChild(model.dir, promptsPath, { ABLITERATE_KERNELS: simd }, "fp32");
       const hidden = Float32Array.from(out.hidden);
       const error = errorAgainstReference(hidden);
-      assert.ok(error <= 1e-4, `${out.kernels} (ABLITERATE_SIMD=${simd}): relative error ${error} against fp64`);
+      assert.ok(error <= 1e-4, `${out.kernels} (ABLITERATE_KERNELS=${simd}): relative error ${error} against fp64`);
       fp32Runs[out.kernels] = hidden;
     }
     const tables = Object.keys(fp32Runs);
