@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     return (
       `${label.padEnd(10)} ${seconds.toFixed(2).padStart(7)} s  ${(seconds / cp).toFixed(2).padStart(5)}× cp  ` +
       `${(seconds / cpSync).toFixed(2).padStart(5)}× cp+sync  ${(modelBytes / seconds / 1e9).toFixed(2)} GB/s  ` +
-      `cpu ${cpu.toFixed(2).padStart(5)} s  peak RSS ${rss.toFixed(0)} MB${extra}`
+      `cpu ${cpu.toFixed(2).padStart(5)} s (${(cpu / (modelBytes / 1e9)).toFixed(2)} s/GB)  peak RSS ${rss.toFixed(0)} MB${extra}`
     );
   };
   const lines = [

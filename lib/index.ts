@@ -37,6 +37,7 @@ export {
   type ForwardAddition,
   type LogitsRequest,
 } from "./engine/run-forward.js";
+export { residualStreamAt } from "./engine/residual-stream-at.js";
 
 // Direction files.
 export { loadDirectionFile, type DirectionFile } from "./direction-files/load-direction.js";

@@ -275,6 +275,19 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   const std::string mode = string_field(o, "mode", "job");
   if (mode != "resident" && mode != "streamed") invalid("job.mode must be resident or streamed");
   job.mode = mode == "resident" ? fwd::Mode::Resident : fwd::Mode::Streamed;
+  const Napi::Value resume = o.Get("resumeFrom");
+  if (!resume.IsUndefined() && !resume.IsNull()) {
+    if (!resume.IsObject()) invalid("job.resumeFrom must be an object");
+    const Napi::Object r = resume.As<Napi::Object>();
+    job.start_layer = u32_field(r, "layer", "job.resumeFrom");
+    job.start_hidden = typed_array<float, napi_float32_array>(r.Get("hidden"), "job.resumeFrom.hidden");
+  }
+  if (!o.Get("sharedPrefix").IsUndefined()) job.shared_prefix = u32_field(o, "sharedPrefix", "job");
+  if (!o.Get("compute").IsUndefined()) {
+    const std::string compute = string_field(o, "compute", "job");
+    if (compute != "fp32" && compute != "bf16" && compute != "auto") invalid("job.compute must be fp32, bf16 or auto");
+    job.compute = compute == "fp32" ? fwd::Compute::Fp32 : compute == "bf16" ? fwd::Compute::Bf16 : fwd::Compute::Auto;
+  }
   if (!o.Get("threads").IsUndefined()) job.threads = static_cast<unsigned>(count_value(o.Get("threads"), "job.threads", 1024));
   if (!o.Get("mlpChunkTokens").IsUndefined()) job.mlp_chunk_tokens = u32_field(o, "mlpChunkTokens", "job");
   return job;

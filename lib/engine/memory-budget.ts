@@ -44,6 +44,8 @@ export interface ActivationShape {
   capturedRows: number;
   logitsRows: number;
   maxNewTokens: number;
+  /** Tokens every prompt starts with and that run once (the prompt pass then keeps a KV cache). */
+  sharedPrefix?: number;
   prompts: number;
   longestPrompt: number;
   mlpChunkTokens: number;
@@ -57,7 +59,7 @@ export function activationBytes(model: ForwardModel, shape: ActivationShape): nu
   const mlp = 4 * Math.min(shape.mlpChunkTokens, shape.rows) * 3 * intermediateSize;
   const captured = 4 * shape.capturedRows * (numLayers + 1) * d;
   const logits = 4 * (shape.logitsRows + shape.prompts) * vocabSize;
-  const kvCache = shape.maxNewTokens > 0 ? 4 * 2 * numLayers * numKvHeads * headDim * (shape.rows + shape.prompts * shape.maxNewTokens) : 0;
+  const kvCache = shape.maxNewTokens > 0 || (shape.sharedPrefix ?? 0) > 0 ? 4 * 2 * numLayers * numKvHeads * headDim * (shape.rows + shape.prompts * shape.maxNewTokens) : 0;
   return shape.rows * perRow + mlp + captured + logits + kvCache;
 }
 

@@ -83,6 +83,26 @@ export interface ForwardRequest {
   ablation?: ForwardAblation;
   addition?: ForwardAddition;
   mode?: ForwardMode | "auto";
+  /**
+   * How projections multiply: "fp32" (the reference: fp32 products and sums), "bf16" (activations and weights
+   * rounded to bf16, products summed in fp32 with the CPU's BF16 dot product) or "auto" (bf16 for weights stored in
+   * BF16, where the CPU has AVX512_BF16; fp32 otherwise). Default "fp32": under bf16 the direction golden misses its
+   * cos ≥ 0.9999 at one layer (0.99988). docs/precision.md gives the error of each.
+   */
+  compute?: "fp32" | "bf16" | "auto";
+  /**
+   * Run the token prefix common to all prompts (a chat template's system turn and role header) once and share its
+   * keys and values (default true). The numbers are those of running every prompt whole.
+   */
+  reusePrefix?: boolean;
+  /**
+   * Start at decoder layer `layer` from a residual stream computed before: `hidden` is [tokens, hiddenSize], the
+   * stream entering that layer for every token of every prompt (residualStreamAt() of an unedited run with
+   * positions "all"). Layers below are not run, so an edit that starts at `layer` (ablation of layers ≥ it with
+   * embedding: false, an addition at a point ≥ it) costs only the layers it changes. The stream at points below
+   * `layer` is not computed (zeros). Not with generation.
+   */
+  resumeFrom?: { layer: number; hidden: Float32Array };
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
   threads?: number;
@@ -105,6 +125,8 @@ export interface ForwardOutput {
   generated?: number[][];
   seconds: number;
   kernels: string;
+  /** Tokens of the common prefix that ran once for all prompts (0: none). */
+  sharedPrefix: number;
   /** Estimated peak bytes of the run (weights held at once + activations). */
   estimatedBytes: number;
   /** The activation and scratch part of estimatedBytes. */
@@ -269,6 +291,39 @@ function nativeAddition(model: ForwardModel, addition: ForwardAddition): NativeF
   return { vector, point: addition.point };
 }
 
+/** Checks that a resumed run skips only layers its edit leaves alone; returns the native form. */
+function checkResume(request: ForwardRequest, tokens: number): { layer: number; hidden: Float32Array } {
+  const { layer, hidden } = request.resumeFrom!;
+  const { numLayers, hiddenSize } = request.model.spec;
+  const fail = (message: string) => {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `resumeFrom: ${message}`);
+  };
+  if (!Number.isInteger(layer) || layer < 1 || layer > numLayers) fail(`layer ${layer} is outside 1..${numLayers}`);
+  if (!(hidden instanceof Float32Array) || hidden.length !== tokens * hiddenSize) fail(`hidden must be a Float32Array of ${tokens} × ${hiddenSize}`);
+  if ((request.maxNewTokens ?? 0) > 0) fail("generation needs every layer's keys and values");
+  const ablation = request.ablation;
+  if (ablation && (ablation.embedding !== false || !ablation.layers || ablation.layers.some((l) => l < layer))) {
+    fail(`the ablation must leave the embedding and layers below ${layer} alone (embedding: false, layers ≥ ${layer})`);
+  }
+  if (request.addition && request.addition.point < layer) fail(`the addition at point ${request.addition.point} lies below layer ${layer}`);
+  return { layer, hidden };
+}
+
+/** Prefixes shorter than this are not worth a second pass through the stack. */
+const MIN_SHARED_PREFIX = 4;
+
+/**
+ * Tokens all prompts start with, leaving each at least one of its own (so every prompt's last row is its own);
+ * 0 when fewer than MIN_SHARED_PREFIX or only one prompt.
+ */
+function sharedPrefixLength(prompts: number[][]): number {
+  if (prompts.length < 2) return 0;
+  const limit = Math.min(...prompts.map((p) => p.length)) - 1;
+  let n = 0;
+  while (n < limit && prompts.every((p) => p[n] === prompts[0][n])) n += 1;
+  return n >= MIN_SHARED_PREFIX ? n : 0;
+}
+
 export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
   const { model, prompts } = request;
   const { vocabSize, numLayers, hiddenSize } = model.spec;
@@ -289,6 +344,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   }
   const capture = captureRows(lengths, request.positions ?? "last");
   const logitsAt = logitsRows(lengths, request.logits);
+  const resume = request.resumeFrom ? checkResume(request, lengths.reduce((a, b) => a + b, 0)) : undefined;
+  const sharedPrefix = request.reusePrefix === false || resume ? 0 : sharedPrefixLength(prompts);
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
   const mlpChunkTokens = mlpChunkTokensFor(model, budget);
   const rows = lengths.reduce((a, b) => a + b, 0);
@@ -299,6 +356,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
       capturedRows: capture.rows.length,
       logitsRows: logitsAt.rows.length,
       maxNewTokens,
+      sharedPrefix,
       prompts: prompts.length,
       longestPrompt: Math.max(...lengths),
       mlpChunkTokens,
@@ -334,6 +392,9 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     ablation: request.ablation ? nativeAblation(model, request.ablation) : undefined,
     addition: request.addition ? nativeAddition(model, request.addition) : undefined,
     mode: choice.mode,
+    compute: request.compute ?? "fp32",
+    sharedPrefix,
+    resumeFrom: resume,
     threads: request.threads,
     mlpChunkTokens,
   };
@@ -352,6 +413,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     generated: maxNewTokens > 0 ? result.generated.map((ids) => Array.from(ids)) : undefined,
     seconds: result.seconds,
     kernels: result.kernels,
+    sharedPrefix,
     estimatedBytes: choice.estimatedBytes,
     activationBytes: choice.activationBytes,
   };

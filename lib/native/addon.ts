@@ -416,6 +416,12 @@ export interface NativeForwardJob {
   ablation?: NativeForwardAblation;
   addition?: NativeForwardAddition;
   mode: "resident" | "streamed";
+  /** Start at decoder `layer` from `hidden` ([tokens, d], the stream entering it); layers below are not run. */
+  resumeFrom?: { layer: number; hidden: Float32Array };
+  /** Tokens every prompt starts with: run once, their keys and values shared (0 or absent: none). */
+  sharedPrefix?: number;
+  /** GEMM arithmetic: fp32 (the reference), bf16 (BF16 dot products, fp32 sums) or auto (bf16 for BF16 weights). */
+  compute?: "fp32" | "bf16" | "auto";
   threads?: number;
   /** Tokens per MLP chunk (bounds the [tokens, intermediate] buffers). Default 512. */
   mlpChunkTokens?: number;

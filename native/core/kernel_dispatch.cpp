@@ -26,6 +26,10 @@ const ForwardKernels* avx2_forward_kernels() { return nullptr; }
 const KernelTable* avx512_kernels() { return nullptr; }
 const VerifyKernelTable* verify_avx512_kernels() { return nullptr; }
 #endif
+namespace fwd {
+/** The AVX-512 forward table computing in fp32 (its bf16 variants: forward_compute_choice.cpp). */
+const ForwardKernels* avx512_fp32_forward_kernels() { return avx512_forward_kernels(Bf16Use::Never); }
+}  // namespace fwd
 
 namespace {
 
@@ -38,8 +42,7 @@ struct KernelRow {
 };
 
 const KernelRow kRegistry[] = {
-    // The forward engine has no AVX-512 table: at that level it runs its AVX2 one.
-    {KernelLevel::Avx512, avx512_kernels, verify_avx512_kernels, nullptr},
+    {KernelLevel::Avx512, avx512_kernels, verify_avx512_kernels, fwd::avx512_fp32_forward_kernels},
     {KernelLevel::Avx2, avx2_kernels, verify_avx2_kernels, fwd::avx2_forward_kernels},
     {KernelLevel::Scalar, [] { return &scalar_kernels(); }, [] { return &verify_scalar_kernels(); },
      [] { return &fwd::scalar_forward_kernels(); }},

@@ -36,10 +36,10 @@ test("ABLITERATE_KERNELS caps all three kernel families at once, and each report
   const auto = childChoice(undefined);
   assert.equal(auto.kernels.setting, "auto");
   assert.equal(auto.kernels.cpu, cpu);
-  // auto: the widest compiled table the CPU runs; the forward engine has no AVX-512 table.
+  // auto: the widest compiled table the CPU runs (the forward engine's included; the run defaults to compute fp32).
   assert.equal(auto.kernels.projection, cpu);
   assert.equal(auto.kernels.verify, cpu);
-  assert.equal(auto.kernels.forward, cpu === "avx512" ? "avx2" : cpu);
+  assert.equal(auto.kernels.forward, cpu);
   assert.equal(auto.forward, auto.kernels.forward);
   for (const setting of ["scalar", "avx2", "avx512"]) {
     const choice = childChoice(setting);
@@ -47,7 +47,7 @@ test("ABLITERATE_KERNELS caps all three kernel families at once, and each report
     const cap = Math.min(LEVELS.indexOf(setting), LEVELS.indexOf(cpu));
     assert.equal(choice.kernels.projection, LEVELS[cap], `${setting}: projection`);
     assert.equal(choice.kernels.verify, LEVELS[cap], `${setting}: verify`);
-    assert.equal(choice.kernels.forward, LEVELS[Math.min(cap, 1)], `${setting}: forward`);
+    assert.equal(choice.kernels.forward, LEVELS[cap], `${setting}: forward`);
     assert.equal(choice.forward, choice.kernels.forward, `${setting}: the forward run reports its table`);
   }
 });

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../dtype.h"
+#include "forward_kernels.h"
 
 namespace abl {
 namespace fwd {
@@ -164,6 +165,15 @@ struct ForwardJob {
   /** Rows of the concatenated prompts whose logits are returned. */
   std::vector<uint32_t> logits_rows;
   uint32_t max_new_tokens = 0;  // greedy generation (resident only)
+  /**
+   * Resume at decoder layer start_layer from a residual stream computed before (start_hidden: [tokens, hidden], the
+   * stream entering that layer for every row): layers below it are not run, and the stream at points below it is
+   * not captured (zeros). 0: from the embedding.
+   */
+  uint32_t start_layer = 0;
+  std::vector<float> start_hidden;
+  /** Tokens every prompt starts with, run once and shared through the KV cache; 0 runs every prompt whole. */
+  uint32_t shared_prefix = 0;
   std::vector<int32_t> eos_ids;
 
   bool ablate = false;
@@ -172,6 +182,8 @@ struct ForwardJob {
   Addition addition;
 
   Mode mode = Mode::Resident;
+  /** fp32 (the reference), bf16 (BF16 dot products for every weight) or auto (for BF16-stored weights). */
+  Compute compute = Compute::Fp32;
   unsigned threads = 0;
   /** Tokens per MLP chunk: bounds the [tokens, intermediate] activations. */
   uint32_t mlp_chunk_tokens = 512;

@@ -8,6 +8,10 @@ namespace abl {
 namespace fwd {
 namespace {
 
+/** The fp32 register tile of this table: 6 rows of X × 16 weight rows (12 of the 16 ymm registers). */
+constexpr size_t kGemmMr = 6;
+constexpr size_t kGemmNr = 16;
+
 float load_as_float(const uint8_t* p, Dtype dtype) {
   switch (dtype) {
     case Dtype::F32: {
@@ -36,8 +40,18 @@ void convert(const uint8_t* src, Dtype dtype, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = load_as_float(src + i * size, dtype);
 }
 
+/** One micro-panel of X: panel[k * kGemmMr + i] = X[row0 + i][k0 + k], zero for i ≥ rows. */
+void pack_activation_panel(const float* x, size_t ldx, size_t row0, size_t rows, size_t k0, size_t kc, void* panel_bytes) {
+  float* panel = static_cast<float*>(panel_bytes);
+  for (size_t i = 0; i < kGemmMr; ++i) {
+    const float* row = i < rows ? x + (row0 + i) * ldx + k0 : nullptr;
+    for (size_t k = 0; k < kc; ++k) panel[k * kGemmMr + i] = row ? row[k] : 0.0f;
+  }
+}
+
 void pack_weight_panel(const uint8_t* weight, Dtype dtype, size_t ldw, size_t n0, size_t nr, size_t k0, size_t kc,
-                       float* panel) {
+                       void* panel_bytes) {
+  float* panel = static_cast<float*>(panel_bytes);
   const size_t size = dtype_size(dtype);
   for (size_t j = 0; j < kGemmNr; ++j) {
     if (j >= nr) {
@@ -50,7 +64,8 @@ void pack_weight_panel(const uint8_t* weight, Dtype dtype, size_t ldw, size_t n0
 }
 
 void pack_transposed_panel(const uint8_t* weight, Dtype dtype, size_t ldw, size_t n0, size_t nr, size_t k0, size_t kc,
-                           float* panel) {
+                           void* panel_bytes) {
+  float* panel = static_cast<float*>(panel_bytes);
   const size_t size = dtype_size(dtype);
   for (size_t k = 0; k < kc; ++k) {
     const uint8_t* row = weight + ((k0 + k) * ldw + n0) * size;
@@ -58,8 +73,10 @@ void pack_transposed_panel(const uint8_t* weight, Dtype dtype, size_t ldw, size_
   }
 }
 
-void micro_kernel(size_t kc, const float* a_panel, const float* b_panel, float* c, size_t ldc, size_t mr, size_t nr,
+void micro_kernel(size_t kc, const void* a_bytes, const void* b_bytes, float* c, size_t ldc, size_t mr, size_t nr,
                   bool accumulate) {
+  const float* a_panel = static_cast<const float*>(a_bytes);
+  const float* b_panel = static_cast<const float*>(b_bytes);
   float acc[kGemmMr][kGemmNr] = {};
   for (size_t k = 0; k < kc; ++k) {
     const float* a = a_panel + k * kGemmMr;
@@ -95,7 +112,9 @@ void scale(float a, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] *= a;
 }
 
-const ForwardKernels kScalar{"scalar", convert, pack_weight_panel, pack_transposed_panel, micro_kernel, dot, axpy, scale};
+const ForwardKernels kScalar{"scalar", convert,
+                          GemmKernels{"scalar", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
+                          nullptr, Bf16Use::Never, dot, axpy, scale};
 
 }  // namespace
 

@@ -1,10 +1,12 @@
-// Blocked GEMM driver (BLIS-style loops around the per-ISA micro-kernel).
+// Blocked GEMM driver (BLIS-style loops around the per-ISA micro-kernel), one driver for every recipe
+// (forward_kernels.h: fp32 6×16 AVX2, fp32 and bf16 AVX-512, scalar).
 //
-// Tiles of (kMc rows of X × kNc weight rows) are handed out dynamically; each runs the full depth in blocks of kKc:
-// it packs its block of X into micro-panels of kGemmMr rows (in L2), then one kGemmNr-wide weight panel at a time
-// (converting F16/BF16 to fp32 on the way; the panel stays in L1) and sweeps its rows.
-// With very few rows (token-by-token generation) packing would cost more than it saves: each weight row is
-// converted once and dotted with every row of X instead.
+// X is packed once per call into micro-panels of `mr` rows (in the recipe's element type: fp32, or bf16 pairs),
+// all threads together. Tiles of (mc rows of X × kNc weight rows) are then handed out dynamically; each runs the
+// full depth in blocks of kc (about 16 KB of weight panel, so it stays in L1): one nr-wide weight panel at a time
+// is packed (converting F16/BF16/F32 on the way) and swept by every micro-panel of the tile's rows (in L2).
+// With very few rows (token-by-token generation of one prompt) packing would cost more than it saves: each weight
+// row is converted once and dotted with every row of X instead.
 #include "gemm.h"
 
 #include "dynamic_for.h"
@@ -17,30 +19,37 @@ namespace abl {
 namespace fwd {
 namespace {
 
-constexpr size_t kKc = 256;
-constexpr size_t kMc = 144;
+/** Bytes of packed X one tile sweeps per depth block: it stays in L2 while every weight panel of the tile passes. */
+constexpr size_t kRowBlockBytes = 384 * 1024;
 constexpr size_t kNc = 128;
 constexpr size_t kFewRows = 3;
+constexpr size_t kPanelBytes = 16384;
 
-struct AlignedFloats {
-  explicit AlignedFloats(size_t n) : storage(new float[n + 8]) {
+struct AlignedBytes {
+  void resize(size_t n) {
+    if (n <= size) return;
+    storage.reset(new uint8_t[n + 64]);
     const uintptr_t address = reinterpret_cast<uintptr_t>(storage.get());
-    data = reinterpret_cast<float*>((address + 31) & ~uintptr_t(31));
+    data = reinterpret_cast<uint8_t*>((address + 63) & ~uintptr_t(63));
+    size = n;
   }
-  std::unique_ptr<float[]> storage;
-  float* data;
+  std::unique_ptr<uint8_t[]> storage;
+  uint8_t* data = nullptr;
+  size_t size = 0;
 };
 
-/** Packs rows [row0, row0 + rows) × columns [k0, k0 + kc) of X into micro-panels of kGemmMr rows (zero padded). */
-void pack_activation_block(const float* x, size_t ldx, size_t row0, size_t rows, size_t k0, size_t kc, float* packed) {
-  for (size_t block = 0; block * kGemmMr < rows; ++block) {
-    float* out = packed + block * kGemmMr * kc;
-    const size_t first = row0 + block * kGemmMr;
-    const size_t count = std::min(kGemmMr, rows - block * kGemmMr);
-    for (size_t k = 0; k < kc; ++k) {
-      for (size_t i = 0; i < kGemmMr; ++i) out[k * kGemmMr + i] = i < count ? x[(first + i) * ldx + k0 + k] : 0.0f;
-    }
-  }
+/**
+ * Scratch of the calling thread, kept between calls: the packed X (as large as X itself, in fp32) and one weight
+ * panel per worker. Allocating them per call would fault the same pages in again for every projection.
+ */
+struct GemmScratch {
+  AlignedBytes packed_x;
+  std::vector<AlignedBytes> panels;
+};
+
+GemmScratch& scratch() {
+  thread_local GemmScratch instance;
+  return instance;
 }
 
 /** Few rows, weight stored [in, out]: each stored row k is converted once per column block and axpy'd into Y. */
@@ -95,38 +104,56 @@ void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
     few_rows(kernels, pool, x, m, ldx, w, n_begin, n_end, y, ldy);
     return;
   }
+  const GemmKernels& g = gemm_for(kernels, w.dtype);
+  const size_t mr = g.mr, nr = g.nr, group = g.k_group;
+  // Depth block: a weight panel of about kPanelBytes, a whole number of k-groups.
+  const size_t kc_max = std::max(group, kPanelBytes / (nr * g.element_bytes) / group * group);
+  const size_t k_blocks = (k + kc_max - 1) / kc_max;
+  const size_t panel_bytes = kc_max * mr * g.element_bytes;  // one packed micro-panel of X for one depth block
+  const size_t x_panels = (m + mr - 1) / mr;
+  GemmScratch& s = scratch();
+  s.packed_x.resize(x_panels * k_blocks * panel_bytes);
+  if (s.panels.size() < pool.size()) s.panels.resize(pool.size());
+  for (unsigned i = 0; i < pool.size(); ++i) s.panels[i].resize(kc_max * nr * g.element_bytes);
+  uint8_t* packed_x = s.packed_x.data;
+  // Micro-panel p, depth block b at packed_x + (p * k_blocks + b) * panel_bytes.
+  dynamic_for(pool, (x_panels + 7) / 8, [&](unsigned, size_t chunk) {
+    for (size_t p = chunk * 8; p < std::min(x_panels, chunk * 8 + 8); ++p) {
+      for (size_t b = 0; b < k_blocks; ++b) {
+        const size_t k0 = b * kc_max;
+        g.pack_a(x, ldx, p * mr, std::min(mr, m - p * mr), k0, std::min(kc_max, k - k0), packed_x + (p * k_blocks + b) * panel_bytes);
+      }
+    }
+  });
+
   const size_t n = n_end - n_begin;
-  const size_t m_blocks = (m + kMc - 1) / kMc;
+  // Rows per tile: as many as fill kRowBlockBytes, since every tile packs its weight panels anew; fewer when that
+  // would leave a thread without a tile.
   const size_t n_blocks = (n + kNc - 1) / kNc;
-  // Per worker: one packed block of X (kMc × kKc) and one weight panel (kKc × kGemmNr).
-  std::vector<AlignedFloats> packed_x;
-  std::vector<AlignedFloats> panels;
-  packed_x.reserve(pool.size());
-  panels.reserve(pool.size());
-  for (unsigned i = 0; i < pool.size(); ++i) {
-    packed_x.emplace_back(kMc * kKc);
-    panels.emplace_back(kKc * kGemmNr);
-  }
+  size_t mc = std::max(mr, kRowBlockBytes / (kc_max * g.element_bytes) / mr * mr);
+  while (mc > mr && ((m + mc - 1) / mc) * n_blocks < 2 * size_t(pool.size())) mc = std::max(mr, (mc / 2) / mr * mr);
+  const size_t m_blocks = (m + mc - 1) / mc;
   const size_t ldw = w.transposed ? w.rows : w.cols;
-  const auto pack = w.transposed ? kernels.pack_transposed_panel : kernels.pack_weight_panel;
-  // One loop over all tiles, each running the whole depth itself: a single synchronization per GEMM, which matters
-  // on a busy machine where every wait for a descheduled thread costs a scheduler slice.
+  const auto pack = w.transposed ? g.pack_b_transposed : g.pack_b;
+  // One loop over all tiles, each running the whole depth itself: a single synchronization per GEMM after the
+  // packing of X, which matters on a busy machine where every wait for a descheduled thread costs a slice.
   dynamic_for(pool, m_blocks * n_blocks, [&](unsigned worker, size_t task) {
-    float* a = packed_x[worker].data;
-    float* panel = panels[worker].data;
-    const size_t row_begin = (task % m_blocks) * kMc;
-    const size_t rows = std::min(kMc, m - row_begin);
+    uint8_t* panel = s.panels[worker].data;
+    const size_t row_begin = (task % m_blocks) * mc;
+    const size_t rows = std::min(mc, m - row_begin);
     const size_t col_begin = (task / m_blocks) * kNc;
     const size_t col_end = std::min(n, col_begin + kNc);
-    for (size_t k0 = 0; k0 < k; k0 += kKc) {
-      const size_t kc = std::min(kKc, k - k0);
-      pack_activation_block(x, ldx, row_begin, rows, k0, kc, a);
-      for (size_t j = col_begin; j < col_end; j += kGemmNr) {
-        const size_t nr = std::min(kGemmNr, col_end - j);
-        pack(w.data, w.dtype, ldw, n_begin + j, nr, k0, kc, panel);
-        for (size_t i = 0; i < rows; i += kGemmMr) {
-          kernels.micro_kernel(kc, a + (i / kGemmMr) * kGemmMr * kc, panel, y + (row_begin + i) * ldy + j, ldy,
-                               std::min(kGemmMr, rows - i), nr, k0 > 0);
+    for (size_t b = 0; b < k_blocks; ++b) {
+      const size_t k0 = b * kc_max;
+      const size_t kc = std::min(kc_max, k - k0);
+      const size_t groups = (kc + group - 1) / group;
+      for (size_t j = col_begin; j < col_end; j += nr) {
+        const size_t cols = std::min(nr, col_end - j);
+        pack(w.data, w.dtype, ldw, n_begin + j, cols, k0, kc, panel);
+        for (size_t i = 0; i < rows; i += mr) {
+          const size_t p = (row_begin + i) / mr;
+          g.micro_kernel(groups, packed_x + (p * k_blocks + b) * panel_bytes, panel, y + (row_begin + i) * ldy + j, ldy,
+                         std::min(mr, rows - i), cols, b > 0);
         }
       }
     }

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "../native_error.h"
 #include "../thread_pool.h"
 #include "forward_job.h"
 #include "forward_validate.h"
 #include "mapped_files.h"
+#include "shared_prefix.h"
 #include "transformer_engine.h"
 
 namespace abl {
@@ -66,7 +68,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   MappedFiles files(job.files);
   validate_forward_job(job, files);
   ThreadPool pool(job.threads);
-  const ForwardKernels& kernels = best_forward_kernels();
+  const ForwardKernels& kernels = forward_kernels_for(job.compute);
   const ModelSpec& spec = job.spec;
   const size_t d = spec.hidden_size;
   const size_t layers = spec.num_layers;
@@ -75,7 +77,16 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   const bool generate = job.max_new_tokens > 0;
   const size_t prompts = job.prompt_lengths.size();
   const size_t longest = *std::max_element(job.prompt_lengths.begin(), job.prompt_lengths.end());
-  TransformerEngine engine(job, files, pool, kernels, generate, longest + job.max_new_tokens);
+  // A shared token prefix runs once and hands its keys and values to every prompt through the KV cache.
+  std::unique_ptr<SharedPrefixPass> shared = job.shared_prefix > 0 ? std::make_unique<SharedPrefixPass>(job, d) : nullptr;
+  const uint32_t first_layer = job.start_layer;
+  if (first_layer > 0) {
+    // Resuming needs every row's stream and no KV of the layers skipped: no generation, no shared prefix.
+    if (first_layer > layers || job.start_hidden.size() != job.tokens.size() * d || generate || shared) {
+      throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream, no generation and no shared prefix");
+    }
+  }
+  TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens);
 
   ForwardResult result;
   result.kernels = kernels.name;
@@ -100,19 +111,39 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     if (progress) progress(done, static_cast<uint32_t>(layers + 1));
   };
 
-  engine.embed(batch, x.data());
-  add_at(0, x.data(), batch.rows);
+  if (first_layer > 0) {
+    std::copy(job.start_hidden.begin(), job.start_hidden.end(), x.begin());
+  } else if (shared) {
+    for (const auto& [part, rows] : {std::pair{&shared->prefix(), shared->prefix_rows()}, std::pair{&shared->suffix(), shared->suffix_rows()}}) {
+      engine.embed(*part, rows);
+      add_at(0, rows, part->rows);
+    }
+    shared->scatter(x.data());
+  } else {
+    engine.embed(batch, x.data());
+    add_at(0, x.data(), batch.rows);
+  }
   if (streamed) {
     release(files, job.embed);
     release(files, job.position_embed);
   }
-  capture(0);
-  for (uint32_t l = 0; l < layers; ++l) {
+  if (first_layer > 0) add_at(first_layer, x.data(), batch.rows);
+  capture(first_layer);
+  for (uint32_t l = first_layer; l < layers; ++l) {
     if (streamed && l + 1 < layers) {
       for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
     }
-    engine.layer(l, batch, x.data());
-    add_at(l + 1, x.data(), batch.rows);
+    if (shared) {
+      engine.layer(l, shared->prefix(), shared->prefix_rows());
+      engine.share_prefix_kv(l, job.shared_prefix);
+      engine.layer(l, shared->suffix(), shared->suffix_rows());
+      add_at(l + 1, shared->prefix_rows(), shared->prefix().rows);
+      add_at(l + 1, shared->suffix_rows(), shared->suffix().rows);
+      shared->scatter(x.data());
+    } else {
+      engine.layer(l, batch, x.data());
+      add_at(l + 1, x.data(), batch.rows);
+    }
     capture(l + 1);
     if (streamed) {
       for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
