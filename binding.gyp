@@ -43,6 +43,8 @@
         {
           "target_name": "abliterate_avx2",
           "type": "static_library",
+          # The AVX2 translation units compile to nothing unless told their level is built.
+          "defines": ["ABLITERATE_KERNEL_AVX2=1"],
           # Every *kernels_avx2.cpp (the projection kernels, the verifier's and the forward engine's).
           "sources": [
             "<!@(node -p \"require('fs').readdirSync('native', { recursive: true }).map(String).filter((f) => /kernels_avx2[.]cpp$/.test(f)).sort().map((f) => 'native/' + f.split(require('path').sep).join('/')).join(' ')\")"
