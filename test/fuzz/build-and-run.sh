@@ -31,16 +31,16 @@ fi
 
 mkdir -p "$out/obj" "$out/artifacts"
 common=(-std=c++17 -O1 -g -fno-omit-frame-pointer -ffp-contract=off -fexceptions
-  -fsanitize=address,undefined -fno-sanitize-recover=undefined -Inative/core)
-# Every top-level native/core source, globbed as CMakeLists.txt globs them, so a new file cannot be left
-# out of this build (the forward engine in native/core/forward/ is not reachable from the harnesses).
+  -fsanitize=address,undefined -fno-sanitize-recover=undefined -Inative/core -Inative/core/forward)
+# Every native/core source, the forward engine's included (the one kernel chooser links every family's tables),
+# globbed as CMakeLists.txt globs them, so a new file cannot be left out of this build.
 defines=()
 arch="$(uname -m)"
 [[ "$arch" == x86_64 ]] && defines=(-DABLITERATE_KERNEL_AVX2=1 -DABLITERATE_KERNEL_AVX512=1)
 
 echo "== building the native core with $clang (ASan + UBSan)"
 objects=()
-for source in native/core/*.cpp; do
+for source in $(find native/core -name '*.cpp' | sort); do
   name="$(basename "$source" .cpp)"
   object="$out/obj/$name.o"
   extra=()
