@@ -135,6 +135,11 @@ export class HubEmulator {
   async listen(port = 0): Promise<string> {
     const start = async (at: number) => {
       const server = createServer((req, res) => void this.dispatch(req, res));
+      // As a real Hub's front end does: idle keep-alive connections stay open well past a client's reuse window
+      // (Node's 5 s default, closing a socket the client is about to reuse, turns a slow moment into ECONNRESET),
+      // and a large upload is not cut by Node's 300 s request timeout.
+      server.keepAliveTimeout = 65_000;
+      server.requestTimeout = 0;
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(at, "127.0.0.1", () => resolve());
