@@ -16,6 +16,7 @@ import type { BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
 import { forcedPass, klFromLogSoftmax, type Edit, type ForcedPass, type ForcedRow } from "./forced-scores.js";
 import type { ForwardSettings } from "./mean-difference.js";
+import { candidateFilters, SELECTION_DEFAULTS, type SelectionCriteria } from "./select-direction.js";
 import { mean } from "./statistics.js";
 
 export interface CandidateScore {
@@ -61,6 +62,12 @@ export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
   fixedDirections?: readonly Float64Array[];
   /** Norm below which a candidate is noise; default 1e-6 of the largest candidate's. */
   normFloor?: number;
+  /**
+   * With the selection's criteria: score every candidate's behaviour first, then the damage and induced passes in
+   * order of behaviour, and stop once no remaining candidate can be selected (its behaviour is above the tie window
+   * of one that passed every filter). The selection is the same as with everything scored; skipped candidates say so.
+   */
+  skipDominated?: SelectionCriteria;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -113,6 +120,10 @@ export interface EditScorer {
   settings: CandidateScores["settings"];
   /** Behaviour and damage of an edit expressed through the engine's hooks (no weights written). */
   score(edit: Edit): Promise<EditScore>;
+  /** The behaviour part of score() alone (one pass). */
+  behaviourOf(edit: Edit): Promise<number>;
+  /** The damage part of score() alone (one pass). */
+  damageOf(edit: Edit): Promise<{ kl: number; unchanged: number }>;
   /** The signature's mean probability on the negative prompts under an edit (e.g. the direction added). */
   inducedBy(edit: Edit): Promise<number>;
 }
@@ -150,6 +161,8 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
       const behaviour = mean(signatureProbabilities(await run(positiveRows, edit), params.positive.length, sequences));
       return { behaviour, ...damageOf(reference, await run(negativeRows, edit, klTokens), klTokens, probabilities) };
     },
+    behaviourOf: async (edit) => mean(signatureProbabilities(await run(positiveRows, edit), params.positive.length, sequences)),
+    damageOf: async (edit) => damageOf(reference, await run(negativeRows, edit, klTokens), klTokens, probabilities),
     inducedBy: async (edit) => mean(signatureProbabilities(await run(inducedRows, edit), inducedPrompts.length, sequences)),
   };
 }
@@ -159,21 +172,47 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
   const largestNorm = Math.max(...params.directions.map((row) => Math.hypot(...row)));
   const floor = params.normFloor ?? RELATIVE_NORM_FLOOR * largestNorm;
   const fixed = params.fixedDirections ?? [];
-  const candidates: CandidateScore[] = [];
+  const total = params.layers.length;
   let done = 0;
-  for (const layer of params.layers) {
+  const tick = () => params.onProgress?.((done += 1), total);
+  const ablationOf = (layer: number) => {
     const direction = params.directions[layer];
     const norm = Math.hypot(...direction);
-    if (!(norm > floor)) {
-      const note = fixed.length ? "nothing left here once the earlier directions are removed" : "zero direction (the two sets give the same mean here)";
-      candidates.push({ layer, norm, behaviour: null, kl: null, unchanged: null, induced: null, note });
-      params.onProgress?.((done += 1), params.layers.length);
+    return { ablation: { directions: [...fixed, direction.map((v) => v / norm)] } };
+  };
+  const candidates: CandidateScore[] = params.layers.map((layer) => {
+    const norm = Math.hypot(...params.directions[layer]);
+    if (norm > floor) return { layer, norm, behaviour: null, kl: null, unchanged: null, induced: null };
+    const note = fixed.length ? "nothing left here once the earlier directions are removed" : "zero direction (the two sets give the same mean here)";
+    return { layer, norm, behaviour: null, kl: null, unchanged: null, induced: null, note };
+  });
+  const scorable = candidates.filter((c) => c.note === undefined);
+  const finish = async (c: CandidateScore) => {
+    Object.assign(c, await scorer.damageOf(ablationOf(c.layer)));
+    c.induced = await scorer.inducedBy({ addition: { vector: params.directions[c.layer], point: c.layer } });
+    tick();
+  };
+  for (const c of candidates) if (c.note !== undefined) tick();
+  if (!params.skipDominated) {
+    for (const c of scorable) {
+      c.behaviour = await scorer.behaviourOf(ablationOf(c.layer));
+      await finish(c);
+    }
+    return { baseline: scorer.baseline, settings: scorer.settings, candidates };
+  }
+  // Behaviour first, then the rest in order of behaviour until nothing left can win.
+  for (const c of scorable) c.behaviour = await scorer.behaviourOf(ablationOf(c.layer));
+  const { walls, induces } = candidateFilters(params.skipDominated, scorer.baseline);
+  const tieTolerance = params.skipDominated.tieTolerance ?? SELECTION_DEFAULTS.tieTolerance;
+  let winner: number | undefined;
+  for (const c of [...scorable].sort((a, b) => a.behaviour! - b.behaviour! || a.layer - b.layer)) {
+    if (winner !== undefined && c.behaviour! > winner + tieTolerance) {
+      c.note = `not scored further: its behaviour (${c.behaviour!.toFixed(3)}) is above the tie window of a candidate that passed every filter (${winner.toFixed(3)})`;
+      tick();
       continue;
     }
-    const scored = await scorer.score({ ablation: { directions: [...fixed, direction.map((v) => v / norm)] } });
-    const induced = await scorer.inducedBy({ addition: { vector: direction, point: layer } });
-    candidates.push({ layer, norm, ...scored, induced });
-    params.onProgress?.((done += 1), params.layers.length);
+    await finish(c);
+    if (winner === undefined && walls(c).length === 0 && induces(c)) winner = c.behaviour!;
   }
   return { baseline: scorer.baseline, settings: scorer.settings, candidates };
 }

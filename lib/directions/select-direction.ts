@@ -53,11 +53,10 @@ export interface SelectionCriteria {
 
 const pct = (value: number) => `${(100 * value).toFixed(0)}%`;
 
-export function selectDirection(params: { scores: CandidateScores; numLayers: number; criteria?: SelectionCriteria }): Selection {
-  const maxKl = params.criteria?.maxKl ?? SELECTION_DEFAULTS.maxKl;
-  const minUnchanged = params.criteria?.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
-  const tieTolerance = params.criteria?.tieTolerance ?? SELECTION_DEFAULTS.tieTolerance;
-  const { baseline, candidates } = params.scores;
+/** The filters of one candidate: why the walls reject it (empty: it passes them), and whether it induces enough. */
+export function candidateFilters(criteria: SelectionCriteria | undefined, baseline: CandidateScores["baseline"]): { walls: (c: CandidateScore) => string[]; induces: (c: CandidateScore) => boolean; inducedBar: number } {
+  const maxKl = criteria?.maxKl ?? SELECTION_DEFAULTS.maxKl;
+  const minUnchanged = criteria?.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
   const inducedBar = baseline.negativeBehaviour + 0.5 * (baseline.positiveBehaviour - baseline.negativeBehaviour);
   const walls = (c: CandidateScore): string[] => {
     if (c.behaviour === null || c.kl === null || c.unchanged === null || c.induced === null) return [c.note ?? "not scored"];
@@ -66,7 +65,15 @@ export function selectDirection(params: { scores: CandidateScores; numLayers: nu
     if (!(c.kl <= maxKl)) reasons.push(`KL ${c.kl.toFixed(3)} > ${maxKl}`);
     return reasons;
   };
-  const induces = (c: CandidateScore) => c.induced !== null && c.induced >= inducedBar;
+  return { walls, induces: (c) => c.induced !== null && c.induced >= inducedBar, inducedBar };
+}
+
+export function selectDirection(params: { scores: CandidateScores; numLayers: number; criteria?: SelectionCriteria }): Selection {
+  const maxKl = params.criteria?.maxKl ?? SELECTION_DEFAULTS.maxKl;
+  const minUnchanged = params.criteria?.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
+  const tieTolerance = params.criteria?.tieTolerance ?? SELECTION_DEFAULTS.tieTolerance;
+  const { baseline, candidates } = params.scores;
+  const { walls, induces, inducedBar } = candidateFilters(params.criteria, baseline);
   const requireInduced = candidates.some((c) => walls(c).length === 0 && induces(c));
   const notes: string[] = [];
   if (!requireInduced && candidates.some((c) => walls(c).length === 0)) {
