@@ -73,7 +73,7 @@ function fillBf16(out: Uint16Array, exponent: number | "one", state: { s: number
   state.s = s;
 }
 
-function ensureCheckpoint(cache: string): string {
+export function ensureCheckpoint(cache: string): string {
   const dir = join(cache, "forward-llama-0.43b");
   if (existsSync(join(dir, "complete"))) return dir;
   rmSync(dir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBenchCheckpoint, writeBenchDirection } from "./generate-bench-checkpoint.js";
+import { runSelectionBench } from "./selection-bench.js";
 import { runXetBench } from "./xet-bench.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -64,6 +65,11 @@ async function main(): Promise<void> {
   // BENCH_ONLY=xet: only the push-through-Xet figures (bench/xet-bench.ts).
   if (process.env.BENCH_ONLY === "xet") {
     process.stdout.write(`${(await runXetBench(cache)).join("\n")}\n`);
+    return;
+  }
+  // BENCH_ONLY=selection: only the candidate-scoring figures (bench/selection-bench.ts).
+  if (process.env.BENCH_ONLY === "selection") {
+    process.stdout.write(`${(await runSelectionBench(cache)).join("\n")}\n`);
     return;
   }
   mkdirSync(cache, { recursive: true });
@@ -160,7 +166,7 @@ async function main(): Promise<void> {
     const module = (await import(forwardBench)) as { runForwardBench?: () => Promise<string[]> };
     if (module.runForwardBench) lines.push("", ...(await module.runForwardBench()));
   }
-  if (process.env.BENCH_ONLY !== "surgery") lines.push("", ...(await runXetBench(cache)));
+  if (process.env.BENCH_ONLY !== "surgery") lines.push("", ...(await runSelectionBench(cache)), "", ...(await runXetBench(cache)));
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 

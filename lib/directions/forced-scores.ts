@@ -9,6 +9,8 @@
  * Rows run in batches sized so the logits held at once stay near `logitsBudgetFloats`.
  */
 import type { ForwardModel } from "../engine/load-forward-model.js";
+import { AbliterateError, ErrorCodes } from "../errors.js";
+import { resumableLayer } from "../engine/resumable-layer.js";
 import { runForward, type ForwardAblation, type ForwardAddition } from "../engine/run-forward.js";
 import type { ForwardSettings } from "./mean-difference.js";
 
@@ -35,6 +37,33 @@ export interface ForcedPassParams extends ForwardSettings {
    */
   logProbs?: boolean;
   logitsBudgetFloats?: number;
+  /** Keep the residual stream of every token at every point (an unedited pass, for later passes to resume from). */
+  captureStreams?: boolean;
+  /**
+   * The unedited streams of these same rows (captureStreams of an earlier pass with the same budget): a pass whose
+   * edit leaves the layers below l alone starts at layer l from them instead of recomputing those layers.
+   */
+  resumeFrom?: RowStreams;
+}
+
+/** Per batch of a forced pass, [tokens, numLayers + 1, hiddenSize]: every token's stream at every point. */
+export interface RowStreams {
+  batches: Float32Array[];
+}
+
+/** Bytes the streams of these rows take: every token of every row at every point, fp32. */
+export function rowStreamBytes(rows: readonly ForcedRow[], numLayers: number, hiddenSize: number): number {
+  let tokens = 0;
+  for (const row of rows) tokens += row.prompt.length + row.continuation.length - 1;
+  return tokens * (numLayers + 1) * hiddenSize * 4;
+}
+
+/** The stream entering `layer` for every token of one batch, out of its [tokens, points, d] capture. */
+function streamAt(batch: Float32Array, points: number, d: number, layer: number): Float32Array {
+  const tokens = batch.length / (points * d);
+  const out = new Float32Array(tokens * d);
+  for (let t = 0; t < tokens; t += 1) out.set(batch.subarray((t * points + layer) * d, (t * points + layer + 1) * d), t * d);
+  return out;
 }
 
 export interface ForcedPass {
@@ -44,6 +73,10 @@ export interface ForcedPass {
   greedyMatches: boolean[][];
   /** Per row, the log-softmax at the first keepDistributions positions. */
   distributions: Float32Array[][];
+  /** With captureStreams. */
+  streams?: RowStreams;
+  /** The layer the pass started at (absent or 0: the whole stack ran). */
+  startLayer?: number;
 }
 
 function rowArgmax(logits: Float32Array, start: number, vocab: number): number {
@@ -72,7 +105,10 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
   const keep = params.keepDistributions ?? 0;
   const wantLogProbs = params.logProbs ?? true;
   const budget = params.logitsBudgetFloats ?? 16_000_000;
-  const result: ForcedPass = { logProbs: [], greedyMatches: [], distributions: [] };
+  const { numLayers, hiddenSize } = model.spec;
+  const startLayer = params.resumeFrom ? resumableLayer({ ...params.edit, numLayers }) : 0;
+  const result: ForcedPass = { logProbs: [], greedyMatches: [], distributions: [], startLayer, streams: params.captureStreams ? { batches: [] } : undefined };
+  let batchIndex = 0;
   let start = 0;
   while (start < rows.length) {
     let end = start;
@@ -84,10 +120,15 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
     const batch = rows.slice(start, end);
     // The prompt plus all continuation tokens but the last; the last m positions predict the m continuation tokens.
     const inputs = batch.map((row) => [...row.prompt, ...row.continuation.slice(0, -1)]);
+    const cached = startLayer > 0 ? params.resumeFrom!.batches[batchIndex] : undefined;
+    if (startLayer > 0 && !cached) {
+      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `resumeFrom holds ${params.resumeFrom!.batches.length} batches: not the streams of these rows under this logits budget`);
+    }
     const output = await runForward({
       model,
       prompts: inputs,
-      positions: "none",
+      positions: params.captureStreams ? "all" : "none",
+      resumeFrom: cached ? { layer: startLayer, hidden: streamAt(cached, numLayers + 1, hiddenSize, startLayer) } : undefined,
       logits: { last: batch.map((row) => row.continuation.length) },
       ablation: params.edit?.ablation,
       addition: params.edit?.addition,
@@ -95,6 +136,8 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       maxMemoryBytes: params.maxMemoryBytes,
       threads: params.threads,
     });
+    result.streams?.batches.push(output.hidden);
+    batchIndex += 1;
     const logits = output.logits!;
     let position = 0;
     for (const row of batch) {

@@ -14,7 +14,8 @@
 import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
-import { forcedPass, klFromLogSoftmax, type Edit, type ForcedPass, type ForcedRow } from "./forced-scores.js";
+import { defaultMemoryBudget } from "../engine/memory-budget.js";
+import { forcedPass, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedRow, type RowStreams } from "./forced-scores.js";
 import type { ForwardSettings } from "./mean-difference.js";
 import { candidateFilters, SELECTION_DEFAULTS, type SelectionCriteria } from "./select-direction.js";
 import { mean } from "./statistics.js";
@@ -68,8 +69,17 @@ export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
    * of one that passed every filter). The selection is the same as with everything scored; skipped candidates say so.
    */
   skipDominated?: SelectionCriteria;
+  /**
+   * Row sets whose unedited residual streams the scorer keeps (captured during its baseline passes), so an edit that
+   * leaves the layers below l alone resumes at l (resumableLayer()); default: the induced rows, then the positive,
+   * then the negative ones, each while it fits a quarter of the memory the weights leave in the budget. [] turns
+   * the cache off.
+   */
+  cacheStreams?: readonly ScorerRowSet[];
   onProgress?: (done: number, total: number) => void;
 }
+
+export type ScorerRowSet = "positive" | "negative" | "induced";
 
 /** A direction whose norm is this small against the largest candidate's is numerical noise, not a candidate. */
 const RELATIVE_NORM_FLOOR = 1e-6;
@@ -126,6 +136,17 @@ export interface EditScorer {
   damageOf(edit: Edit): Promise<{ kl: number; unchanged: number }>;
   /** The signature's mean probability on the negative prompts under an edit (e.g. the direction added). */
   inducedBy(edit: Edit): Promise<number>;
+  /** Bytes of unedited streams kept per row set (absent: not cached). */
+  cachedStreamBytes: Partial<Record<ScorerRowSet, number>>;
+}
+
+/** The cache's share of the memory the weights leave in the budget: the passes' own activations need the rest. */
+const STREAM_CACHE_SHARE = 0.25;
+
+function streamCacheLimit(model: ForwardModel, budgetBytes: number): number {
+  // A model that does not fit runs layer by layer, holding about one layer of weights.
+  const weights = model.totalBytes <= budgetBytes / 2 ? model.totalBytes : Math.max(0, ...model.layerBytes);
+  return Math.max(0, budgetBytes - weights) * STREAM_CACHE_SHARE;
 }
 
 /**
@@ -146,24 +167,45 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   const positiveRows = signatureRows(params.positive, signature);
   const inducedRows = signatureRows(inducedPrompts, signature);
   // The negative rows need only the greedy choice at each position and the distributions of the first klTokens.
-  const run = (rows: ForcedRow[], edit?: Edit, keepDistributions = 0) => forcedPass({ model, rows, edit, keepDistributions, logProbs: keepDistributions === 0, ...settings });
-  const reference = await run(negativeRows, undefined, klTokens);
+  const rowsOf: Record<ScorerRowSet, ForcedRow[]> = { positive: positiveRows, negative: negativeRows, induced: inducedRows };
+  // Which sets keep their unedited streams: in the order asked, each while the whole cache fits its limit.
+  const cachedStreamBytes: Partial<Record<ScorerRowSet, number>> = {};
+  let room = streamCacheLimit(model, params.maxMemoryBytes ?? defaultMemoryBudget());
+  for (const set of params.cacheStreams ?? (["induced", "positive", "negative"] as const)) {
+    const bytes = rowStreamBytes(rowsOf[set], model.spec.numLayers, model.spec.hiddenSize);
+    if (bytes <= room) {
+      cachedStreamBytes[set] = bytes;
+      room -= bytes;
+    }
+  }
+  const streams: Partial<Record<ScorerRowSet, RowStreams>> = {};
+  // The unedited pass of a set, keeping its streams when that set is cached.
+  const baselineRun = async (set: ScorerRowSet, keepDistributions = 0) => {
+    const pass = await forcedPass({ model, rows: rowsOf[set], keepDistributions, logProbs: keepDistributions === 0, captureStreams: cachedStreamBytes[set] !== undefined, ...settings });
+    if (pass.streams) streams[set] = pass.streams;
+    return pass;
+  };
+  const run = (set: ScorerRowSet, edit?: Edit, keepDistributions = 0) =>
+    forcedPass({ model, rows: rowsOf[set], edit, keepDistributions, logProbs: keepDistributions === 0, resumeFrom: streams[set], ...settings });
+  const reference = await baselineRun("negative", klTokens);
   const probabilities = reference.distributions.map((positions) => positions.map((logp) => Float64Array.from(logp, Math.exp)));
   const baseline = {
-    positiveBehaviour: mean(signatureProbabilities(await run(positiveRows), params.positive.length, sequences)),
-    negativeBehaviour: mean(signatureProbabilities(await run(inducedRows), inducedPrompts.length, sequences)),
+    positiveBehaviour: mean(signatureProbabilities(await baselineRun("positive"), params.positive.length, sequences)),
+    negativeBehaviour: mean(signatureProbabilities(await baselineRun("induced"), inducedPrompts.length, sequences)),
     unchanged: mean(reference.greedyMatches.map((m) => (m.every(Boolean) ? 1 : 0))),
   };
+  reference.streams = undefined;
   return {
     baseline,
+    cachedStreamBytes,
     settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length },
     score: async (edit) => {
-      const behaviour = mean(signatureProbabilities(await run(positiveRows, edit), params.positive.length, sequences));
-      return { behaviour, ...damageOf(reference, await run(negativeRows, edit, klTokens), klTokens, probabilities) };
+      const behaviour = mean(signatureProbabilities(await run("positive", edit), params.positive.length, sequences));
+      return { behaviour, ...damageOf(reference, await run("negative", edit, klTokens), klTokens, probabilities) };
     },
-    behaviourOf: async (edit) => mean(signatureProbabilities(await run(positiveRows, edit), params.positive.length, sequences)),
-    damageOf: async (edit) => damageOf(reference, await run(negativeRows, edit, klTokens), klTokens, probabilities),
-    inducedBy: async (edit) => mean(signatureProbabilities(await run(inducedRows, edit), inducedPrompts.length, sequences)),
+    behaviourOf: async (edit) => mean(signatureProbabilities(await run("positive", edit), params.positive.length, sequences)),
+    damageOf: async (edit) => damageOf(reference, await run("negative", edit, klTokens), klTokens, probabilities),
+    inducedBy: async (edit) => mean(signatureProbabilities(await run("induced", edit), inducedPrompts.length, sequences)),
   };
 }
 

@@ -8,6 +8,7 @@ import { AbliterateError, ErrorCodes } from "../errors.js";
 import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
 import { forward, type ForwardProgress, type NativeForwardAblation, type NativeForwardAddition, type NativeForwardJob } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
+import { resumableLayer } from "./resumable-layer.js";
 import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
 
 /** Which positions of each prompt to capture: its last token, its last k tokens, all of them, or none. */
@@ -98,9 +99,10 @@ export interface ForwardRequest {
   /**
    * Start at decoder layer `layer` from a residual stream computed before: `hidden` is [tokens, hiddenSize], the
    * stream entering that layer for every token of every prompt (residualStreamAt() of an unedited run with
-   * positions "all"). Layers below are not run, so an edit that starts at `layer` (ablation of layers ≥ it with
-   * embedding: false, an addition at a point ≥ it) costs only the layers it changes. The stream at points below
-   * `layer` is not computed (zeros). Not with generation.
+   * positions "all"). Layers below are not run, so an edit that starts at `layer` (α 0 at the embedding and at the
+   * writers of every layer below it, an addition at a point ≥ it: resumableLayer()) costs only the layers it
+   * changes; a shared prefix is still run once. The stream at points below `layer` is not computed (zeros). Not
+   * with generation.
    */
   resumeFrom?: { layer: number; hidden: Float32Array };
   /** Memory budget for the mode choice; default: 80% of available memory. */
@@ -301,11 +303,10 @@ function checkResume(request: ForwardRequest, tokens: number): { layer: number; 
   if (!Number.isInteger(layer) || layer < 1 || layer > numLayers) fail(`layer ${layer} is outside 1..${numLayers}`);
   if (!(hidden instanceof Float32Array) || hidden.length !== tokens * hiddenSize) fail(`hidden must be a Float32Array of ${tokens} × ${hiddenSize}`);
   if ((request.maxNewTokens ?? 0) > 0) fail("generation needs every layer's keys and values");
-  const ablation = request.ablation;
-  if (ablation && (ablation.embedding !== false || !ablation.layers || ablation.layers.some((l) => l < layer))) {
-    fail(`the ablation must leave the embedding and layers below ${layer} alone (embedding: false, layers ≥ ${layer})`);
+  const start = resumableLayer({ ablation: request.ablation, addition: request.addition, numLayers });
+  if (start < layer) {
+    fail(`the edit changes the stream entering layer ${start} (the embedding, a writer below layer ${layer}, or an addition below it), so layers below ${layer} cannot be skipped`);
   }
-  if (request.addition && request.addition.point < layer) fail(`the addition at point ${request.addition.point} lies below layer ${layer}`);
   return { layer, hidden };
 }
 
@@ -345,7 +346,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   const capture = captureRows(lengths, request.positions ?? "last");
   const logitsAt = logitsRows(lengths, request.logits);
   const resume = request.resumeFrom ? checkResume(request, lengths.reduce((a, b) => a + b, 0)) : undefined;
-  const sharedPrefix = request.reusePrefix === false || resume ? 0 : sharedPrefixLength(prompts);
+  const sharedPrefix = request.reusePrefix === false ? 0 : sharedPrefixLength(prompts);
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
   const mlpChunkTokens = mlpChunkTokensFor(model, budget);
   const rows = lengths.reduce((a, b) => a + b, 0);

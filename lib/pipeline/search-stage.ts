@@ -103,6 +103,8 @@ export async function* searchStage(
     positive: prompts.splits.positive.validation.map(encode),
     negative: prompts.splits.negative.validation.map(encode),
     signature: signature.signature,
+    // Trials score only these two sets (never the induced one).
+    cacheStreams: ["positive", "negative"],
     ...options.forward,
   });
   const objectives = objectivesFor(ctx, scorer.settings.klTokens);

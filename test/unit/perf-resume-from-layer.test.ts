@@ -46,6 +46,23 @@ test("resuming at layer l from the unedited stream equals the full edited run at
       }
       assert.deepEqual(resumed.logits, full.logits, `${compute}: logits`);
     }
+    // Prompts that share a chat-template-like prefix: the resumed run still runs that prefix once, from layer `start`.
+    const prefix = [3, 9, 27, 1, 14, 5];
+    const shared = prompts.map((p) => [...prefix, ...p]);
+    const unedited = residualStreamAt(await runForward({ model: forward, prompts: shared, positions: "all" }), start);
+    const attention = Array.from({ length: layers }, (_, l) => (l >= start ? 0.7 : 0));
+    const strengthsEdit = { ablation: { directions: [r], strengths: { embedding: 0, attention, mlp: attention } } };
+    const fullShared = await runForward({ model: forward, prompts: shared, positions: "all", logits: "all", ...strengthsEdit });
+    const resumedShared = await runForward({ model: forward, prompts: shared, positions: "all", logits: "all", ...strengthsEdit, resumeFrom: { layer: start, hidden: unedited } });
+    assert.equal(resumedShared.sharedPrefix, prefix.length);
+    assert.equal(fullShared.sharedPrefix, prefix.length);
+    assert.deepEqual(resumedShared.logits, fullShared.logits, "shared prefix: logits");
+    const last = (output: typeof fullShared) => residualStreamAt(output, layers);
+    assert.deepEqual(last(resumedShared), last(fullShared), "shared prefix: the last stream");
+    await assert.rejects(
+      runForward({ model: forward, prompts: shared, positions: "last", ablation: { directions: [r], strengths: { embedding: 0, attention: attention.map((a, l) => (l === start - 1 ? 0.5 : a)), mlp: attention } }, resumeFrom: { layer: start, hidden: unedited } }),
+      (error: unknown) => error instanceof AbliterateError && /below layer/.test(error.message),
+    );
     await assert.rejects(
       runForward({ model: forward, prompts, positions: "last", ablation: { directions: [r] }, resumeFrom: { layer: start, hidden } }),
       (error: unknown) => error instanceof AbliterateError && /embedding/.test(error.message),

@@ -81,9 +81,10 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   std::unique_ptr<SharedPrefixPass> shared = job.shared_prefix > 0 ? std::make_unique<SharedPrefixPass>(job, d) : nullptr;
   const uint32_t first_layer = job.start_layer;
   if (first_layer > 0) {
-    // Resuming needs every row's stream and no KV of the layers skipped: no generation, no shared prefix.
-    if (first_layer > layers || job.start_hidden.size() != job.tokens.size() * d || generate || shared) {
-      throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream, no generation and no shared prefix");
+    // Resuming needs every row's stream and no KV of the layers skipped: no generation. A shared prefix resumes too:
+    // its rows' stream is prompt 0's, and its keys and values are computed from the resumed layer on.
+    if (first_layer > layers || job.start_hidden.size() != job.tokens.size() * d || generate) {
+      throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream and no generation");
     }
   }
   TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens);
@@ -127,7 +128,14 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     release(files, job.embed);
     release(files, job.position_embed);
   }
-  if (first_layer > 0) add_at(first_layer, x.data(), batch.rows);
+  if (first_layer > 0 && shared) {
+    shared->gather(x.data());
+    add_at(first_layer, shared->prefix_rows(), shared->prefix().rows);
+    add_at(first_layer, shared->suffix_rows(), shared->suffix().rows);
+    shared->scatter(x.data());
+  } else if (first_layer > 0) {
+    add_at(first_layer, x.data(), batch.rows);
+  }
   capture(first_layer);
   for (uint32_t l = first_layer; l < layers; ++l) {
     if (streamed && l + 1 < layers) {

@@ -67,5 +67,17 @@ void SharedPrefixPass::scatter(float* x) const {
   }
 }
 
+void SharedPrefixPass::gather(const float* x) {
+  std::memcpy(x_prefix_.data(), x, shared_ * d_ * sizeof(float));
+  size_t row = 0;
+  size_t suffix_row = 0;
+  for (uint32_t length : lengths_) {
+    const size_t own = length - shared_;
+    std::memcpy(x_suffix_.data() + suffix_row * d_, x + (row + shared_) * d_, own * d_ * sizeof(float));
+    row += length;
+    suffix_row += own;
+  }
+}
+
 }  // namespace fwd
 }  // namespace abl

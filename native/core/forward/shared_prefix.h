@@ -26,6 +26,8 @@ class SharedPrefixPass {
   float* suffix_rows() { return x_suffix_.data(); }
   /** Writes the prefix rows (into every prompt) and the suffix rows into x, the stream of the concatenated prompts. */
   void scatter(float* x) const;
+  /** The inverse of scatter: the prefix rows from prompt 0's, the suffix rows from every prompt's own (a resumed pass). */
+  void gather(const float* x);
 
  private:
   size_t d_;

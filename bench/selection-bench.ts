@@ -1,0 +1,116 @@
+/**
+ * Selection part of `npm run bench` (bench/run-bench.ts calls runSelectionBench()): wall time of candidate scoring
+ * (the pipeline's selection: every candidate's behaviour, then damage and induced passes while one can still win)
+ * and of search-trial scoring, with the scorer's cache of unedited residual streams on and off, alternated within
+ * each round, in this process.
+ *
+ * Cases: the planted chat model and the trained own-phrasing model (test/golden/trained/, real tokenizer and chat
+ * template, so every prompt shares the template's prefix), and the forward bench's 0.43B checkpoint (random
+ * weights, no tokenizer: 24-token prompts behind a shared 32-token prefix, a two-token signature taken from its own
+ * greedy output; the times are what matters there, not what gets selected).
+ * The search-trial edit has α 0 at the embedding and below the middle layer (as a profile whose band starts there),
+ * so it can resume halfway; a trial whose edit starts at the embedding gains nothing.
+ */
+import { join } from "node:path";
+import { learnSignature, type BehaviourSignature } from "../lib/directions/behaviour-signature.js";
+import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../lib/directions/builtin-prompts.js";
+import { completePrompts } from "../lib/directions/complete-prompts.js";
+import { promptEncoder } from "../lib/directions/encode-prompts.js";
+import { contrastMeans } from "../lib/directions/mean-difference.js";
+import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../lib/directions/planted-refusal-model.js";
+import { createEditScorer, scoreCandidates } from "../lib/directions/score-candidates.js";
+import { candidateLayers } from "../lib/directions/select-direction.js";
+import { loadForwardModel, type ForwardModel } from "../lib/engine/load-forward-model.js";
+import { loadPromptTokenizer } from "../lib/tokenize/load-prompt-tokenizer.js";
+import { readTrainedPrompts, trainedModelDir } from "../test/golden/trained/trained-fixtures.js";
+import { writePlantedChatModel } from "../test/helpers/planted-chat-model.js";
+import { ensureCheckpoint } from "./forward-bench.js";
+
+interface SelectionCase {
+  name: string;
+  model: ForwardModel;
+  directions: Float64Array[];
+  layers: number[];
+  positive: number[][];
+  negative: number[][];
+  signature: BehaviourSignature;
+}
+
+async function fromPrompts(name: string, dir: string, positive: readonly string[], negative: readonly string[], train: number, validation: number): Promise<SelectionCase> {
+  const model = await loadForwardModel(dir);
+  const encode = promptEncoder(loadPromptTokenizer({ dir }), {});
+  const p = positive.slice(0, train + validation).map(encode);
+  const n = negative.slice(0, train + validation).map(encode);
+  const completions = await completePrompts({ model, prompts: [...p.slice(0, train), ...n.slice(0, train)], maxNewTokens: 8 });
+  const signature = learnSignature({ positive: completions.ids.slice(0, train), negative: completions.ids.slice(train), decode: (ids) => ids.join(" ") });
+  const means = await contrastMeans({ model, positive: p.slice(0, train), negative: n.slice(0, train) });
+  return { name, model, directions: means.directions, layers: candidateLayers({ numLayers: model.spec.numLayers }), positive: p.slice(train), negative: n.slice(train), signature };
+}
+
+/** The bench checkpoint has no tokenizer and random weights: token prompts, and a signature read off its own output. */
+async function benchModelCase(cache: string): Promise<SelectionCase> {
+  const model = await loadForwardModel(ensureCheckpoint(cache));
+  let s = 0x51ed270b;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) % model.spec.vocabSize;
+  };
+  const prefix = Array.from({ length: 32 }, next);
+  const prompts = (count: number) => Array.from({ length: count }, () => [...prefix, ...Array.from({ length: 24 }, next)]);
+  const [train, positive, negative] = [prompts(16), prompts(8), prompts(8)];
+  const means = await contrastMeans({ model, positive: train.slice(0, 8), negative: train.slice(8) });
+  const own = await completePrompts({ model, prompts: positive.slice(0, 1), maxNewTokens: 2 });
+  const signature = { preamble: [], sequences: [{ tokens: own.ids[0] }] } as unknown as BehaviourSignature;
+  // Every third candidate layer keeps the case to a minute on two cores.
+  const layers = candidateLayers({ numLayers: model.spec.numLayers }).filter((_, i) => i % 3 === 0);
+  return { name: `bench model ${(model.totalBytes / 2 / 1e9).toFixed(2)}B`, model, directions: means.directions, layers, positive, negative, signature };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+async function timed(run: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await run();
+  return (performance.now() - started) / 1000;
+}
+
+async function measure(c: SelectionCase, rounds: number): Promise<string[]> {
+  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {} };
+  const L = c.model.spec.numLayers;
+  const start = Math.floor(L / 2);
+  const alphas = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
+  const direction = Array.from(c.directions[start]);
+  const trialEdit = { ablation: { directions: [direction], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
+  const times = { selectCached: [] as number[], selectPlain: [] as number[], trialCached: [] as number[], trialPlain: [] as number[] };
+  let cachedMB = 0;
+  for (let round = 0; round < rounds; round += 1) {
+    times.selectCached.push(await timed(() => scoreCandidates(common)));
+    times.selectPlain.push(await timed(() => scoreCandidates({ ...common, cacheStreams: [] })));
+    const scorer = await createEditScorer({ ...common, cacheStreams: ["positive", "negative"] });
+    const plain = await createEditScorer({ ...common, cacheStreams: [] });
+    cachedMB = Object.values(scorer.cachedStreamBytes).reduce((a, b) => a + b, 0) / 1e6;
+    times.trialCached.push(await timed(() => scorer.score(trialEdit)));
+    times.trialPlain.push(await timed(() => plain.score(trialEdit)));
+  }
+  const [sc, sp, tc, tp] = [median(times.selectCached), median(times.selectPlain), median(times.trialCached), median(times.trialPlain)];
+  return [
+    `  ${c.name}: selection of ${c.layers.length} candidates ${sp.toFixed(3)} s → ${sc.toFixed(3)} s with the stream cache (${(sp / sc).toFixed(2)}×); ` +
+      `a search trial starting at layer ${start} of ${L}: ${tp.toFixed(3)} s → ${tc.toFixed(3)} s (${(tp / tc).toFixed(2)}×, ${cachedMB.toFixed(0)} MB of streams kept)`,
+  ];
+}
+
+export async function runSelectionBench(cache: string): Promise<string[]> {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const lines = [`selection: candidate scoring and search-trial scoring without → with the cache of unedited streams (median of ${rounds}, alternated)`];
+  const plantedDir = join(cache, "selection-planted");
+  const planted = await writePlantedChatModel({ dir: plantedDir, behaviour: ["sorry", "i", "will", "not", "."], normal: ["sure", "here", "is", "the", "answer"], triggers: PLANTED_TRIGGER_WORDS, words: PLANTED_COMMON_WORDS });
+  const cases = [
+    await fromPrompts("planted chat model", planted.dir, BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS, 32, 16),
+    await fromPrompts("trained own-phrasing", trainedModelDir("own-phrasing"), readTrainedPrompts("harmfulTrain"), readTrainedPrompts("harmlessTrain"), 40, 20),
+    await benchModelCase(cache),
+  ];
+  for (const c of cases) lines.push(...(await measure(c, rounds)));
+  return lines;
+}

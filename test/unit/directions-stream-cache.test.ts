@@ -1,0 +1,90 @@
+/**
+ * The scorer's cache of unedited residual streams: an edit that leaves the layers below l alone (an addition at
+ * point l, an ablation with α 0 at the embedding and below l) resumes at l from the streams its baseline pass kept.
+ * Every score must be the one of running the whole stack (the skipped layers would compute exactly the cached
+ * streams), whether the cache is on, off, or too small for the budget; and the resumable layer follows the edit.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { learnSignature } from "../../lib/directions/behaviour-signature.js";
+import { completePrompts } from "../../lib/directions/complete-prompts.js";
+import { promptEncoder } from "../../lib/directions/encode-prompts.js";
+import { forcedPass, rowStreamBytes } from "../../lib/directions/forced-scores.js";
+import { contrastMeans } from "../../lib/directions/mean-difference.js";
+import { createEditScorer, scoreCandidates, signatureRows } from "../../lib/directions/score-candidates.js";
+import { candidateLayers } from "../../lib/directions/select-direction.js";
+import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
+import { resumableLayer } from "../../lib/engine/resumable-layer.js";
+import { loadPromptTokenizer } from "../../lib/tokenize/load-prompt-tokenizer.js";
+import { readTrainedPrompts, trainedModelDir } from "../golden/trained/trained-fixtures.js";
+
+test("resumableLayer: the first stream an edit changes", () => {
+  const L = 6;
+  const zeros = () => Array.from({ length: L }, () => 0);
+  const strengths = (embedding: number, at: number[]) => {
+    const attention = zeros();
+    const mlp = zeros();
+    for (const l of at) mlp[l] = 0.5;
+    return { embedding, attention, mlp };
+  };
+  const r = [[1, 0]];
+  assert.equal(resumableLayer({ numLayers: L }), L, "no edit: nothing changes");
+  assert.equal(resumableLayer({ numLayers: L, ablation: { directions: r } }), 0, "the convenience form ablates the embedding by default");
+  assert.equal(resumableLayer({ numLayers: L, ablation: { directions: r, embedding: false } }), 0, "every layer by default");
+  assert.equal(resumableLayer({ numLayers: L, ablation: { directions: r, embedding: false, layers: [4, 2] } }), 2);
+  assert.equal(resumableLayer({ numLayers: L, ablation: { directions: r, alpha: 0 } }), L, "α 0 edits nothing");
+  assert.equal(resumableLayer({ numLayers: L, ablation: { directions: r, strengths: strengths(0, [3, 5]) } }), 3);
+  assert.equal(resumableLayer({ numLayers: L, ablation: { directions: r, strengths: strengths(1e-9, [3]) } }), 0, "any embedding α");
+  assert.equal(resumableLayer({ numLayers: L, ablation: { directions: r, strengths: strengths(0, []) } }), L);
+  assert.equal(resumableLayer({ numLayers: L, addition: { vector: [1, 0], point: 4 } }), 4, "an addition lands on the stream it resumes at");
+  assert.equal(resumableLayer({ numLayers: L, addition: { vector: [1, 0], point: 4 }, ablation: { directions: r, strengths: strengths(0, [2]) } }), 2);
+});
+
+test("scores resumed from the cached unedited streams equal those of the whole stack", async (t) => {
+  const dir = trainedModelDir("own-phrasing");
+  const model = await loadForwardModel(dir);
+  const encode = promptEncoder(loadPromptTokenizer({ dir }), {});
+  const positive = readTrainedPrompts("harmfulTrain").slice(0, 48).map(encode);
+  const negative = readTrainedPrompts("harmlessTrain").slice(0, 48).map(encode);
+  const [trainP, valP] = [positive.slice(0, 32), positive.slice(32)];
+  const [trainN, valN] = [negative.slice(0, 32), negative.slice(32)];
+  const completions = await completePrompts({ model, prompts: [...trainP, ...trainN], maxNewTokens: 8 });
+  const signature = learnSignature({ positive: completions.ids.slice(0, 32), negative: completions.ids.slice(32), decode: (ids) => ids.join(" ") });
+  const means = await contrastMeans({ model, positive: trainP, negative: trainN });
+  const layers = candidateLayers({ numLayers: model.spec.numLayers });
+  const common = { model, directions: means.directions, layers, positive: valP, negative: valN, signature };
+
+  const cached = await scoreCandidates(common);
+  const uncached = await scoreCandidates({ ...common, cacheStreams: [] });
+  assert.deepEqual(cached.baseline, uncached.baseline);
+  for (const c of cached.candidates) {
+    const reference = uncached.candidates.find((u) => u.layer === c.layer)!;
+    // The induced pass resumes at the candidate's own layer; its numbers are the whole stack's, bit for bit.
+    assert.deepEqual(c, reference, `layer ${c.layer}`);
+  }
+
+  // The scorer keeps the streams it can afford, and a search-like edit (α 0 below layer l) resumes at l.
+  const scorer = await createEditScorer({ model, positive: valP, negative: valN, signature, cacheStreams: ["positive", "negative"] });
+  const plain = await createEditScorer({ model, positive: valP, negative: valN, signature, cacheStreams: [] });
+  assert.ok((scorer.cachedStreamBytes.positive ?? 0) > 0 && (scorer.cachedStreamBytes.negative ?? 0) > 0, JSON.stringify(scorer.cachedStreamBytes));
+  assert.deepEqual(plain.cachedStreamBytes, {});
+  const L = model.spec.numLayers;
+  const start = Math.floor(L / 2);
+  const attention = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
+  const edit = { ablation: { directions: [Array.from(means.directions[start])], strengths: { embedding: 0, attention, mlp: attention } } };
+  const [a, b] = [await scorer.score(edit), await plain.score(edit)];
+  assert.deepEqual(a, b);
+  assert.ok(a.behaviour < cached.baseline.positiveBehaviour, "the edit does something, so the comparison is not vacuous");
+
+  // A budget the streams do not fit in caches nothing, and the forced pass says where it started.
+  const rows = signatureRows(valP, signature);
+  const bytes = rowStreamBytes(rows, L, model.spec.hiddenSize);
+  const tight = await createEditScorer({ model, positive: valP, negative: valN, signature, maxMemoryBytes: model.totalBytes * 2 + bytes });
+  assert.equal(tight.cachedStreamBytes.positive, undefined, JSON.stringify(tight.cachedStreamBytes));
+  const captured = await forcedPass({ model, rows, captureStreams: true });
+  const resumed = await forcedPass({ model, rows, edit, resumeFrom: captured.streams });
+  const whole = await forcedPass({ model, rows, edit });
+  assert.equal(resumed.startLayer, start);
+  assert.deepEqual(resumed.logProbs, whole.logProbs);
+  t.diagnostic(`streams of ${rows.length} positive rows: ${(bytes / 1e6).toFixed(1)} MB; resumed at layer ${start} of ${L}`);
+});
