@@ -21,22 +21,55 @@ interface Measurement {
   seconds: number;
   /** user + system CPU seconds: against seconds × cores, whether a command waited on the CPU or on the disk. */
   cpuSeconds: number;
+  userSeconds: number;
+  /**
+   * System seconds are where this project's VMs move: writing into page-cache pages that the balloon's free-page
+   * reporting has handed back to the host costs several times more than into pages still backed (a 440 MB buffered
+   * write measured 0.11 s of system time right after the previous output was deleted, 1.44 s 20 s later).
+   */
+  systemSeconds: number;
   peakRssMB: number;
   stdout: string;
 }
 
 /**
+ * Touches `bytes` of memory in a child and exits, so that much free memory is backed by the host again when the next
+ * command starts. On this project's VMs (virtio-balloon with free-page reporting) memory freed a few seconds ago has
+ * been handed back to the host, and the first write into it costs the guest several times the copy: a 440 MB buffered
+ * write took 0.10–0.15 s of system time right after such a priming and 1.0–1.1 s without it, 15 s after the previous
+ * output was deleted. Which command pays that, and how much, depends on what ran before it and how long ago, so
+ * without priming the medians compare luck (cp+sync measured 1.15 s and 3.76 s in one run). BENCH_PRIME=0 turns it
+ * off. Not timed.
+ */
+function primeMemory(bytes: number): void {
+  if (process.env.BENCH_PRIME === "0" || bytes <= 0) return;
+  const script = `const held = []; for (let left = ${bytes}; left > 0; left -= 2 ** 28) held.push(Buffer.allocUnsafe(Math.min(left, 2 ** 28)).fill(1));`;
+  execFileSync(process.execPath, ["-e", script]);
+}
+
+/** Bytes every command gets primed (primeMemory): set once the checkpoint's size is known. */
+let primeBytes = 0;
+
+/**
  * Wall time and peak RSS of a child, via GNU time (getrusage of the child). The page cache is flushed first (not
- * timed), so no command pays for writing back what the one before it left dirty.
+ * timed), so no command pays for writing back what the one before it left dirty, and free memory is primed.
  */
 function measure(command: string, args: string[]): Measurement {
   execFileSync("sync");
+  primeMemory(primeBytes);
   const result = spawnSync("/usr/bin/time", ["-f", "%e %M %U %S", command, ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
   if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
   const last = result.stderr.trim().split("\n").pop()!.trim().split(/\s+/);
   // BENCH_VERBOSE=1 prints every sample (wall s, peak RSS KB, user s, system s), not only the medians.
   if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${[command, ...args].slice(0, 3).join(" ")}: ${last.join(" ")}\n`);
-  return { seconds: Number(last[0]), peakRssMB: Number(last[1]) / 1024, cpuSeconds: Number(last[2]) + Number(last[3]), stdout: result.stdout };
+  return {
+    seconds: Number(last[0]),
+    peakRssMB: Number(last[1]) / 1024,
+    cpuSeconds: Number(last[2]) + Number(last[3]),
+    userSeconds: Number(last[2]),
+    systemSeconds: Number(last[3]),
+    stdout: result.stdout,
+  };
 }
 
 /**
@@ -81,6 +114,8 @@ async function main(): Promise<void> {
   const python = findTorchPython();
   const times: Record<string, Measurement[]> = { cp: [], cpSync: [], apply: [], verify: [], torch: [] };
   const modelBytes = Number(execFileSync("du", ["-sb", model], { encoding: "utf8" }).split("\t")[0]);
+  // Enough for any command's output and working memory (the torch loop holds ~1.1 GB besides its output).
+  primeBytes = modelBytes + 1.5 * 2 ** 30;
   // Each round runs the same steps in an order rotated by one, so every command follows every other equally often:
   // on a VM what ran just before (pages freed, a disk still absorbing a write) moves a command's time by tens of %.
   const steps: Array<() => void> = [
@@ -126,15 +161,18 @@ async function main(): Promise<void> {
     const seconds = median(samples.map((m) => m.seconds));
     const rss = Math.max(...samples.map((m) => m.peakRssMB));
     const cpu = median(samples.map((m) => m.cpuSeconds));
+    const user = median(samples.map((m) => m.userSeconds));
+    const system = median(samples.map((m) => m.systemSeconds));
     return (
       `${label.padEnd(10)} ${seconds.toFixed(2).padStart(7)} s  ${(seconds / cp).toFixed(2).padStart(5)}× cp  ` +
       `${(seconds / cpSync).toFixed(2).padStart(5)}× cp+sync  ${(modelBytes / seconds / 1e9).toFixed(2)} GB/s  ` +
-      `cpu ${cpu.toFixed(2).padStart(5)} s (${(cpu / (modelBytes / 1e9)).toFixed(2)} s/GB)  peak RSS ${rss.toFixed(0)} MB${extra}`
+      `cpu ${cpu.toFixed(2).padStart(5)} s (${(cpu / (modelBytes / 1e9)).toFixed(2)} s/GB; median user ${user.toFixed(2)}, system ${system.toFixed(2)})  ` +
+      `peak RSS ${rss.toFixed(0)} MB${extra}`
     );
   };
   const lines = [
     `surgery bench: ${(modelBytes / 1e9).toFixed(2)} GB bf16 Llama-shaped checkpoint, ${rounds} rounds after a warm-up, medians, ${availableParallelism()} cores ` +
-      `(cpu: user + system seconds of the command)`,
+      `(cpu: user + system seconds of the command; ${process.env.BENCH_PRIME === "0" ? "free memory not primed" : `${(primeBytes / 2 ** 30).toFixed(1)} GiB of free memory primed before each command`})`,
     line("cp -r", times.cp),
     line("cp+sync", times.cpSync),
     line("apply", times.apply, "   (surgery + fsync + built-in verify + atomic rename; target ≤ 1.3× cp, RSS ≤ 256 MB)"),

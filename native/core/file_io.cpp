@@ -106,6 +106,26 @@ void File::write_at(const void* buffer, size_t length, uint64_t offset) const {
   }
 }
 
+void File::preallocate(uint64_t length) const {
+#if defined(__linux__)
+  if (length == 0) return;
+  int result;
+  do result = ::fallocate(fd_, 0, 0, static_cast<off_t>(length));
+  while (result != 0 && errno == EINTR);
+  if (result == 0) return;
+  const int error = errno;
+  const bool refusal = error == ENOSPC || error == EFBIG
+#ifdef EDQUOT
+                       || error == EDQUOT
+#endif
+      ;
+  // Filesystems without fallocate (EOPNOTSUPP, ENOSYS; some FUSE and network ones) allocate as the writes arrive.
+  if (refusal) throw_system_error("fallocate", path_, error);
+#else
+  (void)length;
+#endif
+}
+
 void File::sync() const {
   if (::fsync(fd_) != 0) throw_system_error("fsync", path_, errno);
 }

