@@ -100,6 +100,12 @@ async function main(): Promise<void> {
     process.stdout.write(`${(await runXetBench(cache)).join("\n")}\n`);
     return;
   }
+  // BENCH_ONLY=forward: only the forward-engine figures (bench/forward-bench.ts).
+  if (process.env.BENCH_ONLY === "forward") {
+    const { runForwardBench } = await import("./forward-bench.js");
+    process.stdout.write(`${(await runForwardBench()).join("\n")}\n`);
+    return;
+  }
   // BENCH_ONLY=selection: only the candidate-scoring figures (bench/selection-bench.ts).
   if (process.env.BENCH_ONLY === "selection") {
     process.stdout.write(`${(await runSelectionBench(cache)).join("\n")}\n`);

@@ -6,7 +6,8 @@
 // full depth in blocks of kc (about 16 KB of weight panel, so it stays in L1): one nr-wide weight panel at a time
 // is packed (converting F16/BF16/F32 on the way) and swept by every micro-panel of the tile's rows (in L2).
 // With very few rows (token-by-token generation of one prompt) packing would cost more than it saves: each weight
-// row is converted once and dotted with every row of X instead.
+// row is converted once and dotted with every row of X instead. A resident run packs each weight once for the whole
+// job (pack_weight; transformer_engine.cpp): the tiles then read its panels, and few rows take the blocked path too.
 #include "gemm.h"
 
 #include "dynamic_for.h"
@@ -90,7 +91,41 @@ void few_rows(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
   });
 }
 
+/** Depth block: a weight panel of about kPanelBytes, a whole number of k-groups. */
+size_t depth_block(const GemmKernels& g) {
+  return std::max(g.k_group, kPanelBytes / (g.nr * g.element_bytes) / g.k_group * g.k_group);
+}
+
 }  // namespace
+
+bool packing_fits(const ForwardKernels& kernels, const WeightMatrix& w) {
+  return gemm_for(kernels, w.dtype).element_bytes <= dtype_size(w.dtype);
+}
+
+std::unique_ptr<PackedWeight> pack_weight(const ForwardKernels& kernels, ThreadPool& pool, const WeightMatrix& w) {
+  const GemmKernels& g = gemm_for(kernels, w.dtype);
+  auto packed = std::make_unique<PackedWeight>();
+  const size_t k = w.cols;
+  const size_t kc_max = depth_block(g);
+  packed->recipe = &g;
+  packed->k_blocks = (k + kc_max - 1) / kc_max;
+  packed->panel_bytes = kc_max * g.nr * g.element_bytes;
+  const size_t panels = (w.rows + g.nr - 1) / g.nr;
+  packed->bytes = panels * packed->k_blocks * packed->panel_bytes;
+  packed->storage.reset(new uint8_t[packed->bytes + 64]);
+  const uintptr_t address = reinterpret_cast<uintptr_t>(packed->storage.get());
+  packed->data = reinterpret_cast<uint8_t*>((address + 63) & ~uintptr_t(63));
+  const size_t ldw = w.transposed ? w.rows : w.cols;
+  const auto pack = w.transposed ? g.pack_b_transposed : g.pack_b;
+  dynamic_for(pool, panels, [&](unsigned, size_t q) {
+    for (size_t b = 0; b < packed->k_blocks; ++b) {
+      const size_t k0 = b * kc_max;
+      pack(w.data, w.dtype, ldw, q * g.nr, std::min(g.nr, w.rows - q * g.nr), k0, std::min(kc_max, k - k0),
+           packed->data + (q * packed->k_blocks + b) * packed->panel_bytes);
+    }
+  });
+  return packed;
+}
 
 void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, size_t m, size_t ldx,
               const WeightMatrix& w, size_t n_begin, size_t n_end, float* y, size_t ldy) {
@@ -100,14 +135,16 @@ void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
     for (size_t i = 0; i < m; ++i) std::fill(y + i * ldy, y + i * ldy + (n_end - n_begin), 0.0f);
     return;
   }
-  if (m <= kFewRows) {
+  const GemmKernels& g = gemm_for(kernels, w.dtype);
+  // Panels packed beforehand serve any tile that starts on a panel boundary; with them even a few rows take the
+  // blocked path (nothing left to convert per call).
+  const PackedWeight* packed = w.packed && w.packed->recipe == &g && n_begin % g.nr == 0 ? w.packed : nullptr;
+  if (m <= kFewRows && !packed) {
     few_rows(kernels, pool, x, m, ldx, w, n_begin, n_end, y, ldy);
     return;
   }
-  const GemmKernels& g = gemm_for(kernels, w.dtype);
   const size_t mr = g.mr, nr = g.nr, group = g.k_group;
-  // Depth block: a weight panel of about kPanelBytes, a whole number of k-groups.
-  const size_t kc_max = std::max(group, kPanelBytes / (nr * g.element_bytes) / group * group);
+  const size_t kc_max = depth_block(g);
   const size_t k_blocks = (k + kc_max - 1) / kc_max;
   const size_t panel_bytes = kc_max * mr * g.element_bytes;  // one packed micro-panel of X for one depth block
   const size_t x_panels = (m + mr - 1) / mr;
@@ -138,7 +175,8 @@ void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
   // One loop over all tiles, each running the whole depth itself: a single synchronization per GEMM after the
   // packing of X, which matters on a busy machine where every wait for a descheduled thread costs a slice.
   dynamic_for(pool, m_blocks * n_blocks, [&](unsigned worker, size_t task) {
-    uint8_t* panel = s.panels[worker].data;
+    uint8_t* scratch_panel = s.panels[worker].data;
+    const uint8_t* panel = scratch_panel;
     const size_t row_begin = (task % m_blocks) * mc;
     const size_t rows = std::min(mc, m - row_begin);
     const size_t col_begin = (task / m_blocks) * kNc;
@@ -149,7 +187,11 @@ void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
       const size_t groups = (kc + group - 1) / group;
       for (size_t j = col_begin; j < col_end; j += nr) {
         const size_t cols = std::min(nr, col_end - j);
-        pack(w.data, w.dtype, ldw, n_begin + j, cols, k0, kc, panel);
+        if (packed) {
+          panel = packed->data + ((n_begin + j) / nr * k_blocks + b) * packed->panel_bytes;
+        } else {
+          pack(w.data, w.dtype, ldw, n_begin + j, cols, k0, kc, scratch_panel);
+        }
         for (size_t i = 0; i < rows; i += mr) {
           const size_t p = (row_begin + i) / mr;
           g.micro_kernel(groups, packed_x + (p * k_blocks + b) * panel_bytes, panel, y + (row_begin + i) * ldy + j, ldy,

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "../dtype.h"
 #include "../thread_pool.h"
@@ -15,13 +16,36 @@ namespace fwd {
  * A weight matrix in a checkpoint, seen as [rows = out, cols = in] (nn.Linear's layout). With `transposed` it is
  * stored [in, out] (GPT-2's Conv1D): element (n, k) sits at k * rows + n.
  */
+struct PackedWeight;
+
 struct WeightMatrix {
   const uint8_t* data = nullptr;
   Dtype dtype = Dtype::F32;
   size_t rows = 0;
   size_t cols = 0;
   bool transposed = false;
+  /** The same matrix already in the recipe's weight panels (pack_weight), or null: the driver packs as it goes. */
+  const PackedWeight* packed = nullptr;
 };
+
+/**
+ * Every weight panel of a matrix, packed once for one recipe: panel (q, b) (columns q·nr.., depth block b) at
+ * data + (q · k_blocks + b) · panel_bytes, exactly what the driver would pack for that tile. A resident run that
+ * multiplies the same weight many times (every generated token, every MLP chunk, every row tile) then packs it once.
+ */
+struct PackedWeight {
+  const GemmKernels* recipe = nullptr;
+  size_t k_blocks = 0;
+  size_t panel_bytes = 0;
+  size_t bytes = 0;
+  std::unique_ptr<uint8_t[]> storage;
+  uint8_t* data = nullptr;
+};
+
+/** Whether packing `w` for this kernel table takes no more bytes than the weight itself (same element width). */
+bool packing_fits(const ForwardKernels& kernels, const WeightMatrix& w);
+/** All of w's weight panels for the recipe `kernels` uses for its dtype, packed by every pool thread. */
+std::unique_ptr<PackedWeight> pack_weight(const ForwardKernels& kernels, ThreadPool& pool, const WeightMatrix& w);
 
 /**
  * Y[m][n - n_begin] = Σ_k X[m][k] · W[n][k] for m < M and n_begin ≤ n < n_end (K = W.cols).

@@ -60,6 +60,7 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
     }
   }
 
+  pack_weights_ = job.mode == Mode::Resident && job.max_new_tokens > 0;
   if (use_kv_cache_) {
     size_t rows = 0;
     for (uint32_t length : job.prompt_lengths) {
@@ -69,6 +70,20 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
     cache_k_.assign(job.layers.size(), std::vector<float>(rows * kv_dim_));
     cache_v_.assign(job.layers.size(), std::vector<float>(rows * kv_dim_));
   }
+}
+
+WeightMatrix TransformerEngine::gemm_matrix(const TensorRef& ref) {
+  WeightMatrix m = matrix(ref);
+  if (!pack_weights_ || !packing_fits(kernels_, m)) return m;
+  auto found = packed_.find(&ref);
+  if (found == packed_.end()) {
+    found = packed_.emplace(&ref, pack_weight(kernels_, pool_, m)).first;
+    // The packed copy takes the mapped pages' place (same bytes), unless the embedding reads them too (a tied head).
+    const bool embedding = ref.file == job_.embed.file && ref.offset == job_.embed.offset;
+    if (!embedding) files_.release(ref.file, ref.offset, ref.bytes());
+  }
+  m.packed = found->second.get();
+  return m;
 }
 
 WeightMatrix TransformerEngine::matrix(const TensorRef& ref) const {
@@ -92,7 +107,7 @@ std::vector<float> TransformerEngine::vector(const TensorRef& ref, bool add_one)
 
 void TransformerEngine::linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias,
                                float* y, size_t ldy) {
-  const WeightMatrix w = matrix(weight);
+  const WeightMatrix w = gemm_matrix(weight);
   gemm_xwt(kernels_, pool_, x, rows, ldx, w, y, ldy);
   if (!bias.present) return;
   const std::vector<float> b = vector(bias);
@@ -343,7 +358,7 @@ void TransformerEngine::final_norm(const float* x, const std::vector<uint32_t>& 
 }
 
 void TransformerEngine::logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo) {
-  gemm_xwt(kernels_, pool_, normed, rows, d_, matrix(job_.lm_head), v_begin, v_end, out + v_begin, ldo);
+  gemm_xwt(kernels_, pool_, normed, rows, d_, gemm_matrix(job_.lm_head), v_begin, v_end, out + v_begin, ldo);
   std::vector<float> bias;
   if (job_.lm_head_bias.present) bias = vector(job_.lm_head_bias);
   const float cap = spec_.final_logit_softcap;

@@ -4,6 +4,9 @@
 // KV cache (generation), so the layer code never needs to know which.
 #pragma once
 
+#include <memory>
+#include <unordered_map>
+
 #include <cstdint>
 #include <vector>
 
@@ -49,6 +52,8 @@ class TransformerEngine {
 
  private:
   WeightMatrix matrix(const TensorRef& ref) const;
+  /** matrix(ref) for a GEMM: with its panels packed once per job where the job reuses every weight (generation). */
+  WeightMatrix gemm_matrix(const TensorRef& ref);
   std::vector<float> vector(const TensorRef& ref, bool add_one = false) const;
   void linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias, float* y, size_t ldy);
   /**
@@ -99,6 +104,9 @@ class TransformerEngine {
   // Scratch reused across layers.
   std::vector<float> h_, qkv_, attn_, write_, parallel_write_, mlp_in_, mlp_act_;
   std::vector<float> moe_logits_, moe_rows_, moe_out_, shared_out_;
+  // Generation multiplies every weight once per new token: resident runs pack each one once (gemm.h PackedWeight).
+  bool pack_weights_ = false;
+  std::unordered_map<const TensorRef*, std::unique_ptr<PackedWeight>> packed_;
 };
 
 }  // namespace fwd
