@@ -12,43 +12,29 @@
  * so it can resume halfway; a trial whose edit starts at the embedding gains nothing.
  */
 import { join } from "node:path";
-import { learnSignature, type BehaviourSignature } from "../lib/directions/behaviour-signature.js";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../lib/directions/builtin-prompts.js";
 import { completePrompts } from "../lib/directions/complete-prompts.js";
-import { promptEncoder } from "../lib/directions/encode-prompts.js";
 import { contrastMeans } from "../lib/directions/mean-difference.js";
 import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../lib/directions/planted-refusal-model.js";
 import { createEditScorer, scoreCandidates } from "../lib/directions/score-candidates.js";
 import { candidateLayers } from "../lib/directions/select-direction.js";
-import { loadForwardModel, type ForwardModel } from "../lib/engine/load-forward-model.js";
-import { loadPromptTokenizer } from "../lib/tokenize/load-prompt-tokenizer.js";
 import { readTrainedPrompts, trainedModelDir } from "../test/golden/trained/trained-fixtures.js";
 import { writePlantedChatModel } from "../test/helpers/planted-chat-model.js";
+import { prepareSelectionCase, type SelectionCase } from "../test/helpers/selection-case.js";
+import type { BehaviourSignature } from "../lib/directions/behaviour-signature.js";
+import { loadForwardModel } from "../lib/engine/load-forward-model.js";
 import { ensureCheckpoint } from "./forward-bench.js";
 
-interface SelectionCase {
+interface NamedCase extends SelectionCase {
   name: string;
-  model: ForwardModel;
-  directions: Float64Array[];
-  layers: number[];
-  positive: number[][];
-  negative: number[][];
-  signature: BehaviourSignature;
 }
 
-async function fromPrompts(name: string, dir: string, positive: readonly string[], negative: readonly string[], train: number, validation: number): Promise<SelectionCase> {
-  const model = await loadForwardModel(dir);
-  const encode = promptEncoder(loadPromptTokenizer({ dir }), {});
-  const p = positive.slice(0, train + validation).map(encode);
-  const n = negative.slice(0, train + validation).map(encode);
-  const completions = await completePrompts({ model, prompts: [...p.slice(0, train), ...n.slice(0, train)], maxNewTokens: 8 });
-  const signature = learnSignature({ positive: completions.ids.slice(0, train), negative: completions.ids.slice(train), decode: (ids) => ids.join(" ") });
-  const means = await contrastMeans({ model, positive: p.slice(0, train), negative: n.slice(0, train) });
-  return { name, model, directions: means.directions, layers: candidateLayers({ numLayers: model.spec.numLayers }), positive: p.slice(train), negative: n.slice(train), signature };
+async function fromPrompts(name: string, dir: string, positive: readonly string[], negative: readonly string[], train: number, validation: number): Promise<NamedCase> {
+  return { name, ...(await prepareSelectionCase({ dir, positive, negative, train, validation })) };
 }
 
 /** The bench checkpoint has no tokenizer and random weights: token prompts, and a signature read off its own output. */
-async function benchModelCase(cache: string): Promise<SelectionCase> {
+async function benchModelCase(cache: string): Promise<NamedCase> {
   const model = await loadForwardModel(ensureCheckpoint(cache));
   let s = 0x51ed270b;
   const next = () => {
@@ -76,7 +62,7 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-async function measure(c: SelectionCase, rounds: number): Promise<string[]> {
+async function measure(c: NamedCase, rounds: number): Promise<string[]> {
   const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {} };
   const L = c.model.spec.numLayers;
   const start = Math.floor(L / 2);

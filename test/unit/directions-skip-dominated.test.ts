@@ -5,31 +5,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { learnSignature } from "../../lib/directions/behaviour-signature.js";
-import { completePrompts } from "../../lib/directions/complete-prompts.js";
-import { promptEncoder } from "../../lib/directions/encode-prompts.js";
-import { loadPromptTokenizer } from "../../lib/tokenize/load-prompt-tokenizer.js";
-import { contrastMeans } from "../../lib/directions/mean-difference.js";
 import { scoreCandidates } from "../../lib/directions/score-candidates.js";
-import { candidateLayers, selectDirection } from "../../lib/directions/select-direction.js";
-import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
+import { selectDirection } from "../../lib/directions/select-direction.js";
 import { readTrainedPrompts, trainedModelDir } from "../golden/trained/trained-fixtures.js";
+import { prepareSelectionCase } from "../helpers/selection-case.js";
 
 test("skipping dominated candidates selects the same layer as scoring them all", async (t) => {
   {
     // The trained model: its candidates differ in behaviour, so some are out of the running after the first winner.
-    const dir = trainedModelDir("own-phrasing");
-    const model = await loadForwardModel(dir);
-    const encode = promptEncoder(loadPromptTokenizer({ dir }), {});
-    const positive = readTrainedPrompts("harmfulTrain").slice(0, 60).map(encode);
-    const negative = readTrainedPrompts("harmlessTrain").slice(0, 60).map(encode);
-    const [trainP, valP] = [positive.slice(0, 40), positive.slice(40)];
-    const [trainN, valN] = [negative.slice(0, 40), negative.slice(40)];
-    const completions = await completePrompts({ model, prompts: [...trainP, ...trainN], maxNewTokens: 8 });
-    const signature = learnSignature({ positive: completions.ids.slice(0, 40), negative: completions.ids.slice(40), decode: (ids) => ids.join(" ") });
-    const means = await contrastMeans({ model, positive: trainP, negative: trainN });
-    const layers = candidateLayers({ numLayers: model.spec.numLayers });
-    const common = { model, directions: means.directions, layers, positive: valP, negative: valN, signature };
+    const prepared = await prepareSelectionCase({ dir: trainedModelDir("own-phrasing"), positive: readTrainedPrompts("harmfulTrain"), negative: readTrainedPrompts("harmlessTrain"), train: 40, validation: 20 });
+    const { model, layers } = prepared;
+    const common = { ...prepared };
     const all = await scoreCandidates(common);
     const fast = await scoreCandidates({ ...common, skipDominated: {} });
     const full = selectDirection({ scores: all, numLayers: model.spec.numLayers });

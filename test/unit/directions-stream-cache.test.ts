@@ -6,17 +6,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { learnSignature } from "../../lib/directions/behaviour-signature.js";
-import { completePrompts } from "../../lib/directions/complete-prompts.js";
-import { promptEncoder } from "../../lib/directions/encode-prompts.js";
 import { forcedPass, rowStreamBytes } from "../../lib/directions/forced-scores.js";
-import { contrastMeans } from "../../lib/directions/mean-difference.js";
 import { createEditScorer, scoreCandidates, signatureRows } from "../../lib/directions/score-candidates.js";
-import { candidateLayers } from "../../lib/directions/select-direction.js";
-import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
 import { resumableLayer } from "../../lib/engine/resumable-layer.js";
-import { loadPromptTokenizer } from "../../lib/tokenize/load-prompt-tokenizer.js";
 import { readTrainedPrompts, trainedModelDir } from "../golden/trained/trained-fixtures.js";
+import { prepareSelectionCase } from "../helpers/selection-case.js";
 
 test("resumableLayer: the first stream an edit changes", () => {
   const L = 6;
@@ -41,18 +35,9 @@ test("resumableLayer: the first stream an edit changes", () => {
 });
 
 test("scores resumed from the cached unedited streams equal those of the whole stack", async (t) => {
-  const dir = trainedModelDir("own-phrasing");
-  const model = await loadForwardModel(dir);
-  const encode = promptEncoder(loadPromptTokenizer({ dir }), {});
-  const positive = readTrainedPrompts("harmfulTrain").slice(0, 48).map(encode);
-  const negative = readTrainedPrompts("harmlessTrain").slice(0, 48).map(encode);
-  const [trainP, valP] = [positive.slice(0, 32), positive.slice(32)];
-  const [trainN, valN] = [negative.slice(0, 32), negative.slice(32)];
-  const completions = await completePrompts({ model, prompts: [...trainP, ...trainN], maxNewTokens: 8 });
-  const signature = learnSignature({ positive: completions.ids.slice(0, 32), negative: completions.ids.slice(32), decode: (ids) => ids.join(" ") });
-  const means = await contrastMeans({ model, positive: trainP, negative: trainN });
-  const layers = candidateLayers({ numLayers: model.spec.numLayers });
-  const common = { model, directions: means.directions, layers, positive: valP, negative: valN, signature };
+  const common = await prepareSelectionCase({ dir: trainedModelDir("own-phrasing"), positive: readTrainedPrompts("harmfulTrain"), negative: readTrainedPrompts("harmlessTrain"), train: 32, validation: 16 });
+  const { model, directions, signature, positive: valP, negative: valN } = common;
+  const means = { directions };
 
   const cached = await scoreCandidates(common);
   const uncached = await scoreCandidates({ ...common, cacheStreams: [] });
