@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/forward/forward_job.h"
+#include "core/forward/forward_kernels.h"
 #include "core/native_error.h"
 #include "promise_worker.h"
 
@@ -337,8 +338,33 @@ struct ForwardTraits {
 
 Napi::Value Forward(const Napi::CallbackInfo& info) { return abl_napi::start_promise_job<ForwardTraits>(info, forward_job); }
 
+/** siluMul(gate, up | null): the chosen table's MLP activation on Float32Arrays, so tests can bound it element-wise. */
+Napi::Value SiluMul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto is_f32 = [](const Napi::Value& v) {
+    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array;
+  };
+  if (!is_f32(info[0])) {
+    Napi::TypeError::New(env, "siluMul: gate must be a Float32Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const Napi::Float32Array gate = info[0].As<Napi::Float32Array>();
+  const float* up = nullptr;
+  if (!info[1].IsNull() && !info[1].IsUndefined()) {
+    if (!is_f32(info[1]) || info[1].As<Napi::Float32Array>().ElementLength() != gate.ElementLength()) {
+      Napi::TypeError::New(env, "siluMul: up must be null or a Float32Array as long as gate").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    up = info[1].As<Napi::Float32Array>().Data();
+  }
+  Napi::Float32Array out = Napi::Float32Array::New(env, gate.ElementLength());
+  fwd::best_forward_kernels().silu_mul(gate.Data(), up, out.Data(), gate.ElementLength());
+  return out;
+}
+
 }  // namespace
 
 void RegisterForwardBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("forward", Napi::Function::New(env, Forward, "forward"));
+  exports.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
 }

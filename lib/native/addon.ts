@@ -163,6 +163,7 @@ interface RawAddon {
   runtimeInfo(): RuntimeInfo;
   // Forward engine (section at the end of this file).
   forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult>;
+  siluMul(gate: Float32Array, up: Float32Array | null): Float32Array;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -449,4 +450,12 @@ export async function forward(job: NativeForwardJob, onProgress?: (p: ForwardPro
   } catch (error) {
     translate(error);
   }
+}
+
+/**
+ * The MLP activation of the chosen forward table: silu(gate[i]) · up[i] (silu alone where up is null), in fp32.
+ * Exposed so tests bound the SIMD polynomial element by element; the engine calls it natively.
+ */
+export function siluMul(gate: Float32Array, up: Float32Array | null): Float32Array {
+  return addon().siluMul(gate, up);
 }

@@ -70,6 +70,11 @@ struct ForwardKernels {
   void (*axpy)(float a, const float* x, float* y, size_t n);
   /** y = a · y */
   void (*scale)(float a, float* y, size_t n);
+  /**
+   * out[i] = silu(gate[i]) · up[i], or silu(gate[i]) where up is null (the MLP's activation). The SIMD tables
+   * use a polynomial exp, within a few ulp of forward_math.h's silu (test/unit/perf-activation.test.ts).
+   */
+  void (*silu_mul)(const float* gate, const float* up, float* out, size_t n);
 };
 
 /** The GEMM recipe `kernels` uses for a weight stored in `dtype`. */

@@ -172,16 +172,25 @@ void scale(float a, float* y, size_t n) {
   }
 }
 
+void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = mask16(n - i);
+    __m512 v = silu16(_mm512_maskz_loadu_ps(m, gate + i));
+    if (up) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, up + i));
+    _mm512_mask_storeu_ps(out + i, m, v);
+  }
+}
+
 const GemmKernels kFp32Gemm{"avx512", kMr, kNr, 1, 4, pack_a, pack_b, pack_b_transposed, micro_kernel};
 
 }  // namespace
 
 const ForwardKernels* avx512_forward_kernels(Bf16Use use) {
-  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale};
+  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, silu_mul};
   if (use == Bf16Use::Never) return &fp32;
   if (!cpu_runs_avx512_bf16()) return nullptr;
-  static const ForwardKernels bf16_weights{"avx512+bf16", convert, kFp32Gemm, &avx512_bf16_gemm(), Bf16Use::Bf16Weights, dot, axpy, scale};
-  static const ForwardKernels all_weights{"avx512+bf16-all", convert, kFp32Gemm, &avx512_bf16_gemm(), Bf16Use::AllWeights, dot, axpy, scale};
+  static const ForwardKernels bf16_weights{"avx512+bf16", convert, kFp32Gemm, &avx512_bf16_gemm(), Bf16Use::Bf16Weights, dot, axpy, scale, silu_mul};
+  static const ForwardKernels all_weights{"avx512+bf16-all", convert, kFp32Gemm, &avx512_bf16_gemm(), Bf16Use::AllWeights, dot, axpy, scale, silu_mul};
   return use == Bf16Use::AllWeights ? &all_weights : &bf16_weights;
 }
 

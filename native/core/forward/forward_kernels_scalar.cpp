@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "forward_kernels.h"
+#include "forward_math.h"
 
 namespace abl {
 namespace fwd {
@@ -112,9 +113,13 @@ void scale(float a, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] *= a;
 }
 
+void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = up ? silu(gate[i]) * up[i] : silu(gate[i]);
+}
+
 const ForwardKernels kScalar{"scalar", convert,
                           GemmKernels{"scalar", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, silu_mul};
 
 }  // namespace
 

@@ -36,9 +36,13 @@ void TransformerEngine::mlp(const MlpWeights& w, const float* h, size_t rows, si
         const float* gate = in + r * in_cols;
         const float* up = gate + inter;
         float* a = act + r * inter;
+        if (kind == Activation::Silu) {
+          kernels_.silu_mul(gate, gated ? up : nullptr, a, inter);
+          continue;
+        }
         for (size_t i = 0; i < inter; ++i) {
           const float g = gate[i];
-          const float f = kind == Activation::Silu ? silu(g) : kind == Activation::GeluTanh ? gelu_tanh(g) : gelu_exact(g);
+          const float f = kind == Activation::GeluTanh ? gelu_tanh(g) : gelu_exact(g);
           a[i] = gated ? f * up[i] : f;
         }
       }
