@@ -34,12 +34,22 @@ struct WeightMatrix {
  * multiplies the same weight many times (every generated token, every MLP chunk, every row tile) then packs it once.
  */
 struct PackedWeight {
+  PackedWeight() = default;
+  PackedWeight(const PackedWeight&) = delete;
+  PackedWeight& operator=(const PackedWeight&) = delete;
+  ~PackedWeight();
+  /** Maps `bytes` of anonymous memory (2 MB aligned) for the panels; throws NativeError when the system has none. */
+  void allocate(size_t bytes);
+
   const GemmKernels* recipe = nullptr;
   size_t k_blocks = 0;
   size_t panel_bytes = 0;
   size_t bytes = 0;
-  std::unique_ptr<uint8_t[]> storage;
   uint8_t* data = nullptr;
+
+ private:
+  void* mapping_ = nullptr;
+  size_t mapping_bytes_ = 0;
 };
 
 /** Whether packing `w` for this kernel table takes no more bytes than the weight itself (same element width). */
