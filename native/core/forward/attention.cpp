@@ -26,24 +26,24 @@ void attend(const ForwardKernels& kernels, ThreadPool& pool, const AttentionShap
       const size_t pos = positions[row];
       size_t first = shape.window && pos + 1 > shape.window ? pos + 1 - shape.window : 0;
       if (shape.chunk) first = std::max(first, pos - pos % shape.chunk);
+      const size_t count = pos + 1 - first;
+      kernels.dot_rows(query, kv.k + (base + first) * kv.stride + kv_head * d, kv.stride, count, d, weights);
       float max_score = -INFINITY;
-      for (size_t j = first; j <= pos; ++j) {
-        float s = kernels.dot(query, kv.k + (base + j) * kv.stride + kv_head * d, d) * shape.scale;
+      for (size_t j = 0; j < count; ++j) {
+        float s = weights[j] * shape.scale;
         if (shape.softcap > 0.0f) s = soft_cap(s, shape.softcap);
-        weights[j - first] = s;
+        weights[j] = s;
         max_score = std::max(max_score, s);
       }
-      const size_t count = pos + 1 - first;
       float sum = 0.0f;
       for (size_t j = 0; j < count; ++j) {
         weights[j] = expf(weights[j] - max_score);
         sum += weights[j];
       }
+      for (size_t j = 0; j < count; ++j) weights[j] = weights[j] / sum;
       float* result = out + row * ldo + head * d;
       std::fill(result, result + d, 0.0f);
-      for (size_t j = 0; j < count; ++j) {
-        kernels.axpy(weights[j] / sum, kv.v + (base + first + j) * kv.stride + kv_head * d, result, d);
-      }
+      kernels.axpy_rows(weights, kv.v + (base + first) * kv.stride + kv_head * d, kv.stride, count, d, result);
     }
   });
 }

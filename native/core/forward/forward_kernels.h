@@ -71,6 +71,13 @@ struct ForwardKernels {
   /** y = a · y */
   void (*scale)(float a, float* y, size_t n);
   /**
+   * out[j] = dot(x, rows + j · stride, n) for j < count: attention scores of one query over cached keys, each the
+   * table's `dot` exactly, in one call.
+   */
+  void (*dot_rows)(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out);
+  /** y += weights[j] · (rows + j · stride)[0, n) for j = 0 .. count−1 in order: `axpy` per row, in one call. */
+  void (*axpy_rows)(const float* weights, const float* rows, size_t stride, size_t count, size_t n, float* y);
+  /**
    * out[i] = silu(gate[i]) · up[i], or silu(gate[i]) where up is null (the MLP's activation). The SIMD tables
    * use a polynomial exp, within a few ulp of forward_math.h's silu (test/unit/perf-activation.test.ts).
    */

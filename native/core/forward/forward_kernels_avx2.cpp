@@ -263,6 +263,14 @@ inline __m256 silu8(__m256 x) {
   return _mm256_mul_ps(quotient, _mm256_blendv_ps(one, s2, negative));
 }
 
+void dot_rows(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out) {
+  for (size_t j = 0; j < count; ++j) out[j] = dot(x, rows + j * stride, n);
+}
+
+void axpy_rows(const float* weights, const float* rows, size_t stride, size_t count, size_t n, float* y) {
+  for (size_t j = 0; j < count; ++j) axpy(weights[j], rows + j * stride, y, n);
+}
+
 void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -283,7 +291,7 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) {
 
 const ForwardKernels kAvx2{"avx2", convert,
                           GemmKernels{"avx2", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale, silu_mul};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul};
 
 }  // namespace
 

@@ -113,13 +113,21 @@ void scale(float a, float* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] *= a;
 }
 
+void dot_rows(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out) {
+  for (size_t j = 0; j < count; ++j) out[j] = dot(x, rows + j * stride, n);
+}
+
+void axpy_rows(const float* weights, const float* rows, size_t stride, size_t count, size_t n, float* y) {
+  for (size_t j = 0; j < count; ++j) axpy(weights[j], rows + j * stride, y, n);
+}
+
 void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = up ? silu(gate[i]) * up[i] : silu(gate[i]);
 }
 
 const ForwardKernels kScalar{"scalar", convert,
                           GemmKernels{"scalar", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale, silu_mul};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul};
 
 }  // namespace
 
