@@ -3,6 +3,7 @@
 // only on the loop size and the pool size, never on timing.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -40,8 +41,10 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  size_t generation_ = 0;
-  unsigned pending_ = 0;
+  // Atomic so a thread can spin on them briefly before blocking (thread_pool.cpp, wait_briefly); written under
+  // mutex_ all the same, so a thread that blocks cannot miss a change.
+  std::atomic<size_t> generation_{0};
+  std::atomic<unsigned> pending_{0};
   bool stopping_ = false;
   // The loop being run.
   const std::function<void(unsigned, size_t, size_t)>* body_ = nullptr;
