@@ -33,7 +33,7 @@ bool wait_briefly(const Ready& ready) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(unsigned threads) {
+ThreadPool::ThreadPool(unsigned threads, bool spin) : spin_(spin) {
   size_ = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned worker = 1; worker < size_; ++worker) workers_.emplace_back([this, worker] { worker_loop(worker); });
 }
@@ -65,7 +65,7 @@ void ThreadPool::run_share(unsigned worker) {
 void ThreadPool::worker_loop(unsigned worker) {
   size_t seen = 0;
   for (;;) {
-    wait_briefly([&] { return generation_.load(std::memory_order_acquire) != seen; });
+    if (spin_) wait_briefly([&] { return generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || generation_.load(std::memory_order_relaxed) != seen; });
@@ -104,7 +104,7 @@ void ThreadPool::parallel_for(size_t count, size_t grain,
   wake_.notify_all();
   run_share(0);
   std::exception_ptr error;
-  wait_briefly([&] { return pending_.load(std::memory_order_acquire) == 0; });
+  if (spin_) wait_briefly([&] { return pending_.load(std::memory_order_acquire) == 0; });
   {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });

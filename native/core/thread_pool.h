@@ -16,8 +16,12 @@ namespace abl {
 
 class ThreadPool {
  public:
-  /** threads == 0 means std::thread::hardware_concurrency(). */
-  explicit ThreadPool(unsigned threads);
+  /**
+   * threads == 0 means std::thread::hardware_concurrency(). `spin` lets idle threads poll for the next loop for up
+   * to 50 µs before sleeping (thread_pool.cpp): for the forward engine's hundreds of short loops per step, not for
+   * the surgery, whose few long loops leave the cores to the kernel's page-cache writeback in between.
+   */
+  explicit ThreadPool(unsigned threads, bool spin = false);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -37,6 +41,7 @@ class ThreadPool {
   void run_share(unsigned worker);
 
   unsigned size_;
+  bool spin_;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;

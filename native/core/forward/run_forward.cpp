@@ -67,7 +67,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   const auto start = std::chrono::steady_clock::now();
   MappedFiles files(job.files);
   validate_forward_job(job, files);
-  ThreadPool pool(job.threads);
+  ThreadPool pool(job.threads, /*spin=*/true);
   const ForwardKernels& kernels = forward_kernels_for(job.compute);
   const ModelSpec& spec = job.spec;
   const size_t d = spec.hidden_size;
