@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "forward_math.h"
+
 namespace abl {
 namespace fwd {
 namespace avx512 {
@@ -59,17 +61,17 @@ static inline __m512 bf16_to_fp32(__m256i bits) {
  */
 static inline __m512 silu16(__m512 x) {
   const __m512 magnitude = _mm512_abs_ps(x);
-  const __m512 t = _mm512_max_ps(_mm512_set1_ps(-110.0f), _mm512_sub_ps(_mm512_setzero_ps(), magnitude));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
+  const __m512 t = _mm512_max_ps(_mm512_set1_ps(-exp_poly::kSiluZeroBeyond), _mm512_sub_ps(_mm512_setzero_ps(), magnitude));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(exp_poly::kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), t);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2High), t);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2Low), r);
+  __m512 p = _mm512_set1_ps(exp_poly::kP[0]);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[1]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[2]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[3]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[4]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[5]));
   const __m512 q = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
   const __m512i k = _mm512_cvtps_epi32(n);  // in [−159, 0] wherever x is a number
   const __m512i k1 = _mm512_srai_epi32(k, 1);
@@ -78,7 +80,7 @@ static inline __m512 silu16(__m512 x) {
   const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, bias), 23));
   const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k2, bias), 23));
   // Lanes with |x| > 110 or NaN compare false and get e = 0.
-  const __mmask16 in_range = _mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(110.0f), _CMP_LE_OQ);
+  const __mmask16 in_range = _mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(exp_poly::kSiluZeroBeyond), _CMP_LE_OQ);
   const __m512 e_high = _mm512_maskz_mul_ps(in_range, q, s1);
   const __m512 denominator = _mm512_fmadd_ps(e_high, s2, _mm512_set1_ps(1.0f));
   const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);

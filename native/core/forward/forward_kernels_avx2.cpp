@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "forward_math.h"
+
 namespace abl {
 namespace fwd {
 namespace {
@@ -235,17 +237,17 @@ void scale(float a, float* y, size_t n) {
 /** silu for 8 lanes: the algorithm of forward_avx512.h's silu16 (see there), with blends for the masks. */
 inline __m256 silu8(__m256 x) {
   const __m256 magnitude = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-  const __m256 t = _mm256_max_ps(_mm256_set1_ps(-110.0f), _mm256_sub_ps(_mm256_setzero_ps(), magnitude));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(1.44269504088896341f)),
+  const __m256 t = _mm256_max_ps(_mm256_set1_ps(-exp_poly::kSiluZeroBeyond), _mm256_sub_ps(_mm256_setzero_ps(), magnitude));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(exp_poly::kLog2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), t);
-  r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-exp_poly::kLn2High), t);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(-exp_poly::kLn2Low), r);
+  __m256 p = _mm256_set1_ps(exp_poly::kP[0]);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(exp_poly::kP[1]));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(exp_poly::kP[2]));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(exp_poly::kP[3]));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(exp_poly::kP[4]));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(exp_poly::kP[5]));
   const __m256 q = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
   const __m256i k = _mm256_cvtps_epi32(n);
   const __m256i k1 = _mm256_srai_epi32(k, 1);
@@ -253,7 +255,7 @@ inline __m256 silu8(__m256 x) {
   const __m256i bias = _mm256_set1_epi32(127);
   const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
   const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
-  const __m256 in_range = _mm256_cmp_ps(magnitude, _mm256_set1_ps(110.0f), _CMP_LE_OQ);
+  const __m256 in_range = _mm256_cmp_ps(magnitude, _mm256_set1_ps(exp_poly::kSiluZeroBeyond), _CMP_LE_OQ);
   const __m256 e_high = _mm256_and_ps(in_range, _mm256_mul_ps(q, s1));
   const __m256 one = _mm256_set1_ps(1.0f);
   const __m256 denominator = _mm256_fmadd_ps(e_high, s2, one);

@@ -10,6 +10,20 @@
 namespace abl {
 namespace fwd {
 
+/**
+ * Constants of the SIMD tables' exp (forward_avx512.h silu16, forward_kernels_avx2.cpp silu8), kept here so both
+ * ISAs share them: ln 2 split for Cody–Waite reduction (the high part has 9 significant bits, so n · kLn2High is
+ * exact for |n| < 2^15), the Cephes expf polynomial e^r ≈ 1 + r + r² · P(r) on |r| ≤ ln2/2 (P's coefficients from
+ * the highest degree down), and the |x| past which x · e^−|x| rounds to zero in fp32.
+ */
+namespace exp_poly {
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2High = 0.693359375f;
+constexpr float kLn2Low = -2.12194440e-4f;
+constexpr float kP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+constexpr float kSiluZeroBeyond = 110.0f;
+}  // namespace exp_poly
+
 /** torch.nn.functional.silu: x * sigmoid(x). */
 ABL_FN float silu(float x) { return x * (1.0f / (1.0f + expf(-x))); }
 
