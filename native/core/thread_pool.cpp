@@ -10,24 +10,24 @@ namespace abl {
 namespace {
 
 /**
- * Spins until ready() or about 50 µs have passed; true when ready. A forward pass runs hundreds of parallel loops per
+ * Spins until ready() or about 50 µs have passed (the caller then blocks, re-checking under the mutex). A forward pass runs hundreds of parallel loops per
  * decode step, with microseconds of serial work between them: sleeping on the condition variable after each cost a
  * futex wake-up per loop, about 23 µs a round trip on a 2-core VM, several percent of a generation run. Spinning
  * first catches the next loop (or the last worker finishing) in well under a microsecond; the bound keeps an idle
  * pool from burning a core.
  */
 template <class Ready>
-bool wait_briefly(const Ready& ready) {
+void wait_briefly(const Ready& ready) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point deadline = Clock::now() + std::chrono::microseconds(50);
   for (;;) {
     for (int i = 0; i < 64; ++i) {
-      if (ready()) return true;
+      if (ready()) return;
 #if defined(__x86_64__) || defined(__i386__)
       _mm_pause();
 #endif
     }
-    if (Clock::now() >= deadline) return ready();
+    if (Clock::now() >= deadline) return;
   }
 }
 

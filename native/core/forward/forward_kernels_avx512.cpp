@@ -219,8 +219,16 @@ const ForwardKernels* avx512_forward_kernels(Bf16Use use) {
   static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul};
   if (use == Bf16Use::Never) return &fp32;
   if (!cpu_runs_avx512_bf16()) return nullptr;
-  static const ForwardKernels bf16_weights{"avx512+bf16", convert, kFp32Gemm, &avx512_bf16_gemm(), Bf16Use::Bf16Weights, dot, axpy, scale, dot_rows, axpy_rows, silu_mul};
-  static const ForwardKernels all_weights{"avx512+bf16-all", convert, kFp32Gemm, &avx512_bf16_gemm(), Bf16Use::AllWeights, dot, axpy, scale, dot_rows, axpy_rows, silu_mul};
+  // The bf16 tables are the fp32 one with the bf16 recipe switched on; every other entry is shared.
+  const auto with_bf16 = [](const char* name, Bf16Use bf16_use) {
+    ForwardKernels table = fp32;
+    table.name = name;
+    table.gemm_bf16 = &avx512_bf16_gemm();
+    table.bf16_use = bf16_use;
+    return table;
+  };
+  static const ForwardKernels bf16_weights = with_bf16("avx512+bf16", Bf16Use::Bf16Weights);
+  static const ForwardKernels all_weights = with_bf16("avx512+bf16-all", Bf16Use::AllWeights);
   return use == Bf16Use::AllWeights ? &all_weights : &bf16_weights;
 }
 

@@ -18,8 +18,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <string>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace abl {
