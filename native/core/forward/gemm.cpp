@@ -182,12 +182,15 @@ void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
   if (s.panels.size() < pool.size()) s.panels.resize(pool.size());
   for (unsigned i = 0; i < pool.size(); ++i) s.panels[i].resize(kc_max * nr * g.element_bytes);
   uint8_t* packed_x = s.packed_x.data;
-  // Micro-panel p, depth block b at packed_x + (p * k_blocks + b) * panel_bytes.
+  // Micro-panel p, depth block b at packed_x + (b * x_panels + p) * panel_bytes: depth-block major, so the
+  // micro-panels one sweep reads (every row of the tile at one depth block) are one sequential stream. Row-major
+  // (p * k_blocks + b) put them k_blocks panels apart, a fresh page every few KB for the prefetcher; measured
+  // 15–25 % slower on the MLP's down projection (K = 4 × hidden) in a single-thread model of this loop.
   dynamic_for(pool, (x_panels + 7) / 8, [&](unsigned, size_t chunk) {
     for (size_t p = chunk * 8; p < std::min(x_panels, chunk * 8 + 8); ++p) {
       for (size_t b = 0; b < k_blocks; ++b) {
         const size_t k0 = b * kc_max;
-        g.pack_a(x, ldx, p * mr, std::min(mr, m - p * mr), k0, std::min(kc_max, k - k0), packed_x + (p * k_blocks + b) * panel_bytes);
+        g.pack_a(x, ldx, p * mr, std::min(mr, m - p * mr), k0, std::min(kc_max, k - k0), packed_x + (b * x_panels + p) * panel_bytes);
       }
     }
   });
@@ -222,7 +225,7 @@ void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
       }
       for (size_t i = 0; i < rows; i += mr) {
         const size_t p = (row_begin + i) / mr;
-        g.micro_kernel(groups, packed_x + (p * k_blocks + b) * panel_bytes, panel, y + (row_begin + i) * ldy + j, ldy,
+        g.micro_kernel(groups, packed_x + (b * x_panels + p) * panel_bytes, panel, y + (row_begin + i) * ldy + j, ldy,
                        std::min(mr, rows - i), cols, b > 0);
       }
     };
