@@ -311,6 +311,8 @@ Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   object.Set("generated", generated);
   object.Set("seconds", Napi::Number::New(env, result.seconds));
   object.Set("kernels", Napi::String::New(env, result.kernels));
+  object.Set("packedBytes", Napi::Number::New(env, static_cast<double>(result.packed_bytes)));
+  object.Set("reusedPackedBytes", Napi::Number::New(env, static_cast<double>(result.reused_packed_bytes)));
   return object;
 }
 

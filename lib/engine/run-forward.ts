@@ -133,6 +133,12 @@ export interface ForwardOutput {
   estimatedBytes: number;
   /** The activation and scratch part of estimatedBytes. */
   activationBytes: number;
+  /**
+   * Bytes of weight panels a generation run packed (each weight once for every new token), and the part packed
+   * into memory an earlier run of this process gave back, which costs no page faults.
+   */
+  packedBytes: number;
+  reusedPackedBytes: number;
 }
 
 interface Rows {
@@ -417,5 +423,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     sharedPrefix,
     estimatedBytes: choice.estimatedBytes,
     activationBytes: choice.activationBytes,
+    packedBytes: result.packedBytes,
+    reusedPackedBytes: result.reusedPackedBytes,
   };
 }

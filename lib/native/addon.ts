@@ -437,6 +437,9 @@ export interface NativeForwardResult {
   generated: Int32Array[];
   seconds: number;
   kernels: string;
+  /** Bytes of weight panels packed for generation, and the part packed into mappings an earlier run gave back. */
+  packedBytes: number;
+  reusedPackedBytes: number;
 }
 
 export interface ForwardProgress {

@@ -198,6 +198,9 @@ struct ForwardResult {
   std::vector<std::vector<int32_t>> generated;
   double seconds = 0;
   const char* kernels = "scalar";
+  /** Bytes of weight panels packed for generation, and the part packed into mappings an earlier job gave back. */
+  uint64_t packed_bytes = 0;
+  uint64_t reused_packed_bytes = 0;
 };
 
 /** Called after each layer (and once more for the head): (layers done, layers total). */

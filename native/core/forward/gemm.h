@@ -38,8 +38,12 @@ struct PackedWeight {
   PackedWeight(const PackedWeight&) = delete;
   PackedWeight& operator=(const PackedWeight&) = delete;
   ~PackedWeight();
-  /** Maps `bytes` of anonymous memory (2 MB aligned) for the panels; throws NativeError when the system has none. */
+  /**
+   * Maps `bytes` of anonymous memory (2 MB aligned) for the panels, taking a mapping an earlier job of this process
+   * gave back where one has the size (reused() then says so); throws NativeError when the system has none.
+   */
   void allocate(size_t bytes);
+  bool reused() const { return reused_; }
 
   const GemmKernels* recipe = nullptr;
   size_t k_blocks = 0;
@@ -50,6 +54,7 @@ struct PackedWeight {
  private:
   void* mapping_ = nullptr;
   size_t mapping_bytes_ = 0;
+  bool reused_ = false;
 };
 
 /** Whether packing `w` for this kernel table takes no more bytes than the weight itself (same element width). */

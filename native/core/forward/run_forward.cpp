@@ -220,6 +220,8 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     }
   }
   report(static_cast<uint32_t>(layers + 1));
+  result.packed_bytes = engine.packed_bytes(false);
+  result.reused_packed_bytes = engine.packed_bytes(true);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -86,6 +86,14 @@ WeightMatrix TransformerEngine::gemm_matrix(const TensorRef& ref) {
   return m;
 }
 
+uint64_t TransformerEngine::packed_bytes(bool reused) const {
+  uint64_t total = 0;
+  for (const auto& entry : packed_) {
+    if (!reused || entry.second->reused()) total += entry.second->bytes;
+  }
+  return total;
+}
+
 WeightMatrix TransformerEngine::matrix(const TensorRef& ref) const {
   WeightMatrix m;
   m.data = files_.at(ref.file, ref.offset, ref.bytes());

@@ -47,6 +47,8 @@ class TransformerEngine {
   void logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo);
 
   const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
+  /** Bytes of the weight panels packed so far (gemm.h PackedWeight); `reused`: those in given-back mappings. */
+  uint64_t packed_bytes(bool reused) const;
   /** KV cache: copies prompt 0's keys and values at positions [0, length) of `layer` to every other prompt (shared_prefix.cpp). */
   void share_prefix_kv(uint32_t layer, size_t length);
 
