@@ -139,6 +139,11 @@ export interface ForwardOutput {
    */
   packedBytes: number;
   reusedPackedBytes: number;
+  /**
+   * Bytes of the run's large buffers (activation scratch, KV cache, packed panels) laid in pages an earlier run of
+   * this process gave back: the pipeline's many runs of the same shapes fault their memory in once.
+   */
+  reusedBufferBytes: number;
 }
 
 interface Rows {
@@ -425,5 +430,6 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     activationBytes: choice.activationBytes,
     packedBytes: result.packedBytes,
     reusedPackedBytes: result.reusedPackedBytes,
+    reusedBufferBytes: result.reusedBufferBytes,
   };
 }

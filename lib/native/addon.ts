@@ -440,6 +440,8 @@ export interface NativeForwardResult {
   /** Bytes of weight panels packed for generation, and the part packed into mappings an earlier run gave back. */
   packedBytes: number;
   reusedPackedBytes: number;
+  /** Bytes of the job's large buffers (panels included) laid in pages an earlier job of this process gave back. */
+  reusedBufferBytes: number;
 }
 
 export interface ForwardProgress {

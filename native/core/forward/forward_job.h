@@ -201,6 +201,8 @@ struct ForwardResult {
   /** Bytes of weight panels packed for generation, and the part packed into mappings an earlier job gave back. */
   uint64_t packed_bytes = 0;
   uint64_t reused_packed_bytes = 0;
+  /** Bytes of this job's large buffers (panels included) laid in pages an earlier job gave back (large_mappings.h). */
+  uint64_t reused_buffer_bytes = 0;
 };
 
 /** Called after each layer (and once more for the head): (layers done, layers total). */

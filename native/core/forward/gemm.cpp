@@ -11,17 +11,10 @@
 #include "gemm.h"
 
 #include "dynamic_for.h"
-#include "../native_error.h"
-
-#include <sys/mman.h>
+#include "large_mappings.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <utility>
 #include <vector>
 
 namespace abl {
@@ -37,12 +30,13 @@ constexpr size_t kPanelBytes = 16384;
 struct AlignedBytes {
   void resize(size_t n) {
     if (n <= size) return;
-    storage.reset(new uint8_t[n + 64]);
-    const uintptr_t address = reinterpret_cast<uintptr_t>(storage.get());
+    storage = LargeVector<uint8_t>();  // the old storage goes first, so the new one may reuse its pages
+    storage.resize(n + 64);
+    const uintptr_t address = reinterpret_cast<uintptr_t>(storage.data());
     data = reinterpret_cast<uint8_t*>((address + 63) & ~uintptr_t(63));
     size = n;
   }
-  std::unique_ptr<uint8_t[]> storage;
+  LargeVector<uint8_t> storage;  // packed X is as large as X: on huge pages it takes few TLB entries
   uint8_t* data = nullptr;
   size_t size = 0;
 };
@@ -106,98 +100,18 @@ size_t depth_block(const GemmKernels& g) {
 
 }  // namespace
 
-/**
- * Mappings of packed panels that finished jobs gave back, for the next generation job of this process: the pipeline
- * runs one per batch of prompts and one per scored candidate, each packing the same shapes again. A fresh mapping's
- * first write faults in and zeroes every page (on the bench VM 1.9 s per 800 MB on one thread, longer than the 31
- * decode steps of the generation bench). Given-back pages are MADV_FREE: the kernel takes them back under memory
- * pressure as it does page cache, and until it does, packing into them again costs no fault. A page it took back
- * faults in zeroed, which is as good: packing writes every byte the micro-kernel reads.
- */
-class PanelMappings {
- public:
-  static PanelMappings& instance() {
-    static PanelMappings* pool = new PanelMappings();  // never destroyed: jobs may still run at exit
-    return *pool;
-  }
-  /** A given-back mapping of exactly `length` bytes, or null. */
-  void* take(size_t length) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (size_t i = free_.size(); i-- > 0;) {
-      if (free_[i].second != length) continue;
-      void* base = free_[i].first;
-      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
-      kept_bytes_ -= length;
-      note_live(length);
-      return base;
-    }
-    return nullptr;
-  }
-  /** Counts a fresh mapping of `length` bytes as live. */
-  void mapped(size_t length) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    note_live(length);
-  }
-  void give(void* base, size_t length) {
-#ifdef MADV_FREE
-    if (madvise(base, length, MADV_FREE) == 0) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      live_bytes_ -= length;
-      free_.emplace_back(base, length);
-      kept_bytes_ += length;
-      // Kept bytes never pass the most that were live at once, so a process keeps at most one job's panels beyond
-      // what it uses; and a model has a few weights per layer, so past kMaxKept the oldest are no one's shape.
-      while (free_.size() > kMaxKept || kept_bytes_ > peak_live_bytes_) {
-        munmap(free_.front().first, free_.front().second);
-        kept_bytes_ -= free_.front().second;
-        free_.erase(free_.begin());
-      }
-      return;
-    }
-#endif
-    munmap(base, length);
-  }
-
- private:
-  void note_live(size_t length) {
-    live_bytes_ += length;
-    if (live_bytes_ > peak_live_bytes_) peak_live_bytes_ = live_bytes_;
-  }
-
-  static constexpr size_t kMaxKept = 2048;
-  std::mutex mutex_;
-  std::vector<std::pair<void*, size_t>> free_;  // oldest first
-  size_t kept_bytes_ = 0, live_bytes_ = 0, peak_live_bytes_ = 0;
-};
-
 PackedWeight::~PackedWeight() {
-  if (mapping_) PanelMappings::instance().give(mapping_, mapping_bytes_);
+  if (mapping_) unmap_large(mapping_, mapping_bytes_);
 }
 
 void PackedWeight::allocate(size_t size) {
-  // mmap rather than new[]: the panels are as large as the weights (the whole model in a resident generation run),
-  // and written once by pack_weight. On 4 KB pages that first write faults once per page, which a profile of
-  // generation showed as a third of the packing time; on transparent huge pages (MADV_HUGEPAGE, where the system
-  // is set to "madvise", the default) it faults once per 2 MB. The mapping is aligned to 2 MB so it can be.
-  constexpr size_t kHuge = size_t(2) << 20;
-  const size_t length = (size + kHuge - 1) / kHuge * kHuge + kHuge;
-  void* base = PanelMappings::instance().take(length);
-  reused_ = base != nullptr;
-  if (!base) {
-    base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) {
-      throw NativeError(error_code::kIo, "cannot map " + std::to_string(length) + " bytes for packed weight panels: " +
-                                             std::strerror(errno));
-    }
-    PanelMappings::instance().mapped(length);
-  }
-  mapping_ = base;
-  mapping_bytes_ = length;
-  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(base) + kHuge - 1) & ~uintptr_t(kHuge - 1);
-#ifdef MADV_HUGEPAGE
-  madvise(reinterpret_cast<void*>(aligned), length - (aligned - reinterpret_cast<uintptr_t>(base)), MADV_HUGEPAGE);
-#endif
-  data = reinterpret_cast<uint8_t*>(aligned);
+  // The panels are as large as the weights (the whole model in a resident generation run) and written once by
+  // pack_weight, on huge pages (large_mappings.h) that an earlier job of the same shapes may have left faulted in.
+  const LargeMapping mapping = map_large(size);
+  mapping_ = mapping.data;
+  mapping_bytes_ = size;
+  reused_ = mapping.reused;
+  data = mapping.data;
   bytes = size;
 }
 

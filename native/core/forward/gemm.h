@@ -39,8 +39,9 @@ struct PackedWeight {
   PackedWeight& operator=(const PackedWeight&) = delete;
   ~PackedWeight();
   /**
-   * Maps `bytes` of anonymous memory (2 MB aligned) for the panels, taking a mapping an earlier job of this process
-   * gave back where one has the size (reused() then says so); throws NativeError when the system has none.
+   * Maps `bytes` of anonymous memory on huge pages for the panels (large_mappings.h), reusing a mapping an earlier
+   * job of this process gave back where one has the size (reused() then says so); throws NativeError when the
+   * system has none.
    */
   void allocate(size_t bytes);
   bool reused() const { return reused_; }

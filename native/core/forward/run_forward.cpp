@@ -13,6 +13,7 @@
 #include "../thread_pool.h"
 #include "forward_job.h"
 #include "forward_validate.h"
+#include "large_mappings.h"
 #include "mapped_files.h"
 #include "shared_prefix.h"
 #include "transformer_engine.h"
@@ -64,6 +65,13 @@ uint32_t argmax(const float* values, size_t count) {
 }  // namespace
 
 ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress) {
+  // Declared first, so it runs last, after every buffer of this job went back: the process then keeps what this
+  // job gave back for the next one, and nothing older (large_mappings.h).
+  struct KeepOnlyThisJobs {
+    uint64_t epoch = large_mapping_epoch();
+    ~KeepOnlyThisJobs() { trim_large_mappings(epoch); }
+  } keep_only_this_jobs;
+  const uint64_t reused_before = large_bytes_reused();
   const auto start = std::chrono::steady_clock::now();
   MappedFiles files(job.files);
   validate_forward_job(job, files);
@@ -92,7 +100,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   ForwardResult result;
   result.kernels = kernels.name;
   const Batch batch = prompt_batch(job);
-  std::vector<float> x(batch.rows * d);
+  LargeVector<float> x(batch.rows * d);
   result.hidden.assign(job.capture_rows.size() * (layers + 1) * d, 0.0f);
   const auto capture = [&](size_t point) {
     for (size_t c = 0; c < job.capture_rows.size(); ++c) {
@@ -168,7 +176,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       head_rows.push_back(static_cast<uint32_t>(row - 1));
     }
   }
-  std::vector<float> head_logits;
+  LargeVector<float> head_logits;
   const auto run_head = [&](const float* source, const std::vector<uint32_t>& rows) {
     std::vector<float> normed(rows.size() * d);
     engine.final_norm(source, rows, normed.data());
@@ -222,6 +230,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   report(static_cast<uint32_t>(layers + 1));
   result.packed_bytes = engine.packed_bytes(false);
   result.reused_packed_bytes = engine.packed_bytes(true);
+  result.reused_buffer_bytes = large_bytes_reused() - reused_before;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

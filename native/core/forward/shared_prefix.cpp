@@ -49,9 +49,9 @@ SharedPrefixPass::SharedPrefixPass(const ForwardJob& job, size_t hidden_size)
 }
 
 void TransformerEngine::share_prefix_kv(uint32_t layer, size_t length) {
-  for (std::vector<float>* cache : {&cache_k_[layer], &cache_v_[layer]}) {
-    const float* source = cache->data() + cache_base_[0] * kv_dim_;
-    for (size_t p = 1; p < cache_base_.size(); ++p) std::memcpy(cache->data() + cache_base_[p] * kv_dim_, source, length * kv_dim_ * sizeof(float));
+  for (float* cache : {cache_k(layer), cache_v(layer)}) {
+    const float* source = cache + cache_base_[0] * kv_dim_;
+    for (size_t p = 1; p < cache_base_.size(); ++p) std::memcpy(cache + cache_base_[p] * kv_dim_, source, length * kv_dim_ * sizeof(float));
   }
 }
 

@@ -67,8 +67,8 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
       cache_base_.push_back(rows);
       rows += length + job.max_new_tokens;
     }
-    cache_k_.assign(job.layers.size(), std::vector<float>(rows * kv_dim_));
-    cache_v_.assign(job.layers.size(), std::vector<float>(rows * kv_dim_));
+    cache_rows_ = rows;
+    kv_cache_.assign(job.layers.size() * 2 * rows * kv_dim_, 0.0f);
   }
 }
 
@@ -291,8 +291,8 @@ void TransformerEngine::attention_write(uint32_t l, const Batch& batch, const fl
 
   KvView kv;
   if (use_kv_cache_) {
-    float* cache_k = cache_k_[l].data();
-    float* cache_v = cache_v_[l].data();
+    float* cache_k = this->cache_k(l);
+    float* cache_v = this->cache_v(l);
     for (size_t r = 0; r < rows; ++r) {
       const size_t target = cache_base_[batch.prompt_of_row[r]] + batch.positions[r];
       std::memcpy(cache_k + target * kv_dim_, qkv + r * qkv_cols_ + q_dim_, kv_dim_ * sizeof(float));

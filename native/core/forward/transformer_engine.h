@@ -15,6 +15,7 @@
 #include "forward_job.h"
 #include "forward_kernels.h"
 #include "gemm.h"
+#include "large_mappings.h"
 #include "mapped_files.h"
 
 namespace abl {
@@ -85,7 +86,7 @@ class TransformerEngine {
   /** Routed experts (plus the shared expert) of a sparse layer. */
   void moe(const LayerWeights& w, const float* h, size_t rows, float* out);
   void feed_forward(const LayerWeights& w, const float* h, size_t rows, float* out);
-  void ensure(std::vector<float>& buffer, size_t size) { if (buffer.size() < size) buffer.resize(size); }
+  void ensure(LargeVector<float>& buffer, size_t size) { if (buffer.size() < size) buffer.resize(size); }
 
   const ForwardJob& job_;
   const ModelSpec& spec_;
@@ -100,12 +101,16 @@ class TransformerEngine {
   std::vector<uint32_t> basis_rank_;
   // Per RoPE table, cos and sin of every position: [max_positions][rotary_dim / 2].
   std::vector<std::vector<float>> rope_cos_, rope_sin_;
-  // KV cache: per layer [Σ (prompt length + new tokens), kv_dim]; cache_base_[p] is prompt p's position 0.
-  std::vector<std::vector<float>> cache_k_, cache_v_;
+  // KV cache: per layer keys then values, each [Σ (prompt length + new tokens), kv_dim]; cache_base_[p] is prompt
+  // p's position 0. One buffer for all layers: per layer it is often under kLargeBufferBytes, so off huge pages.
+  LargeVector<float> kv_cache_;
+  size_t cache_rows_ = 0;
   std::vector<size_t> cache_base_;
-  // Scratch reused across layers.
-  std::vector<float> h_, qkv_, attn_, write_, parallel_write_, mlp_in_, mlp_act_;
-  std::vector<float> moe_logits_, moe_rows_, moe_out_, shared_out_;
+  float* cache_k(uint32_t layer) { return kv_cache_.data() + size_t(layer) * 2 * cache_rows_ * kv_dim_; }
+  float* cache_v(uint32_t layer) { return cache_k(layer) + cache_rows_ * kv_dim_; }
+  // Scratch reused across layers (on huge pages when large: large_mappings.h).
+  LargeVector<float> h_, qkv_, attn_, write_, parallel_write_, mlp_in_, mlp_act_;
+  LargeVector<float> moe_logits_, moe_rows_, moe_out_, shared_out_;
   // Generation multiplies every weight once per new token: resident runs pack each one once (gemm.h PackedWeight).
   bool pack_weights_ = false;
   std::unordered_map<const TensorRef*, std::unique_ptr<PackedWeight>> packed_;

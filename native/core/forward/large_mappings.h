@@ -1,0 +1,77 @@
+// Large anonymous buffers of the forward engine on transparent huge pages, kept between jobs for reuse.
+//
+// On the project's VMs a fresh 4 KB page costs about 10 µs to fault in (800 MB: 2.1–2.3 s on one thread), a fresh
+// 2 MB page about 35 µs, and a page of a mapping the process used before nothing. The engine's big buffers (packed
+// weight panels, packed X, activation scratch, the KV cache) were std::vectors on 4 KB pages, faulted in anew by
+// every job: 25 000 faults per capture of the bench model. On huge pages they also take far fewer TLB entries,
+// which the GEMM's streaming of packed X needs. A capture on the bench model ran 3.15 → 2.63 s with glibc's own
+// THP switch for malloc (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which a library cannot set for its host process,
+// hence this allocator.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <vector>
+
+namespace abl {
+namespace fwd {
+
+/** A mapping from map_large: 2 MB aligned, `length` the bytes asked for rounded up to 2 MB. */
+struct LargeMapping {
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  /** Whether the pages come from a mapping an earlier buffer gave back (already faulted in, contents stale). */
+  bool reused = false;
+};
+
+/** Maps at least `bytes` (throws NativeError when the system has no memory), reusing a given-back mapping of the size. */
+LargeMapping map_large(size_t bytes);
+/** Gives the mapping of map_large(bytes) at `data` back for reuse (MADV_FREE: the kernel may take its pages under
+ * memory pressure) or unmaps it. */
+void unmap_large(void* data, size_t bytes);
+
+/** Bytes of mappings map_large handed out again so far in this process (they cost no faults). */
+uint64_t large_bytes_reused();
+
+/** A count that rises with every mapping given back; a job reads it when it starts. */
+uint64_t large_mapping_epoch();
+/**
+ * Unmaps the kept mappings given back before `epoch` and not taken since: called when a job ends with the epoch it
+ * started at, so the process keeps at most what that job gave back, the shapes the next job most likely has.
+ */
+void trim_large_mappings(uint64_t epoch);
+
+/** Below this, buffers use the ordinary heap: rounding up to 2 MB pages would waste up to half of them. */
+constexpr size_t kLargeBufferBytes = size_t(4) << 20;
+
+/** std::allocator, except that allocations of kLargeBufferBytes or more come from map_large. */
+template <class T>
+struct LargeAllocator {
+  using value_type = T;
+  LargeAllocator() = default;
+  template <class U>
+  LargeAllocator(const LargeAllocator<U>&) {}
+  T* allocate(size_t n) {
+    if (n * sizeof(T) < kLargeBufferBytes) return static_cast<T*>(::operator new(n * sizeof(T)));
+    return reinterpret_cast<T*>(map_large(n * sizeof(T)).data);
+  }
+  void deallocate(T* p, size_t n) {
+    if (n * sizeof(T) < kLargeBufferBytes) {
+      ::operator delete(p);
+      return;
+    }
+    unmap_large(p, n * sizeof(T));
+  }
+  template <class U>
+  bool operator==(const LargeAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const LargeAllocator<U>&) const { return false; }
+};
+
+/** A vector whose storage, when large, lies on huge pages and is reused across jobs. */
+template <class T>
+using LargeVector = std::vector<T, LargeAllocator<T>>;
+
+}  // namespace fwd
+}  // namespace abl
