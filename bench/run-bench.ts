@@ -9,6 +9,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBenchCheckpoint, writeBenchDirection } from "./generate-bench-checkpoint.js";
+import { primeMemory } from "./prime-memory.js";
 import { runSelectionBench } from "./selection-bench.js";
 import { runXetBench } from "./xet-bench.js";
 
@@ -30,21 +31,6 @@ interface Measurement {
   systemSeconds: number;
   peakRssMB: number;
   stdout: string;
-}
-
-/**
- * Touches `bytes` of memory in a child and exits, so that much free memory is backed by the host again when the next
- * command starts. On this project's VMs (virtio-balloon with free-page reporting) memory freed a few seconds ago has
- * been handed back to the host, and the first write into it costs the guest several times the copy: a 440 MB buffered
- * write took 0.10–0.15 s of system time right after such a priming and 1.0–1.1 s without it, 15 s after the previous
- * output was deleted. Which command pays that, and how much, depends on what ran before it and how long ago, so
- * without priming the medians compare luck (cp+sync measured 1.15 s and 3.76 s in one run). BENCH_PRIME=0 turns it
- * off. Not timed.
- */
-function primeMemory(bytes: number): void {
-  if (process.env.BENCH_PRIME === "0" || bytes <= 0) return;
-  const script = `const held = []; for (let left = ${bytes}; left > 0; left -= 2 ** 28) held.push(Buffer.allocUnsafe(Math.min(left, 2 ** 28)).fill(1));`;
-  execFileSync(process.execPath, ["-e", script]);
 }
 
 /** Bytes every command gets primed (primeMemory): set once the checkpoint's size is known. */
