@@ -144,6 +144,11 @@ export interface ForwardOutput {
    * this process gave back: the pipeline's many runs of the same shapes fault their memory in once.
    */
   reusedBufferBytes: number;
+  /**
+   * Bytes of checkpoint files an earlier run of this process left mapped and unchanged since (same device, inode,
+   * size and modification time): their touched pages need no fault.
+   */
+  reusedMappedBytes: number;
 }
 
 interface Rows {
@@ -431,5 +436,6 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     packedBytes: result.packedBytes,
     reusedPackedBytes: result.reusedPackedBytes,
     reusedBufferBytes: result.reusedBufferBytes,
+    reusedMappedBytes: result.reusedMappedBytes,
   };
 }

@@ -442,6 +442,8 @@ export interface NativeForwardResult {
   reusedPackedBytes: number;
   /** Bytes of the job's large buffers (panels included) laid in pages an earlier job of this process gave back. */
   reusedBufferBytes: number;
+  /** Bytes of checkpoint files found mapped by an earlier run of this process, unchanged since. */
+  reusedMappedBytes: number;
 }
 
 export interface ForwardProgress {

@@ -203,6 +203,8 @@ struct ForwardResult {
   uint64_t reused_packed_bytes = 0;
   /** Bytes of this job's large buffers (panels included) laid in pages an earlier job gave back (large_mappings.h). */
   uint64_t reused_buffer_bytes = 0;
+  /** Bytes of checkpoint files this job found mapped by an earlier job, unchanged (mapped_files.h). */
+  uint64_t reused_mapped_bytes = 0;
 };
 
 /** Called after each layer (and once more for the head): (layers done, layers total). */

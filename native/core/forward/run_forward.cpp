@@ -72,8 +72,12 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     ~KeepOnlyThisJobs() { trim_large_mappings(epoch); }
   } keep_only_this_jobs;
   const uint64_t reused_before = large_bytes_reused();
+  struct KeepOnlyThisJobsFiles {
+    uint64_t job = next_file_job();
+    ~KeepOnlyThisJobsFiles() { trim_file_mappings(job); }
+  } keep_only_this_jobs_files;
   const auto start = std::chrono::steady_clock::now();
-  MappedFiles files(job.files);
+  MappedFiles files(job.files, keep_only_this_jobs_files.job);
   validate_forward_job(job, files);
   ThreadPool pool(job.threads, /*spin=*/true);
   const ForwardKernels& kernels = forward_kernels_for(job.compute);
@@ -231,6 +235,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   result.packed_bytes = engine.packed_bytes(false);
   result.reused_packed_bytes = engine.packed_bytes(true);
   result.reused_buffer_bytes = large_bytes_reused() - reused_before;
+  result.reused_mapped_bytes = files.reused_bytes();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
