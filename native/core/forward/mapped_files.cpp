@@ -110,7 +110,14 @@ MappedFiles::MappedFiles(const std::vector<std::string>& paths, uint64_t job) {
   for (const std::string& path : paths) {
     bool reused = false;
     maps_.push_back(KeptFileMappings::instance().map(path, job, reused));
+    reused_.push_back(reused);
     if (reused) reused_bytes_ += maps_.back()->size;
+  }
+}
+
+void MappedFiles::release_reused() const {
+  for (uint32_t file = 0; file < maps_.size(); ++file) {
+    if (reused_[file]) release(file, 0, maps_[file]->size);
   }
 }
 

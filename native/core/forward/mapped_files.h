@@ -40,9 +40,15 @@ class MappedFiles {
   void prefetch(uint32_t file, uint64_t offset, uint64_t bytes) const;
   /** Bytes of the files whose mapping an earlier job left (its touched pages need no fault). */
   uint64_t reused_bytes() const { return reused_bytes_; }
+  /**
+   * Drops from this process the pages of the mappings an earlier job left: a streamed run holds one layer at a time,
+   * and a resident run before it may have touched every page.
+   */
+  void release_reused() const;
 
  private:
   std::vector<std::shared_ptr<const FileMapping>> maps_;
+  std::vector<bool> reused_;
   uint64_t reused_bytes_ = 0;
 };
 

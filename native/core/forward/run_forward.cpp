@@ -86,6 +86,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   const size_t layers = spec.num_layers;
   const size_t vocab = spec.vocab_size;
   const bool streamed = job.mode == Mode::Streamed;
+  if (streamed) files.release_reused();
   const bool generate = job.max_new_tokens > 0;
   const size_t prompts = job.prompt_lengths.size();
   const size_t longest = *std::max_element(job.prompt_lengths.begin(), job.prompt_lengths.end());
