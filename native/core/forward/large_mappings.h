@@ -3,10 +3,11 @@
 // On the project's VMs a fresh 4 KB page costs about 10 µs to fault in (800 MB: 2.1–2.3 s on one thread), a fresh
 // 2 MB page about 35 µs, and a page of a mapping the process used before nothing. The engine's big buffers (packed
 // weight panels, packed X, activation scratch, the KV cache) were std::vectors on 4 KB pages, faulted in anew by
-// every job: 25 000 faults per capture of the bench model. On huge pages they also take far fewer TLB entries,
-// which the GEMM's streaming of packed X needs. A capture on the bench model ran 3.15 → 2.63 s with glibc's own
-// THP switch for malloc (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), which a library cannot set for its host process,
-// hence this allocator.
+// every job: 31 000 faults per capture of the bench model, 50 000 per generation. On huge pages they also take far
+// fewer TLB entries, which the GEMM's streaming of packed X needs. Alternated on the bench model: a capture ran
+// 3.01–3.22 → 2.66–2.85 s (faults 31 000 → 11 300), a generation 3.60–5.02 → 3.23–3.53 s. glibc has its own THP
+// switch for malloc (GLIBC_TUNABLES=glibc.malloc.hugetlb=1: 2.90–3.00 s), which a library cannot set for its host
+// process, hence this allocator.
 #pragma once
 
 #include <cstddef>
