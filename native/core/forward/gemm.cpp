@@ -94,8 +94,9 @@ void few_rows(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
 }
 
 /**
- * The checkpoint bytes pack() reads for one weight panel, as `segments` runs of `segment_lines` cache lines `stride` bytes apart:
- * weight rows [n0, n0 + cols) at depths [k0, k0 + kc), or for a transposed weight depth rows of `cols` elements.
+ * The checkpoint bytes pack() reads for one weight panel, as `segments` runs of `segment_lines` cache lines
+ * `stride` bytes apart: weight rows [n0, n0 + cols) at depths [k0, k0 + kc), or for a transposed weight depth rows
+ * of `cols` elements.
  * A panel's rows lie K elements apart, so the hardware prefetcher does not follow them; fetched on demand, a cold
  * panel's 256 lines stalled pack_b (11 % of a capture's time, the micro-kernels 70 %). The sweep of the panel
  * before it prefetches them (18 KB: into L1, beside the 16 KB panel in use) a few lines per micro-kernel call:
@@ -131,15 +132,13 @@ size_t depth_block(const GemmKernels& g) {
 }  // namespace
 
 PackedWeight::~PackedWeight() {
-  if (mapping_) unmap_large(mapping_, mapping_bytes_);
+  unmap_large(data, bytes);
 }
 
 void PackedWeight::allocate(size_t size) {
   // The panels are as large as the weights (the whole model in a resident generation run) and written once by
   // pack_weight, on huge pages (large_mappings.h) that an earlier job of the same shapes may have left faulted in.
   const LargeMapping mapping = map_large(size);
-  mapping_ = mapping.data;
-  mapping_bytes_ = size;
   reused_ = mapping.reused;
   data = mapping.data;
   bytes = size;

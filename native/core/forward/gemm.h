@@ -53,8 +53,6 @@ struct PackedWeight {
   uint8_t* data = nullptr;
 
  private:
-  void* mapping_ = nullptr;
-  size_t mapping_bytes_ = 0;
   bool reused_ = false;
 };
 

@@ -93,7 +93,6 @@ class KeptMappings {
 LargeMapping map_large(size_t bytes) {
   const size_t length = rounded_length(bytes);
   LargeMapping mapping;
-  mapping.length = length;
   if (uint8_t* data = KeptMappings::instance().take(length)) {
     mapping.data = data;
     mapping.reused = true;

@@ -18,10 +18,9 @@
 namespace abl {
 namespace fwd {
 
-/** A mapping from map_large: 2 MB aligned, `length` the bytes asked for rounded up to 2 MB. */
+/** A mapping from map_large: 2 MB aligned, the bytes asked for rounded up to 2 MB. */
 struct LargeMapping {
   uint8_t* data = nullptr;
-  size_t length = 0;
   /** Whether the pages come from a mapping an earlier buffer gave back (already faulted in, contents stale). */
   bool reused = false;
 };

@@ -6,9 +6,8 @@
 // pipeline runs one per batch of prompts and per scored candidate). Each job's first touch of a 4 KB page of a
 // fresh mapping faults it in, and on the project's VMs that costs more than reading it: 15 700 faults and about
 // 10 % of a capture of the bench model, which a later job on a kept mapping does not pay (2.76–2.89 → 2.51–2.53 s,
-// 15 700 → 4 200 faults). A file
-// is the same while its device, inode, size and modification time are; a file replaced or rewritten gets a fresh
-// mapping. When a job ends, mappings of files it did not use are unmapped.
+// 15 700 → 4 200 faults). A file is the same while its device, inode, size and modification time are; a file
+// replaced or rewritten gets a fresh mapping. When a job ends, mappings of files it did not use are unmapped.
 #pragma once
 
 #include <cstdint>

@@ -65,19 +65,19 @@ uint32_t argmax(const float* values, size_t count) {
 }  // namespace
 
 ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress) {
-  // Declared first, so it runs last, after every buffer of this job went back: the process then keeps what this
-  // job gave back for the next one, and nothing older (large_mappings.h).
+  // Declared first, so it runs last, after every buffer and mapping of this job went back: the process then keeps
+  // what this job used for the next one, and nothing older (large_mappings.h, mapped_files.h).
   struct KeepOnlyThisJobs {
-    uint64_t epoch = large_mapping_epoch();
-    ~KeepOnlyThisJobs() { trim_large_mappings(epoch); }
+    uint64_t buffer_epoch = large_mapping_epoch();
+    uint64_t reused_buffers_before = large_bytes_reused();
+    uint64_t file_job = next_file_job();
+    ~KeepOnlyThisJobs() {
+      trim_file_mappings(file_job);
+      trim_large_mappings(buffer_epoch);
+    }
   } keep_only_this_jobs;
-  const uint64_t reused_before = large_bytes_reused();
-  struct KeepOnlyThisJobsFiles {
-    uint64_t job = next_file_job();
-    ~KeepOnlyThisJobsFiles() { trim_file_mappings(job); }
-  } keep_only_this_jobs_files;
   const auto start = std::chrono::steady_clock::now();
-  MappedFiles files(job.files, keep_only_this_jobs_files.job);
+  MappedFiles files(job.files, keep_only_this_jobs.file_job);
   validate_forward_job(job, files);
   ThreadPool pool(job.threads, /*spin=*/true);
   const ForwardKernels& kernels = forward_kernels_for(job.compute);
@@ -235,7 +235,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   report(static_cast<uint32_t>(layers + 1));
   result.packed_bytes = engine.packed_bytes(false);
   result.reused_packed_bytes = engine.packed_bytes(true);
-  result.reused_buffer_bytes = large_bytes_reused() - reused_before;
+  result.reused_buffer_bytes = large_bytes_reused() - keep_only_this_jobs.reused_buffers_before;
   result.reused_mapped_bytes = files.reused_bytes();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
