@@ -1,6 +1,8 @@
 /**
  * The whole native surface, typed in one place. C++ owns bytes and maths and never parses user input:
  * every job arriving here has been validated and normalized by TypeScript (lib/surgery/plan-*.ts).
+ * It runs past ~450 lines on purpose: one file per native surface is the rule (as node-llama-cpp keeps it), so a
+ * change to the addon's contract is reviewed in one place.
  */
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
@@ -437,12 +439,10 @@ export interface NativeForwardResult {
   generated: Int32Array[];
   seconds: number;
   kernels: string;
-  /** Bytes of weight panels packed for generation, and the part packed into mappings an earlier run gave back. */
+  /** Memory reuse across runs of this process: see ForwardOutput (lib/engine/run-forward.ts). */
   packedBytes: number;
   reusedPackedBytes: number;
-  /** Bytes of the job's large buffers (panels included) laid in pages an earlier job of this process gave back. */
   reusedBufferBytes: number;
-  /** Bytes of checkpoint files found mapped by an earlier run of this process, unchanged since. */
   reusedMappedBytes: number;
 }
 
