@@ -315,6 +315,7 @@ Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   object.Set("reusedPackedBytes", Napi::Number::New(env, static_cast<double>(result.reused_packed_bytes)));
   object.Set("reusedBufferBytes", Napi::Number::New(env, static_cast<double>(result.reused_buffer_bytes)));
   object.Set("reusedMappedBytes", Napi::Number::New(env, static_cast<double>(result.reused_mapped_bytes)));
+  object.Set("stagedBytes", Napi::Number::New(env, static_cast<double>(result.staged_bytes)));
   return object;
 }
 

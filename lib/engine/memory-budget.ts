@@ -87,10 +87,14 @@ export function chooseMode(params: {
 }): ModeChoice {
   const { model, shape, budgetBytes, requested = "auto", needsHead } = params;
   const activations = activationBytes(model, shape);
-  const residentBytes = model.totalBytes + activations;
   const largestLayer = Math.max(0, ...model.layerBytes);
-  // One layer's pages are mapped at a time (the next one is read ahead into the page cache, which is reclaimable and
-  // not part of the process); embedding rows and an lm_head slice are small.
+  // The prompt pass reads each layer into one staging buffer (native/core/forward/staged_weights.h) and leaves the
+  // layers' mapped pages untouched, so a capture holds less than the whole model. A generation run also packs every
+  // weight into panels that take the place of its mapped pages: at its peak it holds all of them plus that buffer.
+  const residentBytes = model.totalBytes + (shape.maxNewTokens > 0 ? largestLayer : 0) + activations;
+  // One layer is held at a time: its staged copy, or the pages of its routed experts (the next layer is read ahead
+  // into the page cache, which is reclaimable and not part of the process); embedding rows and an lm_head slice are
+  // small.
   const streamedBytes = largestLayer + activations + (needsHead ? Math.min(HEAD_SLICE_BYTES, model.headBytes || model.embedBytes) : 0);
   if (shape.maxNewTokens > 0) {
     if (requested === "streamed") {

@@ -149,6 +149,11 @@ export interface ForwardOutput {
    * size and modification time): their touched pages need no fault.
    */
   reusedMappedBytes: number;
+  /**
+   * Bytes of layer weights the prompt pass read out of the checkpoint into its one-layer buffer on huge pages
+   * (native/core/forward/staged_weights.h): every layer's tensors but routed experts, once each.
+   */
+  stagedBytes: number;
 }
 
 interface Rows {
@@ -437,5 +442,6 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     reusedPackedBytes: result.reusedPackedBytes,
     reusedBufferBytes: result.reusedBufferBytes,
     reusedMappedBytes: result.reusedMappedBytes,
+    stagedBytes: result.stagedBytes,
   };
 }

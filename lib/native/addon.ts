@@ -444,6 +444,7 @@ export interface NativeForwardResult {
   reusedPackedBytes: number;
   reusedBufferBytes: number;
   reusedMappedBytes: number;
+  stagedBytes: number;
 }
 
 export interface ForwardProgress {

@@ -205,6 +205,8 @@ struct ForwardResult {
   uint64_t reused_buffer_bytes = 0;
   /** Bytes of checkpoint files this job found mapped by an earlier job, unchanged (mapped_files.h). */
   uint64_t reused_mapped_bytes = 0;
+  /** Bytes of layer weights the prompt pass read into its staging buffer (staged_weights.h). */
+  uint64_t staged_bytes = 0;
 };
 
 /** Called after each layer (and once more for the head): (layers done, layers total). */

@@ -15,6 +15,7 @@ namespace fwd {
 
 struct FileMapping {
   std::string path;
+  File file;  // kept open for read(): the same inode as the mapping, even after a rename over the path
   uint8_t* base = nullptr;
   uint64_t size = 0;
   // What makes two opens the same file: a replaced file has another inode, a rewritten one another mtime.
@@ -67,11 +68,11 @@ class KeptFileMappings {
     mapping->inode = info.st_ino;
     mapping->mtime_ns = mtime_ns;
     if (size > 0) {
-      // The mapping keeps the file's pages reachable after the descriptor closes.
       void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, file.descriptor(), 0);
       if (base == MAP_FAILED) throw_system_error("mmap", path, errno);
       mapping->base = static_cast<uint8_t*>(base);
     }
+    mapping->file = std::move(file);
     // An older mapping of the path (the file since replaced) leaves the registry; its jobs still hold it.
     kept_.erase(std::remove_if(kept_.begin(), kept_.end(), [&](const Kept& k) { return k.mapping->path == path; }), kept_.end());
     kept_.push_back({mapping, job});
@@ -134,6 +135,11 @@ const uint8_t* MappedFiles::at(uint32_t file, uint64_t offset, uint64_t bytes) c
                       map.path);
   }
   return map.base + offset;
+}
+
+void MappedFiles::read(uint32_t file, uint64_t offset, uint64_t bytes, uint8_t* out) const {
+  at(file, offset, bytes);  // validates the range
+  maps_[file]->file.read_at(out, bytes, offset);
 }
 
 void MappedFiles::release(uint32_t file, uint64_t offset, uint64_t bytes) const {

@@ -1,6 +1,8 @@
-// The checkpoint shards, mapped read-only. Mapping costs no memory by itself; pages count toward the process only
-// once touched. Layer-streamed runs hand each layer's pages back (madvise DONTNEED: the kernel keeps them in the
-// page cache, so a second run is still fast) and ask for the next layer's ahead of use (WILLNEED).
+// The checkpoint shards, mapped read-only, each with its descriptor kept open. Mapping costs no memory by itself;
+// pages count toward the process only once touched. The prompt pass reads each layer's dense weights with read()
+// into a staging buffer instead (staged_weights.h), so the mapping serves the embedding, the head, routed experts
+// and what generation reads. Layer-streamed runs hand each layer's pages back (madvise DONTNEED: the kernel keeps
+// them in the page cache, so a second run is still fast) and ask for the next layer's ahead of use (WILLNEED).
 //
 // A mapping outlives its job while the file is unchanged, for the next job of the process on the same files (the
 // pipeline runs one per batch of prompts and per scored candidate). Each job's first touch of a 4 KB page of a
@@ -35,6 +37,8 @@ class MappedFiles {
   uint64_t size(uint32_t file) const;
   /** Pointer to [offset, offset + bytes) of a file; throws E_INVALID_JOB when the range is outside it. */
   const uint8_t* at(uint32_t file, uint64_t offset, uint64_t bytes) const;
+  /** Copies [offset, offset + bytes) of a file into `out` by reading it (pread): no page of the mapping is touched. */
+  void read(uint32_t file, uint64_t offset, uint64_t bytes, uint8_t* out) const;
   /** Drops the pages covering the range from this process (whole pages around it; neighbours refault if used). */
   void release(uint32_t file, uint64_t offset, uint64_t bytes) const;
   void prefetch(uint32_t file, uint64_t offset, uint64_t bytes) const;

@@ -154,6 +154,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     if (streamed && l + 1 < layers) {
       for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
     }
+    engine.stage_layer(l);  // the prompt pass reads the layer from a copy on huge pages (staged_weights.h)
     if (shared) {
       engine.layer(l, shared->prefix(), shared->prefix_rows());
       engine.share_prefix_kv(l, job.shared_prefix);
@@ -172,6 +173,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     report(l + 1);
   }
 
+  engine.unstage();
   // Logits for the requested rows, then for each prompt's last row when generating.
   std::vector<uint32_t> head_rows = job.logits_rows;
   if (generate) {
@@ -237,6 +239,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   result.reused_packed_bytes = engine.packed_bytes(true);
   result.reused_buffer_bytes = large_bytes_reused() - keep_only_this_jobs.reused_buffers_before;
   result.reused_mapped_bytes = files.reused_bytes();
+  result.staged_bytes = engine.staged_bytes();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -18,6 +18,7 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
   qkv_cols_ = q_dim_ + 2 * kv_dim_;
 
   layer_tensors_.resize(job.layers.size());
+  dense_tensors_.reserve(job.layers.size());
   for (size_t l = 0; l < job.layers.size(); ++l) {
     const LayerWeights& w = job.layers[l];
     for (const TensorRef* ref :
@@ -29,6 +30,7 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
     for (const TensorRef* ref : {&w.router, &w.shared_gate, &w.shared_up, &w.shared_down, &w.shared_expert_gate}) {
       if (ref->present) layer_tensors_[l].push_back(ref);
     }
+    dense_tensors_.push_back(layer_tensors_[l]);
     for (const ExpertWeights& expert : w.experts) {
       for (const TensorRef* ref : {&expert.gate, &expert.up, &expert.gate_up, &expert.down}) {
         if (ref->present) layer_tensors_[l].push_back(ref);
@@ -94,9 +96,14 @@ uint64_t TransformerEngine::packed_bytes(bool reused) const {
   return total;
 }
 
+const uint8_t* TransformerEngine::bytes(const TensorRef& ref) const {
+  const uint8_t* staged = staged_.find(ref.file, ref.offset, ref.bytes());
+  return staged ? staged : files_.at(ref.file, ref.offset, ref.bytes());
+}
+
 WeightMatrix TransformerEngine::matrix(const TensorRef& ref) const {
   WeightMatrix m;
-  m.data = files_.at(ref.file, ref.offset, ref.bytes());
+  m.data = bytes(ref);
   m.dtype = ref.dtype;
   m.transposed = ref.transposed;
   m.rows = ref.shape.empty() ? 1 : ref.transposed ? ref.shape[1] : ref.shape[0];
@@ -106,7 +113,7 @@ WeightMatrix TransformerEngine::matrix(const TensorRef& ref) const {
 
 std::vector<float> TransformerEngine::vector(const TensorRef& ref, bool add_one) const {
   std::vector<float> values(ref.numel());
-  kernels_.convert(files_.at(ref.file, ref.offset, ref.bytes()), ref.dtype, values.data(), values.size());
+  kernels_.convert(bytes(ref), ref.dtype, values.data(), values.size());
   if (add_one) {
     for (float& v : values) v = 1.0f + v;
   }

@@ -17,6 +17,7 @@
 #include "gemm.h"
 #include "large_mappings.h"
 #include "mapped_files.h"
+#include "staged_weights.h"
 
 namespace abl {
 namespace fwd {
@@ -48,12 +49,19 @@ class TransformerEngine {
   void logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo);
 
   const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
+  /** Reads layer `layer`'s dense weights out of the checkpoint for its prompt pass (staged_weights.h). */
+  void stage_layer(uint32_t layer) { staged_.stage(files_, dense_tensors_[layer], pool_); }
+  /** Reads weights from the mapping again (generation's decode steps). */
+  void unstage() { staged_.clear(); }
+  uint64_t staged_bytes() const { return staged_.staged_bytes(); }
   /** Bytes of the weight panels packed so far (gemm.h PackedWeight); `reused`: those in given-back mappings. */
   uint64_t packed_bytes(bool reused) const;
   /** KV cache: copies prompt 0's keys and values at positions [0, length) of `layer` to every other prompt (shared_prefix.cpp). */
   void share_prefix_kv(uint32_t layer, size_t length);
 
  private:
+  /** The tensor's bytes: its staged copy, or else the mapping. */
+  const uint8_t* bytes(const TensorRef& ref) const;
   WeightMatrix matrix(const TensorRef& ref) const;
   /** matrix(ref) for a GEMM: with its panels packed once per job where the job reuses every weight (generation). */
   WeightMatrix gemm_matrix(const TensorRef& ref);
@@ -96,6 +104,9 @@ class TransformerEngine {
   size_t d_, q_dim_, kv_dim_, qkv_cols_;
   bool use_kv_cache_;
   std::vector<std::vector<const TensorRef*>> layer_tensors_;
+  // Per layer, all but the routed experts: what stage_layer reads.
+  std::vector<std::vector<const TensorRef*>> dense_tensors_;
+  StagedWeights staged_;
   // Ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from basis_offset_[b].
   std::vector<size_t> basis_offset_;
   std::vector<uint32_t> basis_rank_;
