@@ -2,7 +2,8 @@
  * The prompt pass reads each layer's dense weights out of the checkpoint into one staging buffer on huge pages
  * (native/core/forward/staged_weights.h) and multiplies them there. The copy must be exact (a 4.5 MB tensor is read
  * in several slices, by both threads), cover every layer's tensors once per run, decode steps included in none,
- * and leave routed experts in the mapping, where a batch touches only the experts it routes to.
+ * and leave routed experts in the mapping, where a batch touches only the experts it routes to. q, k and v (and gate
+ * and up) lie back to back there and run as one stacked GEMM, with the same sums as one GEMM per part.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -43,8 +44,12 @@ test("staged layers are read exactly, in slices, once per run: the run matches t
     }
     const streamed = await runForward({ model, prompts, positions: "all", mode: "streamed", compute: "fp32" });
     assert.equal(streamed.stagedBytes, sum(model.layerBytes), "a streamed run stages the same");
-    const generated = await runForward({ model, prompts, positions: "none", mode: "resident", compute: "fp32", maxNewTokens: 4, eosTokenIds: [] });
+    // A generation run packs each weight's panels and multiplies q, k, v (and gate, up) one at a time; a capture
+    // multiplies the stacked copies in one GEMM each. Every sum is the same.
+    const generated = await runForward({ model, prompts, positions: "all", mode: "resident", compute: "fp32", maxNewTokens: 4, eosTokenIds: [] });
     assert.equal(generated.stagedBytes, sum(model.layerBytes), "decode steps read no staged copy");
+    const stacked = await runForward({ model, prompts, positions: "all", mode: "resident", compute: "fp32" });
+    assert.deepEqual(generated.hidden, stacked.hidden, "stacked and per-part projections agree to the bit");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -13,14 +13,17 @@ constexpr uint64_t kSliceBytes = uint64_t(2) << 20;
 
 }  // namespace
 
-void StagedWeights::stage(const MappedFiles& files, const std::vector<const TensorRef*>& tensors, ThreadPool& pool) {
+void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups, ThreadPool& pool) {
   ranges_.clear();
   size_t end = 0;
-  for (const TensorRef* ref : tensors) {
-    // Each copy keeps its offset's place within a cache line, so every kernel sees the alignment the mapping gave.
-    const size_t at = (end + 63) / 64 * 64 + ref->offset % 64;
-    ranges_.push_back(Range{ref->file, ref->offset, ref->bytes(), at});
-    end = at + ref->bytes();
+  for (const std::vector<const TensorRef*>& group : groups) {
+    if (group.empty()) continue;
+    // A group starts on a cache line (the kernels load unaligned, so no result depends on the address).
+    end = (end + 63) / 64 * 64;
+    for (const TensorRef* ref : group) {
+      ranges_.push_back(Range{ref->file, ref->offset, ref->bytes(), end});
+      end += ref->bytes();
+    }
   }
   if (buffer_.size() < end) {
     buffer_ = LargeVector<uint8_t>();  // the old storage goes first, so the new one may reuse its pages
@@ -48,6 +51,27 @@ const uint8_t* StagedWeights::find(uint32_t file, uint64_t offset, uint64_t byte
     if (range.file == file && range.offset == offset && range.bytes == bytes) return buffer_.data() + range.at;
   }
   return nullptr;
+}
+
+WeightMatrix StagedWeights::stacked(const std::vector<const TensorRef*>& tensors) const {
+  WeightMatrix m;
+  const uint8_t* next = nullptr;
+  for (const TensorRef* ref : tensors) {
+    const uint8_t* data = find(ref->file, ref->offset, ref->bytes());
+    const size_t rows = ref->shape.empty() ? 1 : ref->shape[0];
+    const size_t cols = rows ? ref->numel() / rows : 0;
+    if (!data || ref->transposed || ref->shape.size() != 2 || (next && (data != next || ref->dtype != m.dtype || cols != m.cols))) {
+      return WeightMatrix{};
+    }
+    if (!next) {
+      m.data = data;
+      m.dtype = ref->dtype;
+      m.cols = cols;
+    }
+    m.rows += rows;
+    next = data + ref->bytes();
+  }
+  return m;
 }
 
 }  // namespace fwd

@@ -15,6 +15,7 @@
 
 #include "../thread_pool.h"
 #include "forward_job.h"
+#include "gemm.h"
 #include "large_mappings.h"
 #include "mapped_files.h"
 
@@ -23,12 +24,20 @@ namespace fwd {
 
 class StagedWeights {
  public:
-  /** Reads the tensors' bytes into the buffer (replacing what it held), all pool threads together. */
-  void stage(const MappedFiles& files, const std::vector<const TensorRef*>& tensors, ThreadPool& pool);
+  /**
+   * Reads the tensors' bytes into the buffer (replacing what it held), all pool threads together. The members of a
+   * group lie back to back, so matrices of one depth (q, k and v; gate and up) form one stacked matrix (stacked()).
+   */
+  void stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups, ThreadPool& pool);
   /** Forgets the staged tensors (the buffer stays for the next stage()). */
   void clear() { ranges_.clear(); }
   /** The staged copy of exactly the tensor at [offset, offset + bytes) of `file`, or nullptr. */
   const uint8_t* find(uint32_t file, uint64_t offset, uint64_t bytes) const;
+  /**
+   * The staged tensors as one [Σ rows, cols] matrix, or a matrix with null data where they are not staged back to
+   * back or differ in dtype, depth or layout.
+   */
+  WeightMatrix stacked(const std::vector<const TensorRef*>& tensors) const;
   /** Bytes read by stage() so far. */
   uint64_t staged_bytes() const { return staged_bytes_; }
 

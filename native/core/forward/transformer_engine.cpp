@@ -30,7 +30,20 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
     for (const TensorRef* ref : {&w.router, &w.shared_gate, &w.shared_up, &w.shared_down, &w.shared_expert_gate}) {
       if (ref->present) layer_tensors_[l].push_back(ref);
     }
-    dense_tensors_.push_back(layer_tensors_[l]);
+    // Staged back to back: q, k and v, and gate and up, each read by one GEMM as a stacked matrix (staged_weights.h).
+    std::vector<std::vector<const TensorRef*>> groups;
+    const auto stacked_group = [&](std::vector<const TensorRef*> group) {
+      if (std::all_of(group.begin(), group.end(), [](const TensorRef* ref) { return ref->present; })) groups.push_back(group);
+    };
+    stacked_group({&w.q, &w.k, &w.v});
+    stacked_group({&w.gate, &w.up});
+    stacked_group({&w.shared_gate, &w.shared_up});
+    for (const TensorRef* ref : layer_tensors_[l]) {
+      if (std::none_of(groups.begin(), groups.end(), [&](const auto& group) { return std::find(group.begin(), group.end(), ref) != group.end(); })) {
+        groups.push_back({ref});
+      }
+    }
+    dense_tensors_.push_back(std::move(groups));
     for (const ExpertWeights& expert : w.experts) {
       for (const TensorRef* ref : {&expert.gate, &expert.up, &expert.gate_up, &expert.down}) {
         if (ref->present) layer_tensors_[l].push_back(ref);
@@ -122,16 +135,34 @@ std::vector<float> TransformerEngine::vector(const TensorRef& ref, bool add_one)
 
 void TransformerEngine::linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias,
                                float* y, size_t ldy) {
-  const WeightMatrix w = gemm_matrix(weight);
-  gemm_xwt(kernels_, pool_, x, rows, ldx, w, y, ldy);
+  gemm_xwt(kernels_, pool_, x, rows, ldx, gemm_matrix(weight), y, ldy);
+  add_bias(bias, rows, y, ldy);
+}
+
+void TransformerEngine::add_bias(const TensorRef& bias, size_t rows, float* y, size_t ldy) {
   if (!bias.present) return;
   const std::vector<float> b = vector(bias);
   pool_.parallel_for(rows, 16, [&](unsigned, size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r) {
       float* row = y + r * ldy;
-      for (size_t j = 0; j < w.rows; ++j) row[j] += b[j];
+      for (size_t j = 0; j < b.size(); ++j) row[j] += b[j];
     }
   });
+}
+
+void TransformerEngine::linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
+                                     const std::vector<const TensorRef*>& biases, float* y, size_t ldy) {
+  const WeightMatrix stacked = pack_weights_ ? WeightMatrix{} : staged_.stacked(weights);
+  if (!stacked.data) {
+    for (size_t i = 0, column = 0; i < weights.size(); column += matrix(*weights[i]).rows, ++i) {
+      linear(x, rows, ldx, *weights[i], *biases[i], y + column, ldy);
+    }
+    return;
+  }
+  gemm_xwt(kernels_, pool_, x, rows, ldx, stacked, y, ldy);
+  for (size_t i = 0, column = 0; i < weights.size(); column += matrix(*weights[i]).rows, ++i) {
+    add_bias(*biases[i], rows, y + column, ldy);
+  }
 }
 
 void TransformerEngine::norm(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias,
@@ -254,9 +285,7 @@ void TransformerEngine::attention_write(uint32_t l, const Batch& batch, const fl
       });
     }
   } else {
-    linear(h, rows, d_, w.q, w.q_bias, qkv, qkv_cols_);
-    linear(h, rows, d_, w.k, w.k_bias, qkv + q_dim_, qkv_cols_);
-    linear(h, rows, d_, w.v, w.v_bias, qkv + q_dim_ + kv_dim_, qkv_cols_);
+    linear_parts(h, rows, d_, {&w.q, &w.k, &w.v}, {&w.q_bias, &w.k_bias, &w.v_bias}, qkv, qkv_cols_);
   }
   // q/k norms before RoPE: per head (Qwen 3, Gemma 3), or over the whole projection (OLMo-2).
   const size_t q_norm_dim = spec_.qk_norm_whole ? q_dim_ : hd;

@@ -68,6 +68,16 @@ class TransformerEngine {
   std::vector<float> vector(const TensorRef& ref, bool add_one = false) const;
   void linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias, float* y, size_t ldy);
   /**
+   * y[:, columns of part i] = x · weights[i]ᵀ + biases[i], the parts side by side in y: one GEMM over the stacked
+   * matrix where the staged copies lie back to back and the run packs no panels (X is then packed once, and the
+   * tiles of all parts share one loop), else one linear() per part. The same sums either way: each output element's
+   * arithmetic does not depend on the columns beside it.
+   */
+  void linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
+                    const std::vector<const TensorRef*>& biases, float* y, size_t ldy);
+  /** y[r][j] += bias[j] for the bias's columns. */
+  void add_bias(const TensorRef& bias, size_t rows, float* y, size_t ldy);
+  /**
    * Normalizes `groups` vectors of `dim` per row (vector g of row r at r * ldx + g * dim), e.g. every head of a row
    * for Qwen 3's q_norm. One parallel loop for all of them.
    */
@@ -105,7 +115,7 @@ class TransformerEngine {
   bool use_kv_cache_;
   std::vector<std::vector<const TensorRef*>> layer_tensors_;
   // Per layer, all but the routed experts: what stage_layer reads.
-  std::vector<std::vector<const TensorRef*>> dense_tensors_;
+  std::vector<std::vector<std::vector<const TensorRef*>>> dense_tensors_;
   StagedWeights staged_;
   // Ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from basis_offset_[b].
   std::vector<size_t> basis_offset_;

@@ -26,8 +26,7 @@ void TransformerEngine::mlp(const MlpWeights& w, const float* h, size_t rows, si
     } else if (w.gate_up->present) {
       linear(x, n, d_, *w.gate_up, TensorRef{}, in, in_cols);
     } else {
-      linear(x, n, d_, *w.gate, *w.gate_bias, in, in_cols);
-      linear(x, n, d_, *w.up, *w.up_bias, in + inter, in_cols);
+      linear_parts(x, n, d_, {w.gate, w.up}, {w.gate_bias, w.up_bias}, in, in_cols);
     }
     float* act = mlp_act_.data();
     const Activation kind = spec_.activation;
