@@ -1,9 +1,10 @@
 /**
- * The prompt pass reads each layer's dense weights out of the checkpoint into one staging buffer on huge pages
- * (native/core/forward/staged_weights.h) and multiplies them there. The copy must be exact (a 4.5 MB tensor is read
- * in several slices, by both threads), cover every layer's tensors once per run, decode steps included in none,
- * and leave routed experts in the mapping, where a batch touches only the experts it routes to. q, k and v (and gate
- * and up) lie back to back there and run as one stacked GEMM, with the same sums as one GEMM per part.
+ * The prompt pass reads each layer's weights out of the checkpoint into one staging buffer on huge pages
+ * (native/core/forward/staged_weights.h), packing matrices into weight panels on the way, and multiplies them
+ * there. The copy must be exact (read by both threads in runs of panels), cover every layer's tensors once per run,
+ * decode steps included in none, and leave routed experts in the mapping, where a batch touches only the experts
+ * it routes to. q, k and v (and gate and up) are packed as one stacked matrix and run as one GEMM, with the same
+ * sums as one GEMM per part.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,11 +20,16 @@ import { normalGenerator, referenceLlamaForward, writeRandomLlama, writeTensors 
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
-test("staged layers are read exactly, in slices, once per run: the run matches the fp64 reference", async () => {
+// Gate, up and down of the first are 1100 × 1024 fp32 (4.5 MB), read in several runs of panels. The second's
+// stacked q, k, v (60 + 20 + 20 rows, depth 60) has panels that straddle two tensors and a ragged last panel.
+const SHAPES = [
+  { hidden: 1024, heads: 8, kvHeads: 2, headDim: 128, intermediate: 1100, layers: 2, vocab: 61, dtype: "F32", tie: false, bias: false },
+  { hidden: 60, heads: 6, kvHeads: 2, headDim: 10, intermediate: 70, layers: 2, vocab: 37, dtype: "F32", tie: false, bias: false },
+] as const;
+
+for (const shape of SHAPES) test(`staged layers are read and packed exactly, once per run: the run matches the fp64 reference (hidden ${shape.hidden})`, async () => {
   const root = mkdtempSync(join(tmpdir(), "abl-staged-"));
   try {
-    // Gate, up and down are 1100 × 1024 fp32 (4.5 MB): each is read in three slices.
-    const shape = { hidden: 1024, heads: 8, kvHeads: 2, headDim: 128, intermediate: 1100, layers: 2, vocab: 61, dtype: "F32", tie: false, bias: false } as const;
     const written = writeRandomLlama(join(root, "model"), { ...shape, seed: 41 });
     await writeTensors(written);
     const model = await loadForwardModel(written.dir);

@@ -132,7 +132,7 @@ size_t depth_block(const GemmKernels& g) {
 }  // namespace
 
 PackedWeight::~PackedWeight() {
-  unmap_large(data, bytes);
+  if (owned_) unmap_large(data, bytes);
 }
 
 void PackedWeight::allocate(size_t size) {
@@ -140,6 +140,7 @@ void PackedWeight::allocate(size_t size) {
   // pack_weight, on huge pages (large_mappings.h) that an earlier job of the same shapes may have left faulted in.
   const LargeMapping mapping = map_large(size);
   reused_ = mapping.reused;
+  owned_ = true;
   data = mapping.data;
   bytes = size;
 }
@@ -148,16 +149,32 @@ bool packing_fits(const ForwardKernels& kernels, const WeightMatrix& w) {
   return gemm_for(kernels, w.dtype).element_bytes <= dtype_size(w.dtype);
 }
 
+void plan_panels(const ForwardKernels& kernels, const WeightMatrix& w, PackedWeight& out) {
+  const GemmKernels& g = gemm_for(kernels, w.dtype);
+  const size_t kc_max = depth_block(g);
+  out.recipe = &g;
+  out.k_blocks = (w.cols + kc_max - 1) / kc_max;
+  out.panel_bytes = kc_max * g.nr * g.element_bytes;
+  out.bytes = (w.rows + g.nr - 1) / g.nr * out.k_blocks * out.panel_bytes;
+}
+
+void pack_panel(const PackedWeight& layout, const uint8_t* weight, Dtype dtype, size_t ldw, size_t rows, size_t cols, uint8_t* out) {
+  const GemmKernels& g = *layout.recipe;
+  const size_t kc_max = depth_block(g);
+  for (size_t b = 0; b < layout.k_blocks; ++b) {
+    const size_t k0 = b * kc_max;
+    g.pack_b(weight, dtype, ldw, 0, rows, k0, std::min(kc_max, cols - k0), out + b * layout.panel_bytes);
+  }
+}
+
 std::unique_ptr<PackedWeight> pack_weight(const ForwardKernels& kernels, ThreadPool& pool, const WeightMatrix& w) {
   const GemmKernels& g = gemm_for(kernels, w.dtype);
   auto packed = std::make_unique<PackedWeight>();
   const size_t k = w.cols;
   const size_t kc_max = depth_block(g);
-  packed->recipe = &g;
-  packed->k_blocks = (k + kc_max - 1) / kc_max;
-  packed->panel_bytes = kc_max * g.nr * g.element_bytes;
+  plan_panels(kernels, w, *packed);
   const size_t panels = (w.rows + g.nr - 1) / g.nr;
-  packed->allocate(panels * packed->k_blocks * packed->panel_bytes);
+  packed->allocate(packed->bytes);
   const size_t ldw = w.transposed ? w.rows : w.cols;
   const auto pack = w.transposed ? g.pack_b_transposed : g.pack_b;
   dynamic_for(pool, panels, [&](unsigned, size_t q) {

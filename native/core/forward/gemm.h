@@ -44,6 +44,8 @@ struct PackedWeight {
    * system has none.
    */
   void allocate(size_t bytes);
+  /** Uses `bytes` at `data`, which someone else owns (a layer's staged panels: staged_weights.h), for the panels. */
+  void borrow(uint8_t* data) { this->data = data; }
   bool reused() const { return reused_; }
 
   const GemmKernels* recipe = nullptr;
@@ -54,10 +56,18 @@ struct PackedWeight {
 
  private:
   bool reused_ = false;
+  bool owned_ = false;
 };
 
 /** Whether packing `w` for this kernel table takes no more bytes than the weight itself (same element width). */
 bool packing_fits(const ForwardKernels& kernels, const WeightMatrix& w);
+/** The panel layout of `w` for the recipe `kernels` uses for its dtype: recipe, k_blocks, panel_bytes and bytes. */
+void plan_panels(const ForwardKernels& kernels, const WeightMatrix& w, PackedWeight& out);
+/**
+ * Packs one panel, every depth block, into `out` (k_blocks · panel_bytes): weight rows [0, rows) (rows ≤ nr) of a
+ * row-major matrix at `weight` with row stride ldw elements, zero past them.
+ */
+void pack_panel(const PackedWeight& layout, const uint8_t* weight, Dtype dtype, size_t ldw, size_t rows, size_t cols, uint8_t* out);
 /** All of w's weight panels for the recipe `kernels` uses for its dtype, packed by every pool thread. */
 std::unique_ptr<PackedWeight> pack_weight(const ForwardKernels& kernels, ThreadPool& pool, const WeightMatrix& w);
 

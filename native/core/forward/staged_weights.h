@@ -3,18 +3,28 @@
 // Reading a mapped checkpoint faults its 4 KB page-cache pages into the process one fault-around block at a time,
 // and on the project's VMs that costs more than copying the bytes: touching the bench model's 860 MB through a
 // fresh mapping took 0.30–0.38 s on one thread, reading them with pread into a reused buffer 0.09–0.10 s. A buffer
-// on 2 MB pages also takes a handful of TLB entries where the mapping takes one per 4 KB, which pack_b's strided
-// walk down a weight panel needs. So before the prompt pass of layer l, the layer's dense tensors are read into
-// one buffer (by every pool thread, in slices) and the GEMMs read them there; the buffer is reused for the next
-// layer, so memory holds one layer, as a streamed run's mapping did. Routed experts stay mapped: a batch touches
-// only the experts its tokens choose. Generation's decode steps read packed panels or the mapping, not this.
+// on 2 MB pages also takes a handful of TLB entries where the mapping takes one per 4 KB. So before the prompt pass
+// of layer l, the layer's tensors (routed experts aside: a batch touches only the experts its tokens choose) are
+// read into one buffer by every pool thread, and the buffer is reused for the next layer, so memory holds one
+// layer, as a streamed run's mapping did. Generation's decode steps read packed panels or the mapping, not this.
+//
+// Matrices are read a few panels' rows at a time into a small buffer that stays in L2 and packed from there into
+// the recipe's weight panels (gemm.h PackedWeight), once per layer; the GEMMs then read the panels. Packing on the
+// fly instead packs every panel again for each tile of rows (three times per capture of the bench model), from
+// memory. q, k and v (and gate and up) are packed as one stacked matrix, so one GEMM computes them all: X is packed
+// once and the tiles of all parts share one loop. Each output element's sums are the same as with one GEMM per
+// part, since they do not depend on the columns beside it. Vectors (norms, biases), matrices the recipe cannot
+// pack in their own size (fp32 arithmetic on bf16 weights), transposed ones, and every tensor of a run that packs
+// its weights for the whole job (generation) are copied as they are stored.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "../thread_pool.h"
 #include "forward_job.h"
+#include "forward_kernels.h"
 #include "gemm.h"
 #include "large_mappings.h"
 #include "mapped_files.h"
@@ -25,19 +35,22 @@ namespace fwd {
 class StagedWeights {
  public:
   /**
-   * Reads the tensors' bytes into the buffer (replacing what it held), all pool threads together. The members of a
-   * group lie back to back, so matrices of one depth (q, k and v; gate and up) form one stacked matrix (stacked()).
+   * Reads the groups' tensors into the buffer (replacing what it held), all pool threads together. A group of
+   * matrices of one depth and dtype becomes one stacked matrix; with `pack` (the run's kernels) matrices are stored
+   * as its weight panels, without it as stored in the file (members of a group back to back).
    */
-  void stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups, ThreadPool& pool);
+  void stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack,
+             ThreadPool& pool);
   /** Forgets the staged tensors (the buffer stays for the next stage()). */
-  void clear() { ranges_.clear(); }
-  /** The staged copy of exactly the tensor at [offset, offset + bytes) of `file`, or nullptr. */
+  void clear();
+  /** The bytes of exactly the tensor at [offset, offset + bytes) of `file` as stored, if staged so, or nullptr. */
   const uint8_t* find(uint32_t file, uint64_t offset, uint64_t bytes) const;
   /**
-   * The staged tensors as one [Σ rows, cols] matrix, or a matrix with null data where they are not staged back to
-   * back or differ in dtype, depth or layout.
+   * The staged tensors as one [Σ rows, cols] matrix: their panels (`packed` set, `data` the first tensor's mapped
+   * bytes, which the GEMM does not read), or their stored bytes back to back; null `data` where they were not staged
+   * as one group.
    */
-  WeightMatrix stacked(const std::vector<const TensorRef*>& tensors) const;
+  WeightMatrix stacked(const MappedFiles& files, const std::vector<const TensorRef*>& tensors) const;
   /** Bytes read by stage() so far. */
   uint64_t staged_bytes() const { return staged_bytes_; }
 
@@ -47,8 +60,20 @@ class StagedWeights {
     uint64_t offset, bytes;
     size_t at;  // in buffer_
   };
+  struct Panels {
+    std::vector<const TensorRef*> members;
+    std::unique_ptr<PackedWeight> layout;  // borrows buffer_ at `at`
+    size_t at;
+  };
+  void read_packed(const MappedFiles& files, const Panels& panels, size_t first, size_t count, std::vector<uint8_t>& rows);
+
+  /** buffer_'s first 64-byte aligned byte (a small buffer comes from the heap, which aligns to 16). */
+  uint8_t* base() { return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buffer_.data()) + 63) & ~uintptr_t(63)); }
+  const uint8_t* base() const { return const_cast<StagedWeights*>(this)->base(); }
   LargeVector<uint8_t> buffer_;
   std::vector<Range> ranges_;
+  std::vector<Panels> panels_;
+  std::vector<std::vector<uint8_t>> row_buffers_;  // one per pool thread
   uint64_t staged_bytes_ = 0;
 };
 

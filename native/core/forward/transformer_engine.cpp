@@ -88,6 +88,8 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
 }
 
 WeightMatrix TransformerEngine::gemm_matrix(const TensorRef& ref) {
+  const WeightMatrix staged = staged_.stacked(files_, {&ref});
+  if (staged.packed) return staged;
   WeightMatrix m = matrix(ref);
   if (!pack_weights_ || !packing_fits(kernels_, m)) return m;
   auto found = packed_.find(&ref);
@@ -152,7 +154,7 @@ void TransformerEngine::add_bias(const TensorRef& bias, size_t rows, float* y, s
 
 void TransformerEngine::linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
                                      const std::vector<const TensorRef*>& biases, float* y, size_t ldy) {
-  const WeightMatrix stacked = pack_weights_ ? WeightMatrix{} : staged_.stacked(weights);
+  const WeightMatrix stacked = pack_weights_ ? WeightMatrix{} : staged_.stacked(files_, weights);
   if (!stacked.data) {
     for (size_t i = 0, column = 0; i < weights.size(); column += matrix(*weights[i]).rows, ++i) {
       linear(x, rows, ldx, *weights[i], *biases[i], y + column, ldy);

@@ -50,7 +50,7 @@ class TransformerEngine {
 
   const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
   /** Reads layer `layer`'s dense weights out of the checkpoint for its prompt pass (staged_weights.h). */
-  void stage_layer(uint32_t layer) { staged_.stage(files_, dense_tensors_[layer], pool_); }
+  void stage_layer(uint32_t layer) { staged_.stage(files_, dense_tensors_[layer], pack_weights_ ? nullptr : &kernels_, pool_); }
   /** Reads weights from the mapping again (generation's decode steps). */
   void unstage() { staged_.clear(); }
   uint64_t staged_bytes() const { return staged_.staged_bytes(); }
@@ -63,7 +63,10 @@ class TransformerEngine {
   /** The tensor's bytes: its staged copy, or else the mapping. */
   const uint8_t* bytes(const TensorRef& ref) const;
   WeightMatrix matrix(const TensorRef& ref) const;
-  /** matrix(ref) for a GEMM: with its panels packed once per job where the job reuses every weight (generation). */
+  /**
+   * matrix(ref) for a GEMM: with its staged panels (staged_weights.h), or with its panels packed once per job where
+   * the job reuses every weight (generation).
+   */
   WeightMatrix gemm_matrix(const TensorRef& ref);
   std::vector<float> vector(const TensorRef& ref, bool add_one = false) const;
   void linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias, float* y, size_t ldy);
