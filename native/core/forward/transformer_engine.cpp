@@ -105,10 +105,18 @@ WeightMatrix TransformerEngine::gemm_matrix(const TensorRef& ref) {
 
 uint64_t TransformerEngine::packed_bytes(bool reused) const {
   uint64_t total = 0;
-  for (const auto& entry : packed_) {
-    if (!reused || entry.second->reused()) total += entry.second->bytes;
+  for (const auto* map : {&packed_, &packed_stacks_}) {
+    for (const auto& entry : *map) {
+      if (!reused || entry.second->reused()) total += entry.second->bytes;
+    }
   }
   return total;
+}
+
+WeightMatrix TransformerEngine::staged_shape_of(const std::vector<const TensorRef*>& weights) const {
+  WeightMatrix m = matrix(*weights[0]);
+  for (size_t i = 1; i < weights.size(); ++i) m.rows += matrix(*weights[i]).rows;
+  return m;
 }
 
 const uint8_t* TransformerEngine::bytes(const TensorRef& ref) const {
@@ -154,7 +162,21 @@ void TransformerEngine::add_bias(const TensorRef& bias, size_t rows, float* y, s
 
 void TransformerEngine::linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
                                      const std::vector<const TensorRef*>& biases, float* y, size_t ldy) {
-  const WeightMatrix stacked = pack_weights_ ? WeightMatrix{} : staged_.stacked(files_, weights);
+  WeightMatrix stacked = staged_.stacked(files_, weights);
+  if (pack_weights_) {
+    // Generation multiplies the stacked matrix once per new token: its panels are packed once, at the prompt pass
+    // (where the staged copy lies back to back), and serve every decode step.
+    auto found = packed_stacks_.find(weights[0]);
+    if (found == packed_stacks_.end() && stacked.data && packing_fits(kernels_, stacked)) {
+      found = packed_stacks_.emplace(weights[0], pack_weight(kernels_, pool_, stacked)).first;
+    }
+    if (found != packed_stacks_.end()) {
+      stacked = staged_shape_of(weights);
+      stacked.packed = found->second.get();
+    } else {
+      stacked = WeightMatrix{};
+    }
+  }
   if (!stacked.data) {
     for (size_t i = 0, column = 0; i < weights.size(); column += matrix(*weights[i]).rows, ++i) {
       linear(x, rows, ldx, *weights[i], *biases[i], y + column, ldy);

@@ -72,12 +72,14 @@ class TransformerEngine {
   void linear(const float* x, size_t rows, size_t ldx, const TensorRef& weight, const TensorRef& bias, float* y, size_t ldy);
   /**
    * y[:, columns of part i] = x · weights[i]ᵀ + biases[i], the parts side by side in y: one GEMM over the stacked
-   * matrix where the staged copies lie back to back and the run packs no panels (X is then packed once, and the
-   * tiles of all parts share one loop), else one linear() per part. The same sums either way: each output element's
-   * arithmetic does not depend on the columns beside it.
+   * matrix where the parts were staged as one (X is then packed once, and the tiles of all parts share one loop;
+   * generation packs the stack's panels once for the job), else one linear() per part. The same sums either way:
+   * each output element's arithmetic does not depend on the columns beside it.
    */
   void linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
                     const std::vector<const TensorRef*>& biases, float* y, size_t ldy);
+  /** The parts as one [Σ rows, cols] matrix: the first part's mapped bytes (not read: panels serve), the summed rows. */
+  WeightMatrix staged_shape_of(const std::vector<const TensorRef*>& weights) const;
   /** y[r][j] += bias[j] for the bias's columns. */
   void add_bias(const TensorRef& bias, size_t rows, float* y, size_t ldy);
   /**
@@ -138,6 +140,8 @@ class TransformerEngine {
   // Generation multiplies every weight once per new token: resident runs pack each one once (gemm.h PackedWeight).
   bool pack_weights_ = false;
   std::unordered_map<const TensorRef*, std::unique_ptr<PackedWeight>> packed_;
+  // The same for stacked matrices (linear_parts), keyed by their first part.
+  std::unordered_map<const TensorRef*, std::unique_ptr<PackedWeight>> packed_stacks_;
 };
 
 }  // namespace fwd
