@@ -3,6 +3,7 @@
 // normalized by lib/engine; the parsing here only converts types and rejects what would be unsafe.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -367,9 +368,28 @@ Napi::Value SiluMul(const Napi::CallbackInfo& info) {
   return out;
 }
 
+/** expShifted(values, shift): the chosen table's softmax numerators {values: exp(values − shift), sum}, for tests. */
+Napi::Value ExpShifted(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "expShifted: needs a Float32Array and a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const Napi::Float32Array input = info[0].As<Napi::Float32Array>();
+  Napi::Float32Array values = Napi::Float32Array::New(env, input.ElementLength());
+  std::copy(input.Data(), input.Data() + input.ElementLength(), values.Data());
+  const float shift = info[1].As<Napi::Number>().FloatValue();
+  const float sum = fwd::best_forward_kernels().exp_shifted(values.Data(), values.ElementLength(), shift);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("values", values);
+  result.Set("sum", Napi::Number::New(env, sum));
+  return result;
+}
+
 }  // namespace
 
 void RegisterForwardBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("forward", Napi::Function::New(env, Forward, "forward"));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
+  exports.Set("expShifted", Napi::Function::New(env, ExpShifted, "expShifted"));
 }

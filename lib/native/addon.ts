@@ -166,6 +166,7 @@ interface RawAddon {
   // Forward engine (section at the end of this file).
   forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult>;
   siluMul(gate: Float32Array, up: Float32Array | null): Float32Array;
+  expShifted(values: Float32Array, shift: number): { values: Float32Array; sum: number };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -466,4 +467,9 @@ export async function forward(job: NativeForwardJob, onProgress?: (p: ForwardPro
  */
 export function siluMul(gate: Float32Array, up: Float32Array | null): Float32Array {
   return addon().siluMul(gate, up);
+}
+
+/** Attention's softmax numerators of the chosen forward table: exp(values − shift) and their sum (tests bound it). */
+export function expShifted(values: Float32Array, shift: number): { values: Float32Array; sum: number } {
+  return addon().expShifted(values, shift);
 }

@@ -97,3 +97,62 @@ test("siluMul of every forward table is within 4 ulp of fp64 silu, subnormals an
   }
   assert.ok(ran.has("scalar"), `ran: ${[...ran].join(", ")}`);
 });
+
+/** expShifted(values, shift) of the table ABLITERATE_KERNELS caps at `simd`, in a child process. */
+function runExpChild(simd: string, values: Float32Array, shift: number): { kernels: string; out: Float32Array; sum: number } {
+  const script = `
+    import { runtimeInfo, expShifted } from ${JSON.stringify(join(here, "..", "..", "lib", "native", "addon.js"))};
+    import { readFileSync } from "node:fs";
+    const [values, shift] = JSON.parse(readFileSync(0, "utf8"));
+    const result = expShifted(new Float32Array(Uint8Array.from(Buffer.from(values, "base64")).buffer), shift);
+    process.stdout.write(JSON.stringify({ kernels: runtimeInfo().kernels.forward, out: Buffer.from(result.values.buffer).toString("base64"), sum: result.sum }));
+  `;
+  const stdout = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+    env: { ...process.env, ABLITERATE_KERNELS: simd },
+    input: JSON.stringify([Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString("base64"), shift]),
+    maxBuffer: 64 * 1024 * 1024,
+    encoding: "utf8",
+  });
+  const parsed = JSON.parse(stdout) as { kernels: string; out: string; sum: number };
+  return { kernels: parsed.kernels, out: new Float32Array(Uint8Array.from(Buffer.from(parsed.out, "base64")).buffer), sum: parsed.sum };
+}
+
+test("attention's softmax numerators of every forward table are within 4 ulp of fp64 exp, and their sum within 3e-5", () => {
+  // Shifted scores t = value − shift ≤ 0: a dense sweep down to −120 (subnormal and zero results), random
+  // scores, and a length that is no multiple of a vector width.
+  const shift = 3.25;
+  const t: number[] = [];
+  for (let x = 0; x >= -120; x -= 0.0071) t.push(x);
+  const random = seededRandom(13);
+  for (let i = 0; i < 3001; i += 1) t.push(-random() * 30);
+  const values = Float32Array.from(t, (x) => Math.fround(x + shift));
+  const ran = new Set<string>();
+  for (const simd of ["scalar", "avx2", "avx512"]) {
+    const { kernels, out, sum } = runExpChild(simd, values, shift);
+    ran.add(kernels);
+    let worst = 0;
+    let worstAt = 0;
+    let exactSum = 0;
+    for (let i = 0; i < values.length; i += 1) {
+      const reference = Math.fround(Math.exp(Math.fround(values[i] - shift)));
+      exactSum += out[i];
+      if (reference < 1e-36) {
+        assert.ok(Math.abs(out[i] - reference) <= 1e-36, `${kernels}: exp(${values[i] - shift}) = ${out[i]}, exact ${reference}`);
+        continue;
+      }
+      const distance = ulpDistance(out[i], reference, "F32");
+      if (distance > worst) [worst, worstAt] = [distance, i];
+    }
+    assert.ok(worst <= 4, `${kernels}: ${worst.toFixed(2)} ulp at t = ${values[worstAt] - shift} (got ${out[worstAt]})`);
+    // Summed in fp32 over 20 000 terms: a sequential sum strays by about √n ulp (the scalar table: 6e-6).
+    assert.ok(Math.abs(sum - exactSum) <= 3e-5 * exactSum, `${kernels}: sum ${sum}, exact sum of the outputs ${exactSum}`);
+
+    // exp(0) is exactly 1; NaN stays NaN; −inf (a score of −inf) gives 0.
+    const special = runExpChild(simd, Float32Array.from([shift, NaN, -Infinity, shift - 1]), shift).out;
+    assert.equal(special[0], 1, `${kernels}: exp(0) = ${special[0]}`);
+    assert.ok(Number.isNaN(special[1]), `${kernels}: exp(NaN) = ${special[1]}`);
+    assert.equal(special[2], 0, `${kernels}: exp(-inf) = ${special[2]}`);
+    assert.ok(ulpDistance(special[3], Math.fround(Math.exp(-1)), "F32") <= 4);
+  }
+  assert.ok(ran.has("scalar"), `ran: ${[...ran].join(", ")}`);
+});

@@ -35,11 +35,7 @@ void attend(const ForwardKernels& kernels, ThreadPool& pool, const AttentionShap
         weights[j] = s;
         max_score = std::max(max_score, s);
       }
-      float sum = 0.0f;
-      for (size_t j = 0; j < count; ++j) {
-        weights[j] = expf(weights[j] - max_score);
-        sum += weights[j];
-      }
+      const float sum = kernels.exp_shifted(weights, count, max_score);
       for (size_t j = 0; j < count; ++j) weights[j] = weights[j] / sum;
       float* result = out + row * ldo + head * d;
       std::fill(result, result + d, 0.0f);

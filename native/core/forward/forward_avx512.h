@@ -51,6 +51,33 @@ static inline __m512 bf16_to_fp32(__m256i bits) {
 }
 
 /**
+ * exp(t) for 16 lanes of t ≤ 0 (softmax's shifted scores), within a few ulp, subnormal results included: silu16's
+ * reduction, polynomial and two-step power of two. Below −110 the result rounds to zero and is computed as that;
+ * a NaN stays NaN through the polynomial.
+ */
+static inline __m512 exp_nonpositive16(__m512 t) {
+  // max returns its second operand where either is NaN, so a NaN t passes through.
+  const __m512 c = _mm512_max_ps(_mm512_set1_ps(-exp_poly::kSiluZeroBeyond), t);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(exp_poly::kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2High), c);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2Low), r);
+  __m512 p = _mm512_set1_ps(exp_poly::kP[0]);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[1]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[2]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[3]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[4]));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[5]));
+  const __m512 q = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  const __m512i k = _mm512_cvtps_epi32(n);  // in [−159, 0] wherever t is a number
+  const __m512i k1 = _mm512_srai_epi32(k, 1);
+  const __m512i k2 = _mm512_sub_epi32(k, k1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k2, bias), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(q, s1), s2);
+}
+
+/**
  * silu(x) = x · sigmoid(x) for 16 lanes, within a few ulp of the exact value, subnormal results included
  * (test/unit/perf-activation.test.ts bounds it). sigmoid comes from e = exp(−|x|) ∈ (0, 1], which never
  * overflows: x / (1 + e) for x ≥ 0, x · e / (1 + e) below. exp is Cody–Waite range reduction (n = round(t / ln 2),

@@ -82,6 +82,12 @@ struct ForwardKernels {
    * use a polynomial exp, within a few ulp of forward_math.h's silu (test/unit/perf-activation.test.ts).
    */
   void (*silu_mul)(const float* gate, const float* up, float* out, size_t n);
+  /**
+   * values[j] ← exp(values[j] − shift) for j < n, where shift ≥ every value (attention's softmax), returning their sum
+   * in the table's fixed order. AVX-512 uses the polynomial exp, within a few ulp; the others forward_math.h's
+   * exp_shifted_sum (test/unit/perf-activation.test.ts).
+   */
+  float (*exp_shifted)(float* values, size_t n, float shift);
 };
 
 /** The GEMM recipe `kernels` uses for a weight stored in `dtype`. */

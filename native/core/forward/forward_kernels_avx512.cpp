@@ -211,12 +211,25 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   }
 }
 
+float exp_shifted(float* values, size_t n, float shift) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 sum = _mm512_setzero_ps();
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = mask16(n - i);
+    // Lanes past n compute exp(0) and are neither stored nor summed.
+    const __m512 e = exp_nonpositive16(_mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, values + i), s));
+    _mm512_mask_storeu_ps(values + i, m, e);
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
+  }
+  return horizontal_sum(sum);
+}
+
 const GemmKernels kFp32Gemm{"avx512", kMr, kNr, 1, 4, pack_a, pack_b, pack_b_transposed, micro_kernel};
 
 }  // namespace
 
 const ForwardKernels* avx512_forward_kernels(Bf16Use use) {
-  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul};
+  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, exp_shifted};
   if (use == Bf16Use::Never) return &fp32;
   if (!cpu_runs_avx512_bf16()) return nullptr;
   // The bf16 tables are the fp32 one with the bf16 recipe switched on; every other entry is shared.

@@ -127,7 +127,7 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) {
 
 const ForwardKernels kScalar{"scalar", convert,
                           GemmKernels{"scalar", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, exp_shifted_sum};
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 
 #include "../host_device.h"
 
@@ -23,6 +24,19 @@ constexpr float kLn2Low = -2.12194440e-4f;
 constexpr float kP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
 constexpr float kSiluZeroBeyond = 110.0f;
 }  // namespace exp_poly
+
+/**
+ * values[j] ← exp(values[j] − shift) for j < n, returning their sum in order: softmax's numerators, with `shift`
+ * the largest value. The scalar tables' exp_shifted (libm's expf).
+ */
+ABL_FN float exp_shifted_sum(float* values, size_t n, float shift) {
+  float sum = 0.0f;
+  for (size_t j = 0; j < n; ++j) {
+    values[j] = expf(values[j] - shift);
+    sum += values[j];
+  }
+  return sum;
+}
 
 /** torch.nn.functional.silu: x * sigmoid(x). */
 ABL_FN float silu(float x) { return x * (1.0f / (1.0f + expf(-x))); }
