@@ -50,16 +50,21 @@ static inline __m512 bf16_to_fp32(__m256i bits) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
 }
 
+/** exp(t) = high · scale for 16 lanes of t ∈ [−110, 0] (NaN: high is NaN); scale is a normal power of two. */
+struct Exp16 {
+  __m512 high;
+  __m512 scale;
+};
+
 /**
- * exp(t) for 16 lanes of t ≤ 0 (softmax's shifted scores), within a few ulp, subnormal results included: silu16's
- * reduction, polynomial and two-step power of two. Below −110 the result rounds to zero and is computed as that;
- * a NaN stays NaN through the polynomial.
+ * Cody–Waite range reduction (n = round(t / ln 2), r = t − n ln 2 in two parts) and the degree-7 Cephes polynomial
+ * for e^r on |r| ≤ ln2/2. 2^n is returned as two normal powers of two, so a caller whose result is subnormal
+ * applies the second last and rounds once, rather than computing from a subnormal exp.
  */
-static inline __m512 exp_nonpositive16(__m512 t) {
-  // max returns its second operand where either is NaN, so a NaN t passes through.
-  const __m512 c = _mm512_max_ps(_mm512_set1_ps(-exp_poly::kSiluZeroBeyond), t);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(exp_poly::kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2High), c);
+static inline Exp16 exp_split16(__m512 t) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(exp_poly::kLog2e)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2High), t);
   r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2Low), r);
   __m512 p = _mm512_set1_ps(exp_poly::kP[0]);
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[1]));
@@ -74,47 +79,39 @@ static inline __m512 exp_nonpositive16(__m512 t) {
   const __m512i bias = _mm512_set1_epi32(127);
   const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, bias), 23));
   const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k2, bias), 23));
-  return _mm512_mul_ps(_mm512_mul_ps(q, s1), s2);
+  return Exp16{_mm512_mul_ps(q, s1), s2};
+}
+
+/**
+ * exp(t) for 16 lanes of t ≤ 0 (softmax's shifted scores), within a few ulp, subnormal results included. Below
+ * −110 the result rounds to zero and is computed as that; a NaN stays NaN.
+ */
+static inline __m512 exp_nonpositive16(__m512 t) {
+  // max returns its second operand where either is NaN, so a NaN t passes through.
+  const Exp16 e = exp_split16(_mm512_max_ps(_mm512_set1_ps(-exp_poly::kSiluZeroBeyond), t));
+  return _mm512_mul_ps(e.high, e.scale);
 }
 
 /**
  * silu(x) = x · sigmoid(x) for 16 lanes, within a few ulp of the exact value, subnormal results included
  * (test/unit/perf-activation.test.ts bounds it). sigmoid comes from e = exp(−|x|) ∈ (0, 1], which never
- * overflows: x / (1 + e) for x ≥ 0, x · e / (1 + e) below. exp is Cody–Waite range reduction (n = round(t / ln 2),
- * r = t − n ln 2 in two parts) and the degree-7 Cephes polynomial for e^r on |r| ≤ ln2/2. 2^n is applied as two
- * normal powers of two, the second after the division, so a result that is subnormal is rounded once rather than
- * computed from a subnormal e. Past |x| = 110, |x|·e^−|x| rounds to zero in fp32, so e is zero there; a NaN input
- * stays NaN through the product with x, and −inf gives NaN as torch's x / (1 + exp(−x)) does.
+ * overflows: x / (1 + e) for x ≥ 0, x · e / (1 + e) below. The second power of two of exp_split16 is applied after
+ * the division, so a result that is subnormal is rounded once. Past |x| = 110, |x|·e^−|x| rounds to zero in fp32,
+ * so e is zero there; a NaN input stays NaN through the product with x, and −inf gives NaN as torch's
+ * x / (1 + exp(−x)) does.
  */
 static inline __m512 silu16(__m512 x) {
   const __m512 magnitude = _mm512_abs_ps(x);
-  const __m512 t = _mm512_max_ps(_mm512_set1_ps(-exp_poly::kSiluZeroBeyond), _mm512_sub_ps(_mm512_setzero_ps(), magnitude));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(exp_poly::kLog2e)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2High), t);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-exp_poly::kLn2Low), r);
-  __m512 p = _mm512_set1_ps(exp_poly::kP[0]);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[1]));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[2]));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[3]));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[4]));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kP[5]));
-  const __m512 q = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  const __m512i k = _mm512_cvtps_epi32(n);  // in [−159, 0] wherever x is a number
-  const __m512i k1 = _mm512_srai_epi32(k, 1);
-  const __m512i k2 = _mm512_sub_epi32(k, k1);
-  const __m512i bias = _mm512_set1_epi32(127);
-  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k1, bias), 23));
-  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k2, bias), 23));
+  const Exp16 e = exp_split16(_mm512_max_ps(_mm512_set1_ps(-exp_poly::kSiluZeroBeyond), _mm512_sub_ps(_mm512_setzero_ps(), magnitude)));
   // Lanes with |x| > 110 or NaN compare false and get e = 0.
   const __mmask16 in_range = _mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(exp_poly::kSiluZeroBeyond), _CMP_LE_OQ);
-  const __m512 e_high = _mm512_maskz_mul_ps(in_range, q, s1);
-  const __m512 denominator = _mm512_fmadd_ps(e_high, s2, _mm512_set1_ps(1.0f));
+  const __m512 e_high = _mm512_maskz_mov_ps(in_range, e.high);
+  const __m512 denominator = _mm512_fmadd_ps(e_high, e.scale, _mm512_set1_ps(1.0f));
   const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
   const __m512 one = _mm512_set1_ps(1.0f);
   const __m512 numerator = _mm512_mask_blend_ps(negative, one, e_high);
   const __m512 quotient = _mm512_div_ps(_mm512_mul_ps(x, numerator), denominator);
-  return _mm512_mask_mul_ps(quotient, negative, quotient, s2);
+  return _mm512_mask_mul_ps(quotient, negative, quotient, e.scale);
 }
 
 }  // namespace avx512
