@@ -31,7 +31,7 @@ uint64_t TransformerEngine::packed_bytes(bool reused) const {
   return total;
 }
 
-WeightMatrix TransformerEngine::staged_shape_of(const std::vector<const TensorRef*>& weights) const {
+WeightMatrix TransformerEngine::stack_shape(const std::vector<const TensorRef*>& weights) const {
   WeightMatrix m = matrix(*weights[0]);
   for (size_t i = 1; i < weights.size(); ++i) m.rows += matrix(*weights[i]).rows;
   return m;
@@ -89,7 +89,7 @@ void TransformerEngine::linear_parts(const float* x, size_t rows, size_t ldx, co
       found = packed_stacks_.emplace(weights[0], pack_weight(kernels_, pool_, stacked)).first;
     }
     if (found != packed_stacks_.end()) {
-      stacked = staged_shape_of(weights);
+      stacked = stack_shape(weights);
       stacked.packed = found->second.get();
     } else {
       stacked = WeightMatrix{};
