@@ -344,12 +344,11 @@ struct ForwardTraits {
 
 Napi::Value Forward(const Napi::CallbackInfo& info) { return abl_napi::start_promise_job<ForwardTraits>(info, forward_job); }
 
+bool is_f32(const Napi::Value& v) { return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array; }
+
 /** siluMul(gate, up | null): the chosen table's MLP activation on Float32Arrays, so tests can bound it element-wise. */
 Napi::Value SiluMul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto is_f32 = [](const Napi::Value& v) {
-    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array;
-  };
   if (!is_f32(info[0])) {
     Napi::TypeError::New(env, "siluMul: gate must be a Float32Array").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -371,7 +370,7 @@ Napi::Value SiluMul(const Napi::CallbackInfo& info) {
 /** expShifted(values, shift): the chosen table's softmax numerators {values: exp(values − shift), sum}, for tests. */
 Napi::Value ExpShifted(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array || !info[1].IsNumber()) {
+  if (!is_f32(info[0]) || !info[1].IsNumber()) {
     Napi::TypeError::New(env, "expShifted: needs a Float32Array and a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }

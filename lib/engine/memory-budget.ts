@@ -88,17 +88,15 @@ export function chooseMode(params: {
   const { model, shape, budgetBytes, requested = "auto", needsHead } = params;
   const activations = activationBytes(model, shape);
   const largestLayer = Math.max(0, ...model.layerBytes);
-  // The prompt pass reads each layer into one staging buffer (native/core/forward/staged_weights.h) and leaves the
-  // layers' mapped pages untouched; its weight panels take no more than the stored bytes. A generation run packs every
-  // weight into panels that take the place of its mapped pages and stages each layer as stored: at its peak it holds
-  // all of them plus one layer.
-  const stagedBytes = largestLayer;
-  const weightBytes = shape.maxNewTokens > 0 ? model.totalBytes + largestLayer : Math.max(model.totalBytes, model.embedBytes + model.headBytes + stagedBytes);
-  const residentBytes = weightBytes + activations;
+  // The prompt pass reads each layer into one staging buffer (native/core/forward/staged_weights.h), panels no larger
+  // than the stored bytes, and leaves the layers' mapped pages untouched: a capture holds at most the model. A
+  // generation run packs every weight into panels that take the place of its mapped pages and stages each layer as
+  // stored: at its peak it holds all of them plus one layer.
+  const residentBytes = model.totalBytes + (shape.maxNewTokens > 0 ? largestLayer : 0) + activations;
   // One layer is held at a time: its staged copy, or the pages of its routed experts (the next layer is read ahead
   // into the page cache, which is reclaimable and not part of the process); embedding rows and an lm_head slice are
   // small.
-  const streamedBytes = stagedBytes + activations + (needsHead ? Math.min(HEAD_SLICE_BYTES, model.headBytes || model.embedBytes) : 0);
+  const streamedBytes = largestLayer + activations + (needsHead ? Math.min(HEAD_SLICE_BYTES, model.headBytes || model.embedBytes) : 0);
   if (shape.maxNewTokens > 0) {
     if (requested === "streamed") {
       throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "generation needs the resident mode (every layer is used for every new token)");

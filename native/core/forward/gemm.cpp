@@ -100,8 +100,8 @@ void few_rows(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
  * A panel's rows lie K elements apart, so the hardware prefetcher does not follow them; fetched on demand, a cold
  * panel's 256 lines stalled pack_b (11 % of a capture's time, the micro-kernels 70 %). The sweep of the panel
  * before it prefetches them (18 KB: into L1, beside the 16 KB panel in use) a few lines per micro-kernel call:
- * pack_b 11.5 → 9.5 % of the capture profile, the capture 1–2 % faster. What is left of pack_b is the first touch
- * of the checkpoint's 4 KB pages in each job, which a prefetch does not hide (mapped_files.h).
+ * pack_b 11.5 → 9.5 % of the capture profile, the capture 1–2 % faster. The prompt pass now reads most weights as
+ * panels packed once per layer (staged_weights.h); this serves the rest (fp32 compute on 16-bit weights, the head).
  */
 struct WeightPanelSource {
   const uint8_t* first = nullptr;

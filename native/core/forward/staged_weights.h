@@ -33,6 +33,9 @@
 namespace abl {
 namespace fwd {
 
+/** Row-major matrices of one depth as one [Σ rows, cols] matrix: dtype and shape, no data. */
+WeightMatrix stacked_shape(const std::vector<const TensorRef*>& group);
+
 class StagedWeights {
  public:
   /**

@@ -78,8 +78,6 @@ class TransformerEngine {
    */
   void linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
                     const std::vector<const TensorRef*>& biases, float* y, size_t ldy);
-  /** The parts as one [Σ rows, cols] matrix: the first part's mapped bytes (not read: panels serve), the summed rows. */
-  WeightMatrix stack_shape(const std::vector<const TensorRef*>& weights) const;
   /** y[r][j] += bias[j] for the bias's columns. */
   void add_bias(const TensorRef& bias, size_t rows, float* y, size_t ldy);
   /**

@@ -31,12 +31,6 @@ uint64_t TransformerEngine::packed_bytes(bool reused) const {
   return total;
 }
 
-WeightMatrix TransformerEngine::stack_shape(const std::vector<const TensorRef*>& weights) const {
-  WeightMatrix m = matrix(*weights[0]);
-  for (size_t i = 1; i < weights.size(); ++i) m.rows += matrix(*weights[i]).rows;
-  return m;
-}
-
 const uint8_t* TransformerEngine::bytes(const TensorRef& ref) const {
   const uint8_t* staged = staged_.find(ref.file, ref.offset, ref.bytes());
   return staged ? staged : files_.at(ref.file, ref.offset, ref.bytes());
@@ -89,7 +83,8 @@ void TransformerEngine::linear_parts(const float* x, size_t rows, size_t ldx, co
       found = packed_stacks_.emplace(weights[0], pack_weight(kernels_, pool_, stacked)).first;
     }
     if (found != packed_stacks_.end()) {
-      stacked = stack_shape(weights);
+      stacked = stacked_shape(weights);
+      stacked.data = bytes(*weights[0]);  // not read: the panels serve
       stacked.packed = found->second.get();
     } else {
       stacked = WeightMatrix{};
