@@ -1,16 +1,15 @@
 #include "file_io.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "large_mappings.h"
 #include "native_error.h"
 
 namespace abl {
@@ -137,43 +136,23 @@ void File::close() {
   if (::close(fd) != 0 && errno != EINTR) throw_system_error("close", path_, errno);
 }
 
-namespace {
-bool mapping_allowed() {
-  static const bool allowed = [] {
-    const char* setting = std::getenv("ABLITERATE_NO_MMAP");
-    return !(setting && std::strcmp(setting, "1") == 0);
-  }();
-  return allowed;
+void ChunkBuffer::reserve(size_t length) {
+  if (length <= capacity_) return;
+  release();  // before the new allocation: one chunk's bytes at a time
+  data_ = LargeAllocator<uint8_t>().allocate(length);
+  capacity_ = length;
 }
-}  // namespace
 
-void FileView::release() {
-  if (map_) ::munmap(map_, map_length_);
-  map_ = nullptr;
-  map_length_ = 0;
+void ChunkBuffer::release() {
+  if (data_) LargeAllocator<uint8_t>().deallocate(data_, capacity_);
   data_ = nullptr;
+  capacity_ = 0;
 }
 
 void FileView::load(const File& file, uint64_t offset, size_t length) {
-  release();
   if (length == 0) return;
-  if (mapping_allowed()) {
-    static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t start = offset / page * page;
-    const size_t map_length = static_cast<size_t>(offset - start) + length;
-    void* map = ::mmap(nullptr, map_length, PROT_READ, MAP_SHARED | MAP_POPULATE, file.descriptor(),
-                       static_cast<off_t>(start));
-    if (map != MAP_FAILED) {
-      map_ = map;
-      map_length_ = map_length;
-      data_ = static_cast<const uint8_t*>(map) + (offset - start);
-      return;
-    }
-    // Filesystems without mmap (some FUSE and network ones) are read instead.
-  }
-  if (buffer_.size() < length) buffer_.resize(length);
+  buffer_.reserve(length);
   file.read_at(buffer_.data(), length, offset);
-  data_ = buffer_.data();
 }
 
 uint64_t copy_range_slice(const File& from, const File& to, uint64_t offset, uint64_t length, bool& use_kernel_copy) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "file_io.h"
+#include "large_mappings.h"
 #include "native_error.h"
 #include "progress_throttle.h"
 #include "projection_backend.h"
@@ -34,8 +35,8 @@ uint64_t rows_per_chunk(const TensorJob& tensor, uint64_t chunk_bytes) {
 }
 
 /**
- * Projects one tensor chunk by chunk. Loading the next chunk (mapping and populating it, or reading it)
- * and writing the previous one overlap with the projection of the current one, two buffers each way.
+ * Projects one tensor chunk by chunk. Reading the next chunk and writing the previous one overlap with the
+ * projection of the current one, two buffers each way.
  */
 class TensorRewriter {
  public:
@@ -49,9 +50,7 @@ class TensorRewriter {
     const uint64_t chunk_rows = rows_per_chunk(tensor, chunk_bytes_);
     const uint64_t chunks = (tensor.rows + chunk_rows - 1) / chunk_rows;
     const size_t buffer_bytes = static_cast<size_t>(std::min(tensor.rows, chunk_rows) * row_bytes);
-    for (auto* buffer : {&out_[0], &out_[1]}) {
-      if (buffer->size() < buffer_bytes) buffer->resize(buffer_bytes);
-    }
+    for (ChunkBuffer& buffer : out_) buffer.reserve(buffer_bytes);
     // Threads for I/O only pay off for chunks of some size; small ones run in order on this thread.
     const std::launch policy =
         chunks > 1 && buffer_bytes >= kOverlapMinimum ? std::launch::async : std::launch::deferred;
@@ -117,12 +116,13 @@ class TensorRewriter {
   uint64_t chunk_bytes_;
   ProgressThrottle& progress_;
   FileView in_[2];
-  std::vector<uint8_t> out_[2];
+  ChunkBuffer out_[2];
 };
 
 }  // namespace
 
 ApplyResult apply_shard(const ApplyJob& job, const ProgressCallback& progress_callback) {
+  const KeepThisJobsMappings keep_chunk_buffers_for_the_next_shard;
   const auto started = std::chrono::steady_clock::now();
   File input = File::open_read(job.input_path);
   const uint64_t size = input.size();

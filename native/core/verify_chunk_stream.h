@@ -14,8 +14,8 @@ namespace abl {
 /**
  * The chunks of a tensor, `chunk_bytes` of whole rows at a time, the original (and the modified) side by
  * side. A pass that walks backward starts on the chunk the previous (forward) pass ended with, which is
- * still mapped; the next chunk is mapped on an I/O thread while the body works on this one, so the
- * kernel's page-table work overlaps the arithmetic.
+ * still loaded; the next chunk is read on an I/O thread while the body works on this one, so the copy out
+ * of the page cache overlaps the arithmetic.
  */
 class ChunkStream {
  public:
@@ -23,7 +23,8 @@ class ChunkStream {
   enum class Walk { forward, backward };
 
   ChunkStream(const VerifyContext& context, const TensorJob& tensor)
-      : context_(context), tensor_(tensor), row_bytes_(tensor.cols * dtype_size(tensor.dtype)) {
+      : context_(context), tensor_(tensor), row_bytes_(tensor.cols * dtype_size(tensor.dtype)), slots_(context.slots) {
+    for (ChunkSlot& slot : slots_) slot.chunk = -1;  // they hold another tensor's chunks
     chunk_rows_ = std::max<uint64_t>(1, context.chunk_bytes / row_bytes_);
     chunks_ = (tensor.rows + chunk_rows_ - 1) / chunk_rows_;
   }
@@ -35,7 +36,7 @@ class ChunkStream {
     auto chunk_at = [&](uint64_t step) { return forward ? step : chunks_ - 1 - step; };
     const std::launch policy = chunks_ > 1 && chunk_rows_ * row_bytes_ >= kOverlapMinimum ? std::launch::async
                                                                                           : std::launch::deferred;
-    auto load = [this, with_modified](uint64_t chunk, Slot* slot) {
+    auto load = [this, with_modified](uint64_t chunk, ChunkSlot* slot) {
       const uint64_t row0 = chunk * chunk_rows_;
       const uint64_t offset = tensor_.offset + row0 * row_bytes_;
       const size_t bytes = static_cast<size_t>(std::min(chunk_rows_, tensor_.rows - row0) * row_bytes_);
@@ -66,18 +67,12 @@ class ChunkStream {
  private:
   static constexpr uint64_t kOverlapMinimum = 1u << 20;
 
-  struct Slot {
-    int64_t chunk = -1;  // the chunk views[0] (and, with_modified, views[1]) hold
-    bool with_modified = false;
-    FileView views[2];  // original, modified
-  };
-
   const VerifyContext& context_;
   const TensorJob& tensor_;
   uint64_t row_bytes_;
   uint64_t chunk_rows_;
   uint64_t chunks_;
-  Slot slots_[2];
+  ChunkSlot (&slots_)[2];
 };
 
 }  // namespace abl

@@ -11,11 +11,20 @@
 
 namespace abl {
 
+/** Two chunks of a tensor, the original (and the modified) side by side: the double buffer of ChunkStream. */
+struct ChunkSlot {
+  int64_t chunk = -1;  // the chunk views[0] (and, with_modified, views[1]) hold
+  bool with_modified = false;
+  FileView views[2];  // original, modified
+};
+
 struct VerifyContext {
   const File& original;
   const File& modified;
   uint64_t chunk_bytes;
   ThreadPool& pool;
+  /** Kept for the whole shard, so every tensor's chunks land in the same buffers. */
+  ChunkSlot (&slots)[2];
 };
 
 /**

@@ -11,7 +11,7 @@
 #include "gemm.h"
 
 #include "dynamic_for.h"
-#include "large_mappings.h"
+#include "../large_mappings.h"
 
 #include <algorithm>
 #include <memory>

@@ -13,7 +13,7 @@
 #include "../thread_pool.h"
 #include "forward_job.h"
 #include "forward_validate.h"
-#include "large_mappings.h"
+#include "../large_mappings.h"
 #include "mapped_files.h"
 #include "shared_prefix.h"
 #include "transformer_engine.h"

@@ -15,7 +15,7 @@
 #include "forward_job.h"
 #include "forward_kernels.h"
 #include "gemm.h"
-#include "large_mappings.h"
+#include "../large_mappings.h"
 #include "mapped_files.h"
 #include "staged_weights.h"
 

@@ -8,10 +8,9 @@
 #include <mutex>
 #include <string>
 
-#include "../native_error.h"
+#include "native_error.h"
 
 namespace abl {
-namespace fwd {
 namespace {
 
 constexpr size_t kHuge = size_t(2) << 20;
@@ -102,7 +101,7 @@ LargeMapping map_large(size_t bytes) {
   // says what to unmap. On the default THP setting ("madvise") MADV_HUGEPAGE makes it fault once per 2 MB.
   void* base = mmap(nullptr, length + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED) {
-    throw NativeError(error_code::kIo, "cannot map " + std::to_string(length) + " bytes for the forward engine's buffers: " +
+    throw NativeError(error_code::kIo, "cannot map " + std::to_string(length) + " bytes of buffers: " +
                                            std::strerror(errno));
   }
   const uintptr_t start = reinterpret_cast<uintptr_t>(base);
@@ -126,5 +125,4 @@ uint64_t large_mapping_epoch() { return KeptMappings::instance().epoch(); }
 
 void trim_large_mappings(uint64_t epoch) { KeptMappings::instance().trim(epoch); }
 
-}  // namespace fwd
 }  // namespace abl

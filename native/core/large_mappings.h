@@ -1,4 +1,5 @@
-// Large anonymous buffers of the forward engine on transparent huge pages, kept between jobs for reuse.
+// Large anonymous buffers on transparent huge pages, kept between jobs for reuse: the forward engine's and the
+// shard jobs' chunk buffers (file_io.h).
 //
 // On the project's VMs a fresh 4 KB page costs about 10 µs to fault in (800 MB: 2.1–2.3 s on one thread), a fresh
 // 2 MB page about 35 µs, and a page of a mapping the process used before nothing. The engine's big buffers (packed
@@ -16,7 +17,6 @@
 #include <vector>
 
 namespace abl {
-namespace fwd {
 
 /** A mapping from map_large: 2 MB aligned, the bytes asked for rounded up to 2 MB. */
 struct LargeMapping {
@@ -41,6 +41,18 @@ uint64_t large_mapping_epoch();
  * started at, so the process keeps at most what that job gave back, the shapes the next job most likely has.
  */
 void trim_large_mappings(uint64_t epoch);
+
+/** Declared first in a job, so that it ends last: the process then keeps the mappings this job gave back, and none older. */
+class KeepThisJobsMappings {
+ public:
+  KeepThisJobsMappings() : epoch_(large_mapping_epoch()) {}
+  KeepThisJobsMappings(const KeepThisJobsMappings&) = delete;
+  KeepThisJobsMappings& operator=(const KeepThisJobsMappings&) = delete;
+  ~KeepThisJobsMappings() { trim_large_mappings(epoch_); }
+
+ private:
+  uint64_t epoch_;
+};
 
 /** Below this, buffers use the ordinary heap: rounding up to 2 MB pages would waste up to half of them. */
 constexpr size_t kLargeBufferBytes = size_t(4) << 20;
@@ -73,5 +85,4 @@ struct LargeAllocator {
 template <class T>
 using LargeVector = std::vector<T, LargeAllocator<T>>;
 
-}  // namespace fwd
 }  // namespace abl
