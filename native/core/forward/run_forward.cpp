@@ -68,13 +68,10 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   // Declared first, so it runs last, after every buffer and mapping of this job went back: the process then keeps
   // what this job used for the next one, and nothing older (large_mappings.h, mapped_files.h).
   struct KeepOnlyThisJobs {
-    uint64_t buffer_epoch = large_mapping_epoch();
+    KeepThisJobsMappings buffers;  // a member: it trims after the destructor's body has trimmed the file mappings
     uint64_t reused_buffers_before = large_bytes_reused();
     uint64_t file_job = next_file_job();
-    ~KeepOnlyThisJobs() {
-      trim_file_mappings(file_job);
-      trim_large_mappings(buffer_epoch);
-    }
+    ~KeepOnlyThisJobs() { trim_file_mappings(file_job); }
   } keep_only_this_jobs;
   const auto start = std::chrono::steady_clock::now();
   MappedFiles files(job.files, keep_only_this_jobs.file_job);
