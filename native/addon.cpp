@@ -262,6 +262,11 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
     kernels.Set("projection", Napi::String::New(env, runtime.projection_kernels));
     kernels.Set("verify", Napi::String::New(env, runtime.verify_kernels));
     kernels.Set("forward", Napi::String::New(env, runtime.forward_kernels));
+    Napi::Object compute = Napi::Object::New(env);
+    compute.Set("fp32", Napi::String::New(env, runtime.forward_kernels));
+    compute.Set("bf16", Napi::String::New(env, runtime.forward_bf16_kernels));
+    compute.Set("auto", Napi::String::New(env, runtime.forward_auto_kernels));
+    kernels.Set("forwardCompute", compute);
     Napi::Array backends = Napi::Array::New(env, runtime.backends.size());
     for (uint32_t i = 0; i < runtime.backends.size(); ++i) {
       Napi::Object backend = Napi::Object::New(env);

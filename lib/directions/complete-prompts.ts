@@ -8,7 +8,7 @@ import type { ForwardAblation, ForwardAddition } from "../engine/run-forward.js"
 import type { ForwardModel } from "../engine/load-forward-model.js";
 import { activationBytes, defaultMemoryBudget, mlpChunkTokensFor } from "../engine/memory-budget.js";
 import { runForward } from "../engine/run-forward.js";
-import type { ForwardSettings } from "./mean-difference.js";
+import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 
 export interface CompletionsParams extends ForwardSettings {
   model: ForwardModel;
@@ -60,9 +60,9 @@ export async function completePrompts(params: CompletionsParams): Promise<Comple
       positions: "none",
       logits: "last",
       maxNewTokens: generate ? params.maxNewTokens : 0,
+      ...forwardSettingsOf(params),
       mode: generate ? "resident" : params.mode,
       maxMemoryBytes: budget,
-      threads: params.threads,
       ablation: params.ablation,
       addition: params.addition,
     });

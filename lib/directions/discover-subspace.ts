@@ -14,10 +14,11 @@
  */
 import { AbliterateError } from "../errors.js";
 import type { ForwardModel } from "../engine/load-forward-model.js";
+import type { ForwardCompute } from "../engine/run-forward.js";
 import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
 import type { BehaviourSignature } from "./behaviour-signature.js";
 import { forcedPass } from "./forced-scores.js";
-import { contrastMeans, type ForwardSettings } from "./mean-difference.js";
+import { contrastMeans, forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 import { scoreCandidates, signatureProbabilities, signatureRows, type CandidateScore, type DamageSettings } from "./score-candidates.js";
 import { selectDirection, type CandidateVerdict, type SelectionCriteria } from "./select-direction.js";
 
@@ -60,6 +61,8 @@ export interface DiscoverSubspaceParams extends ForwardSettings, DamageSettings 
   rank: number | "auto";
   layers: number[];
   positions?: number;
+  /** Arithmetic of each further direction's contrast means (default `compute`; the pipeline takes directions in fp32). */
+  directionCompute?: ForwardCompute;
   criteria?: SelectionCriteria;
   /** rank "auto": the least drop in behaviour one more direction must bring (default 0.02). */
   minGain?: number;
@@ -90,7 +93,7 @@ function orthogonalize(row: Float64Array, basis: readonly Float64Array[]): Float
 
 export async function discoverSubspace(params: DiscoverSubspaceParams): Promise<Subspace> {
   const { model, signature } = params;
-  const settings = { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads };
+  const settings = forwardSettingsOf(params);
   const minGain = params.minGain ?? SUBSPACE_DEFAULTS.minGain;
   const maxRank = params.rank === "auto" ? (params.maxRank ?? SUBSPACE_DEFAULTS.maxRank) : params.rank;
   const firstNorm = Math.hypot(...params.first.row);
@@ -123,6 +126,7 @@ export async function discoverSubspace(params: DiscoverSubspaceParams): Promise<
       positions: params.positions,
       ablation,
       ...settings,
+      compute: params.directionCompute ?? settings.compute,
       onProgress: (done, total) => params.onProgress?.(step, done, total + params.layers.length),
     });
     const candidates = means.directions.map((row) => orthogonalize(row, basis));

@@ -14,7 +14,7 @@ import type { PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
 import { showsBehaviour, type BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
 import { forcedPass, klFromLogSoftmax } from "./forced-scores.js";
-import type { ForwardSettings } from "./mean-difference.js";
+import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 import { mean } from "./statistics.js";
 import { isRefusal } from "./refusal-phrases.js";
 import { SELECTION_DEFAULTS } from "./select-direction.js";
@@ -90,7 +90,7 @@ export async function evaluateModel(params: EvaluateModelParams): Promise<Evalua
   const klTokens = params.klTokens ?? 4;
   const unchangedTokens = Math.min(params.unchangedTokens ?? 16, Math.max(1, maxNewTokens));
   const minUnchanged = params.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
-  const settings = { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads };
+  const settings = forwardSettingsOf(params);
   const prompts = [...params.positive.ids, ...params.negative.ids];
   const nPositive = params.positive.ids.length;
   let step = 0;

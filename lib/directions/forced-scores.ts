@@ -12,7 +12,7 @@ import type { ForwardModel } from "../engine/load-forward-model.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { resumableLayer } from "../engine/resumable-layer.js";
 import { runForward, type ForwardAblation, type ForwardAddition } from "../engine/run-forward.js";
-import type { ForwardSettings } from "./mean-difference.js";
+import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 
 export interface ForcedRow {
   prompt: readonly number[];
@@ -132,9 +132,7 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       logits: { last: batch.map((row) => row.continuation.length) },
       ablation: params.edit?.ablation,
       addition: params.edit?.addition,
-      mode: params.mode,
-      maxMemoryBytes: params.maxMemoryBytes,
-      threads: params.threads,
+      ...forwardSettingsOf(params),
     });
     result.streams?.batches.push(output.hidden);
     batchIndex += 1;

@@ -7,12 +7,19 @@ import type { ContrastMeans } from "../direction-files/write-direction-candidate
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { ForwardMode } from "../engine/memory-budget.js";
-import { runForward, type ForwardAblation } from "../engine/run-forward.js";
+import { runForward, type ForwardAblation, type ForwardCompute } from "../engine/run-forward.js";
 
 export interface ForwardSettings {
   mode?: ForwardMode | "auto";
   maxMemoryBytes?: number;
   threads?: number;
+  /** Arithmetic of the projections (runForward's `compute`; "fp32" when absent). */
+  compute?: ForwardCompute;
+}
+
+/** The forward settings out of a params object that extends them, to pass on to the next pass. */
+export function forwardSettingsOf(params: ForwardSettings): ForwardSettings {
+  return { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads, compute: params.compute };
 }
 
 export interface MeanActivationsParams extends ForwardSettings {
@@ -46,9 +53,7 @@ export async function meanActivations(params: MeanActivationsParams): Promise<{ 
       prompts: batch,
       positions: positions === 1 ? "last" : { last: positions },
       ablation: params.ablation,
-      mode: params.mode,
-      maxMemoryBytes: params.maxMemoryBytes,
-      threads: params.threads,
+      ...forwardSettingsOf(params),
     });
     const captured = output.hidden.length / ((numLayers + 1) * d);
     for (let row = 0; row < captured; row += 1) {

@@ -16,7 +16,7 @@ import type { BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
 import { defaultMemoryBudget } from "../engine/memory-budget.js";
 import { forcedPass, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedRow, type RowStreams } from "./forced-scores.js";
-import type { ForwardSettings } from "./mean-difference.js";
+import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 import { candidateFilters, SELECTION_DEFAULTS, type SelectionCriteria } from "./select-direction.js";
 import { mean } from "./statistics.js";
 
@@ -158,7 +158,7 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   const { model, signature } = params;
   const klTokens = params.klTokens ?? 4;
   const unchangedTokens = params.unchangedTokens ?? 16;
-  const settings = { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads };
+  const settings = forwardSettingsOf(params);
   const sequences = signature.sequences.length;
   const inducedPrompts = params.negative.slice(0, params.inducedPrompts ?? 16);
   // The unedited model's own completions of the negative prompts are what an edit must leave alone.

@@ -11,6 +11,9 @@ import type { ForwardModel } from "./load-forward-model.js";
 import { resumableLayer } from "./resumable-layer.js";
 import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
 
+/** How projections multiply (ForwardRequest.compute). */
+export type ForwardCompute = "fp32" | "bf16" | "auto";
+
 /** Which positions of each prompt to capture: its last token, its last k tokens, all of them, or none. */
 export type CapturePositions = "last" | "all" | "none" | { last: number };
 
@@ -90,7 +93,7 @@ export interface ForwardRequest {
    * BF16, where the CPU has AVX512_BF16; fp32 otherwise). Default "fp32": under bf16 the direction golden misses its
    * cos ≥ 0.9999 at one layer (0.99988). docs/precision.md gives the error of each.
    */
-  compute?: "fp32" | "bf16" | "auto";
+  compute?: ForwardCompute;
   /**
    * Run the token prefix common to all prompts (a chat template's system turn and role header) once and share its
    * keys and values (default true). The numbers are those of running every prompt whole.

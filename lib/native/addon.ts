@@ -139,6 +139,11 @@ export interface KernelChoice {
   projection: KernelLevel;
   verify: KernelLevel;
   forward: KernelLevel;
+  /**
+   * The forward table each `compute` setting runs: fp32 is `forward`; bf16 and auto name the bf16 recipe
+   * ("avx512+bf16-all", "avx512+bf16") where the CPU has AVX512_BF16 and the cap allows AVX-512, `forward` otherwise.
+   */
+  forwardCompute: { fp32: string; bf16: string; auto: string };
 }
 
 /** One projection backend plug-in compiled into this build. */

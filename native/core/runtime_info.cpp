@@ -20,6 +20,8 @@ RuntimeInfo runtime_info() {
   info.projection_kernels = choice.projection->name;
   info.verify_kernels = choice.verify->name;
   info.forward_kernels = choice.forward->name;
+  info.forward_bf16_kernels = fwd::forward_kernels_for(fwd::Compute::Bf16).name;
+  info.forward_auto_kernels = fwd::forward_kernels_for(fwd::Compute::Auto).name;
   for (const ProjectionBackendPlugin* plugin : projection_backend_plugins()) {
     BackendInfo backend;
     backend.name = plugin->name;

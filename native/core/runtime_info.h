@@ -19,6 +19,10 @@ struct RuntimeInfo {
   std::string projection_kernels; // the table each of the three kernel families runs
   std::string verify_kernels;
   std::string forward_kernels;
+  // The forward table each `compute` setting runs (fwd::forward_kernels_for): fp32 is forward_kernels; bf16 and auto
+  // name the bf16 recipe where this CPU and the cap allow it, forward_kernels where they do not.
+  std::string forward_bf16_kernels;
+  std::string forward_auto_kernels;
   std::vector<BackendInfo> backends;  // the projection backend plug-ins compiled in, CPU first
 };
 

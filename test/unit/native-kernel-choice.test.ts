@@ -15,15 +15,20 @@ const addonModule = fileURLToPath(new URL("../../lib/native/addon.js", import.me
 const engineModule = fileURLToPath(new URL("../../lib/engine/load-forward-model.js", import.meta.url));
 const runModule = fileURLToPath(new URL("../../lib/engine/run-forward.js", import.meta.url));
 
-/** runtimeInfo().kernels and the forward run's `kernels`, in a child with ABLITERATE_KERNELS = setting. */
-function childChoice(setting: string | undefined): { kernels: KernelChoice; forward: string } {
+/**
+ * runtimeInfo().kernels and the forward run's `kernels` (by default, and under each `compute`), in a child with
+ * ABLITERATE_KERNELS = setting.
+ */
+function childChoice(setting: string | undefined): { kernels: KernelChoice; forward: string; ran: Record<string, string> } {
   const script = `
     const { runtimeInfo } = await import(${JSON.stringify(addonModule)});
     const { loadForwardModel } = await import(${JSON.stringify(engineModule)});
     const { runForward } = await import(${JSON.stringify(runModule)});
     const model = await loadForwardModel(${JSON.stringify(`${goldenDir}/forward/llama`)});
     const out = await runForward({ model, prompts: [[1, 2, 3]], positions: "last" });
-    process.stdout.write(JSON.stringify({ kernels: runtimeInfo().kernels, forward: out.kernels }));`;
+    const ran = {};
+    for (const compute of ["fp32", "bf16", "auto"]) ran[compute] = (await runForward({ model, prompts: [[1, 2, 3]], positions: "last", compute })).kernels;
+    process.stdout.write(JSON.stringify({ kernels: runtimeInfo().kernels, forward: out.kernels, ran }));`;
   const env = { ...process.env };
   delete env.ABLITERATE_KERNELS;
   if (setting !== undefined) env.ABLITERATE_KERNELS = setting;
@@ -51,7 +56,14 @@ test("ABLITERATE_KERNELS caps all three kernel families at once, and each report
     assert.equal(choice.kernels.verify, LEVELS[cap], `${setting}: verify`);
     assert.equal(choice.kernels.forward, LEVELS[cap], `${setting}: forward`);
     assert.equal(choice.forward, choice.kernels.forward, `${setting}: the forward run reports its table`);
+    // What each compute setting runs is known before a run (the pipeline keys its stages on it) and is what ran.
+    assert.deepEqual(choice.ran, choice.kernels.forwardCompute, `${setting}: forwardCompute names the tables the runs reported`);
+    assert.equal(choice.kernels.forwardCompute.fp32, choice.kernels.forward);
+    const bf16 = setting === "avx512" && top === "avx512" && auto.ran.bf16 !== auto.ran.fp32;
+    assert.equal(choice.kernels.forwardCompute.bf16, bf16 ? "avx512+bf16-all" : choice.kernels.forward, `${setting}: bf16`);
+    assert.equal(choice.kernels.forwardCompute.auto, bf16 ? "avx512+bf16" : choice.kernels.forward, `${setting}: auto`);
   }
+  assert.deepEqual(auto.ran, auto.kernels.forwardCompute);
 });
 
 test("an unknown ABLITERATE_KERNELS value is an error that names the setting and its values", () => {
