@@ -199,7 +199,11 @@ void gemm_xwt(const ForwardKernels& kernels, ThreadPool& pool, const float* x, s
   // Panels packed beforehand serve any tile that starts on a panel boundary; with them even a few rows take the
   // blocked path (nothing left to convert per call).
   const PackedWeight* packed = w.packed && w.packed->recipe == &g && n_begin % g.nr == 0 ? w.packed : nullptr;
-  if (m <= kFewRows && !packed) {
+  // A recipe on 16-bit elements (bf16) rounds X to them as it packs; the dot-product path would multiply unrounded
+  // fp32 rows, so a capture's one-row head and a generation's packed head gave logits 3e-2 apart. Its rows take the
+  // blocked path too, which sums exactly as the packed panels do.
+  const bool rounds_x = g.element_bytes < sizeof(float);
+  if (m <= kFewRows && !packed && !rounds_x) {
     few_rows(kernels, pool, x, m, ldx, w, n_begin, n_end, y, ldy);
     return;
   }
