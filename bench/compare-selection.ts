@@ -2,7 +2,9 @@
  * `npm run bench:selection`: the single-layer rule against the search, on the planted models and on the trained
  * ones (test/golden/trained/), measured on the held-out split by the pipeline's own evaluation (greedy completions):
  * behaviour rate, KL and the share of negative completions unchanged, plus the search's time per trial and total.
- * BENCH_TRIALS sets the search's trials (default 120); BENCH_CASES a comma list of case names.
+ * BENCH_TRIALS sets the search's trials (default 120); BENCH_CASES a comma list of case names; BENCH_COMPUTE a comma
+ * list of the forward arithmetics to run each case in (default "fp32,auto": the reference, and the one command's
+ * default, which scores and evaluates BF16 models in bf16).
  * Not a test: it prints figures, it asserts nothing.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -10,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../lib/directions/builtin-prompts.js";
 import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../lib/directions/planted-refusal-model.js";
+import type { ForwardCompute } from "../lib/engine/run-forward.js";
 import { resultOf } from "../lib/event-channel.js";
+import { runtimeInfo } from "../lib/native/addon.js";
 import { runPipeline, type PipelineResult } from "../lib/pipeline/run-pipeline.js";
 import { readTrainedPrompts, trainedModelDir } from "../test/golden/trained/trained-fixtures.js";
 import { writePlantedChatModel, type PlantedChatSpec } from "../test/helpers/planted-chat-model.js";
@@ -42,14 +46,24 @@ const CASES: Case[] = [
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
-async function run(c: Case, root: string, method: "single-layer" | "optimize", trials: number): Promise<{ result?: PipelineResult; error?: string; seconds: number }> {
+async function run(c: Case, root: string, method: "single-layer" | "optimize", trials: number, compute: ForwardCompute): Promise<{ result?: PipelineResult; error?: string; seconds: number }> {
   const started = performance.now();
   try {
     const modelDir = await c.model(join(root, "model"));
     writeFileSync(join(root, "p.txt"), c.positive.join("\n"));
     writeFileSync(join(root, "n.txt"), c.negative.join("\n"));
     const result = await resultOf(
-      runPipeline({ modelDir, modelSource: c.name, workDir: join(root, "work"), positive: join(root, "p.txt"), negative: join(root, "n.txt"), outDir: join(root, `out-${method}`), selectionMethod: method, search: { trials } }),
+      runPipeline({
+        modelDir,
+        modelSource: c.name,
+        workDir: join(root, `work-${compute}`),
+        positive: join(root, "p.txt"),
+        negative: join(root, "n.txt"),
+        outDir: join(root, `out-${method}-${compute}`),
+        selectionMethod: method,
+        search: { trials },
+        forward: { compute },
+      }),
     );
     return { result, seconds: (performance.now() - started) / 1000 };
   } catch (error) {
@@ -60,22 +74,23 @@ async function run(c: Case, root: string, method: "single-layer" | "optimize", t
 async function main(): Promise<void> {
   const trials = Number(process.env.BENCH_TRIALS ?? 120);
   const only = process.env.BENCH_CASES?.split(",").map((s) => s.trim());
-  console.log(`selection: single-layer rule vs search (${trials} trials), held-out split, greedy completions`);
-  console.log("| case | method | behaviour before → after | negative unchanged | KL | search: trials, s/trial, total s |");
-  console.log("|---|---|---|---|---|---|");
+  const computes = (process.env.BENCH_COMPUTE ?? "fp32,auto").split(",").map((s) => s.trim()) as ForwardCompute[];
+  console.log(`selection: single-layer rule vs search (${trials} trials), held-out split, greedy completions; forward tables: ${JSON.stringify(runtimeInfo().kernels.forwardCompute)}`);
+  console.log("| case | compute | method | behaviour before → after | negative unchanged | KL | search: trials, s/trial, total s | run s |");
+  console.log("|---|---|---|---|---|---|---|---|");
   for (const c of CASES) {
     if (only && !only.some((name) => c.name.includes(name))) continue;
     const root = mkdtempSync(join(tmpdir(), "abl-bench-selection-"));
     try {
-      for (const method of ["single-layer", "optimize"] as const) {
-        const { result, error, seconds } = await run(c, root, method, trials);
+      for (const compute of computes) for (const method of ["single-layer", "optimize"] as const) {
+        const { result, error, seconds } = await run(c, root, method, trials, compute);
         if (!result) {
-          console.log(`| ${c.name} | ${method} | failed: ${error} | | | ${seconds.toFixed(1)} s |`);
+          console.log(`| ${c.name} | ${compute} | ${method} | failed: ${error} | | | | ${seconds.toFixed(1)} |`);
           continue;
         }
         const e = result.evaluation;
         const search = result.search ? `${result.search.trials.length}, ${(result.search.timing.totalSeconds / result.search.trials.length).toFixed(2)}, ${result.search.timing.totalSeconds.toFixed(1)}` : "–";
-        console.log(`| ${c.name} | ${method}${result.search ? ` (#${result.search.chosen.number})` : ` (layer ${result.layer})`} | ${pct(e.before.positiveBehaviour)} → ${pct(e.after.positiveBehaviour)} | ${pct(e.negativeUnchanged)} | ${e.negativeKl.toExponential(2)} | ${search} |`);
+        console.log(`| ${c.name} | ${compute} | ${method}${result.search ? ` (#${result.search.chosen.number})` : ` (layer ${result.layer})`} | ${pct(e.before.positiveBehaviour)} → ${pct(e.after.positiveBehaviour)} | ${pct(e.negativeUnchanged)} | ${e.negativeKl.toExponential(2)} | ${search} | ${seconds.toFixed(1)} |`);
       }
     } finally {
       rmSync(root, { recursive: true, force: true });

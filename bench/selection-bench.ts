@@ -23,6 +23,7 @@ import { writePlantedChatModel } from "../test/helpers/planted-chat-model.js";
 import { prepareSelectionCase, type SelectionCase } from "../test/helpers/selection-case.js";
 import type { BehaviourSignature } from "../lib/directions/behaviour-signature.js";
 import { loadForwardModel } from "../lib/engine/load-forward-model.js";
+import { forwardTableFor } from "../lib/engine/run-forward.js";
 import { ensureCheckpoint } from "./forward-bench.js";
 
 interface NamedCase extends SelectionCase {
@@ -87,6 +88,33 @@ async function measure(c: NamedCase, rounds: number): Promise<string[]> {
   ];
 }
 
+/**
+ * The pipeline's scoring arithmetic against the library's fp32 default, alternated within each round: candidate
+ * scoring and one search trial, both with the stream cache, as the one command runs them.
+ */
+async function measureCompute(c: NamedCase, rounds: number): Promise<string[]> {
+  const L = c.model.spec.numLayers;
+  const start = Math.floor(L / 2);
+  const alphas = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
+  const trialEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
+  const computes = ["fp32", "auto"] as const;
+  const times = { fp32: { select: [] as number[], trial: [] as number[] }, auto: { select: [] as number[], trial: [] as number[] } };
+  for (let round = 0; round < rounds; round += 1) {
+    for (const compute of computes) {
+      const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute };
+      times[compute].select.push(await timed(() => scoreCandidates(common)));
+      const scorer = await createEditScorer({ ...common, cacheStreams: ["positive", "negative"] });
+      times[compute].trial.push(await timed(() => scorer.score(trialEdit)));
+    }
+  }
+  const table = forwardTableFor("auto");
+  const [s32, sAuto, t32, tAuto] = [median(times.fp32.select), median(times.auto.select), median(times.fp32.trial), median(times.auto.trial)];
+  return [
+    `  ${c.name}, compute fp32 → auto (${table}, the one command's default for scoring): selection of ${c.layers.length} candidates ${s32.toFixed(3)} s → ${sAuto.toFixed(3)} s (${(s32 / sAuto).toFixed(2)}×); ` +
+      `a search trial from layer ${start}: ${t32.toFixed(3)} s → ${tAuto.toFixed(3)} s (${(t32 / tAuto).toFixed(2)}×)`,
+  ];
+}
+
 export async function runSelectionBench(cache: string): Promise<string[]> {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const lines = [`selection: candidate scoring and search-trial scoring without → with the cache of unedited streams (median of ${rounds}, alternated)`];
@@ -98,5 +126,6 @@ export async function runSelectionBench(cache: string): Promise<string[]> {
     await benchModelCase(cache),
   ];
   for (const c of cases) lines.push(...(await measure(c, rounds)));
+  lines.push(...(await measureCompute(cases[2], rounds)));
   return lines;
 }

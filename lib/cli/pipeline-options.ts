@@ -20,6 +20,7 @@ export interface PromptArgs extends ThreadsArgs {
   seed?: number;
   positions?: number;
   "max-memory"?: string;
+  compute?: string;
 }
 
 export interface SelectionArgs {
@@ -49,7 +50,12 @@ export function withPromptOptions<T>(yargs: Argv<T>) {
     .option("column", { type: "string", describe: "column / field holding the prompt in .json/.jsonl/.csv/.parquet and datasets" })
     .option("system", { type: "string", describe: "system prompt added to every prompt through the chat template" })
     .option("chat-template", { type: "boolean", describe: "wrap prompts with the tokenizer's chat template (default; --no-chat-template uses raw text)" })
-    .option("max-memory", { type: "string", describe: "memory budget for forward passes, e.g. 8GB (default: 80% of available memory)" });
+    .option("max-memory", { type: "string", describe: "memory budget for forward passes, e.g. 8GB (default: 80% of available memory)" })
+    .option("compute", {
+      type: "string",
+      choices: ["auto", "fp32", "bf16"],
+      describe: "arithmetic of the forward passes: auto (default: directions in fp32; signature, scoring, search and evaluation in bf16 where the weights are BF16 and the CPU has AVX512_BF16), fp32 or bf16 for every pass",
+    });
 }
 
 export function withSelectionOptions<T>(yargs: Argv<T>) {
@@ -132,7 +138,11 @@ export function contrastSources(args: PromptArgs): { positive?: string; negative
 }
 
 export function forwardSettings(args: PromptArgs): ForwardSettings {
-  return { maxMemoryBytes: args["max-memory"] !== undefined ? parseMemorySize(args["max-memory"]) : undefined, threads: threadsFrom(args) };
+  return {
+    maxMemoryBytes: args["max-memory"] !== undefined ? parseMemorySize(args["max-memory"]) : undefined,
+    threads: threadsFrom(args),
+    compute: args.compute as ForwardSettings["compute"],
+  };
 }
 
 export function behaviourMarkers(args: SelectionArgs): string[] | undefined {

@@ -37,6 +37,11 @@ export interface PipelineReport {
   signature: BehaviourSignature & { method: string; tokens: number };
   /** Whether the contrast is refusal (wording) — any other concept is "the behaviour". */
   refusal: boolean;
+  /**
+   * The forward table each group of passes ran ("avx512+bf16", "avx512", ...): the direction pass, and the signature,
+   * scoring, search and evaluation passes (docs/precision.md, --compute).
+   */
+  arithmetic: { directions: string; scoring: string };
   geometry: LayerGeometry;
   scores?: CandidateScores;
   verdicts?: CandidateVerdict[];

@@ -17,7 +17,8 @@ const ARTIFACT = "directions.safetensors";
 export async function* directionsStage(ctx: PipelineContext, prompts: PromptsArtifact): AsyncGenerator<PipelineEvent, DirectionCandidates> {
   const { options, store } = ctx;
   const identity = await ctx.identity();
-  const key = stageKey({ stage: "directions", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key });
+  const settings = ctx.directionSettings();
+  const key = stageKey({ stage: "directions", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key, compute: ctx.computeKey(settings) });
   if (store.reusable("directions", key, ARTIFACT)) {
     yield { type: "stage", stage: "directions", status: "reused" };
     return readDirectionCandidates(store.path(ARTIFACT));
@@ -28,7 +29,7 @@ export async function* directionsStage(ctx: PipelineContext, prompts: PromptsArt
   const positive = prompts.splits.positive.train.map(encode);
   const negative = prompts.splits.negative.train.map(encode);
   const means = yield* withStageProgress("directions", (onProgress) =>
-    contrastMeans({ model, positive, negative, positions: options.positions, ...options.forward, onProgress }),
+    contrastMeans({ model, positive, negative, positions: options.positions, ...settings, onProgress }),
   );
   await store.invalidate("directions");
   await writeDirectionCandidates({

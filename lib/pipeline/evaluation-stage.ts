@@ -68,7 +68,7 @@ export async function* evaluationStage(
       maxNewTokens: options.maxNewTokens,
       markers: secondOpinionMarkers(ctx),
       minUnchanged: options.minUnchanged,
-      ...options.forward,
+      ...ctx.scoringSettings(),
       onProgress,
     }),
   );

@@ -8,6 +8,7 @@ import type { ForwardSettings } from "../directions/mean-difference.js";
 import { promptEncoder, type PromptEncoding } from "../directions/encode-prompts.js";
 import type { SplitOptions } from "../directions/split-prompts.js";
 import { loadForwardModel, type ForwardModel } from "../engine/load-forward-model.js";
+import { forwardTableFor } from "../engine/run-forward.js";
 import type { ModelSource } from "../provenance/provenance.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
 import { modelIdentity, type ModelIdentity } from "./model-identity.js";
@@ -43,6 +44,12 @@ export interface DirectionStageOptions extends PromptEncoding, SplitOptions {
   behaviourMarkers?: string[];
   token?: string;
   offline?: boolean;
+  /**
+   * Memory, threads and arithmetic of the forward passes. `compute` absent or "auto": directions in fp32 (the
+   * direction golden's cos ≥ 0.9999 holds there, not in bf16), and the passes that learn the signature, score,
+   * search and evaluate edits in bf16 where the weights are BF16 and the CPU has AVX512_BF16. "fp32" or "bf16": every
+   * pass in that arithmetic.
+   */
   forward?: ForwardSettings;
 }
 
@@ -91,6 +98,26 @@ export class PipelineContext {
 
   encoder(): (prompt: string) => number[] {
     return promptEncoder(this.tokenizer, { chatTemplate: this.options.chatTemplate, system: this.options.system });
+  }
+
+  /** The forward settings of the direction pass: fp32 unless every pass was asked to run in bf16. */
+  directionSettings(): ForwardSettings {
+    return { ...this.options.forward, compute: this.options.forward?.compute === "bf16" ? "bf16" : "fp32" };
+  }
+
+  /** The forward settings of the passes that learn the signature, score, search and evaluate: "auto" by default. */
+  scoringSettings(): ForwardSettings {
+    return { ...this.options.forward, compute: this.options.forward?.compute ?? "auto" };
+  }
+
+  /**
+   * The forward table these settings run on this machine ("avx512+bf16", "avx512", ...), for the keys of the
+   * directions and signature stages: a work dir filled in another arithmetic (other --compute, a CPU without
+   * AVX512_BF16, another ABLITERATE_KERNELS) is computed again, not reused. Every later stage that runs the model
+   * scores in the signature's arithmetic and keys on the signature's key (the subspace on the directions' too).
+   */
+  computeKey(settings: ForwardSettings): string {
+    return forwardTableFor(settings.compute);
   }
 
   /** Everything about how prompts become token ids, for the keys of the stages that run the model. */

@@ -105,7 +105,7 @@ export async function* searchStage(
     signature: signature.signature,
     // Trials score only these two sets (never the induced one).
     cacheStreams: ["positive", "negative"],
-    ...options.forward,
+    ...ctx.scoringSettings(),
   });
   const objectives = objectivesFor(ctx, scorer.settings.klTokens);
   const opened = await openTrialStore<TrialScores>({ dir: store.dir, space: setup.space, objectives, inputKey, seed });

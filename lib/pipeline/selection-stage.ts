@@ -65,7 +65,7 @@ export async function* selectionStage(ctx: PipelineContext, prompts: PromptsArti
         negative: prompts.splits.negative.validation.map(encode),
         signature: signature.signature,
         skipDominated: { maxKl: options.maxKl, minUnchanged: options.minUnchanged },
-        ...options.forward,
+        ...ctx.scoringSettings(),
         onProgress,
       }),
     );

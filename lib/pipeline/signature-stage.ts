@@ -33,7 +33,8 @@ export async function* signatureStage(ctx: PipelineContext, prompts: PromptsArti
   const { options, store } = ctx;
   const tokens = options.signatureTokens ?? DEFAULT_SIGNATURE_TOKENS;
   const identity = await ctx.identity();
-  const key = stageKey({ stage: "signature", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key, tokens, markers: options.behaviourMarkers ?? null, priors: priorPhrases(ctx) });
+  const settings = ctx.scoringSettings();
+  const key = stageKey({ stage: "signature", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key, compute: ctx.computeKey(settings), tokens, markers: options.behaviourMarkers ?? null, priors: priorPhrases(ctx) });
   if (store.reusable("signature", key, ARTIFACT)) {
     yield { type: "stage", stage: "signature", status: "reused" };
     return store.readJson<SignatureArtifact>(ARTIFACT);
@@ -44,7 +45,7 @@ export async function* signatureStage(ctx: PipelineContext, prompts: PromptsArti
   const positive = prompts.splits.positive.train.map(encode);
   const negative = prompts.splits.negative.train.map(encode);
   const completions = yield* withStageProgress("signature", (onProgress) =>
-    completePrompts({ model, prompts: [...positive, ...negative], maxNewTokens: tokens, ...options.forward, onProgress }),
+    completePrompts({ model, prompts: [...positive, ...negative], maxNewTokens: tokens, ...settings, onProgress }),
   );
   const decode = (ids: number[]) => ctx.tokenizer.decode(ids, { skipSpecialTokens: true });
   const positiveIds = completions.ids.slice(0, positive.length);

@@ -42,7 +42,7 @@ export async function* subspaceStage(
   const encode = ctx.encoder();
   const layer = selection.selection.layer;
   const validation = { positive: prompts.splits.positive.validation.map(encode), negative: prompts.splits.negative.validation.map(encode) };
-  const settings = { ...options.forward };
+  const settings = ctx.scoringSettings();
   // With --direction-layer the first direction was not scored; score it the same way.
   let scores = selection.scores;
   if (!scores?.candidates.some((c) => c.layer === layer && c.behaviour !== null)) {
@@ -60,6 +60,7 @@ export async function* subspaceStage(
       rank: params.rank,
       layers: candidateLayers({ numLayers: model.spec.numLayers, range: options.candidateLayers }),
       positions: options.positions,
+      directionCompute: ctx.directionSettings().compute,
       criteria: { maxKl: options.maxKl, minUnchanged: options.minUnchanged },
       ...settings,
       onProgress: (_step, done, total) => onProgress(done, total),

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
 import { writePlantedRefusalModel } from "../../lib/directions/planted-refusal-model.js";
+import { runtimeInfo } from "../../lib/native/addon.js";
 import { readSafetensorsHeader } from "../../lib/safetensors/read-header.js";
 import { runCli } from "../helpers/run-cli.js";
 
@@ -124,6 +125,31 @@ test("a byte flipped in OUT (edited or untouched tensor) is caught by a fresh ve
       assert.match(rerun.stderr, /no longer verifies .*rebuilding it/, tensor);
       assert.deepEqual(readFileSync(join(out, "model.safetensors")), good, `${tensor}: the rebuilt shard is the good one`);
     }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a rerun in other arithmetic (--compute) recomputes exactly the stages whose forward table changes", async () => {
+  const { root, out, base } = await setUp();
+  const tables = runtimeInfo().kernels.forwardCompute;
+  const reused = (stderr: string, stage: string) => new RegExp(`^${stage}: reused`, "m").test(stderr);
+  try {
+    // Default: directions in fp32, the other forward stages under auto.
+    assert.equal((await runCli(base, { env: ENV })).status, 0);
+    const arithmetic = () => JSON.parse(readFileSync(join(out, "report.json"), "utf8")).arithmetic;
+    assert.deepEqual(arithmetic(), { directions: tables.fp32, scoring: tables.auto }, "the report says which tables ran");
+    const fp32 = await runCli([...base, "--compute", "fp32", "--force"], { env: ENV });
+    assert.equal(fp32.status, 0, fp32.stderr);
+    assert.ok(reused(fp32.stderr, "prompts") && reused(fp32.stderr, "directions"), fp32.stderr);
+    for (const stage of ["signature", "selection", "evaluation"]) assert.equal(reused(fp32.stderr, stage), tables.auto === tables.fp32, `--compute fp32 after auto: ${stage} (tables ${JSON.stringify(tables)})`);
+    const bf16 = await runCli([...base, "--compute", "bf16", "--force"], { env: ENV });
+    assert.equal(bf16.status, 0, bf16.stderr);
+    assert.ok(reused(bf16.stderr, "prompts"), bf16.stderr);
+    assert.deepEqual(arithmetic(), { directions: tables.bf16, scoring: tables.bf16 });
+    for (const stage of ["signature", "directions", "selection", "evaluation"]) assert.equal(reused(bf16.stderr, stage), tables.bf16 === tables.fp32, `--compute bf16 after fp32: ${stage}`);
+    const again = await runCli([...base, "--compute", "bf16"], { env: ENV });
+    for (const stage of ["prompts", "signature", "directions", "selection", "surgery", "evaluation", "report"]) assert.ok(reused(again.stderr, stage), `--compute bf16 twice: ${stage}\n${again.stderr}`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
