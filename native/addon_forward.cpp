@@ -295,12 +295,34 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   return job;
 }
 
+/**
+ * A result array as a Float32Array over the vector's own pages: the ArrayBuffer owns the vector, and its finalizer
+ * gives the pages back (large_mappings.h), where a later job of the same shape finds them faulted in. Copying them
+ * into a fresh, zero-filled JS buffer, after a copy out of the head's buffer, faulted about 10 000 pages per scoring
+ * pass of the bench model (16 MB of logits twice; ~10 µs a fault on the project's VMs), 14 % of its time. Where the
+ * runtime allows no external buffers (napi_no_external_buffers_allowed), the values are copied.
+ */
+Napi::Float32Array float32_array(Napi::Env env, abl::LargeVector<float>& values) {
+  const size_t count = values.size();
+  if (count == 0) return Napi::Float32Array::New(env, 0);
+  auto* owned = new abl::LargeVector<float>(std::move(values));
+  napi_value buffer = nullptr;
+  const napi_status status = napi_create_external_arraybuffer(
+      env, owned->data(), count * sizeof(float), [](napi_env, void*, void* hint) { delete static_cast<abl::LargeVector<float>*>(hint); },
+      owned, &buffer);
+  if (status != napi_ok) {
+    Napi::Float32Array copy = Napi::Float32Array::New(env, count);
+    std::copy(owned->begin(), owned->end(), copy.Data());
+    delete owned;
+    return copy;
+  }
+  return Napi::Float32Array::New(env, count, Napi::ArrayBuffer(env, buffer), 0);
+}
+
 Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   Napi::Object object = Napi::Object::New(env);
-  Napi::Float32Array hidden = Napi::Float32Array::New(env, result.hidden.size());
-  std::copy(result.hidden.begin(), result.hidden.end(), hidden.Data());
-  Napi::Float32Array logits = Napi::Float32Array::New(env, result.logits.size());
-  std::copy(result.logits.begin(), result.logits.end(), logits.Data());
+  Napi::Float32Array hidden = float32_array(env, result.hidden);
+  Napi::Float32Array logits = float32_array(env, result.logits);
   Napi::Array generated = Napi::Array::New(env, result.generated.size());
   for (uint32_t p = 0; p < result.generated.size(); ++p) {
     Napi::Int32Array ids = Napi::Int32Array::New(env, result.generated[p].size());

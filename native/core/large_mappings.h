@@ -1,5 +1,6 @@
-// Large anonymous buffers on transparent huge pages, kept between jobs for reuse: the forward engine's and the
-// shard jobs' chunk buffers (file_io.h).
+// Large anonymous buffers on transparent huge pages, kept between jobs for reuse: the forward engine's, its results'
+// hidden and logits arrays (handed to JS without a copy; the pages come back when JS drops them), and the shard
+// jobs' chunk buffers (file_io.h).
 //
 // On the project's VMs a fresh 4 KB page costs about 10 µs to fault in (800 MB: 2.1–2.3 s on one thread), a fresh
 // 2 MB page about 35 µs, and a page of a mapping the process used before nothing. The engine's big buffers (packed

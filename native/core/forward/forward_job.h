@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../dtype.h"
+#include "../large_mappings.h"
 #include "forward_kernels.h"
 
 namespace abl {
@@ -190,10 +191,13 @@ struct ForwardJob {
 };
 
 struct ForwardResult {
-  /** [capture_rows, L + 1, hidden] */
-  std::vector<float> hidden;
-  /** [logits_rows, vocab] */
-  std::vector<float> logits;
+  /**
+   * [capture_rows, L + 1, hidden]. On large pages, and handed to JS without a copy (addon_forward.cpp): the pages go
+   * back for reuse when JS drops the array.
+   */
+  LargeVector<float> hidden;
+  /** [logits_rows, vocab], likewise. */
+  LargeVector<float> logits;
   /** Generated ids per prompt (each stops after an EOS id, which is included). */
   std::vector<std::vector<int32_t>> generated;
   double seconds = 0;

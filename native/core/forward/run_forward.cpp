@@ -194,7 +194,9 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     }
   };
   if (!head_rows.empty()) run_head(x.data(), head_rows);
-  result.logits.assign(head_logits.begin(), head_logits.begin() + job.logits_rows.size() * vocab);
+  // Without generation the head ran exactly the requested rows: hand its buffer over instead of copying it.
+  if (generate) result.logits.assign(head_logits.begin(), head_logits.begin() + job.logits_rows.size() * vocab);
+  else result.logits = std::move(head_logits);
 
   if (generate) {
     std::vector<uint32_t> next(prompts);
