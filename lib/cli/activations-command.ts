@@ -5,6 +5,7 @@
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { defaultMemoryBudget, parseMemorySize, type ForwardMode } from "../engine/memory-budget.js";
+import type { ForwardCompute } from "../engine/run-forward.js";
 import { readPromptsFile } from "../tokenize/read-prompts.js";
 import { formatBytes } from "./format-bytes.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
@@ -20,6 +21,7 @@ interface ActivationsArgs extends GlobalArgs, ThreadsArgs {
   chatTemplate?: boolean;
   maxMemory?: string;
   mode: ForwardMode | "auto";
+  compute: ForwardCompute;
   force?: boolean;
 }
 
@@ -46,6 +48,11 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
         choices: ["auto", "resident", "streamed"] as const,
         default: "auto" as const,
         describe: "resident maps every layer; streamed runs all prompts one layer at a time; auto picks by the budget",
+      })
+      .option("compute", {
+        choices: ["fp32", "bf16", "auto"] as const,
+        default: "fp32" as const,
+        describe: "arithmetic of the projections: fp32 (the reference), bf16, or auto (bf16 on BF16 weights where the CPU has AVX512_BF16)",
       }) as unknown as Argv<ActivationsArgs>,
   handler: async (args: ArgumentsCamelCase<ActivationsArgs>) => {
     const { collectActivations, writeActivationsFile } = await import("../engine/collect-activations.js");
@@ -67,6 +74,7 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
       maxMemoryBytes: budget,
       mode: args.mode,
       threads: threadsFrom(args),
+      compute: args.compute,
       onProgress: (progress) => {
         task.setTotal(progress.layersTotal);
         task.update(progress.layersDone);
@@ -88,6 +96,7 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
         positions: args.positions,
         chatTemplate: collected.usedChatTemplate,
         mode: forward.mode,
+        kernels: forward.kernels,
         memoryBudget: budget,
         estimatedPeakBytes: forward.estimatedBytes,
         seconds: forward.seconds,
@@ -97,7 +106,7 @@ export const activationsCommand: CommandModule<GlobalArgs, ActivationsArgs> = {
     }
     printText(args, 
       `wrote ${args.out}: activations [${shape.join(", ")}] f32 for ${prompts.length} prompt(s), ${tokens} token(s)\n` +
-        `${forward.mode} run (budget ${formatBytes(budget)}, estimated peak ${formatBytes(forward.estimatedBytes)}), ` +
+        `${forward.mode} run on ${forward.kernels} (budget ${formatBytes(budget)}, estimated peak ${formatBytes(forward.estimatedBytes)}), ` +
         `${forward.seconds.toFixed(2)}s, ${(tokens / forward.seconds).toFixed(0)} tokens/s, ` +
         `chat template ${collected.usedChatTemplate ? "applied" : "not applied"}\n`,
     );

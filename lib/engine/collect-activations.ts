@@ -17,7 +17,7 @@ import { TOOL_VERSION } from "../version.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { loadForwardModel } from "./load-forward-model.js";
 import type { ForwardMode } from "./memory-budget.js";
-import { runForward, type ForwardOutput } from "./run-forward.js";
+import { runForward, type ForwardCompute, type ForwardOutput } from "./run-forward.js";
 
 export interface CollectActivationsParams {
   modelDir: string;
@@ -28,6 +28,8 @@ export interface CollectActivationsParams {
   maxMemoryBytes?: number;
   mode?: ForwardMode | "auto";
   threads?: number;
+  /** Arithmetic of the projections (default "fp32", the reference; docs/precision.md). */
+  compute?: ForwardCompute;
   onProgress?: (progress: ForwardProgress) => void;
 }
 
@@ -52,6 +54,7 @@ export async function collectActivations(params: CollectActivationsParams): Prom
     mode: params.mode,
     maxMemoryBytes: params.maxMemoryBytes,
     threads: params.threads,
+    compute: params.compute,
     onProgress: params.onProgress,
   });
   return { output, tokenIds, usedChatTemplate };
@@ -100,6 +103,7 @@ export async function writeActivationsFile(params: WriteActivationsFileParams): 
       model: params.modelDir,
       positions,
       chat_template: String(collected.usedChatTemplate),
+      kernels: collected.output.kernels,
       layers: "index i = residual stream entering decoder layer i; index L = output of the last layer, before the final norm",
       tool_version: TOOL_VERSION,
     },

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import yargs from "yargs";
 import { activationsCommand } from "../../lib/cli/activations-command.js";
 import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
-import { runForward } from "../../lib/engine/run-forward.js";
+import { forwardTableFor, runForward } from "../../lib/engine/run-forward.js";
 import { readSafetensorsHeader, readTensorBytes } from "../../lib/safetensors/index.js";
 import { goldenDir, tokenizerFixturesDir } from "../golden/golden-paths.js";
 import { writeRandomLlama, writeTensors } from "../golden/random-llama.js";
@@ -108,6 +108,23 @@ test("activations --positions all --no-chat-template: every token, prompt_offset
     const header = await readSafetensorsHeader(out);
     assert.equal(header.metadata?.positions, "all");
     assert.equal(header.metadata?.chat_template, "false");
+    assert.equal(header.metadata?.kernels, forwardTableFor("fp32"), "fp32 by default, and the file says which table ran");
+  });
+});
+
+test("activations --compute auto runs the bf16 recipe on BF16 weights where the CPU has one, and records it", async () => {
+  await withModel(async (dir, root) => {
+    const out = join(root, "auto.safetensors");
+    const summary = JSON.parse(await runCommand(["activations", dir, "--prompts", join(root, "prompts.jsonl"), "--out", out, "--compute", "auto", "--json"]));
+    assert.equal(summary.kernels, forwardTableFor("auto"));
+    assert.equal((await readSafetensorsHeader(out)).metadata?.kernels, forwardTableFor("auto"));
+    const model = await loadForwardModel(dir);
+    const prompts = cases.map((c) => c.chat);
+    const expected = await runForward({ model, prompts, positions: "last", compute: "auto" });
+    assert.deepEqual((await readFloat(out, "activations")).values, expected.hidden);
+    if (forwardTableFor("auto") !== forwardTableFor("fp32")) {
+      assert.notDeepEqual(expected.hidden, (await runForward({ model, prompts, positions: "last" })).hidden, "auto is not fp32 here");
+    }
   });
 });
 
