@@ -59,7 +59,7 @@ class KeepThisJobsMappings {
  * Below this, buffers use the ordinary heap: rounding up to 2 MB pages would waste most of them. At 4 MB the engine's
  * activation buffers of a few hundred rows (1–4 MB) came from the heap, whose pages glibc hands back and faults in
  * anew every job: 1 740 faults per scoring pass of the bench model (8 prompts, 16 logits rows each), 208 at 1 MB,
- * alternated 2–4 % faster. A buffer just over 1 MB wastes under 1 MB of its huge page.
+ * alternated 2–4 % faster. Rounding up to whole huge pages wastes under 2 MB a buffer.
  */
 constexpr size_t kLargeBufferBytes = size_t(1) << 20;
 
