@@ -18,7 +18,7 @@ export async function* directionsStage(ctx: PipelineContext, prompts: PromptsArt
   const { options, store } = ctx;
   const identity = await ctx.identity();
   const settings = ctx.directionSettings();
-  const key = stageKey({ stage: "directions", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key, compute: ctx.computeKey(settings) });
+  const key = stageKey({ stage: "directions", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key, compute: await ctx.computeKey(settings) });
   if (store.reusable("directions", key, ARTIFACT)) {
     yield { type: "stage", stage: "directions", status: "reused" };
     return readDirectionCandidates(store.path(ARTIFACT));

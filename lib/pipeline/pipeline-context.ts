@@ -8,7 +8,7 @@ import type { ForwardSettings } from "../directions/mean-difference.js";
 import { promptEncoder, type PromptEncoding } from "../directions/encode-prompts.js";
 import type { SplitOptions } from "../directions/split-prompts.js";
 import { loadForwardModel, type ForwardModel } from "../engine/load-forward-model.js";
-import { forwardTableFor } from "../engine/run-forward.js";
+import { forwardArithmeticFor } from "../engine/forward-arithmetic.js";
 import type { ModelSource } from "../provenance/provenance.js";
 import { loadPromptTokenizer, type PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
 import { modelIdentity, type ModelIdentity } from "./model-identity.js";
@@ -111,13 +111,15 @@ export class PipelineContext {
   }
 
   /**
-   * The forward table these settings run on this machine ("avx512+bf16", "avx512", ...), for the keys of the
-   * directions and signature stages: a work dir filled in another arithmetic (other --compute, a CPU without
-   * AVX512_BF16, another ABLITERATE_KERNELS) is computed again, not reused. Every later stage that runs the model
-   * scores in the signature's arithmetic and keys on the signature's key (the subspace on the directions' too).
+   * The arithmetic these settings perform on this model on this machine ("avx512+bf16", "avx512", ...), for the
+   * keys of the directions and signature stages: a work dir filled in another arithmetic (other --compute, a CPU
+   * without AVX512_BF16, another ABLITERATE_KERNELS) is computed again, not reused; one filled in the same
+   * arithmetic under another name (auto and fp32 on a model without BF16 matrices) is reused. Every later stage
+   * that runs the model scores in the signature's arithmetic and keys on the signature's key (the subspace on the
+   * directions' too).
    */
-  computeKey(settings: ForwardSettings): string {
-    return forwardTableFor(settings.compute);
+  async computeKey(settings: ForwardSettings): Promise<string> {
+    return forwardArithmeticFor(settings.compute, await this.model());
   }
 
   /** Everything about how prompts become token ids, for the keys of the stages that run the model. */

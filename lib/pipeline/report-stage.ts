@@ -85,7 +85,7 @@ export async function* reportStage(
     },
     signature: { ...params.signature.signature, method: params.signature.method, tokens: params.signature.tokens },
     refusal: ctx.refusalContrast,
-    arithmetic: { directions: ctx.computeKey(ctx.directionSettings()), scoring: ctx.computeKey(ctx.scoringSettings()) },
+    arithmetic: { directions: await ctx.computeKey(ctx.directionSettings()), scoring: await ctx.computeKey(ctx.scoringSettings()) },
     geometry: layerGeometry(params.candidates),
     ...(selection.scores ? { scores: selection.scores, verdicts: selection.selection.verdicts } : {}),
     selection: { layer: selection.selection.layer, how: selection.how, notes: selection.selection.notes },

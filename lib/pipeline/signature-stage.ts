@@ -34,7 +34,7 @@ export async function* signatureStage(ctx: PipelineContext, prompts: PromptsArti
   const tokens = options.signatureTokens ?? DEFAULT_SIGNATURE_TOKENS;
   const identity = await ctx.identity();
   const settings = ctx.scoringSettings();
-  const key = stageKey({ stage: "signature", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key, compute: ctx.computeKey(settings), tokens, markers: options.behaviourMarkers ?? null, priors: priorPhrases(ctx) });
+  const key = stageKey({ stage: "signature", prompts: prompts.key, encoding: ctx.encodingKey(), model: identity.key, compute: await ctx.computeKey(settings), tokens, markers: options.behaviourMarkers ?? null, priors: priorPhrases(ctx) });
   if (store.reusable("signature", key, ARTIFACT)) {
     yield { type: "stage", stage: "signature", status: "reused" };
     return store.readJson<SignatureArtifact>(ARTIFACT);

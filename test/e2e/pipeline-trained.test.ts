@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readTrainedPrompts, trainedModelDir } from "../golden/trained/trained-fixtures.js";
+import { runtimeInfo } from "../../lib/native/addon.js";
 import { runCli } from "../helpers/run-cli.js";
 
 const ENV = { HF_HUB_OFFLINE: "1" };
@@ -29,6 +30,8 @@ test("trained model with its own refusal phrasing: learned signature, single-lay
     const report = JSON.parse(readFileSync(join(root, "single", "report.json"), "utf8"));
     assert.deepEqual(report.signature.sequences.map((q: { text: string }) => q.text).sort(), ["No", "That"], "the model's own openings, learned");
     assert.equal(report.signature.coverage, 1);
+    const tables = runtimeInfo().kernels.forwardCompute;
+    assert.deepEqual(report.arithmetic, { directions: tables.fp32, scoring: tables.auto }, "BF16 weights: scoring in auto's bf16 table, directions in fp32");
     assert.equal(report.signature.leak, 0);
     assert.ok(s.evaluation.before.positiveBehaviour >= 0.9);
     assert.equal(s.evaluation.before.positiveMarked, 0, "no English refusal phrase matches this model's refusals");
