@@ -72,6 +72,11 @@ export interface ConcreteEdit {
   alphas: { embed: number; attn: number[]; mlp: number[] };
 }
 
+/** True when the edit changes no writer (every α is 0): it is the unedited model, not an edit. */
+export function isNullEdit(alphas: ConcreteEdit["alphas"]): boolean {
+  return alphas.embed === 0 && alphas.attn.every((a) => a === 0) && alphas.mlp.every((a) => a === 0);
+}
+
 /** Throws DIRECTION_DEGENERATE when the point's direction does not exist (two opposite rows mixed, r ∥ ĥ). */
 export function concreteEdit(params: { point: Params; setup: EditSearchSetup; candidates: DirectionCandidates }): ConcreteEdit {
   const { setup, candidates } = params;

@@ -12,7 +12,7 @@ import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { DirectionCandidates } from "../direction-files/write-direction-candidates.js";
 import { writeDirectionFile } from "../direction-files/write-direction-file.js";
 import { createEditScorer, type EditScore } from "../directions/score-candidates.js";
-import { concreteEdit, editSearchSetup, singleLayerPoint, type ConcreteEdit, type EditSearchSetup } from "../directions/search-edit.js";
+import { concreteEdit, editSearchSetup, isNullEdit, singleLayerPoint, type ConcreteEdit, type EditSearchSetup } from "../directions/search-edit.js";
 import { pick, type PickPolicy } from "../directions/search/pick-trial.js";
 import { paretoFront } from "../directions/search/pareto.js";
 import { runSearch } from "../directions/search/run-search.js";
@@ -89,7 +89,7 @@ export async function* searchStage(
   const seed = search.seed ?? options.seed ?? 0;
   const policy: PickPolicy = search.pick ?? { kind: "min-damage" };
   const inputKey = stageKey({ stage: "search", signature: signature.key, directions: store.keyOf("directions") ?? null, prompts: prompts.key, minUnchanged });
-  const key = stageKey({ inputKey, trials: search.trials ?? null, budget: search.timeBudgetMs ?? null, policy, seed, singleLayer: selection.key });
+  const key = stageKey({ inputKey, trials: search.trials ?? null, budget: search.timeBudgetMs ?? null, policy, seed, singleLayer: selection.key, nullEdits: "excluded" });
   if (store.reusable("search", key, ARTIFACT) && store.reusable("search", key, EDIT_FILE)) {
     yield { type: "stage", stage: "search", status: "reused" };
     return store.readJson<SearchArtifact>(ARTIFACT);
@@ -129,6 +129,10 @@ export async function* searchStage(
         }
         throw error;
       }
+      // A point whose α are all 0 (every peak ≤ 0) is the unedited model: where its behaviour is already below the
+      // pick's bar (a model whose distributions are flat where its greedy completions show the signature) it would
+      // win at zero damage, and there would be nothing to apply. It is infeasible, like a missing direction.
+      if (isNullEdit(concrete.alphas)) return { values: [scorer.baseline.positiveBehaviour, 0], violation: 1 };
       const scores = await scorer.score({ ablation: concrete.ablation });
       return { values: [scores.behaviour, scores.kl], violation: Math.max(0, minUnchanged - scores.unchanged), payload: scores };
     };
@@ -169,7 +173,15 @@ export async function* searchStage(
       } else if (event.type === "stopped") stopped = event.reason;
     }
     const trials = [...trialStore.trials];
-    const picked = pick(trials, policy);
+    // Trials saved before null edits were marked infeasible are passed over too.
+    const isNullPoint = (point: Params) => {
+      try {
+        return isNullEdit(concreteEdit({ point, setup, candidates }).alphas);
+      } catch {
+        return false;
+      }
+    };
+    const picked = pick(trials.filter((t) => !isNullPoint(t.params)), policy);
     if (!picked.trial) {
       throw new AbliterateError(
         ErrorCodes.DIRECTION_DEGENERATE,
