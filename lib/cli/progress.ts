@@ -49,8 +49,9 @@ export class ProgressDisplay {
     else this.stream.write(`${message}\n`);
   }
 
-  start(label: string, total: number, unit: ProgressUnit = "bytes"): ProgressTask {
-    const started = Date.now();
+  /** `startedAt` (Date.now() ms): when the work began, if before its first progress report; the summary line counts from it. */
+  start(label: string, total: number, unit: ProgressUnit = "bytes", startedAt = Date.now()): ProgressTask {
+    const started = startedAt;
     let done = 0;
     let currentTotal = total;
     let finished = false;

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { ProgressDisplay } from "../../lib/cli/progress.js";
+import type { PipelineEvent } from "../../lib/pipeline/events.js";
 
 function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
   const chunks: string[] = [];
@@ -41,4 +42,21 @@ test("a TTY gets a bar with the label and the percentage; a pipe gets one summar
   task.update(10);
   task.finish();
   assert.equal(quiet.text(), "");
+});
+
+test("a pipeline stage's line counts from the stage's start, not from its first progress event", async () => {
+  const { renderPipeline } = await import("../../lib/cli/render-pipeline.js");
+  async function* events(): AsyncGenerator<PipelineEvent, string> {
+    yield { type: "stage", stage: "signature", status: "start" };
+    // The first batch: no progress is reported until it is done.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    yield { type: "progress", stage: "signature", done: 1, total: 2 };
+    yield { type: "progress", stage: "signature", done: 2, total: 2 };
+    yield { type: "stage", stage: "signature", status: "done" };
+    return "result";
+  }
+  const pipe = fakeStream(false);
+  assert.equal(await renderPipeline(events(), new ProgressDisplay({ stream: pipe.stream }), "/work"), "result");
+  const seconds = Number(/^signature: 2 in (\d+\.\d)s$/m.exec(pipe.text())?.[1]);
+  assert.ok(seconds >= 0.35, `the line counts the first batch: ${pipe.text()}`);
 });
