@@ -23,7 +23,7 @@ import { writePlantedChatModel } from "../test/helpers/planted-chat-model.js";
 import { prepareSelectionCase, type SelectionCase } from "../test/helpers/selection-case.js";
 import type { BehaviourSignature } from "../lib/directions/behaviour-signature.js";
 import { loadForwardModel } from "../lib/engine/load-forward-model.js";
-import { forwardTableFor } from "../lib/engine/run-forward.js";
+import { forwardTableFor } from "../lib/engine/forward-arithmetic.js";
 import { ensureCheckpoint } from "./forward-bench.js";
 
 interface NamedCase extends SelectionCase {

@@ -49,9 +49,8 @@ export class ProgressDisplay {
     else this.stream.write(`${message}\n`);
   }
 
-  /** `startedAt` (Date.now() ms): when the work began, if before its first progress report; the summary line counts from it. */
-  start(label: string, total: number, unit: ProgressUnit = "bytes", startedAt = Date.now()): ProgressTask {
-    const started = startedAt;
+  /** `started` (Date.now() ms): when the work began, if before its first progress report; the summary line counts from it. */
+  start(label: string, total: number, unit: ProgressUnit = "bytes", started = Date.now()): ProgressTask {
     let done = 0;
     let currentTotal = total;
     let finished = false;

@@ -1,9 +1,18 @@
 /**
- * Which arithmetic a forward run performs on a given model, for the keys of work that is reused across runs.
+ * Which forward table a run uses, and which arithmetic it performs on a given model, for the records and the keys of
+ * work that is reused across runs.
  */
-import type { NativeTensorRef } from "../native/addon.js";
+import { runtimeInfo, type NativeTensorRef } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
-import { forwardTableFor, type ForwardCompute } from "./run-forward.js";
+import type { ForwardCompute } from "./run-forward.js";
+
+/**
+ * The forward table a run under `compute` uses on this machine ("avx512+bf16", "avx512", ...): what its result's
+ * `kernels` will say, known before the run.
+ */
+export function forwardTableFor(compute: ForwardCompute = "fp32"): string {
+  return runtimeInfo().kernels.forwardCompute[compute];
+}
 
 function isTensorRef(value: unknown): value is NativeTensorRef {
   return typeof value === "object" && value !== null && typeof (value as NativeTensorRef).dtype === "string" && Array.isArray((value as NativeTensorRef).shape);

@@ -6,21 +6,13 @@
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
-import { forward, runtimeInfo, type ForwardProgress, type NativeForwardAblation, type NativeForwardAddition, type NativeForwardJob } from "../native/addon.js";
+import { forward, type ForwardProgress, type NativeForwardAblation, type NativeForwardAddition, type NativeForwardJob } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
 import { resumableLayer } from "./resumable-layer.js";
 import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
 
 /** How projections multiply (ForwardRequest.compute). */
 export type ForwardCompute = "fp32" | "bf16" | "auto";
-
-/**
- * The forward table a run under `compute` uses on this machine ("avx512+bf16", "avx512", ...): what its result's
- * `kernels` will say, known before the run.
- */
-export function forwardTableFor(compute: ForwardCompute = "fp32"): string {
-  return runtimeInfo().kernels.forwardCompute[compute];
-}
 
 /** Which positions of each prompt to capture: its last token, its last k tokens, all of them, or none. */
 export type CapturePositions = "last" | "all" | "none" | { last: number };

@@ -79,6 +79,11 @@ export async function writeEditFile(path: string, concrete: ConcreteEdit, dimens
   return perLayer;
 }
 
+/** concreteEdit's error for a point whose direction does not exist (opposite rows mixed, r ∥ ĥ). */
+function isMissingDirection(error: unknown): boolean {
+  return error instanceof AbliterateError && (error.code === ErrorCodes.DIRECTION_DEGENERATE || error.code === ErrorCodes.DIRECTION_NOT_FINITE);
+}
+
 export async function* searchStage(
   ctx: PipelineContext,
   params: { prompts: PromptsArtifact; signature: SignatureArtifact; candidates: DirectionCandidates; selection: SelectionArtifact; search: SearchOptions },
@@ -124,14 +129,15 @@ export async function* searchStage(
         concrete = concreteEdit({ point, setup, candidates });
       } catch (error) {
         // A point whose direction does not exist (opposite rows mixed) is infeasible, not fatal.
-        if (error instanceof AbliterateError && (error.code === ErrorCodes.DIRECTION_DEGENERATE || error.code === ErrorCodes.DIRECTION_NOT_FINITE)) {
+        if (isMissingDirection(error)) {
           return { values: [scorer.baseline.positiveBehaviour, 10], violation: 1 };
         }
         throw error;
       }
-      // A point whose α are all 0 (every peak ≤ 0) is the unedited model: where its behaviour is already below the
-      // pick's bar (a model whose distributions are flat where its greedy completions show the signature) it would
-      // win at zero damage, and there would be nothing to apply. It is infeasible, like a missing direction.
+      // A point whose α are all 0 (every peak ≤ 0, or per-layer peaks only on streams without a direction) is the
+      // unedited model: where its behaviour is already below the pick's bar (a model whose distributions are flat
+      // where its greedy completions show the signature) it would win at zero damage, and there would be nothing to
+      // apply. It is infeasible, like a missing direction.
       if (isNullEdit(concrete.alphas)) return { values: [scorer.baseline.positiveBehaviour, 0], violation: 1 };
       const scores = await scorer.score({ ablation: concrete.ablation });
       return { values: [scores.behaviour, scores.kl], violation: Math.max(0, minUnchanged - scores.unchanged), payload: scores };
@@ -177,8 +183,10 @@ export async function* searchStage(
     const isNullPoint = (point: Params) => {
       try {
         return isNullEdit(concreteEdit({ point, setup, candidates }).alphas);
-      } catch {
-        return false;
+      } catch (error) {
+        // A missing direction: infeasible already, as evaluate() scored it.
+        if (isMissingDirection(error)) return false;
+        throw error;
       }
     };
     const picked = pick(trials.filter((t) => !isNullPoint(t.params)), policy);

@@ -7,9 +7,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { forwardArithmeticFor } from "../../lib/engine/forward-arithmetic.js";
+import { forwardArithmeticFor, forwardTableFor } from "../../lib/engine/forward-arithmetic.js";
 import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
-import { forwardTableFor, runForward } from "../../lib/engine/run-forward.js";
+import { runForward } from "../../lib/engine/run-forward.js";
 import { goldenDir } from "../golden/golden-paths.js";
 
 const prompts = [
