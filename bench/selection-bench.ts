@@ -6,8 +6,8 @@
  *
  * Cases: the planted chat model and the trained own-phrasing model (test/golden/trained/, real tokenizer and chat
  * template, so every prompt shares the template's prefix), and the forward bench's 0.43B checkpoint (random
- * weights, no tokenizer: 24-token prompts behind a shared 32-token prefix, a two-token signature taken from its own
- * greedy output; the times are what matters there, not what gets selected).
+ * weights, no tokenizer: 24-token prompts behind a shared 32-token prefix, a signature of two-token openings taken
+ * from its own greedy output; the times are what matters there, not what gets selected).
  * The search-trial edit has α 0 at the embedding and below the middle layer (as a profile whose band starts there),
  * so it can resume halfway; a trial whose edit starts at the embedding gains nothing.
  */
@@ -16,7 +16,9 @@ import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../lib/direct
 import { completePrompts } from "../lib/directions/complete-prompts.js";
 import { contrastMeans } from "../lib/directions/mean-difference.js";
 import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../lib/directions/planted-refusal-model.js";
-import { createEditScorer, scoreCandidates } from "../lib/directions/score-candidates.js";
+import { createEditScorer, scoreCandidates, signatureRows } from "../lib/directions/score-candidates.js";
+import type { ForcedRow } from "../lib/directions/forced-scores.js";
+import { prefixShares } from "../lib/engine/prefix-shares.js";
 import { candidateLayers } from "../lib/directions/select-direction.js";
 import { readTrainedPrompts, trainedModelDir } from "../test/golden/trained/trained-fixtures.js";
 import { writePlantedChatModel } from "../test/helpers/planted-chat-model.js";
@@ -48,8 +50,12 @@ async function benchModelCase(cache: string): Promise<NamedCase> {
   const prompts = (count: number) => Array.from({ length: count }, () => [...prefix, ...Array.from({ length: 24 }, next)]);
   const [train, positive, negative] = [prompts(16), prompts(8), prompts(8)];
   const means = await contrastMeans({ model, positive: train.slice(0, 8), negative: train.slice(8) });
-  const own = await completePrompts({ model, prompts: positive.slice(0, 1), maxNewTokens: 2 });
-  const signature = { preamble: [], sequences: [{ tokens: own.ids[0] }] } as unknown as BehaviourSignature;
+  // Up to four two-token openings of its own greedy output with distinct first tokens (so prefix-free), as a learned
+  // signature has several (the built-in refusal openings alone give a trained model three to eight).
+  const own = await completePrompts({ model, prompts: positive, maxNewTokens: 2 });
+  const openings = new Map<number, number[]>();
+  for (const ids of own.ids) if (ids.length === 2 && !openings.has(ids[0]) && openings.size < 4) openings.set(ids[0], ids);
+  const signature = { preamble: [], sequences: [...openings.values()].map((tokens) => ({ tokens })) } as unknown as BehaviourSignature;
   // Every third candidate layer keeps the case to a minute on two cores.
   const layers = candidateLayers({ numLayers: model.spec.numLayers }).filter((_, i) => i % 3 === 0);
   return { name: `bench model ${(model.totalBytes / 2 / 1e9).toFixed(2)}B`, model, directions: means.directions, layers, positive, negative, signature };
@@ -85,6 +91,37 @@ async function measure(c: NamedCase, rounds: number): Promise<string[]> {
   return [
     `  ${c.name}: selection of ${c.layers.length} candidates ${sp.toFixed(3)} s → ${sc.toFixed(3)} s with the stream cache (${(sp / sc).toFixed(2)}×); ` +
       `a search trial starting at layer ${start} of ${L}: ${tp.toFixed(3)} s → ${tc.toFixed(3)} s (${(tp / tc).toFixed(2)}×, ${cachedMB.toFixed(0)} MB of streams kept)`,
+  ];
+}
+
+/** Tokens a pass over these rows runs: all of them, past a prefix common to every row, past shared prefixes. */
+function tokensRun(rows: readonly ForcedRow[]): { whole: number; common: number; shared: number } {
+  const inputs = rows.map((r) => [...r.prompt, ...r.continuation.slice(0, -1)]);
+  const whole = inputs.reduce((a, r) => a + r.length, 0);
+  const limit = Math.min(...inputs.map((r) => r.length)) - 1;
+  let common = 0;
+  while (common < limit && inputs.every((r) => r[common] === inputs[0][common])) common += 1;
+  return { whole, common: whole - common * (inputs.length - 1), shared: whole - prefixShares(inputs).sharedTokens };
+}
+
+/**
+ * Shared prefixes (every row takes the keys and values of the first tokens it has in common with an earlier row)
+ * against running every row whole, alternated within each round; with the token counts of the behaviour pass
+ * (prompts × signature sequences) whole, past the chat template's common prefix alone (what was shared before),
+ * and past shared prefixes.
+ */
+async function measureSharing(c: NamedCase, rounds: number): Promise<string[]> {
+  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const };
+  const times = { whole: [] as number[], shared: [] as number[] };
+  for (let round = 0; round < rounds; round += 1) {
+    times.whole.push(await timed(() => scoreCandidates({ ...common, reusePrefix: false })));
+    times.shared.push(await timed(() => scoreCandidates(common)));
+  }
+  const [whole, shared] = [median(times.whole), median(times.shared)];
+  const behaviour = tokensRun(signatureRows(c.positive, c.signature));
+  return [
+    `  ${c.name} (${c.signature.sequences.length} signature sequences), compute auto: selection of ${c.layers.length} candidates, every row whole → shared prefixes ${whole.toFixed(3)} s → ${shared.toFixed(3)} s (${(whole / shared).toFixed(2)}×); ` +
+      `the behaviour pass runs ${behaviour.whole} → ${behaviour.common} (common prefix alone) → ${behaviour.shared} tokens`,
   ];
 }
 
@@ -127,5 +164,6 @@ export async function runSelectionBench(cache: string): Promise<string[]> {
   ];
   for (const c of cases) lines.push(...(await measure(c, rounds)));
   lines.push(...(await measureCompute(cases[2], rounds)));
+  for (const c of cases) lines.push(...(await measureSharing(c, rounds)));
   return lines;
 }

@@ -284,7 +284,14 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
     job.start_layer = u32_field(r, "layer", "job.resumeFrom");
     job.start_hidden = typed_array<float, napi_float32_array>(r.Get("hidden"), "job.resumeFrom.hidden");
   }
-  if (!o.Get("sharedPrefix").IsUndefined()) job.shared_prefix = u32_field(o, "sharedPrefix", "job");
+  const Napi::Value prefix_source = o.Get("prefixSource");
+  if (!prefix_source.IsUndefined()) {
+    job.prefix_source = typed_array<uint32_t, napi_uint32_array>(prefix_source, "job.prefixSource");
+    job.prefix_length = typed_array<uint32_t, napi_uint32_array>(o.Get("prefixLength"), "job.prefixLength");
+    if (job.prefix_source.size() != job.prompt_lengths.size() || job.prefix_length.size() != job.prompt_lengths.size()) {
+      invalid("job.prefixSource and job.prefixLength need one entry per prompt");
+    }
+  }
   if (!o.Get("compute").IsUndefined()) {
     const std::string compute = string_field(o, "compute", "job");
     if (compute != "fp32" && compute != "bf16" && compute != "auto") invalid("job.compute must be fp32, bf16 or auto");

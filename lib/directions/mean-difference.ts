@@ -15,11 +15,13 @@ export interface ForwardSettings {
   threads?: number;
   /** Arithmetic of the projections (runForward's `compute`; "fp32" when absent). */
   compute?: ForwardCompute;
+  /** Share the keys and values of prompts' common first tokens (runForward's `reusePrefix`; default true). */
+  reusePrefix?: boolean;
 }
 
 /** The forward settings out of a params object that extends them, to pass on to the next pass. */
 export function forwardSettingsOf(params: ForwardSettings): ForwardSettings {
-  return { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads, compute: params.compute };
+  return { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads, compute: params.compute, reusePrefix: params.reusePrefix };
 }
 
 export interface MeanActivationsParams extends ForwardSettings {

@@ -44,8 +44,8 @@ export interface ActivationShape {
   capturedRows: number;
   logitsRows: number;
   maxNewTokens: number;
-  /** Tokens every prompt starts with and that run once (the prompt pass then keeps a KV cache). */
-  sharedPrefix?: number;
+  /** Prompt tokens that take their keys and values from an earlier prompt (the prompt pass then keeps a KV cache). */
+  sharedTokens?: number;
   prompts: number;
   longestPrompt: number;
   mlpChunkTokens: number;
@@ -59,7 +59,9 @@ export function activationBytes(model: ForwardModel, shape: ActivationShape): nu
   const mlp = 4 * Math.min(shape.mlpChunkTokens, shape.rows) * 3 * intermediateSize;
   const captured = 4 * shape.capturedRows * (numLayers + 1) * d;
   const logits = 4 * (shape.logitsRows + shape.prompts) * vocabSize;
-  const kvCache = shape.maxNewTokens > 0 || (shape.sharedPrefix ?? 0) > 0 ? 4 * 2 * numLayers * numKvHeads * headDim * (shape.rows + shape.prompts * shape.maxNewTokens) : 0;
+  // Generation keeps every layer's keys and values; a prompt pass that shares prefixes, one layer's at a time.
+  const kvRow = 4 * 2 * numKvHeads * headDim;
+  const kvCache = shape.maxNewTokens > 0 ? kvRow * numLayers * (shape.rows + shape.prompts * shape.maxNewTokens) : (shape.sharedTokens ?? 0) > 0 ? kvRow * shape.rows : 0;
   return shape.rows * perRow + mlp + captured + logits + kvCache;
 }
 

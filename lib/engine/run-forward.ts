@@ -8,6 +8,7 @@ import { AbliterateError, ErrorCodes } from "../errors.js";
 import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
 import { forward, type ForwardProgress, type NativeForwardAblation, type NativeForwardAddition, type NativeForwardJob } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
+import { prefixShares } from "./prefix-shares.js";
 import { resumableLayer } from "./resumable-layer.js";
 import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
 
@@ -95,8 +96,9 @@ export interface ForwardRequest {
    */
   compute?: ForwardCompute;
   /**
-   * Run the token prefix common to all prompts (a chat template's system turn and role header) once and share its
-   * keys and values (default true). The numbers are those of running every prompt whole.
+   * Run tokens a prompt starts with once where an earlier prompt starts with them too (a chat template's system
+   * turn and role header; one prompt under several continuations) and share their keys and values (default true).
+   * The numbers are those of running every prompt whole.
    */
   reusePrefix?: boolean;
   /**
@@ -104,7 +106,7 @@ export interface ForwardRequest {
    * stream entering that layer for every token of every prompt (residualStreamAt() of an unedited run with
    * positions "all"). Layers below are not run, so an edit that starts at `layer` (α 0 at the embedding and at the
    * writers of every layer below it, an addition at a point ≥ it: resumableLayer()) costs only the layers it
-   * changes; a shared prefix is still run once. The stream at points below `layer` is not computed (zeros). Not
+   * changes; shared prefixes still run once. The stream at points below `layer` is not computed (zeros). Not
    * with generation.
    */
   resumeFrom?: { layer: number; hidden: Float32Array };
@@ -130,8 +132,8 @@ export interface ForwardOutput {
   generated?: number[][];
   seconds: number;
   kernels: string;
-  /** Tokens of the common prefix that ran once for all prompts (0: none). */
-  sharedPrefix: number;
+  /** Prompt tokens that took their keys and values from an earlier prompt instead of running (0: none). */
+  sharedTokens: number;
   /** Estimated peak bytes of the run (weights held at once + activations). */
   estimatedBytes: number;
   /** The activation and scratch part of estimatedBytes. */
@@ -334,21 +336,6 @@ function checkResume(request: ForwardRequest, tokens: number): { layer: number; 
   return { layer, hidden };
 }
 
-/** Prefixes shorter than this are not worth a second pass through the stack. */
-const MIN_SHARED_PREFIX = 4;
-
-/**
- * Tokens all prompts start with, leaving each at least one of its own (so every prompt's last row is its own);
- * 0 when fewer than MIN_SHARED_PREFIX or only one prompt.
- */
-function sharedPrefixLength(prompts: number[][]): number {
-  if (prompts.length < 2) return 0;
-  const limit = Math.min(...prompts.map((p) => p.length)) - 1;
-  let n = 0;
-  while (n < limit && prompts.every((p) => p[n] === prompts[0][n])) n += 1;
-  return n >= MIN_SHARED_PREFIX ? n : 0;
-}
-
 export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
   const { model, prompts } = request;
   const { vocabSize, numLayers, hiddenSize } = model.spec;
@@ -370,7 +357,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   const capture = captureRows(lengths, request.positions ?? "last");
   const logitsAt = logitsRows(lengths, request.logits);
   const resume = request.resumeFrom ? checkResume(request, lengths.reduce((a, b) => a + b, 0)) : undefined;
-  const sharedPrefix = request.reusePrefix === false ? 0 : sharedPrefixLength(prompts);
+  const shares = request.reusePrefix === false ? undefined : prefixShares(prompts);
+  const sharedTokens = shares?.sharedTokens ?? 0;
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
   const mlpChunkTokens = mlpChunkTokensFor(model, budget);
   const rows = lengths.reduce((a, b) => a + b, 0);
@@ -381,7 +369,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
       capturedRows: capture.rows.length,
       logitsRows: logitsAt.rows.length,
       maxNewTokens,
-      sharedPrefix,
+      sharedTokens,
       prompts: prompts.length,
       longestPrompt: Math.max(...lengths),
       mlpChunkTokens,
@@ -418,7 +406,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     addition: request.addition ? nativeAddition(model, request.addition) : undefined,
     mode: choice.mode,
     compute: request.compute ?? "fp32",
-    sharedPrefix,
+    prefixSource: sharedTokens > 0 ? shares!.source : undefined,
+    prefixLength: sharedTokens > 0 ? shares!.length : undefined,
     resumeFrom: resume,
     threads: request.threads,
     mlpChunkTokens,
@@ -438,7 +427,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     generated: maxNewTokens > 0 ? result.generated.map((ids) => Array.from(ids)) : undefined,
     seconds: result.seconds,
     kernels: result.kernels,
-    sharedPrefix,
+    sharedTokens,
     estimatedBytes: choice.estimatedBytes,
     activationBytes: choice.activationBytes,
     packedBytes: result.packedBytes,

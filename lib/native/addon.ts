@@ -427,8 +427,12 @@ export interface NativeForwardJob {
   mode: "resident" | "streamed";
   /** Start at decoder `layer` from `hidden` ([tokens, d], the stream entering it); layers below are not run. */
   resumeFrom?: { layer: number; hidden: Float32Array };
-  /** Tokens every prompt starts with: run once, their keys and values shared (0 or absent: none). */
-  sharedPrefix?: number;
+  /**
+   * Per prompt: its first prefixLength[p] tokens are those of the earlier prompt prefixSource[p], whose keys and
+   * values it takes instead of running them (0: none). Both or neither.
+   */
+  prefixSource?: Uint32Array;
+  prefixLength?: Uint32Array;
   /** GEMM arithmetic: fp32 (the reference), bf16 (BF16 dot products, fp32 sums) or auto (bf16 for BF16 weights). */
   compute?: "fp32" | "bf16" | "auto";
   threads?: number;

@@ -173,8 +173,11 @@ struct ForwardJob {
    */
   uint32_t start_layer = 0;
   std::vector<float> start_hidden;
-  /** Tokens every prompt starts with, run once and shared through the KV cache; 0 runs every prompt whole. */
-  uint32_t shared_prefix = 0;
+  /**
+   * Per prompt (or empty: none shared): its first prefix_length[p] tokens are those of the earlier prompt
+   * prefix_source[p], whose keys and values it takes through the KV cache instead of running them (shared_prefix.h).
+   */
+  std::vector<uint32_t> prefix_source, prefix_length;
   std::vector<int32_t> eos_ids;
 
   bool ablate = false;

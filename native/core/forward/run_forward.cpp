@@ -87,8 +87,9 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   const bool generate = job.max_new_tokens > 0;
   const size_t prompts = job.prompt_lengths.size();
   const size_t longest = *std::max_element(job.prompt_lengths.begin(), job.prompt_lengths.end());
-  // A shared token prefix runs once and hands its keys and values to every prompt through the KV cache.
-  std::unique_ptr<SharedPrefixPass> shared = job.shared_prefix > 0 ? std::make_unique<SharedPrefixPass>(job, d) : nullptr;
+  // Tokens a prompt shares with an earlier one take that prompt's keys and values through the KV cache.
+  const bool sharing = std::any_of(job.prefix_length.begin(), job.prefix_length.end(), [](uint32_t n) { return n > 0; });
+  std::unique_ptr<PrefixSharing> shared = sharing ? std::make_unique<PrefixSharing>(job, d) : nullptr;
   const uint32_t first_layer = job.start_layer;
   if (first_layer > 0) {
     // Resuming needs every row's stream and no KV of the layers skipped: no generation. A shared prefix resumes too:
@@ -103,8 +104,14 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   result.kernels = kernels.name;
   const Batch batch = prompt_batch(job);
   LargeVector<float> x(batch.rows * d);
+  // The rows that go through the stack: every row, or with shared prefixes each prompt's own (scattered into x
+  // where a capture or the head reads it).
+  const Batch& run = shared ? shared->own() : batch;
+  float* rows = shared ? shared->own_rows() : x.data();
   result.hidden.assign(job.capture_rows.size() * (layers + 1) * d, 0.0f);
   const auto capture = [&](size_t point) {
+    if (job.capture_rows.empty()) return;
+    if (shared) shared->scatter(x.data());
     for (size_t c = 0; c < job.capture_rows.size(); ++c) {
       std::memcpy(&result.hidden[(c * (layers + 1) + point) * d], &x[size_t(job.capture_rows[c]) * d], d * sizeof(float));
     }
@@ -123,28 +130,17 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   };
 
   if (first_layer > 0) {
+    // A shared prefix resumes too: its rows' stream is its source's, and its keys and values are computed from
+    // the resumed layer on.
     std::copy(job.start_hidden.begin(), job.start_hidden.end(), x.begin());
-  } else if (shared) {
-    for (const auto& [part, rows] : {std::pair{&shared->prefix(), shared->prefix_rows()}, std::pair{&shared->suffix(), shared->suffix_rows()}}) {
-      engine.embed(*part, rows);
-      add_at(0, rows, part->rows);
-    }
-    shared->scatter(x.data());
+    if (shared) shared->gather(x.data());
   } else {
-    engine.embed(batch, x.data());
-    add_at(0, x.data(), batch.rows);
+    engine.embed(run, rows);
   }
+  add_at(first_layer, rows, run.rows);
   if (streamed) {
     release(files, job.embed);
     release(files, job.position_embed);
-  }
-  if (first_layer > 0 && shared) {
-    shared->gather(x.data());
-    add_at(first_layer, shared->prefix_rows(), shared->prefix().rows);
-    add_at(first_layer, shared->suffix_rows(), shared->suffix().rows);
-    shared->scatter(x.data());
-  } else if (first_layer > 0) {
-    add_at(first_layer, x.data(), batch.rows);
   }
   capture(first_layer);
   for (uint32_t l = first_layer; l < layers; ++l) {
@@ -152,23 +148,15 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
     }
     engine.stage_layer(l);  // the prompt pass reads the layer from a copy on huge pages (staged_weights.h)
-    if (shared) {
-      engine.layer(l, shared->prefix(), shared->prefix_rows());
-      engine.share_prefix_kv(l, job.shared_prefix);
-      engine.layer(l, shared->suffix(), shared->suffix_rows());
-      add_at(l + 1, shared->prefix_rows(), shared->prefix().rows);
-      add_at(l + 1, shared->suffix_rows(), shared->suffix().rows);
-      shared->scatter(x.data());
-    } else {
-      engine.layer(l, batch, x.data());
-      add_at(l + 1, x.data(), batch.rows);
-    }
+    engine.layer(l, run, rows);
+    add_at(l + 1, rows, run.rows);
     capture(l + 1);
     if (streamed) {
       for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
     }
     report(l + 1);
   }
+  if (shared && job.capture_rows.empty()) shared->scatter(x.data());  // a capture has scattered it already
 
   engine.unstage();
   // Logits for the requested rows, then for each prompt's last row when generating.

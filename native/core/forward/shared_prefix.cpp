@@ -28,54 +28,59 @@ void add_rows(Batch& batch, uint32_t prompt, const int32_t* tokens, uint32_t fir
 
 }  // namespace
 
-SharedPrefixPass::SharedPrefixPass(const ForwardJob& job, size_t hidden_size)
-    : d_(hidden_size), lengths_(job.prompt_lengths), shared_(job.shared_prefix) {
-  size_t offset = 0;
-  for (uint32_t length : lengths_) {
-    if (length <= shared_) throw_invalid_job("shared_prefix must be shorter than every prompt");
-    if (!std::equal(job.tokens.begin(), job.tokens.begin() + shared_, job.tokens.begin() + offset)) {
-      throw_invalid_job("shared_prefix tokens differ between prompts");
+PrefixSharing::PrefixSharing(const ForwardJob& job, size_t hidden_size) : d_(hidden_size), job_(job) {
+  const size_t prompts = job.prompt_lengths.size();
+  if (job.prefix_source.size() != prompts || job.prefix_length.size() != prompts) {
+    throw_invalid_job("prefixSource and prefixLength need one entry per prompt");
+  }
+  size_t row = 0;
+  for (uint32_t length : job.prompt_lengths) {
+    first_row_.push_back(row);
+    row += length;
+  }
+  for (uint32_t p = 0; p < prompts; ++p) {
+    const uint32_t shared = job.prefix_length[p];
+    const int32_t* tokens = job.tokens.data() + first_row_[p];
+    if (shared > 0) {
+      const uint32_t source = job.prefix_source[p];
+      if (source >= p) throw_invalid_job("a prompt's shared prefix must come from an earlier prompt");
+      if (shared >= job.prompt_lengths[p]) throw_invalid_job("a shared prefix must leave its prompt a token of its own");
+      if (shared > job.prompt_lengths[source] || !std::equal(tokens, tokens + shared, job.tokens.data() + first_row_[source])) {
+        throw_invalid_job("a shared prefix's tokens differ from its source prompt's");
+      }
+      own_.kv_shares.push_back(KvShare{p, source, shared});
     }
-    offset += length;
+    add_rows(own_, p, tokens + shared, shared, job.prompt_lengths[p] - shared);
   }
-  add_rows(prefix_, 0, job.tokens.data(), 0, static_cast<uint32_t>(shared_));
-  offset = 0;
-  for (uint32_t p = 0; p < lengths_.size(); ++p) {
-    add_rows(suffix_, p, job.tokens.data() + offset + shared_, static_cast<uint32_t>(shared_), static_cast<uint32_t>(lengths_[p] - shared_));
-    offset += lengths_[p];
-  }
-  x_prefix_.resize(prefix_.rows * d_);
-  x_suffix_.resize(suffix_.rows * d_);
+  x_own_.resize(own_.rows * d_);
 }
 
-void TransformerEngine::share_prefix_kv(uint32_t layer, size_t length) {
-  for (float* cache : {cache_k(layer), cache_v(layer)}) {
-    const float* source = cache + cache_base_[0] * kv_dim_;
-    for (size_t p = 1; p < cache_base_.size(); ++p) std::memcpy(cache + cache_base_[p] * kv_dim_, source, length * kv_dim_ * sizeof(float));
+void PrefixSharing::scatter(float* x) const {
+  size_t own_row = 0;
+  for (uint32_t p = 0; p < job_.prompt_lengths.size(); ++p) {
+    const size_t shared = job_.prefix_length[p];
+    const size_t own = job_.prompt_lengths[p] - shared;
+    if (shared > 0) std::memcpy(x + first_row_[p] * d_, x + first_row_[job_.prefix_source[p]] * d_, shared * d_ * sizeof(float));
+    std::memcpy(x + (first_row_[p] + shared) * d_, x_own_.data() + own_row * d_, own * d_ * sizeof(float));
+    own_row += own;
   }
 }
 
-void SharedPrefixPass::scatter(float* x) const {
-  size_t row = 0;
-  size_t suffix_row = 0;
-  for (uint32_t length : lengths_) {
-    std::memcpy(x + row * d_, x_prefix_.data(), shared_ * d_ * sizeof(float));
-    const size_t own = length - shared_;
-    std::memcpy(x + (row + shared_) * d_, x_suffix_.data() + suffix_row * d_, own * d_ * sizeof(float));
-    row += length;
-    suffix_row += own;
+void PrefixSharing::gather(const float* x) {
+  size_t own_row = 0;
+  for (uint32_t p = 0; p < job_.prompt_lengths.size(); ++p) {
+    const size_t shared = job_.prefix_length[p];
+    const size_t own = job_.prompt_lengths[p] - shared;
+    std::memcpy(x_own_.data() + own_row * d_, x + (first_row_[p] + shared) * d_, own * d_ * sizeof(float));
+    own_row += own;
   }
 }
 
-void SharedPrefixPass::gather(const float* x) {
-  std::memcpy(x_prefix_.data(), x, shared_ * d_ * sizeof(float));
-  size_t row = 0;
-  size_t suffix_row = 0;
-  for (uint32_t length : lengths_) {
-    const size_t own = length - shared_;
-    std::memcpy(x_suffix_.data() + suffix_row * d_, x + (row + shared_) * d_, own * d_ * sizeof(float));
-    row += length;
-    suffix_row += own;
+void TransformerEngine::copy_shared_kv(uint32_t layer, const Batch& batch) {
+  for (const KvShare& share : batch.kv_shares) {
+    for (float* cache : {cache_k(layer), cache_v(layer)}) {
+      std::memcpy(cache + cache_base_[share.prompt] * kv_dim_, cache + cache_base_[share.source] * kv_dim_, share.length * kv_dim_ * sizeof(float));
+    }
   }
 }
 

@@ -1,6 +1,7 @@
-// The prompt pass with a shared token prefix computed once: every prompt of a job that starts with the same
-// `shared_prefix` tokens (a chat template's system turn and role header, say) gets that prefix's keys and values
-// from one run of it, and only its own remaining tokens go through the stack. Each row's arithmetic is the one of
+// The prompt pass with shared prefixes: a prompt that starts with tokens an earlier prompt of the job starts with
+// too (a chat template's system turn and role header, common to every prompt; one prompt under several
+// continuations, as the behaviour scorer's rows are) takes those positions' keys and values from that prompt's,
+// through the KV cache, and only its own remaining tokens go through the stack. Each row's arithmetic is the one of
 // the whole-batch pass (the GEMMs compute every row alike whatever the batch, attention reads the same keys), so
 // the residual stream, logits and generated tokens are those of the plain pass up to fp32 reassociation where a
 // batch has too few rows for the blocked GEMM (test/unit/perf-shared-prefix.test.ts).
@@ -15,26 +16,32 @@
 namespace abl {
 namespace fwd {
 
-class SharedPrefixPass {
+class PrefixSharing {
  public:
-  /** Throws E_INVALID_JOB unless every prompt starts with the same job.shared_prefix tokens and has one more. */
-  SharedPrefixPass(const ForwardJob& job, size_t hidden_size);
+  /**
+   * Throws E_INVALID_JOB unless each prompt p with prefix_length[p] > 0 takes them from an earlier prompt that has
+   * as many tokens, the same ones, and keeps at least one token of its own.
+   */
+  PrefixSharing(const ForwardJob& job, size_t hidden_size);
 
-  const Batch& prefix() const { return prefix_; }
-  const Batch& suffix() const { return suffix_; }
-  float* prefix_rows() { return x_prefix_.data(); }
-  float* suffix_rows() { return x_suffix_.data(); }
-  /** Writes the prefix rows (into every prompt) and the suffix rows into x, the stream of the concatenated prompts. */
+  /** The rows that run: every prompt's positions from its shared length on; kv_shares copies the rest. */
+  const Batch& own() const { return own_; }
+  float* own_rows() { return x_own_.data(); }
+  /**
+   * Writes the stream of the concatenated prompts into x: each prompt's own rows, then its shared rows from its
+   * source's rows of x (prompt order, so a source's rows are complete before they are copied).
+   */
   void scatter(float* x) const;
-  /** The inverse of scatter: the prefix rows from prompt 0's, the suffix rows from every prompt's own (a resumed pass). */
+  /** The inverse of scatter: every prompt's own rows out of x (a resumed pass). */
   void gather(const float* x);
 
  private:
   size_t d_;
-  std::vector<uint32_t> lengths_;
-  size_t shared_;
-  Batch prefix_, suffix_;
-  std::vector<float> x_prefix_, x_suffix_;
+  const ForwardJob& job_;
+  /** Per prompt, the row of x holding its position 0. */
+  std::vector<size_t> first_row_;
+  Batch own_;
+  std::vector<float> x_own_;
 };
 
 }  // namespace fwd

@@ -83,7 +83,8 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
       rows += length + job.max_new_tokens;
     }
     cache_rows_ = rows;
-    kv_cache_.assign(job.layers.size() * 2 * rows * kv_dim_, 0.0f);
+    cache_slots_ = job.max_new_tokens > 0 ? job.layers.size() : 1;
+    kv_cache_.assign(cache_slots_ * 2 * rows * kv_dim_, 0.0f);
   }
 }
 
@@ -256,6 +257,7 @@ void TransformerEngine::attention_write(uint32_t l, const Batch& batch, const fl
       std::memcpy(cache_k + target * kv_dim_, qkv + r * qkv_cols_ + q_dim_, kv_dim_ * sizeof(float));
       std::memcpy(cache_v + target * kv_dim_, qkv + r * qkv_cols_ + q_dim_ + kv_dim_, kv_dim_ * sizeof(float));
     }
+    copy_shared_kv(l, batch);
     kv = KvView{cache_k, cache_v, kv_dim_, cache_base_.data()};
   } else {
     kv = KvView{qkv + q_dim_, qkv + q_dim_ + kv_dim_, qkv_cols_, batch.prompt_first_row.data()};

@@ -22,6 +22,13 @@
 namespace abl {
 namespace fwd {
 
+/** Prompt `prompt` takes the keys and values of its first `length` positions from prompt `source` (shared_prefix.h). */
+struct KvShare {
+  uint32_t prompt;
+  uint32_t source;
+  uint32_t length;
+};
+
 struct Batch {
   size_t rows = 0;
   std::vector<int32_t> tokens;
@@ -33,6 +40,8 @@ struct Batch {
   /** Per prompt: the batch row of its position 0 (prompt pass only). */
   std::vector<size_t> prompt_first_row;
   size_t max_context = 0;
+  /** Copied in the KV cache after each layer writes the batch's own keys and values, in order (sources first). */
+  std::vector<KvShare> kv_shares;
 };
 
 class TransformerEngine {
@@ -56,8 +65,6 @@ class TransformerEngine {
   uint64_t staged_bytes() const { return staged_.staged_bytes(); }
   /** Bytes of the weight panels packed so far (gemm.h PackedWeight); `reused`: those in given-back mappings. */
   uint64_t packed_bytes(bool reused) const;
-  /** KV cache: copies prompt 0's keys and values at positions [0, length) of `layer` to every other prompt (shared_prefix.cpp). */
-  void share_prefix_kv(uint32_t layer, size_t length);
 
  private:
   /** The tensor's bytes: its staged copy, or else the mapping. */
@@ -90,6 +97,8 @@ class TransformerEngine {
   void unit_rms_norm(float* x, size_t rows, size_t ldx, size_t dim, size_t groups);
   /** Writes into residual stream `stream`: rows ← rows − α B_s (B_sᵀ rows); nothing at all when α is 0. */
   void ablate(float* rows, size_t count, uint32_t stream, double alpha);
+  /** KV cache: the batch's kv_shares of `layer` (shared_prefix.cpp). */
+  void copy_shared_kv(uint32_t layer, const Batch& batch);
   /** The attention half of layer l: write[rows, d] = o_proj(attention(x)) (post-norm included). */
   void attention_write(uint32_t l, const Batch& batch, const float* x, float* write);
   /** One MLP's weights: gated (gate/up or fused gate_up) or plain (up only), with optional biases. */
@@ -127,10 +136,12 @@ class TransformerEngine {
   std::vector<std::vector<float>> rope_cos_, rope_sin_;
   // KV cache: per layer keys then values, each [Σ (prompt length + new tokens), kv_dim]; cache_base_[p] is prompt
   // p's position 0. One buffer for all layers: per layer it is often under kLargeBufferBytes, so off huge pages.
+  // Without generation a layer's keys are read only while that layer runs, so one slot serves every layer.
   LargeVector<float> kv_cache_;
   size_t cache_rows_ = 0;
+  size_t cache_slots_ = 0;
   std::vector<size_t> cache_base_;
-  float* cache_k(uint32_t layer) { return kv_cache_.data() + size_t(layer) * 2 * cache_rows_ * kv_dim_; }
+  float* cache_k(uint32_t layer) { return kv_cache_.data() + (cache_slots_ == 1 ? 0 : size_t(layer)) * 2 * cache_rows_ * kv_dim_; }
   float* cache_v(uint32_t layer) { return cache_k(layer) + cache_rows_ * kv_dim_; }
   // Scratch reused across layers (on huge pages when large: large_mappings.h).
   LargeVector<float> h_, qkv_, attn_, write_, parallel_write_, mlp_in_, mlp_act_;
