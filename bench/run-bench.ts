@@ -9,6 +9,7 @@ import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBenchCheckpoint, writeBenchDirection } from "./generate-bench-checkpoint.js";
+import { runDigestBench } from "./digest-bench.js";
 import { primeMemory } from "./prime-memory.js";
 import { runSelectionBench } from "./selection-bench.js";
 import { runXetBench } from "./xet-bench.js";
@@ -90,6 +91,11 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === "forward") {
     const { runForwardBench } = await import("./forward-bench.js");
     process.stdout.write(`${(await runForwardBench()).join("\n")}\n`);
+    return;
+  }
+  // BENCH_ONLY=digest: only the model-digest figures (bench/digest-bench.ts).
+  if (process.env.BENCH_ONLY === "digest") {
+    process.stdout.write(`${(await runDigestBench(ensureBenchCheckpoint(cache), rounds)).join("\n")}\n`);
     return;
   }
   // BENCH_ONLY=selection: only the candidate-scoring figures (bench/selection-bench.ts).
@@ -190,6 +196,7 @@ async function main(): Promise<void> {
   } else {
     lines.push("torch shard loop: skipped (no python with torch + safetensors found)");
   }
+  lines.push(...(await runDigestBench(model, rounds)));
   const forwardBench = join(root, "dist", "bench", "forward-bench.js");
   // BENCH_ONLY=surgery skips the forward bench (minutes) while iterating on the surgery path.
   if (existsSync(forwardBench) && process.env.BENCH_ONLY !== "surgery") {
