@@ -2,7 +2,8 @@
  * Selection part of `npm run bench` (bench/run-bench.ts calls runSelectionBench()): wall time of candidate scoring
  * (the pipeline's selection: every candidate's behaviour, then damage and induced passes while one can still win)
  * and of search-trial scoring, with the scorer's cache of unedited residual streams on and off, alternated within
- * each round, in this process.
+ * each round, in this process; then the pipeline's scoring arithmetic, shared prefixes, and damage passes that stop
+ * once a wall fails, each against its absence.
  *
  * Cases: the planted chat model and the trained own-phrasing model (test/golden/trained/, real tokenizer and chat
  * template, so every prompt shares the template's prefix), and the forward bench's 0.43B checkpoint (random
@@ -126,6 +127,28 @@ async function measureSharing(c: NamedCase, rounds: number): Promise<string[]> {
 }
 
 /**
+ * Damage passes that stop once their first rows fail a wall (and no addition scored for such a candidate) against
+ * scoring every candidate's damage whole, alternated within each round, with the stream cache as the pipeline runs.
+ */
+async function measureEarlyStops(c: NamedCase, rounds: number): Promise<string[]> {
+  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const };
+  const times = { whole: [] as number[], early: [] as number[] };
+  let stopped = 0;
+  for (let round = 0; round < rounds; round += 1) {
+    times.whole.push(await timed(() => scoreCandidates({ ...common, stopFailedDamage: false })));
+    const started = performance.now();
+    const scores = await scoreCandidates(common);
+    times.early.push((performance.now() - started) / 1000);
+    stopped = scores.candidates.filter((s) => s.damageRows !== undefined).length;
+  }
+  const [whole, early] = [median(times.whole), median(times.early)];
+  return [
+    `  ${c.name}, compute auto: selection of ${c.layers.length} candidates, damage scored whole → stopped once a wall fails ${whole.toFixed(3)} s → ${early.toFixed(3)} s (${(whole / early).toFixed(2)}×); ` +
+      `${stopped} damage passes stopped early`,
+  ];
+}
+
+/**
  * The pipeline's scoring arithmetic against the library's fp32 default, alternated within each round: candidate
  * scoring and one search trial, both with the stream cache, as the one command runs them.
  */
@@ -165,5 +188,6 @@ export async function runSelectionBench(cache: string): Promise<string[]> {
   for (const c of cases) lines.push(...(await measure(c, rounds)));
   lines.push(...(await measureCompute(cases[2], rounds)));
   for (const c of cases) lines.push(...(await measureSharing(c, rounds)));
+  for (const c of cases) lines.push(...(await measureEarlyStops(c, rounds)));
   return lines;
 }

@@ -44,6 +44,13 @@ export interface ForcedPassParams extends ForwardSettings {
    * edit leaves the layers below l alone starts at layer l from them instead of recomputing those layers.
    */
   resumeFrom?: RowStreams;
+  /**
+   * The first batch holds at most this many rows, so `stopWhen` sees them before the rest run. A pass that resumes
+   * from captured streams must split its rows as the capturing pass did: give both the same value.
+   */
+  firstBatchRows?: number;
+  /** Checked after each batch with the rows scored so far; true ends the pass there (the result holds those rows). */
+  stopWhen?: (pass: ForcedPass, rows: number) => boolean;
 }
 
 /** Per batch of a forced pass, [tokens, numLayers + 1, hiddenSize]: every token's stream at every point. */
@@ -113,7 +120,8 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
   while (start < rows.length) {
     let end = start;
     let positions = 0;
-    while (end < rows.length && (end === start || (positions + rows[end].continuation.length) * vocab <= budget)) {
+    const rowLimit = start === 0 && params.firstBatchRows !== undefined ? Math.max(1, params.firstBatchRows) : Infinity;
+    while (end < rows.length && end - start < rowLimit && (end === start || (positions + rows[end].continuation.length) * vocab <= budget)) {
       positions += rows[end].continuation.length;
       end += 1;
     }
@@ -162,6 +170,7 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       result.distributions.push(distributions);
     }
     start = end;
+    if (start < rows.length && params.stopWhen?.(result, start)) break;
   }
   return result;
 }

@@ -15,9 +15,9 @@ import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
 import { defaultMemoryBudget } from "../engine/memory-budget.js";
-import { forcedPass, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedRow, type RowStreams } from "./forced-scores.js";
+import { forcedPass, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedPassParams, type ForcedRow, type RowStreams } from "./forced-scores.js";
 import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
-import { candidateFilters, SELECTION_DEFAULTS, type SelectionCriteria } from "./select-direction.js";
+import { candidateFilters, damageWalls, SELECTION_DEFAULTS, type DamageWalls, type SelectionCriteria } from "./select-direction.js";
 import { mean } from "./statistics.js";
 
 export interface CandidateScore {
@@ -32,7 +32,12 @@ export interface CandidateScore {
   unchanged: number | null;
   /** Mean probability of the signature on negative prompts with the direction added; null for a zero direction. */
   induced: number | null;
-  /** Why a candidate was not scored (zero norm). */
+  /**
+   * Negative completions the damage was measured on, when the pass stopped before the rest because these already fail
+   * a wall (`kl` and `unchanged` are then theirs alone); absent: all of them.
+   */
+  damageRows?: number;
+  /** Why a candidate was not scored, or not wholly (zero norm, dominated, its damage fails the walls). */
   note?: string;
 }
 
@@ -66,9 +71,13 @@ export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
   /**
    * With the selection's criteria: score every candidate's behaviour first, then the damage and induced passes in
    * order of behaviour, and stop once no remaining candidate can be selected (its behaviour is above the tie window
-   * of one that passed every filter). The selection is the same as with everything scored; skipped candidates say so.
+   * of one that passed every filter). A candidate's damage pass also stops once its first rows fail a wall whatever
+   * the rest do, and its addition is then not scored. The selection is the same as with everything scored; skipped
+   * candidates say so.
    */
   skipDominated?: SelectionCriteria;
+  /** With skipDominated: stop damage passes that fail a wall early, as above (default true; false scores them whole). */
+  stopFailedDamage?: boolean;
   /**
    * Row sets whose unedited residual streams the scorer keeps (captured during its baseline passes), so an edit that
    * leaves the layers below l alone resumes at l (resumableLayer()); default: the induced rows, then the positive,
@@ -102,18 +111,49 @@ export function signatureProbabilities(pass: ForcedPass, prompts: number, sequen
  * The damage an edit does on the negative rows, against the unedited pass: mean per-token KL over the first k
  * positions, and the share of rows whose greedy choice is unchanged at every position the unedited model itself
  * reproduces (a near-tie that teacher forcing resolves differently from generation is not counted against the edit).
+ * `rows`: how many of the reference's rows the edited pass holds (fewer when it stopped early).
  */
-export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: number, probabilities?: Float64Array[][]): { kl: number; unchanged: number } {
+export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: number, probabilities?: Float64Array[][]): { kl: number; unchanged: number; rows: number } {
+  const tally = damageTally(reference, klTokens, probabilities);
+  tally.add(edited, edited.greedyMatches.length);
+  return tally.result();
+}
+
+/** damageOf() row by row, so a pass that runs in batches can be judged after each. */
+function damageTally(reference: ForcedPass, klTokens: number, probabilities?: Float64Array[][]) {
   const kls: number[] = [];
+  let rows = 0;
   let unchanged = 0;
-  reference.greedyMatches.forEach((matches, row) => {
-    const k = Math.min(klTokens, reference.distributions[row].length);
-    for (let i = 0; i < k; i += 1) kls.push(klFromLogSoftmax(reference.distributions[row][i], edited.distributions[row][i], probabilities?.[row][i]));
-    let same = true;
-    for (let i = 0; i < matches.length && matches[i]; i += 1) if (!edited.greedyMatches[row][i]) same = false;
-    if (same) unchanged += 1;
-  });
-  return { kl: mean(kls), unchanged: unchanged / reference.greedyMatches.length };
+  let klSum = 0;
+  return {
+    /** Takes the edited pass's rows up to `upTo` (rows before the last call's are not counted again). */
+    add(edited: ForcedPass, upTo: number) {
+      for (; rows < upTo; rows += 1) {
+        const matches = reference.greedyMatches[rows];
+        const k = Math.min(klTokens, reference.distributions[rows].length);
+        for (let i = 0; i < k; i += 1) {
+          const kl = klFromLogSoftmax(reference.distributions[rows][i], edited.distributions[rows][i], probabilities?.[rows][i]);
+          kls.push(kl);
+          klSum += kl;
+        }
+        let same = true;
+        for (let i = 0; i < matches.length && matches[i]; i += 1) if (!edited.greedyMatches[rows][i]) same = false;
+        if (same) unchanged += 1;
+      }
+    },
+    result: () => ({ kl: mean(kls), unchanged: unchanged / rows, rows }),
+    seen: () => ({ changed: rows - unchanged, klSum }),
+  };
+}
+
+/**
+ * Whether the damage seen on the first rows fails a wall whatever the remaining rows do: the share unchanged can at
+ * best reach (rows − changed) / rows, and the mean KL is at least the KL seen so far over every position (KL ≥ 0).
+ * Both are the expressions the walls apply to a whole pass, so a pass cut short by this fails them exactly when the
+ * whole pass would have.
+ */
+export function damageFailsWalls(seen: { changed: number; klSum: number }, total: { rows: number; klPositions: number }, walls: DamageWalls): boolean {
+  return !((total.rows - seen.changed) / total.rows >= walls.minUnchanged) || !(seen.klSum / total.klPositions <= walls.maxKl);
 }
 
 export interface EditScore {
@@ -132,8 +172,11 @@ export interface EditScorer {
   score(edit: Edit): Promise<EditScore>;
   /** The behaviour part of score() alone (one pass). */
   behaviourOf(edit: Edit): Promise<number>;
-  /** The damage part of score() alone (one pass). */
-  damageOf(edit: Edit): Promise<{ kl: number; unchanged: number }>;
+  /**
+   * The damage part of score() alone (one pass). With `walls`, the pass may stop once the rows scored fail one
+   * whatever the rest do (damageFailsWalls); `rows` then says how many of the negative prompts it measured.
+   */
+  damageOf(edit: Edit, walls?: DamageWalls): Promise<{ kl: number; unchanged: number; rows: number }>;
   /** The signature's mean probability on the negative prompts under an edit (e.g. the direction added). */
   inducedBy(edit: Edit): Promise<number>;
   /** Bytes of unedited streams kept per row set (absent: not cached). */
@@ -143,10 +186,25 @@ export interface EditScorer {
 /** The cache's share of the memory the weights leave in the budget: the passes' own activations need the rest. */
 const STREAM_CACHE_SHARE = 0.25;
 
+/** Whether the passes hold every layer's weights at once; a model that does not fit runs layer by layer. */
+function weightsFit(model: ForwardModel, budgetBytes: number): boolean {
+  return model.totalBytes <= budgetBytes / 2;
+}
+
 function streamCacheLimit(model: ForwardModel, budgetBytes: number): number {
-  // A model that does not fit runs layer by layer, holding about one layer of weights.
-  const weights = model.totalBytes <= budgetBytes / 2 ? model.totalBytes : Math.max(0, ...model.layerBytes);
+  // Streamed, the passes hold about one layer of weights.
+  const weights = weightsFit(model, budgetBytes) ? model.totalBytes : Math.max(0, ...model.layerBytes);
   return Math.max(0, budgetBytes - weights) * STREAM_CACHE_SHARE;
+}
+
+/**
+ * The rows the damage pass scores on their own before the rest: enough that a candidate changing all of them fails
+ * the unchanged wall, and at least a quarter, so one that changes half of the completions fails on them too.
+ */
+function firstDamageRows(rows: number, walls: DamageWalls): number {
+  let deciding = 1;
+  while (deciding < rows && !damageFailsWalls({ changed: deciding, klSum: 0 }, { rows, klPositions: 1 }, walls)) deciding += 1;
+  return Math.max(deciding, Math.ceil(rows / 4));
 }
 
 /**
@@ -181,7 +239,8 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   const rowsOf: Record<ScorerRowSet, ForcedRow[]> = { positive: positiveRows, negative: negativeRows, induced: inducedRows };
   // Which sets keep their unedited streams: in the order asked, each while the whole cache fits its limit.
   const cachedStreamBytes: Partial<Record<ScorerRowSet, number>> = {};
-  let room = streamCacheLimit(model, params.maxMemoryBytes ?? defaultMemoryBudget());
+  const budgetBytes = params.maxMemoryBytes ?? defaultMemoryBudget();
+  let room = streamCacheLimit(model, budgetBytes);
   for (const set of params.cacheStreams ?? (["induced", "positive", "negative"] as const)) {
     const bytes = rowStreamBytes(rowsOf[set], model.spec.numLayers, model.spec.hiddenSize);
     if (bytes <= room) {
@@ -190,16 +249,32 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
     }
   }
   const streams: Partial<Record<ScorerRowSet, RowStreams>> = {};
+  // With the selection's walls, the damage pass runs its first rows alone: a candidate that breaks the model fails a
+  // wall on them and the rest never run. Only where the weights stay in memory: streamed, the split would read every
+  // layer once more for each candidate that passes (the logits budget's own batches still let the pass stop early).
+  const firstBatchRows: Partial<Record<ScorerRowSet, number>> = {};
+  if (params.skipDominated && params.stopFailedDamage !== false && weightsFit(model, budgetBytes)) firstBatchRows.negative = firstDamageRows(negativeRows.length, damageWalls(params.skipDominated));
   // The unedited pass of a set, keeping its streams when that set is cached.
   const baselineRun = async (set: ScorerRowSet, keepDistributions = 0) => {
-    const pass = await forcedPass({ model, rows: rowsOf[set], keepDistributions, logProbs: keepDistributions === 0, captureStreams: cachedStreamBytes[set] !== undefined, ...settings });
+    const pass = await forcedPass({ model, rows: rowsOf[set], keepDistributions, logProbs: keepDistributions === 0, captureStreams: cachedStreamBytes[set] !== undefined, firstBatchRows: firstBatchRows[set], ...settings });
     if (pass.streams) streams[set] = pass.streams;
     return pass;
   };
-  const run = (set: ScorerRowSet, edit?: Edit, keepDistributions = 0) =>
-    forcedPass({ model, rows: rowsOf[set], edit, keepDistributions, logProbs: keepDistributions === 0, resumeFrom: streams[set], ...settings });
+  const run = (set: ScorerRowSet, edit?: Edit, keepDistributions = 0, stopWhen?: ForcedPassParams["stopWhen"]) =>
+    forcedPass({ model, rows: rowsOf[set], edit, keepDistributions, logProbs: keepDistributions === 0, resumeFrom: streams[set], firstBatchRows: firstBatchRows[set], stopWhen, ...settings });
   const reference = await baselineRun("negative", klTokens);
   const probabilities = reference.distributions.map((positions) => positions.map(probabilitiesOf));
+  const damageTotal = { rows: negativeRows.length, klPositions: reference.distributions.reduce((n, positions) => n + Math.min(klTokens, positions.length), 0) };
+  const damage = async (edit: Edit, walls?: DamageWalls) => {
+    const tally = damageTally(reference, klTokens, probabilities);
+    const stopWhen = walls && ((pass: ForcedPass, rows: number) => {
+      tally.add(pass, rows);
+      return damageFailsWalls(tally.seen(), damageTotal, walls);
+    });
+    const edited = await run("negative", edit, klTokens, stopWhen);
+    tally.add(edited, edited.greedyMatches.length);
+    return tally.result();
+  };
   const baseline = {
     positiveBehaviour: mean(signatureProbabilities(await baselineRun("positive"), params.positive.length, sequences)),
     negativeBehaviour: mean(signatureProbabilities(await baselineRun("induced"), inducedPrompts.length, sequences)),
@@ -212,10 +287,11 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
     settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length },
     score: async (edit) => {
       const behaviour = mean(signatureProbabilities(await run("positive", edit), params.positive.length, sequences));
-      return { behaviour, ...damageOf(reference, await run("negative", edit, klTokens), klTokens, probabilities) };
+      const { kl, unchanged } = await damage(edit);
+      return { behaviour, kl, unchanged };
     },
     behaviourOf: async (edit) => mean(signatureProbabilities(await run("positive", edit), params.positive.length, sequences)),
-    damageOf: async (edit) => damageOf(reference, await run("negative", edit, klTokens), klTokens, probabilities),
+    damageOf: damage,
     inducedBy: async (edit) => mean(signatureProbabilities(await run("induced", edit), inducedPrompts.length, sequences)),
   };
 }
@@ -240,9 +316,18 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
     return { layer, norm, behaviour: null, kl: null, unchanged: null, induced: null, note };
   });
   const scorable = candidates.filter((c) => c.note === undefined);
+  // With the selection's walls, a candidate whose damage already fails one is out: its damage pass stops once that is
+  // certain, and its addition is not scored (no filter it could pass would bring it back).
+  const early = params.stopFailedDamage !== false;
+  const limits = params.skipDominated && early ? damageWalls(params.skipDominated) : undefined;
+  const filters = params.skipDominated && candidateFilters(params.skipDominated, scorer.baseline);
   const finish = async (c: CandidateScore) => {
-    Object.assign(c, await scorer.damageOf(ablationOf(c.layer)));
-    c.induced = await scorer.inducedBy({ addition: { vector: params.directions[c.layer], point: c.layer } });
+    const damage = await scorer.damageOf(ablationOf(c.layer), limits);
+    c.kl = damage.kl;
+    c.unchanged = damage.unchanged;
+    if (damage.rows < params.negative.length) c.damageRows = damage.rows;
+    if (filters && early && filters.walls(c).length > 0) c.note = "addition not scored: the ablation fails the damage walls";
+    else c.induced = await scorer.inducedBy({ addition: { vector: params.directions[c.layer], point: c.layer } });
     tick();
   };
   for (const c of candidates) if (c.note !== undefined) tick();
@@ -255,7 +340,7 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
   }
   // Behaviour first, then the rest in order of behaviour until nothing left can win.
   for (const c of scorable) c.behaviour = await scorer.behaviourOf(ablationOf(c.layer));
-  const { walls, induces } = candidateFilters(params.skipDominated, scorer.baseline);
+  const { walls, induces } = filters!;
   const tieTolerance = params.skipDominated.tieTolerance ?? SELECTION_DEFAULTS.tieTolerance;
   let winner: number | undefined;
   for (const c of [...scorable].sort((a, b) => a.behaviour! - b.behaviour! || a.layer - b.layer)) {

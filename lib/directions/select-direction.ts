@@ -51,26 +51,36 @@ export interface SelectionCriteria {
   tieTolerance?: number;
 }
 
+/** The two damage walls, defaults filled in. */
+export interface DamageWalls {
+  maxKl: number;
+  minUnchanged: number;
+}
+
+export function damageWalls(criteria?: SelectionCriteria): DamageWalls {
+  return { maxKl: criteria?.maxKl ?? SELECTION_DEFAULTS.maxKl, minUnchanged: criteria?.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged };
+}
+
 const pct = (value: number) => `${(100 * value).toFixed(0)}%`;
 
 /** The filters of one candidate: why the walls reject it (empty: it passes them), and whether it induces enough. */
 export function candidateFilters(criteria: SelectionCriteria | undefined, baseline: CandidateScores["baseline"]): { walls: (c: CandidateScore) => string[]; induces: (c: CandidateScore) => boolean; inducedBar: number } {
-  const maxKl = criteria?.maxKl ?? SELECTION_DEFAULTS.maxKl;
-  const minUnchanged = criteria?.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
+  const { maxKl, minUnchanged } = damageWalls(criteria);
   const inducedBar = baseline.negativeBehaviour + 0.5 * (baseline.positiveBehaviour - baseline.negativeBehaviour);
   const walls = (c: CandidateScore): string[] => {
-    if (c.behaviour === null || c.kl === null || c.unchanged === null || c.induced === null) return [c.note ?? "not scored"];
+    if (c.behaviour === null || c.kl === null || c.unchanged === null) return [c.note ?? "not scored"];
+    // A damage pass that stopped early measured its first rows only, which already decide the wall.
+    const measured = c.damageRows === undefined ? "" : `; measured on the first ${c.damageRows} negative completions, which decide it`;
     const reasons: string[] = [];
-    if (!(c.unchanged >= minUnchanged)) reasons.push(`changes ${pct(1 - c.unchanged)} of the negative completions (at most ${pct(1 - minUnchanged)} allowed)`);
-    if (!(c.kl <= maxKl)) reasons.push(`KL ${c.kl.toFixed(3)} > ${maxKl}`);
+    if (!(c.unchanged >= minUnchanged)) reasons.push(`changes ${pct(1 - c.unchanged)} of the negative completions (at most ${pct(1 - minUnchanged)} allowed${measured})`);
+    if (!(c.kl <= maxKl)) reasons.push(c.damageRows === undefined ? `KL ${c.kl.toFixed(3)} > ${maxKl}` : `KL ${c.kl.toFixed(3)} > ${maxKl} (${measured.slice(2)})`);
     return reasons;
   };
   return { walls, induces: (c) => c.induced !== null && c.induced >= inducedBar, inducedBar };
 }
 
 export function selectDirection(params: { scores: CandidateScores; numLayers: number; criteria?: SelectionCriteria }): Selection {
-  const maxKl = params.criteria?.maxKl ?? SELECTION_DEFAULTS.maxKl;
-  const minUnchanged = params.criteria?.minUnchanged ?? SELECTION_DEFAULTS.minUnchanged;
+  const { maxKl, minUnchanged } = damageWalls(params.criteria);
   const tieTolerance = params.criteria?.tieTolerance ?? SELECTION_DEFAULTS.tieTolerance;
   const { baseline, candidates } = params.scores;
   const { walls, induces, inducedBar } = candidateFilters(params.criteria, baseline);
@@ -81,7 +91,7 @@ export function selectDirection(params: { scores: CandidateScores; numLayers: nu
   }
   const verdicts = candidates.map((c): CandidateVerdict => {
     const reasons = walls(c);
-    if (reasons.length === 0 && requireInduced && !induces(c)) reasons.push(`adding it induces too little (${c.induced!.toFixed(2)} < ${inducedBar.toFixed(2)})`);
+    if (reasons.length === 0 && requireInduced && !induces(c)) reasons.push(c.induced === null ? (c.note ?? "addition not scored") : `adding it induces too little (${c.induced.toFixed(2)} < ${inducedBar.toFixed(2)})`);
     return { layer: c.layer, passed: reasons.length === 0, reasons };
   });
   const survivors = candidates.filter((_, i) => verdicts[i].passed);

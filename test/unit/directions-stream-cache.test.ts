@@ -71,5 +71,18 @@ test("scores resumed from the cached unedited streams equal those of the whole s
   const whole = await forcedPass({ model, rows, edit });
   assert.equal(resumed.startLayer, start);
   assert.deepEqual(resumed.logProbs, whole.logProbs);
+
+  // A first batch of its own (the selection's damage pass) resumes from streams captured with the same split, and a
+  // stop after it keeps exactly the first rows.
+  // (Bit for bit against the same split run whole: another batching rounds differently, by about 1e-7.)
+  const split = await forcedPass({ model, rows, captureStreams: true, firstBatchRows: 3 });
+  assert.equal(split.streams!.batches.length, 2);
+  const splitWhole = await forcedPass({ model, rows, edit, firstBatchRows: 3 });
+  assert.deepEqual((await forcedPass({ model, rows, edit, resumeFrom: split.streams, firstBatchRows: 3 })).logProbs, splitWhole.logProbs);
+  splitWhole.logProbs.flat().forEach((v, i) => assert.ok(Math.abs(v - whole.logProbs.flat()[i]) <= 1e-5 * Math.max(1, Math.abs(v)), `${v} vs ${whole.logProbs.flat()[i]}`));
+  let checks = 0;
+  const stopped = await forcedPass({ model, rows, edit, firstBatchRows: 3, stopWhen: (pass, n) => ((checks += 1), assert.equal(n, 3), assert.equal(pass.logProbs.length, 3), true) });
+  assert.equal(checks, 1);
+  assert.deepEqual(stopped.logProbs, splitWhole.logProbs.slice(0, 3));
   t.diagnostic(`streams of ${rows.length} positive rows: ${(bytes / 1e6).toFixed(1)} MB; resumed at layer ${start} of ${L}`);
 });
