@@ -95,14 +95,17 @@ async function measure(c: NamedCase, rounds: number): Promise<string[]> {
   ];
 }
 
-/** Tokens a pass over these rows runs: all of them, past a prefix common to every row, past shared prefixes. */
+/** Tokens a pass over these rows runs: all of them, past a prefix common to every row, past shared inputs and prefixes. */
 function tokensRun(rows: readonly ForcedRow[]): { whole: number; common: number; shared: number } {
   const inputs = rows.map((r) => [...r.prompt, ...r.continuation.slice(0, -1)]);
   const whole = inputs.reduce((a, r) => a + r.length, 0);
   const limit = Math.min(...inputs.map((r) => r.length)) - 1;
   let common = 0;
   while (common < limit && inputs.every((r) => r[common] === inputs[0][common])) common += 1;
-  return { whole, common: whole - common * (inputs.length - 1), shared: whole - prefixShares(inputs).sharedTokens };
+  // Rows with the same input run once (forcedPass), the rest past their shared prefixes.
+  const distinct = [...new Map(inputs.map((r) => [r.join(","), r])).values()];
+  const shared = distinct.reduce((a, r) => a + r.length, 0) - prefixShares(distinct).sharedTokens;
+  return { whole, common: whole - common * (inputs.length - 1), shared };
 }
 
 /**

@@ -84,6 +84,8 @@ export interface ForcedPass {
   streams?: RowStreams;
   /** The layer the pass started at (absent or 0: the whole stack ran). */
   startLayer?: number;
+  /** Tokens the engine ran, past shared inputs and shared prefixes. */
+  tokensRun: number;
 }
 
 function rowArgmax(logits: Float32Array, start: number, vocab: number): number {
@@ -106,6 +108,40 @@ function rowLogZ(logits: Float32Array, start: number, vocab: number, max: number
   return max + Math.log(sum);
 }
 
+/**
+ * The engine's inputs for a batch of rows: the prompt plus all continuation tokens but the last (the last m positions
+ * predict the m continuation tokens). Rows with the same input (one-token openings of one prompt, or openings that
+ * differ only in their last token) share one run of it and read their logits off it: prefix sharing alone would
+ * still run its last token once per row (and `share` false, as with reusePrefix false, runs every row).
+ * `firstPosition[r]`: where row r's logits start among the run's.
+ */
+function distinctInputs(batch: readonly ForcedRow[], share: boolean): { inputs: number[][]; last: number[]; firstPosition: number[] } {
+  const inputs: number[][] = [];
+  const last: number[] = [];
+  const runOf = new Map<string, number>();
+  const runs = batch.map((row) => {
+    const input = [...row.prompt, ...row.continuation.slice(0, -1)];
+    const key = input.join(",");
+    let run = share ? runOf.get(key) : undefined;
+    if (run === undefined) {
+      run = inputs.push(input) - 1;
+      last.push(0);
+      runOf.set(key, run);
+    }
+    last[run] = Math.max(last[run], row.continuation.length);
+    return run;
+  });
+  const runStart: number[] = [];
+  let position = 0;
+  for (const count of last) {
+    runStart.push(position);
+    position += count;
+  }
+  // A row reads the last m of its run's positions, m its own continuation's length.
+  const firstPosition = batch.map((row, r) => runStart[runs[r]] + last[runs[r]] - row.continuation.length);
+  return { inputs, last, firstPosition };
+}
+
 export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> {
   const { model, rows } = params;
   const vocab = model.spec.vocabSize;
@@ -114,7 +150,7 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
   const budget = params.logitsBudgetFloats ?? 16_000_000;
   const { numLayers, hiddenSize } = model.spec;
   const startLayer = params.resumeFrom ? resumableLayer({ ...params.edit, numLayers }) : 0;
-  const result: ForcedPass = { logProbs: [], greedyMatches: [], distributions: [], startLayer, streams: params.captureStreams ? { batches: [] } : undefined };
+  const result: ForcedPass = { logProbs: [], greedyMatches: [], distributions: [], startLayer, tokensRun: 0, streams: params.captureStreams ? { batches: [] } : undefined };
   let batchIndex = 0;
   let start = 0;
   while (start < rows.length) {
@@ -126,8 +162,7 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       end += 1;
     }
     const batch = rows.slice(start, end);
-    // The prompt plus all continuation tokens but the last; the last m positions predict the m continuation tokens.
-    const inputs = batch.map((row) => [...row.prompt, ...row.continuation.slice(0, -1)]);
+    const { inputs, last, firstPosition } = distinctInputs(batch, params.reusePrefix !== false);
     const cached = startLayer > 0 ? params.resumeFrom!.batches[batchIndex] : undefined;
     if (startLayer > 0 && !cached) {
       throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `resumeFrom holds ${params.resumeFrom!.batches.length} batches: not the streams of these rows under this logits budget`);
@@ -137,16 +172,17 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       prompts: inputs,
       positions: params.captureStreams ? "all" : "none",
       resumeFrom: cached ? { layer: startLayer, hidden: streamAt(cached, numLayers + 1, hiddenSize, startLayer) } : undefined,
-      logits: { last: batch.map((row) => row.continuation.length) },
+      logits: { last },
       ablation: params.edit?.ablation,
       addition: params.edit?.addition,
       ...forwardSettingsOf(params),
     });
     result.streams?.batches.push(output.hidden);
+    result.tokensRun += inputs.reduce((n, input) => n + input.length, 0) - output.sharedTokens;
     batchIndex += 1;
     const logits = output.logits!;
-    let position = 0;
-    for (const row of batch) {
+    batch.forEach((row, r) => {
+      const position = firstPosition[r];
       const logProbs: number[] = [];
       const matches: boolean[] = [];
       const distributions: Float32Array[] = [];
@@ -164,11 +200,10 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
           }
         }
       });
-      position += row.continuation.length;
       result.logProbs.push(logProbs);
       result.greedyMatches.push(matches);
       result.distributions.push(distributions);
-    }
+    });
     start = end;
     if (start < rows.length && params.stopWhen?.(result, start)) break;
   }

@@ -79,7 +79,7 @@ test("signature: when nothing separates the sets, a clear error shows completion
 });
 
 test("signature probabilities add over prefix-free sequences; damage counts a completion unchanged only if every reproduced position is", () => {
-  const pass = (logProbs: number[][], greedyMatches: boolean[][] = [], distributions: Float32Array[][] = []): ForcedPass => ({ logProbs, greedyMatches, distributions });
+  const pass = (logProbs: number[][], greedyMatches: boolean[][] = [], distributions: Float32Array[][] = []): ForcedPass => ({ logProbs, greedyMatches, distributions, tokensRun: 0 });
   // Two prompts × two sequences: p = e^(−1)·e^(−1) + e^(−2), and 0.5 + 0.25 (capped at 1 never reached).
   const probs = signatureProbabilities(pass([[-1, -1], [-2], [Math.log(0.5)], [Math.log(0.25)]]), 2, 2);
   assert.ok(Math.abs(probs[0] - (Math.exp(-2) + Math.exp(-2))) < 1e-15);
