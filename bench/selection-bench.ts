@@ -77,7 +77,7 @@ async function measure(c: NamedCase, rounds: number): Promise<string[]> {
   const alphas = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
   const direction = Array.from(c.directions[start]);
   const trialEdit = { ablation: { directions: [direction], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
-  const times = { selectCached: [] as number[], selectPlain: [] as number[], trialCached: [] as number[], trialPlain: [] as number[] };
+  const times = { selectCached: [] as number[], selectPlain: [] as number[], trialCached: [] as number[], trialPlain: [] as number[], damageOnly: [] as number[] };
   let cachedMB = 0;
   for (let round = 0; round < rounds; round += 1) {
     times.selectCached.push(await timed(() => scoreCandidates(common)));
@@ -87,11 +87,14 @@ async function measure(c: NamedCase, rounds: number): Promise<string[]> {
     cachedMB = Object.values(scorer.cachedStreamBytes).reduce((a, b) => a + b, 0) / 1e6;
     times.trialCached.push(await timed(() => scorer.score(trialEdit)));
     times.trialPlain.push(await timed(() => plain.score(trialEdit)));
+    // What a trial its damage rules out costs now: the damage pass alone (its behaviour pass is skipped).
+    times.damageOnly.push(await timed(() => scorer.damageOf(trialEdit)));
   }
-  const [sc, sp, tc, tp] = [median(times.selectCached), median(times.selectPlain), median(times.trialCached), median(times.trialPlain)];
+  const [sc, sp, tc, tp, td] = [median(times.selectCached), median(times.selectPlain), median(times.trialCached), median(times.trialPlain), median(times.damageOnly)];
   return [
     `  ${c.name}: selection of ${c.layers.length} candidates ${sp.toFixed(3)} s → ${sc.toFixed(3)} s with the stream cache (${(sp / sc).toFixed(2)}×); ` +
-      `a search trial starting at layer ${start} of ${L}: ${tp.toFixed(3)} s → ${tc.toFixed(3)} s (${(tp / tc).toFixed(2)}×, ${cachedMB.toFixed(0)} MB of streams kept)`,
+      `a search trial starting at layer ${start} of ${L}: ${tp.toFixed(3)} s → ${tc.toFixed(3)} s (${(tp / tc).toFixed(2)}×, ${cachedMB.toFixed(0)} MB of streams kept); ` +
+      `one its damage makes infeasible, behaviour skipped: ${tc.toFixed(3)} s → ${td.toFixed(3)} s (${(tc / td).toFixed(2)}×)`,
   ];
 }
 

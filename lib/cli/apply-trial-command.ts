@@ -1,5 +1,6 @@
 /** `abliterate apply-trial MODEL WORKDIR N --out DIR`: apply another point of a finished search, exactly, and verify it. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { formatValue } from "../directions/search/trial.js";
 import { verifiedSummary } from "../surgery/verified-summary.js";
 import { printJson, printText, type GlobalArgs } from "./global-options.js";
 import { ProgressDisplay } from "./progress.js";
@@ -37,6 +38,6 @@ export const applyTrialCommand: CommandModule<GlobalArgs, ApplyTrialArgs> = {
       printJson({ ok: true, outDir: report.outDir, trial: report.trial.number, values: report.trial.values, tensorsChanged: report.tensorsChanged, verification: report.provenance.verification });
       return;
     }
-    printText(args, `wrote ${report.outDir}: trial ${report.trial.number} (behaviour ${report.trial.values[0].toFixed(3)}, KL ${report.trial.values[1].toFixed(4)}), ${report.tensorsChanged} tensor(s) edited\n${verifiedSummary(report.verification)}\n`);
+    printText(args, `wrote ${report.outDir}: trial ${report.trial.number} (behaviour ${formatValue(report.trial.values[0], 3)}, KL ${formatValue(report.trial.values[1], 4)}), ${report.tensorsChanged} tensor(s) edited\n${verifiedSummary(report.verification)}\n`);
   },
 };

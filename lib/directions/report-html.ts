@@ -175,15 +175,23 @@ function columnChart(params: { bars: { label: string; value: number; color: stri
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(params.yLabel)}">${parts.join("")}</svg>`;
 }
 
-/** Behaviour (x) against damage (y) of every trial: infeasible grey, the front joined, the chosen and single-layer points marked. */
+type ReportTrial = NonNullable<PipelineReport["search"]>["trials"][number];
+
+/** The trials whose behaviour and damage were both measured (an infeasible trial may have skipped its behaviour). */
+function measuredTrials(search: NonNullable<PipelineReport["search"]>): (ReportTrial & { values: [number, number] })[] {
+  return search.trials.filter((t): t is ReportTrial & { values: [number, number] } => t.values[0] !== null && t.values[1] !== null);
+}
+
+/** Behaviour (x) against damage (y) of every measured trial: infeasible grey, the front joined, the chosen and single-layer points marked. */
 function paretoChart(search: NonNullable<PipelineReport["search"]>): string {
+  const trials = measuredTrials(search);
   const width = 640;
   const height = 300;
   const left = 60;
   const right = 12;
   const top = 14;
   const bottom = 36;
-  const kls = search.trials.map((t) => t.values[1]).filter((v) => Number.isFinite(v));
+  const kls = trials.map((t) => t.values[1]).filter((v) => Number.isFinite(v));
   const maxKl = Math.max(1e-6, ...kls.filter((v) => v < 10));
   const x = (v: number) => left + Math.max(0, Math.min(1, v)) * (width - left - right);
   const y = (v: number) => top + (1 - Math.min(1, v / maxKl)) * (height - top - bottom);
@@ -193,14 +201,14 @@ function paretoChart(search: NonNullable<PipelineReport["search"]>): string {
   parts.push(`<text x="${(left + width) / 2}" y="${height - 4}" text-anchor="middle" class="axis">behaviour (signature probability, validation)</text>`);
   parts.push(`<text x="12" y="${(top + height - bottom) / 2}" transform="rotate(-90 12 ${(top + height - bottom) / 2})" text-anchor="middle" class="axis">damage (KL)</text>`);
   const front = new Set(search.pareto);
-  for (const t of search.trials) {
+  for (const t of trials) {
     const fill = !t.feasible ? "#bbb" : front.has(t.number) ? "#c33" : "#69c";
     parts.push(`<circle cx="${x(t.values[0]).toFixed(1)}" cy="${y(t.values[1]).toFixed(1)}" r="3" fill="${fill}"><title>trial ${t.number}: behaviour ${fmt(t.values[0])}, KL ${fmt(t.values[1], 4)}${t.unchanged !== null ? `, unchanged ${pct(t.unchanged)}` : ""}${t.feasible ? "" : " (infeasible)"}</title></circle>`);
   }
-  const frontPoints = search.trials.filter((t) => front.has(t.number)).sort((a, b) => a.values[0] - b.values[0]);
+  const frontPoints = trials.filter((t) => front.has(t.number)).sort((a, b) => a.values[0] - b.values[0]);
   if (frontPoints.length > 1) parts.push(`<path d="${frontPoints.map((t, i) => `${i ? "L" : "M"}${x(t.values[0]).toFixed(1)},${y(t.values[1]).toFixed(1)}`).join("")}" fill="none" stroke="#c33" stroke-width="1"/>`);
   const mark = (number: number | null, label: string, color: string) => {
-    const t = search.trials.find((trial) => trial.number === number);
+    const t = trials.find((trial) => trial.number === number);
     if (!t) return;
     parts.push(`<circle cx="${x(t.values[0]).toFixed(1)}" cy="${y(t.values[1]).toFixed(1)}" r="7" fill="none" stroke="${color}" stroke-width="2"/>`);
     parts.push(`<text x="${(x(t.values[0]) + 9).toFixed(1)}" y="${(y(t.values[1]) - 8).toFixed(1)}" class="tick">${escapeHtml(label)}</text>`);
@@ -214,6 +222,7 @@ function searchSection(report: PipelineReport): string {
   const search = report.search;
   if (!search) return "";
   const chosen = search.trials.find((t) => t.number === search.chosen.number)!;
+  const unmeasured = search.trials.length - measuredTrials(search).length;
   const layers = search.alphas.attn.length;
   const alphaChart = lineChart({
     series: [
@@ -230,7 +239,7 @@ function searchSection(report: PipelineReport): string {
     `${search.objectives.map((o) => `<b>${escapeHtml(o.name)}</b>: ${escapeHtml(o.definition ?? "")}`).join("; ")}. ` +
     `A trial that changes more negative completions than allowed is infeasible (grey). The first trial took ${fmt(search.timing.firstTrialSeconds, 2)} s; ` +
     `the search ran ${fmt(search.timing.totalSeconds, 1)} s and stopped on ${escapeHtml(search.timing.stopped)}. Chosen: ${escapeHtml(search.chosen.note)}.</p>` +
-    `<figure>${paretoChart(search)}<figcaption>Every trial (red: the Pareto front; circled: the chosen point and the single-layer rule's edit, trial 0).</figcaption></figure>` +
+    `<figure>${paretoChart(search)}<figcaption>Every trial (red: the Pareto front; circled: the chosen point and the single-layer rule's edit, trial 0)${unmeasured > 0 ? `; ${unmeasured} infeasible trial(s) are not drawn: their damage ruled them out, so their behaviour was not measured` : ""}.</figcaption></figure>` +
     `<figure>${alphaChart}<figcaption>The chosen α profile over the ${layers} layers (embedding α ${fmt(search.alphas.embed, 2)}); the surgery applies each writer's own α exactly.</figcaption></figure>` +
     `<table><thead><tr><th>parameter</th><th>chosen value</th></tr></thead><tbody>${params}</tbody></table>`
   );

@@ -49,7 +49,7 @@ export interface PipelineReport {
   /** When the edit was searched: every trial (parameters, both objectives), the Pareto front, the chosen point. */
   search?: {
     objectives: { name: string; definition?: string }[];
-    trials: { number: number; params: Readonly<Record<string, number | string | boolean>>; values: number[]; feasible: boolean; seconds: number; unchanged: number | null }[];
+    trials: { number: number; params: Readonly<Record<string, number | string | boolean>>; values: (number | null)[]; feasible: boolean; seconds: number; unchanged: number | null }[];
     pareto: number[];
     chosen: { number: number; note: string; satisfied: boolean; policy: unknown };
     singleLayerTrial: number | null;

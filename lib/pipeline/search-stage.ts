@@ -19,7 +19,7 @@ import { runSearch } from "../directions/search/run-search.js";
 import type { Params } from "../directions/search/search-space.js";
 import { sizeTrialCount } from "../directions/search/size-trial-count.js";
 import { openTrialStore } from "../directions/search/trial-store.js";
-import type { Objective, Trial } from "../directions/search/trial.js";
+import { formatValue, type Objective, type Trial } from "../directions/search/trial.js";
 import { SELECTION_DEFAULTS } from "../directions/select-direction.js";
 import type { PipelineEvent } from "./events.js";
 import type { PipelineContext } from "./pipeline-context.js";
@@ -28,7 +28,8 @@ import type { SelectionArtifact } from "./selection-stage.js";
 import type { SignatureArtifact } from "./signature-stage.js";
 import { stageKey } from "./stage-store.js";
 
-export type TrialScores = EditScore;
+/** A trial's scores; `behaviour` null: not measured, the damage having already made the trial infeasible. */
+export type TrialScores = Omit<EditScore, "behaviour"> & { behaviour: number | null };
 
 export interface SearchOptions {
   /** Total trials (resumed ones included); default sized from the first trial's time and the budget. */
@@ -129,9 +130,7 @@ export async function* searchStage(
         concrete = concreteEdit({ point, setup, candidates });
       } catch (error) {
         // A point whose direction does not exist (opposite rows mixed) is infeasible, not fatal.
-        if (isMissingDirection(error)) {
-          return { values: [scorer.baseline.positiveBehaviour, 10], violation: 1 };
-        }
+        if (isMissingDirection(error)) return { values: [null, null], violation: 1 };
         throw error;
       }
       // A point whose α are all 0 (every peak ≤ 0, or per-layer peaks only on streams without a direction) is the
@@ -139,8 +138,12 @@ export async function* searchStage(
       // where its greedy completions show the signature) it would win at zero damage, and there would be nothing to
       // apply. It is infeasible, like a missing direction.
       if (isNullEdit(concrete.alphas)) return { values: [scorer.baseline.positiveBehaviour, 0], violation: 1 };
-      const scores = await scorer.score({ ablation: concrete.ablation });
-      return { values: [scores.behaviour, scores.kl], violation: Math.max(0, minUnchanged - scores.unchanged), payload: scores };
+      // Damage first: an infeasible trial is never picked and the sampler ranks it by its violation alone, so its
+      // behaviour pass would be spent on a number nothing reads.
+      const { kl, unchanged } = await scorer.damageOf({ ablation: concrete.ablation });
+      const violation = Math.max(0, minUnchanged - unchanged);
+      const behaviour = violation > 0 ? null : await scorer.behaviourOf({ ablation: concrete.ablation });
+      return { values: [behaviour, kl], violation, payload: { behaviour, kl, unchanged } };
     };
     const started = performance.now();
     let singleLayerTrial: number | undefined;
@@ -171,7 +174,7 @@ export async function* searchStage(
       if (event.type === "trial-finished") {
         yield { type: "progress", stage: "search", done: event.trial.number + 1, total: planned };
         const chosen = event.best.trial;
-        const line = chosen ? `#${chosen.number}: behaviour ${chosen.values[0].toFixed(3)}, KL ${chosen.values[1].toFixed(4)}` : "none feasible yet";
+        const line = chosen ? `#${chosen.number}: behaviour ${formatValue(chosen.values[0], 3)}, KL ${formatValue(chosen.values[1], 4)}` : "none feasible yet";
         if (line !== best) {
           best = line;
           yield { type: "finding", stage: "search", message: `search: trial ${event.trial.number + 1}/${planned}, best so far ${line}` };
@@ -212,7 +215,7 @@ export async function* searchStage(
     await store.writeJson(ARTIFACT, artifact);
     await store.markDone("search", key);
     const c = picked.trial;
-    yield { type: "stage", stage: "search", status: "done", detail: `${trials.length} trials; chosen #${c.number} (${picked.note}): behaviour ${c.values[0].toFixed(3)}, KL ${c.values[1].toFixed(4)}, unchanged ${((c.payload?.unchanged ?? 0) * 100).toFixed(0)}%` };
+    yield { type: "stage", stage: "search", status: "done", detail: `${trials.length} trials; chosen #${c.number} (${picked.note}): behaviour ${formatValue(c.values[0], 3)}, KL ${formatValue(c.values[1], 4)}, unchanged ${((c.payload?.unchanged ?? 0) * 100).toFixed(0)}%` };
     return artifact;
   } finally {
     await trialStore.close();

@@ -46,6 +46,14 @@ test("search: chooses a clean edit, records the front, resumes, stops on a budge
     assert.ok(chosen.values[0] <= 0.05 && chosen.unchanged >= 0.9, JSON.stringify(chosen));
     // The trials whose direction is the breaking mix are infeasible, not chosen.
     assert.ok(search.trials.some((trial: { feasible: boolean }) => !trial.feasible), "some trial broke the other set");
+    // Their damage ruled them out before their behaviour pass ran: measured KL, behaviour not measured; every
+    // feasible trial has both.
+    for (const trial of search.trials as { number: number; feasible: boolean; values: (number | null)[] }[]) {
+      if (trial.feasible) assert.ok(trial.values.every((v) => typeof v === "number"), `feasible trial #${trial.number}: ${JSON.stringify(trial.values)}`);
+      // (a null edit, every α 0, is the unedited model: its behaviour is the baseline's and its KL 0, no pass run)
+      else assert.ok(trial.values[0] === null || trial.values[1] === 0, `infeasible trial #${trial.number}: ${JSON.stringify(trial.values)}`);
+    }
+    assert.match(readFileSync(join(root, "out", "report.html"), "utf8"), /infeasible trial\(s\) are not drawn: their damage ruled them out/);
     const e = report.evaluation;
     t.diagnostic(`search: ${search.trials.length} trials (first ${search.timing.firstTrialSeconds.toFixed(3)} s, total ${search.timing.totalSeconds.toFixed(1)} s), chosen #${chosen.number}: behaviour ${chosen.values[0].toFixed(3)}, KL ${chosen.values[1].toFixed(5)}; held-out ${e.before.positiveBehaviour} → ${e.after.positiveBehaviour}, unchanged ${e.negativeUnchanged}`);
     assert.ok(e.after.positiveBehaviour <= 0.05 && e.negativeUnchanged >= 0.95);

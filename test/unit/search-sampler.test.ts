@@ -160,6 +160,36 @@ test("constraints: infeasible trials inform the sampler but never reach the fron
   assert.ok(Math.min(...gaps(tpe.trials).map((g) => g.gap)) <= 0.05);
 });
 
+test("an infeasible trial's unmeasured values change nothing the sampler or the pick does", async () => {
+  // The same constrained search, once with every value measured and once with the first objective of each
+  // infeasible trial left null (as the pipeline's search skips the behaviour pass of a trial its damage rules out).
+  const { space, f } = zdt1(3);
+  const run = async (measureInfeasible: boolean) => {
+    const evaluate = async (p: Params): Promise<Evaluation> => {
+      const values = f(p);
+      const violation = Math.max(0, values[1] - 0.5);
+      return { values: violation > 0 && !measureInfeasible ? [null, values[1]] : values, violation };
+    };
+    const generator = runSearch({ space, objectives: OBJECTIVES, evaluate, trials: 80, seed: 5 });
+    for (;;) {
+      const next = await generator.next();
+      if (next.done) return next.value;
+    }
+  };
+  const [measured, skipped] = [await run(true), await run(false)];
+  const infeasible = skipped.trials.filter((trial) => !trial.feasible);
+  assert.ok(infeasible.length >= 10 && infeasible.every((trial) => trial.values[0] === null), `${infeasible.length} infeasible trials, first values null`);
+  assert.deepEqual(skipped.trials.map((trial) => trial.params), measured.trials.map((trial) => trial.params), "the same points, in the same order");
+  assert.deepEqual(paretoFront(skipped.trials).map((trial) => trial.number), paretoFront(measured.trials).map((trial) => trial.number));
+  assert.equal(skipped.best.trial?.number, measured.best.trial?.number);
+
+  // A feasible trial must measure every value: null there is an error naming the trial and objective.
+  const drain = async () => {
+    for await (const _event of runSearch({ space, objectives: OBJECTIVES, evaluate: async () => ({ values: [null, 0.1] }), trials: 1, seed: 1 }));
+  };
+  await assert.rejects(drain(), /trial 0: objective "f1" is null/);
+});
+
 test("the good set grows as optuna's gamma: ⌈0.1 n⌉, at most 25", () => {
   assert.deepEqual([1, 9, 10, 11, 100, 249, 250, 251, 1000].map(goodSetSize), [1, 1, 1, 2, 10, 25, 25, 25, 25]);
 });

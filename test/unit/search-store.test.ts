@@ -165,6 +165,15 @@ test("a corrupt store is a SEARCH_STORE_INVALID error naming the file and the li
     await expectInvalid([lines[0], lines[1], "{not json", lines[3], ""].join("\n"), /line 3 is not JSON/);
     await expectInvalid([lines[0], lines[2], ""].join("\n"), /line 2: trial number 1 where 0 was expected/);
     await expectInvalid([lines[0], lines[1].replace(/"mode":"."/, '"mode":"z"'), ""].join("\n"), /line 2: "mode" = "z" is not one of the choices/);
+    // A value may be null (not measured) only on an infeasible trial.
+    const first = JSON.parse(lines[1]);
+    const withNull = (feasible: boolean) => JSON.stringify({ ...first, values: [null, first.values[1]], violation: feasible ? 0 : 0.5, feasible });
+    await expectInvalid([lines[0], withNull(true), ""].join("\n"), /line 2: values must be 2 finite numbers \(null only on an infeasible trial\)/);
+    writeFileSync(path, [lines[0], withNull(false), ""].join("\n"));
+    const reopened = await openTrialStore({ dir, space: SPACE, objectives: OBJECTIVES, inputKey: "model@abc+prompts@def", seed: SEED });
+    assert.ok(reopened.ok);
+    assert.deepEqual(reopened.store.trials[0].values, [null, first.values[1]]);
+    await reopened.store.close();
     await expectInvalid("", /no header line/);
     await expectInvalid('{"format":"something-else","version":1}\n', /header/);
   } finally {

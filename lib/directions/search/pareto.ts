@@ -4,7 +4,7 @@
  * of the region it dominates inside the box below a reference point: exact, by a sweep in 2-D and by slicing along
  * the last objective above (fine for the handful of objectives and few hundred points a search has).
  */
-import type { Trial } from "./trial.js";
+import { isFeasible, type FeasibleTrial, type Trial } from "./trial.js";
 
 export function dominates(a: readonly number[], b: readonly number[]): boolean {
   let strictly = false;
@@ -115,8 +115,8 @@ export function selectByHypervolume(points: readonly (readonly number[])[], size
  * The feasible trials no other feasible trial dominates, sorted by the first objective, then the second, then
  * trial number. Two trials with equal values are both on the front.
  */
-export function paretoFront<P>(trials: readonly Trial<P>[]): Trial<P>[] {
-  const feasible = trials.filter((trial) => trial.feasible);
+export function paretoFront<P>(trials: readonly Trial<P>[]): FeasibleTrial<P>[] {
+  const feasible = trials.filter(isFeasible);
   const front = feasible.filter((trial) => !feasible.some((other) => other !== trial && dominates(other.values, trial.values)));
   return front.sort((a, b) => {
     for (let i = 0; i < a.values.length; i += 1) if (a.values[i] !== b.values[i]) return a.values[i] - b.values[i];

@@ -16,7 +16,7 @@
 import { AbliterateError, ErrorCodes } from "../../errors.js";
 import { DEFAULT_MAX_KL } from "../select-direction.js";
 import { paretoFront } from "./pareto.js";
-import type { Trial } from "./trial.js";
+import { isFeasible, type FeasibleTrial, type Trial } from "./trial.js";
 
 export const DEFAULT_MAX_BEHAVIOUR = 0.05;
 export const DEFAULT_MAX_DAMAGE = DEFAULT_MAX_KL;
@@ -40,12 +40,12 @@ export interface PickResult<P = unknown> {
 const BEHAVIOUR = 0;
 const DAMAGE = 1;
 
-function lowest<P>(trials: readonly Trial<P>[], first: number, second: number): Trial<P> {
+function lowest<P>(trials: readonly FeasibleTrial<P>[], first: number, second: number): FeasibleTrial<P> {
   return [...trials].sort((a, b) => a.values[first] - b.values[first] || a.values[second] - b.values[second] || a.number - b.number)[0];
 }
 
 function threshold<P>(trials: readonly Trial<P>[], bounded: number, minimized: number, limit: number, names: [string, string]): PickResult<P> {
-  const feasible = trials.filter((trial) => trial.feasible);
+  const feasible = trials.filter(isFeasible);
   if (feasible.length === 0) return { satisfied: false, note: "no feasible trial" };
   const within = feasible.filter((trial) => trial.values[bounded] <= limit);
   if (within.length > 0) {
@@ -76,7 +76,7 @@ export function pick<P>(trials: readonly Trial<P>[], policy: PickPolicy = DEFAUL
       const m = front[0].values.length;
       const low = Array.from({ length: m }, (_, i) => Math.min(...front.map((t) => t.values[i])));
       const high = Array.from({ length: m }, (_, i) => Math.max(...front.map((t) => t.values[i])));
-      const distance = (trial: Trial<P>) => Math.hypot(...trial.values.map((v, i) => (high[i] > low[i] ? (v - low[i]) / (high[i] - low[i]) : 0)));
+      const distance = (trial: FeasibleTrial<P>) => Math.hypot(...trial.values.map((v, i) => (high[i] > low[i] ? (v - low[i]) / (high[i] - low[i]) : 0)));
       let best = front[0];
       for (const trial of front) if (distance(trial) < distance(best)) best = trial;
       return { trial: best, satisfied: true, note: `trial ${best.number}: the front point nearest the utopia point` };

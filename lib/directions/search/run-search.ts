@@ -72,8 +72,9 @@ function checkEvaluation<P>(evaluation: Evaluation<P>, objectives: readonly Obje
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trial ${number}: evaluate returned ${Array.isArray(values) ? values.length : "no"} values for ${objectives.length} objectives`);
   }
   values.forEach((value, i) => {
-    if (!Number.isFinite(value)) {
-      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trial ${number}: objective "${objectives[i].name}" is ${value}; return a finite value (and a violation > 0 to mark the trial infeasible)`);
+    if (value === null && violation !== undefined && violation > 0) return; // not measured: nothing reads it
+    if (value === null || !Number.isFinite(value)) {
+      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trial ${number}: objective "${objectives[i].name}" is ${value}; return a finite value, or null (not measured) on a trial whose violation > 0 marks it infeasible`);
     }
   });
   if (violation !== undefined && !(Number.isFinite(violation) && violation >= 0)) {
@@ -135,7 +136,7 @@ export async function* runSearch<P = unknown>(params: RunSearchParams<P>): Async
     const durationMs = clock() - began;
     checkEvaluation(evaluation, objectives, number);
     const violation = positiveZero(evaluation.violation ?? 0);
-    const trial: Trial<P> = { number, params: point, values: evaluation.values.map(positiveZero), violation, feasible: !(violation > 0), seconds: durationMs / 1000 };
+    const trial: Trial<P> = { number, params: point, values: evaluation.values.map((value) => (value === null ? null : positiveZero(value))), violation, feasible: !(violation > 0), seconds: durationMs / 1000 };
     if (evaluation.payload !== undefined) trial.payload = evaluation.payload;
     await store?.append(trial);
     history.push(trial);

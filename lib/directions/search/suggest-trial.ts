@@ -23,7 +23,7 @@ import { hypervolume, nondominationRanks, referencePointFor, selectByHypervolume
 import { createPrng, PrngStream } from "./prng.js";
 import { haltonPoint, randomPoint } from "./startup-samples.js";
 import { fromInternal, toInternal, type Params, type SearchSpace } from "./search-space.js";
-import type { Trial } from "./trial.js";
+import { isFeasible, type FeasibleTrial, type Trial } from "./trial.js";
 
 export interface SamplerOptions {
   /** "tpe" (default) or "random" (every trial uniform at random: the baseline the tests compare against). */
@@ -63,7 +63,7 @@ function recencyWeights(n: number): number[] {
   return [...weights, ...new Array<number>(25).fill(1)];
 }
 
-function splitFeasible<P>(trials: readonly Trial<P>[], size: number): Set<Trial<P>> {
+function splitFeasible<P>(trials: readonly FeasibleTrial<P>[], size: number): Set<Trial<P>> {
   const good = new Set<Trial<P>>();
   if (size <= 0) return good;
   if (trials[0].values.length === 1) {
@@ -84,7 +84,7 @@ function splitFeasible<P>(trials: readonly Trial<P>[], size: number): Set<Trial<
 }
 
 function goodWeights<P>(good: readonly Trial<P>[]): number[] {
-  const feasible = good.filter((trial) => trial.feasible);
+  const feasible = good.filter(isFeasible);
   const weights = new Map<Trial<P>, number>();
   if (feasible.length === 1 || (feasible.length > 0 && feasible[0].values.length === 1)) {
     for (const trial of feasible) weights.set(trial, 1);
@@ -127,7 +127,7 @@ export function suggestTrial(params: SuggestTrialParams): Params {
     return options.startup === "halton" ? haltonPoint(space, seed, number) : randomPoint(space, seed, number);
   }
 
-  const feasible = trials.filter((trial) => trial.feasible);
+  const feasible = trials.filter(isFeasible);
   const infeasible = trials.filter((trial) => !trial.feasible).sort((a, b) => a.violation - b.violation || a.number - b.number);
   const size = goodSetSize(number);
   const goodSet = splitFeasible(feasible, Math.min(size, feasible.length));

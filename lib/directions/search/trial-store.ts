@@ -97,7 +97,8 @@ function parseTrial<P>(line: string, lineNumber: number, expectedNumber: number,
     : trial.number !== expectedNumber ? `trial number ${String(trial.number)} where ${expectedNumber} was expected`
     : typeof trial.params !== "object" || trial.params === null ? "no params"
     : paramsProblem(space, trial.params) ??
-      (!Array.isArray(trial.values) || trial.values.length !== objectives || !trial.values.every(Number.isFinite) ? `values must be ${objectives} finite numbers`
+      (!Array.isArray(trial.values) || trial.values.length !== objectives || !trial.values.every((v) => Number.isFinite(v) || (v === null && trial.violation > 0))
+        ? `values must be ${objectives} finite numbers (null only on an infeasible trial)`
       : !(Number.isFinite(trial.violation) && trial.violation >= 0) || trial.feasible !== !(trial.violation > 0) ? "violation / feasible do not agree"
       : !(Number.isFinite(trial.seconds) && trial.seconds >= 0) ? "seconds is not a duration"
       : undefined);

@@ -14,8 +14,12 @@ export interface Objective {
 
 /** What `evaluate` returns for one point. */
 export interface Evaluation<P = unknown> {
-  /** One finite value per objective, in the order of `objectives`; all minimized. */
-  values: readonly number[];
+  /**
+   * One finite value per objective, in the order of `objectives`; all minimized. An infeasible trial (violation > 0)
+   * may leave any of them null, not measured: the sampler ranks infeasible trials by their violation alone, and none
+   * is ever on the front nor picked, so a caller need not pay for a measurement nothing reads.
+   */
+  values: readonly (number | null)[];
   /**
    * How far the trial breaks the constraints (e.g. damage above the cap: damage − cap); 0 or absent when feasible.
    * Infeasible trials stay in the history, inform the sampler (as optuna's constrained TPE does), and are never on
@@ -30,11 +34,24 @@ export interface Trial<P = unknown> {
   /** 0-based, in the order trials finished; equal to the trial's line in the store minus the header. */
   number: number;
   params: Params;
-  values: number[];
+  /** Finite numbers on a feasible trial; an infeasible one may hold null for what was not measured. */
+  values: (number | null)[];
   /** violation > 0 means infeasible. */
   violation: number;
   feasible: boolean;
   /** Wall-clock seconds the evaluation took. */
   seconds: number;
   payload?: P;
+}
+
+/** A feasible trial: every value measured. */
+export type FeasibleTrial<P = unknown> = Omit<Trial<P>, "values" | "feasible"> & { values: number[]; feasible: true };
+
+export function isFeasible<P>(trial: Trial<P>): trial is FeasibleTrial<P> {
+  return trial.feasible;
+}
+
+/** A trial's value for display: "not measured" where an infeasible trial left it null. */
+export function formatValue(value: number | null, digits: number): string {
+  return value === null ? "not measured" : value.toFixed(digits);
 }
