@@ -49,7 +49,9 @@ test("trained model with its own refusal phrasing: learned signature, single-lay
         `unchanged ${s.evaluation.negativeUnchanged}, KL ${s.evaluation.negativeKl.toFixed(4)}; search (${search.trials.length} trials, ${search.timing.totalSeconds.toFixed(1)} s) ` +
         `→ ${o.evaluation.after.positiveBehaviour}, unchanged ${o.evaluation.negativeUnchanged}, KL ${o.evaluation.negativeKl.toFixed(4)}`,
     );
-    // The search can only improve on trial 0, the single-layer rule's edit, on the validation objectives.
+    // The search can only improve on trial 0, the single-layer rule's edit, on the validation objectives (trial 0 is
+    // feasible here: the single-layer rule's edit passes the walls, so both of its values were measured).
+    assert.ok(trial0.feasible && trial0.values.every((v: number | null) => typeof v === "number"), JSON.stringify(trial0));
     assert.ok(chosen.values[0] <= trial0.values[0] + 1e-12 || chosen.values[1] <= trial0.values[1] + 1e-12);
     assert.ok(o.evaluation.negativeUnchanged >= 0.9);
   } finally {
