@@ -13,7 +13,7 @@ import { trainedModelDir } from "../golden/trained/trained-fixtures.js";
 const engineModule = fileURLToPath(new URL("../../lib/engine/load-forward-model.js", import.meta.url));
 const runModule = fileURLToPath(new URL("../../lib/engine/run-forward.js", import.meta.url));
 
-test("result arrays survive later jobs, and their pages serve a job after JS drops them", () => {
+test("result arrays survive later jobs, and their pages serve a job after JS drops them", (t) => {
   const script = `
     const { loadForwardModel } = await import(${JSON.stringify(engineModule)});
     const { runForward } = await import(${JSON.stringify(runModule)});
@@ -28,12 +28,22 @@ test("result arrays survive later jobs, and their pages serve a job after JS dro
     let other = await run(5);
     checks.otherDiffers = !same(other.logits, kept.logits);
     checks.firstIntactWhileAlive = same(first.logits, kept.logits) && same(first.hidden, kept.hidden);
-    // Drop the other run's arrays and collect them: their pages go back for reuse.
+    // Drop the other run's arrays and collect them: their pages go back for reuse. The addon's finalizers run after
+    // the collection, on a later turn of the loop (under load, later than one setImmediate), so a job that found
+    // nothing to reuse yet is dropped too and the next try waits longer; the first job that reuses ends it.
     other = undefined;
-    globalThis.gc();
-    await new Promise((resolve) => setImmediate(resolve));
-    globalThis.gc();
-    const again = await run(1);
+    let again;
+    checks.tries = 0;
+    while (checks.tries < 8) {
+      checks.tries += 1;
+      again = undefined;
+      globalThis.gc();
+      await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** checks.tries));
+      globalThis.gc();
+      await new Promise((resolve) => setImmediate(resolve));
+      again = await run(1);
+      if (again.reusedBufferBytes >= checks.logitsBytes) break;
+    }
     checks.reusedBytes = again.reusedBufferBytes;
     checks.againEqualsFirst = same(again.logits, kept.logits) && same(again.hidden, kept.hidden);
     checks.firstIntactAfterReuse = same(first.logits, kept.logits) && same(first.hidden, kept.hidden);
@@ -46,7 +56,8 @@ test("result arrays survive later jobs, and their pages serve a job after JS dro
   assert.equal(checks.ownBuffer, true, "each array has a buffer of its own");
   assert.equal(checks.otherDiffers, true);
   assert.equal(checks.firstIntactWhileAlive, true, "a live result array changed while a later job ran");
-  assert.ok(checks.reusedBytes >= checks.logitsBytes, `the collected arrays' pages served the next job (${checks.reusedBytes} bytes reused)`);
+  assert.ok(checks.reusedBytes >= checks.logitsBytes, `the collected arrays' pages served a later job (${checks.reusedBytes} bytes reused after ${checks.tries} tries)`);
+  t.diagnostic(`${checks.reusedBytes} bytes reused on try ${checks.tries}`);
   assert.equal(checks.againEqualsFirst, true, "a job on reused pages returned other numbers");
   assert.equal(checks.firstIntactAfterReuse, true);
   assert.equal(checks.firstIntactAfterWrite, true);
