@@ -18,7 +18,7 @@ import { completePrompts } from "../lib/directions/complete-prompts.js";
 import { contrastMeans } from "../lib/directions/mean-difference.js";
 import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../lib/directions/planted-refusal-model.js";
 import { createEditScorer, scoreCandidates, signatureRows } from "../lib/directions/score-candidates.js";
-import type { ForcedRow } from "../lib/directions/forced-scores.js";
+import { distinctInputs, type ForcedRow } from "../lib/directions/forced-scores.js";
 import { prefixShares } from "../lib/engine/prefix-shares.js";
 import { candidateLayers } from "../lib/directions/select-direction.js";
 import { readTrainedPrompts, trainedModelDir } from "../test/golden/trained/trained-fixtures.js";
@@ -106,7 +106,7 @@ function tokensRun(rows: readonly ForcedRow[]): { whole: number; common: number;
   let common = 0;
   while (common < limit && inputs.every((r) => r[common] === inputs[0][common])) common += 1;
   // Rows with the same input run once (forcedPass), the rest past their shared prefixes.
-  const distinct = [...new Map(inputs.map((r) => [r.join(","), r])).values()];
+  const distinct = distinctInputs(rows, true).inputs;
   const shared = distinct.reduce((a, r) => a + r.length, 0) - prefixShares(distinct).sharedTokens;
   return { whole, common: whole - common * (inputs.length - 1), shared };
 }

@@ -115,7 +115,7 @@ function rowLogZ(logits: Float32Array, start: number, vocab: number, max: number
  * still run its last token once per row (and `share` false, as with reusePrefix false, runs every row).
  * `firstPosition[r]`: where row r's logits start among the run's.
  */
-function distinctInputs(batch: readonly ForcedRow[], share: boolean): { inputs: number[][]; last: number[]; firstPosition: number[] } {
+export function distinctInputs(batch: readonly ForcedRow[], share: boolean): { inputs: number[][]; last: number[]; firstPosition: number[] } {
   const inputs: number[][] = [];
   const last: number[] = [];
   const runOf = new Map<string, number>();

@@ -121,10 +121,10 @@ export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: nu
 
 /** damageOf() row by row, so a pass that runs in batches can be judged after each. */
 function damageTally(reference: ForcedPass, klTokens: number, probabilities?: Float64Array[][]) {
-  const kls: number[] = [];
   let rows = 0;
   let unchanged = 0;
   let klSum = 0;
+  let klPositions = 0;
   return {
     /** Takes the edited pass's rows up to `upTo` (rows before the last call's are not counted again). */
     add(edited: ForcedPass, upTo: number) {
@@ -132,16 +132,16 @@ function damageTally(reference: ForcedPass, klTokens: number, probabilities?: Fl
         const matches = reference.greedyMatches[rows];
         const k = Math.min(klTokens, reference.distributions[rows].length);
         for (let i = 0; i < k; i += 1) {
-          const kl = klFromLogSoftmax(reference.distributions[rows][i], edited.distributions[rows][i], probabilities?.[rows][i]);
-          kls.push(kl);
-          klSum += kl;
+          klSum += klFromLogSoftmax(reference.distributions[rows][i], edited.distributions[rows][i], probabilities?.[rows][i]);
+          klPositions += 1;
         }
         let same = true;
         for (let i = 0; i < matches.length && matches[i]; i += 1) if (!edited.greedyMatches[rows][i]) same = false;
         if (same) unchanged += 1;
       }
     },
-    result: () => ({ kl: mean(kls), unchanged: unchanged / rows, rows }),
+    // The mean as statistics.mean() takes it (a left-to-right sum from 0; NaN for no positions).
+    result: () => ({ kl: klSum / klPositions, unchanged: unchanged / rows, rows }),
     seen: () => ({ changed: rows - unchanged, klSum }),
   };
 }
