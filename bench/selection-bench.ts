@@ -3,7 +3,7 @@
  * (the pipeline's selection: every candidate's behaviour, then damage and induced passes while one can still win)
  * and of search-trial scoring, with the scorer's cache of unedited residual streams on and off, alternated within
  * each round, in this process; then the pipeline's scoring arithmetic, shared prefixes, and damage passes that stop
- * once a wall fails, each against its absence.
+ * once a wall fails, and layers kept between passes, each against its absence.
  *
  * Cases: the planted chat model and the trained own-phrasing model (test/golden/trained/, real tokenizer and chat
  * template, so every prompt shares the template's prefix), and the forward bench's 0.43B checkpoint (random
@@ -26,6 +26,7 @@ import { writePlantedChatModel } from "../test/helpers/planted-chat-model.js";
 import { prepareSelectionCase, type SelectionCase } from "../test/helpers/selection-case.js";
 import type { BehaviourSignature } from "../lib/directions/behaviour-signature.js";
 import { loadForwardModel } from "../lib/engine/load-forward-model.js";
+import { releaseKeptWeights } from "../lib/engine/release-kept-weights.js";
 import { forwardTableFor } from "../lib/engine/forward-arithmetic.js";
 import { ensureCheckpoint } from "./forward-bench.js";
 
@@ -155,6 +156,39 @@ async function measureEarlyStops(c: NamedCase, rounds: number): Promise<string[]
 }
 
 /**
+ * Layers kept between passes (runForward's keepWeights, as the one command's passes run) against every pass reading
+ * and packing each layer again, alternated within each round, compute auto, with the stream cache. A run without
+ * keeping frees the kept layers, so each kept selection starts cold, as the one command's does; the search trial
+ * runs on a scorer whose own unedited passes have filled them.
+ */
+async function measureKeptWeights(c: NamedCase, rounds: number): Promise<string[]> {
+  const L = c.model.spec.numLayers;
+  const start = Math.floor(L / 2);
+  const alphas = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
+  const trialEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
+  const fullEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 1, attention: alphas.map(() => 1), mlp: alphas.map(() => 1) } } };
+  const times = { plain: { select: [] as number[], trial: [] as number[], full: [] as number[] }, kept: { select: [] as number[], trial: [] as number[], full: [] as number[] } };
+  for (let round = 0; round < rounds; round += 1) {
+    for (const keepWeights of [false, true]) {
+      const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, keepWeights };
+      const into = times[keepWeights ? "kept" : "plain"];
+      into.select.push(await timed(() => scoreCandidates(common)));
+      const scorer = await createEditScorer({ ...common, cacheStreams: ["positive", "negative"] });
+      into.trial.push(await timed(() => scorer.score(trialEdit)));
+      into.full.push(await timed(() => scorer.damageOf(fullEdit)));
+    }
+  }
+  releaseKeptWeights();
+  const m = (values: number[]) => median(values);
+  const [sp, sk, tp, tk, fp, fk] = [m(times.plain.select), m(times.kept.select), m(times.plain.trial), m(times.kept.trial), m(times.plain.full), m(times.kept.full)];
+  return [
+    `  ${c.name}, compute auto: every pass reads its layers → layers kept between passes: selection of ${c.layers.length} candidates (from cold) ${sp.toFixed(3)} s → ${sk.toFixed(3)} s (${(sp / sk).toFixed(2)}×); ` +
+      `a search trial from layer ${start}: ${tp.toFixed(3)} s → ${tk.toFixed(3)} s (${(tp / tk).toFixed(2)}×); ` +
+      `a damage pass from the embedding: ${fp.toFixed(3)} s → ${fk.toFixed(3)} s (${(fp / fk).toFixed(2)}×)`,
+  ];
+}
+
+/**
  * The pipeline's scoring arithmetic against the library's fp32 default, alternated within each round: candidate
  * scoring and one search trial, both with the stream cache, as the one command runs them.
  */
@@ -195,5 +229,6 @@ export async function runSelectionBench(cache: string): Promise<string[]> {
   lines.push(...(await measureCompute(cases[2], rounds)));
   for (const c of cases) lines.push(...(await measureSharing(c, rounds)));
   for (const c of cases) lines.push(...(await measureEarlyStops(c, rounds)));
+  for (const c of cases) lines.push(...(await measureKeptWeights(c, rounds)));
   return lines;
 }

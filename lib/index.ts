@@ -38,6 +38,7 @@ export {
   type LogitsRequest,
 } from "./engine/run-forward.js";
 export { residualStreamAt } from "./engine/residual-stream-at.js";
+export { releaseKeptWeights } from "./engine/release-kept-weights.js";
 
 // Direction files.
 export { loadDirectionFile, type DirectionFile } from "./direction-files/load-direction.js";

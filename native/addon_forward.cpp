@@ -11,6 +11,7 @@
 
 #include "core/forward/forward_job.h"
 #include "core/forward/forward_kernels.h"
+#include "core/forward/kept_layers.h"
 #include "core/native_error.h"
 #include "promise_worker.h"
 
@@ -299,6 +300,7 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   }
   if (!o.Get("threads").IsUndefined()) job.threads = static_cast<unsigned>(count_value(o.Get("threads"), "job.threads", 1024));
   if (!o.Get("mlpChunkTokens").IsUndefined()) job.mlp_chunk_tokens = u32_field(o, "mlpChunkTokens", "job");
+  if (!o.Get("keepLayersBytes").IsUndefined()) job.keep_layers_bytes = static_cast<uint64_t>(count_value(o.Get("keepLayersBytes"), "job.keepLayersBytes", uint64_t(1) << 53));
   return job;
 }
 
@@ -347,6 +349,7 @@ Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   object.Set("reusedBufferBytes", Napi::Number::New(env, static_cast<double>(result.reused_buffer_bytes)));
   object.Set("reusedMappedBytes", Napi::Number::New(env, static_cast<double>(result.reused_mapped_bytes)));
   object.Set("stagedBytes", Napi::Number::New(env, static_cast<double>(result.staged_bytes)));
+  object.Set("keptBytes", Napi::Number::New(env, static_cast<double>(result.kept_bytes)));
   return object;
 }
 
@@ -415,10 +418,24 @@ Napi::Value ExpShifted(const Napi::CallbackInfo& info) {
   return result;
 }
 
+/** releaseKeptLayers(): frees the layers forward jobs kept (kept_layers.h); returns the bytes they took. */
+Napi::Value ReleaseKeptLayers(const Napi::CallbackInfo& info) {
+  const uint64_t bytes = fwd::kept_layer_bytes();
+  fwd::release_kept_layers();
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes));
+}
+
+/** keptLayerBytes(): the bytes the kept layers take now. */
+Napi::Value KeptLayerBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(fwd::kept_layer_bytes()));
+}
+
 }  // namespace
 
 void RegisterForwardBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("forward", Napi::Function::New(env, Forward, "forward"));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
   exports.Set("expShifted", Napi::Function::New(env, ExpShifted, "expShifted"));
+  exports.Set("releaseKeptLayers", Napi::Function::New(env, ReleaseKeptLayers, "releaseKeptLayers"));
+  exports.Set("keptLayerBytes", Napi::Function::New(env, KeptLayerBytes, "keptLayerBytes"));
 }

@@ -17,11 +17,20 @@ export interface ForwardSettings {
   compute?: ForwardCompute;
   /** Share the keys and values of prompts' common first tokens (runForward's `reusePrefix`; default true). */
   reusePrefix?: boolean;
+  /** Keep the layers a resident pass reads for the next passes (runForward's `keepWeights`; default false). */
+  keepWeights?: boolean;
 }
 
 /** The forward settings out of a params object that extends them, to pass on to the next pass. */
 export function forwardSettingsOf(params: ForwardSettings): ForwardSettings {
-  return { mode: params.mode, maxMemoryBytes: params.maxMemoryBytes, threads: params.threads, compute: params.compute, reusePrefix: params.reusePrefix };
+  return {
+    mode: params.mode,
+    maxMemoryBytes: params.maxMemoryBytes,
+    threads: params.threads,
+    compute: params.compute,
+    reusePrefix: params.reusePrefix,
+    keepWeights: params.keepWeights,
+  };
 }
 
 export interface MeanActivationsParams extends ForwardSettings {

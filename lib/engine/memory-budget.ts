@@ -90,8 +90,9 @@ export function chooseMode(params: {
   const { model, shape, budgetBytes, requested = "auto", needsHead } = params;
   const activations = activationBytes(model, shape);
   const largestLayer = Math.max(0, ...model.layerBytes);
-  // The prompt pass reads each layer into one staging buffer (native/core/forward/staged_weights.h), panels no larger
-  // than the stored bytes, and leaves the layers' mapped pages untouched: a capture holds at most the model. A
+  // The prompt pass reads each layer into one staging buffer (native/core/forward/staged_weights.h), panels about the
+  // size of the stored bytes (padded to whole panels and depth blocks), and leaves the layers' mapped pages
+  // untouched: a capture holds about the model at most, kept layers included (runForward's keepWeights). A
   // generation run packs every weight into panels that take the place of its mapped pages and stages each layer as
   // stored: at its peak it holds all of them plus one layer.
   const residentBytes = model.totalBytes + (shape.maxNewTokens > 0 ? largestLayer : 0) + activations;

@@ -10,7 +10,7 @@ import { forward, type ForwardProgress, type NativeForwardAblation, type NativeF
 import type { ForwardModel } from "./load-forward-model.js";
 import { prefixShares } from "./prefix-shares.js";
 import { resumableLayer } from "./resumable-layer.js";
-import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
+import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode, type ModeChoice } from "./memory-budget.js";
 
 /** How projections multiply (ForwardRequest.compute). */
 export type ForwardCompute = "fp32" | "bf16" | "auto";
@@ -113,6 +113,14 @@ export interface ForwardRequest {
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
   threads?: number;
+  /**
+   * Keep the layers a resident prompt pass reads (as its kernels' panels, on huge pages) in the process after the
+   * run, so that the next runs on the same unchanged files in the same arithmetic read and pack none of them again
+   * (default false). They take the place of the stored bytes the resident estimate already counts. A streamed run,
+   * a generation run, a run that does not keep, or one of other files or arithmetic frees them first;
+   * releaseKeptWeights() frees them on request (native/core/forward/kept_layers.h).
+   */
+  keepWeights?: boolean;
   onProgress?: (progress: ForwardProgress) => void;
 }
 
@@ -159,6 +167,8 @@ export interface ForwardOutput {
    * (native/core/forward/staged_weights.h): every layer's tensors but routed experts, once each.
    */
   stagedBytes: number;
+  /** Bytes of layer weights the run found kept by an earlier run (keepWeights) and did not read. */
+  keptBytes: number;
 }
 
 interface Rows {
@@ -336,6 +346,15 @@ function checkResume(request: ForwardRequest, tokens: number): { layer: number; 
   return { layer, hidden };
 }
 
+/**
+ * What kept layers may take: the budget less the run's activations and the embedding and head it reads from the
+ * mapping. A resident run fits its stored layers in that; panels can take a little more (padded to whole panels and
+ * depth blocks), and layers past it run without being kept.
+ */
+function keptLayersBudget(model: ForwardModel, budget: number, choice: ModeChoice): number {
+  return Math.max(0, Math.floor(budget - choice.activationBytes - model.embedBytes - model.headBytes));
+}
+
 export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
   const { model, prompts } = request;
   const { vocabSize, numLayers, hiddenSize } = model.spec;
@@ -411,6 +430,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     resumeFrom: resume,
     threads: request.threads,
     mlpChunkTokens,
+    keepLayersBytes: request.keepWeights === true && choice.mode === "resident" && maxNewTokens === 0 ? keptLayersBudget(model, budget, choice) : 0,
   };
   const result = await forward(job, request.onProgress);
   return {
@@ -435,5 +455,6 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     reusedBufferBytes: result.reusedBufferBytes,
     reusedMappedBytes: result.reusedMappedBytes,
     stagedBytes: result.stagedBytes,
+    keptBytes: result.keptBytes,
   };
 }

@@ -172,6 +172,8 @@ interface RawAddon {
   forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult>;
   siluMul(gate: Float32Array, up: Float32Array | null): Float32Array;
   expShifted(values: Float32Array, shift: number): { values: Float32Array; sum: number };
+  releaseKeptLayers(): number;
+  keptLayerBytes(): number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -438,6 +440,12 @@ export interface NativeForwardJob {
   threads?: number;
   /** Tokens per MLP chunk (bounds the [tokens, intermediate] buffers). Default 512. */
   mlpChunkTokens?: number;
+  /**
+   * Keep the layers this job stages for the next jobs while all kept layers take at most this many bytes, and take
+   * those an earlier one kept (resident prompt passes only; any other job frees kept layers first). 0 or absent:
+   * keep none. native/core/forward/kept_layers.h.
+   */
+  keepLayersBytes?: number;
 }
 
 export interface NativeForwardResult {
@@ -455,6 +463,7 @@ export interface NativeForwardResult {
   reusedBufferBytes: number;
   reusedMappedBytes: number;
   stagedBytes: number;
+  keptBytes: number;
 }
 
 export interface ForwardProgress {
@@ -476,6 +485,16 @@ export async function forward(job: NativeForwardJob, onProgress?: (p: ForwardPro
  */
 export function siluMul(gate: Float32Array, up: Float32Array | null): Float32Array {
   return addon().siluMul(gate, up);
+}
+
+/** Frees the layers forward jobs kept (NativeForwardJob.keepLayers); returns the bytes they took. */
+export function releaseKeptLayers(): number {
+  return addon().releaseKeptLayers();
+}
+
+/** Bytes the layers forward jobs kept take now. */
+export function keptLayerBytes(): number {
+  return addon().keptLayerBytes();
 }
 
 /** Attention's softmax numerators of the chosen forward table: exp(values − shift) and their sum (tests bound it). */

@@ -100,14 +100,17 @@ export class PipelineContext {
     return promptEncoder(this.tokenizer, { chatTemplate: this.options.chatTemplate, system: this.options.system });
   }
 
-  /** The forward settings of the direction pass: fp32 unless every pass was asked to run in bf16. */
+  /**
+   * The forward settings of the direction pass: fp32 unless every pass was asked to run in bf16. Like every pass of
+   * the pipeline, it keeps the layers it reads for the next pass (runForward's keepWeights; runPipeline frees them).
+   */
   directionSettings(): ForwardSettings {
-    return { ...this.options.forward, compute: this.options.forward?.compute === "bf16" ? "bf16" : "fp32" };
+    return { keepWeights: true, ...this.options.forward, compute: this.options.forward?.compute === "bf16" ? "bf16" : "fp32" };
   }
 
   /** The forward settings of the passes that learn the signature, score, search and evaluate: "auto" by default. */
   scoringSettings(): ForwardSettings {
-    return { ...this.options.forward, compute: this.options.forward?.compute ?? "auto" };
+    return { keepWeights: true, ...this.options.forward, compute: this.options.forward?.compute ?? "auto" };
   }
 
   /**

@@ -12,6 +12,7 @@ import { AbliterateError, ErrorCodes } from "../errors.js";
 import { canonicalPath, refuseOutputOverlap } from "../fs/refuse-output-overlap.js";
 import { damageWarning, describeEvaluation } from "../directions/describe-evaluation.js";
 import type { Evaluation } from "../directions/evaluate-model.js";
+import { releaseKeptWeights } from "../engine/release-kept-weights.js";
 import type { Provenance } from "../provenance/provenance.js";
 import { directionsStage } from "./directions-stage.js";
 import { evaluationStage } from "./evaluation-stage.js";
@@ -58,6 +59,16 @@ export interface PipelineResult {
 }
 
 export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<PipelineEvent, PipelineResult> {
+  // The passes keep the model's layers between runs (PipelineContext's forward settings); whatever way the run ends,
+  // the process does not go on holding them.
+  try {
+    return yield* pipelineStages(params);
+  } finally {
+    releaseKeptWeights();
+  }
+}
+
+async function* pipelineStages(params: RunPipelineParams): AsyncGenerator<PipelineEvent, PipelineResult> {
   // OUT may not overlap anything the run reads: the model, the prompt files, the work dir (whose stage files would
   // land inside the model, or be deleted with it by --force). Checked before any forward pass.
   await refuseOutputOverlap({ output: params.outDir, inputs: pipelineInputs(params) });
@@ -99,6 +110,8 @@ export async function* runPipeline(params: RunPipelineParams): AsyncGenerator<Pi
   }
   const searched = optimize ? yield* searchStage(ctx, { prompts, signature, candidates, selection, search: params.search ?? {} }) : undefined;
   let evaluation: Evaluation | undefined;
+  // Surgery streams the shards with flat memory: the layers the scoring passes kept go first.
+  releaseKeptWeights();
   const outcome = yield* surgeryStage(
     ctx,
     {

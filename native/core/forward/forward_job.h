@@ -191,6 +191,12 @@ struct ForwardJob {
   unsigned threads = 0;
   /** Tokens per MLP chunk: bounds the [tokens, intermediate] activations. */
   uint32_t mlp_chunk_tokens = 512;
+  /**
+   * Keep the layers this job stages for the next jobs of the process, and take those an earlier one kept
+   * (kept_layers.h), as long as all kept layers take at most this many bytes (0: keep none). Only a resident prompt
+   * pass keeps: any other job frees the kept layers first.
+   */
+  uint64_t keep_layers_bytes = 0;
 };
 
 struct ForwardResult {
@@ -214,6 +220,8 @@ struct ForwardResult {
   uint64_t reused_mapped_bytes = 0;
   /** Bytes of layer weights the prompt pass read into its staging buffer (staged_weights.h). */
   uint64_t staged_bytes = 0;
+  /** Bytes of layer weights the prompt pass found kept by an earlier job and did not read (kept_layers.h). */
+  uint64_t kept_bytes = 0;
 };
 
 /** Called after each layer (and once more for the head): (layers done, layers total). */

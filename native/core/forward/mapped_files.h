@@ -33,6 +33,11 @@ class MappedFiles {
   MappedFiles& operator=(const MappedFiles&) = delete;
 
   size_t count() const { return maps_.size(); }
+  /**
+   * A file's mapping, shared by the jobs that found the file unchanged: while someone holds it, another mapping (of
+   * a file replaced or rewritten since) never has its address (kept_layers.h keys on it).
+   */
+  const std::shared_ptr<const FileMapping>& mapping(uint32_t file) const { return maps_[file]; }
   const std::string& path(uint32_t file) const;
   uint64_t size(uint32_t file) const;
   /** Pointer to [offset, offset + bytes) of a file; throws E_INVALID_JOB when the range is outside it. */

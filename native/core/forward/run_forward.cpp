@@ -98,7 +98,10 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream and no generation");
     }
   }
-  TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens);
+  // A resident prompt pass may keep its layers for the next job; any other job frees kept ones before it allocates.
+  const bool keep = job.keep_layers_bytes > 0 && !streamed && !generate;
+  KeptLayers kept(files, &kernels, keep ? job.keep_layers_bytes : 0);
+  TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens, keep ? &kept : nullptr);
 
   ForwardResult result;
   result.kernels = kernels.name;
@@ -227,6 +230,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   result.reused_buffer_bytes = large_bytes_reused() - keep_only_this_jobs.reused_buffers_before;
   result.reused_mapped_bytes = files.reused_bytes();
   result.staged_bytes = engine.staged_bytes();
+  result.kept_bytes = kept.found_bytes();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -24,7 +24,34 @@ bool stackable(const std::vector<const TensorRef*>& group) {
   return true;
 }
 
+std::vector<const TensorRef*> pointers(const std::vector<TensorRef>& refs) {
+  std::vector<const TensorRef*> out;
+  for (const TensorRef& ref : refs) out.push_back(&ref);
+  return out;
+}
+
+bool same_tensors(const std::vector<TensorRef>& a, const std::vector<const TensorRef*>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!same_tensor(a[i], *b[i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool same_tensor(const TensorRef& a, const TensorRef& b) {
+  return a.present == b.present && a.transposed == b.transposed && a.file == b.file && a.offset == b.offset && a.dtype == b.dtype &&
+         a.shape == b.shape;
+}
+
+bool StagedWeights::staged_from(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack) const {
+  if (pack != pack_ || groups.size() != groups_.size()) return false;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (!same_tensors(groups_[g], groups[g])) return false;
+  }
+  return true;
+}
 
 WeightMatrix stacked_shape(const std::vector<const TensorRef*>& group) {
   WeightMatrix m;
@@ -37,19 +64,26 @@ WeightMatrix stacked_shape(const std::vector<const TensorRef*>& group) {
 void StagedWeights::clear() {
   ranges_.clear();
   panels_.clear();
+  groups_.clear();
+  held_bytes_ = 0;
 }
 
 void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups,
                           const ForwardKernels* pack, ThreadPool& pool) {
   clear();
+  pack_ = pack;
   size_t end = 0;
   for (const std::vector<const TensorRef*>& group : groups) {
-    for (const TensorRef* ref : group) staged_bytes_ += ref->bytes();
+    groups_.emplace_back();
+    for (const TensorRef* ref : group) {
+      staged_bytes_ += ref->bytes();
+      groups_.back().push_back(*ref);
+    }
     // A group starts on a cache line: panels must (gemm.h), and the kernels load stored bytes unaligned, so no
     // result depends on where they lie.
     end = (end + 63) / 64 * 64;
     if (pack && stackable(group) && packing_fits(*pack, stacked_shape(group))) {
-      Panels panels{group, std::make_unique<PackedWeight>(), end};
+      Panels panels{groups_.back(), std::make_unique<PackedWeight>(), end};
       plan_panels(*pack, stacked_shape(group), *panels.layout);
       end += panels.layout->bytes;
       panels_.push_back(std::move(panels));
@@ -60,6 +94,7 @@ void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vecto
       end += ref->bytes();
     }
   }
+  held_bytes_ = end;
   if (buffer_.size() < end + 64) {
     buffer_ = LargeVector<uint8_t>();  // the old storage goes first, so the new one may reuse its pages
     buffer_.resize(end + 64);
@@ -80,7 +115,7 @@ void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vecto
   }
   for (Panels& panels : panels_) {
     panels.layout->borrow(base() + panels.at);
-    const WeightMatrix m = stacked_shape(panels.members);
+    const WeightMatrix m = stacked_shape(pointers(panels.members));
     const size_t nr = panels.layout->recipe->nr;
     const size_t panel_count = (m.rows + nr - 1) / nr;
     const size_t panel_read = nr * m.cols * dtype_size(m.dtype);
@@ -107,17 +142,17 @@ void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vecto
 void StagedWeights::read_packed(const MappedFiles& files, const Panels& panels, size_t first, size_t count,
                                 std::vector<uint8_t>& rows) {
   const PackedWeight& layout = *panels.layout;
-  const WeightMatrix m = stacked_shape(panels.members);
+  const WeightMatrix m = stacked_shape(pointers(panels.members));
   const size_t nr = layout.recipe->nr;
   const size_t row_bytes = m.cols * dtype_size(m.dtype);
   const size_t row_begin = first * nr;
   const size_t row_end = std::min(m.rows, (first + count) * nr);
   // The stacked rows [row_begin, row_end), from whichever members hold them.
   size_t member_begin = 0;
-  for (const TensorRef* ref : panels.members) {
-    const size_t member_end = member_begin + rows_of(*ref);
+  for (const TensorRef& ref : panels.members) {
+    const size_t member_end = member_begin + rows_of(ref);
     const size_t a = std::max(row_begin, member_begin), b = std::min(row_end, member_end);
-    if (a < b) files.read(ref->file, ref->offset + (a - member_begin) * row_bytes, (b - a) * row_bytes, rows.data() + (a - row_begin) * row_bytes);
+    if (a < b) files.read(ref.file, ref.offset + (a - member_begin) * row_bytes, (b - a) * row_bytes, rows.data() + (a - row_begin) * row_bytes);
     member_begin = member_end;
   }
   for (size_t q = first; q < first + count; ++q) {
@@ -135,7 +170,7 @@ const uint8_t* StagedWeights::find(uint32_t file, uint64_t offset, uint64_t byte
 
 WeightMatrix StagedWeights::stacked(const MappedFiles& files, const std::vector<const TensorRef*>& tensors) const {
   for (const Panels& panels : panels_) {
-    if (panels.members != tensors) continue;
+    if (!same_tensors(panels.members, tensors)) continue;
     WeightMatrix m = stacked_shape(tensors);
     m.data = files.at(tensors[0]->file, tensors[0]->offset, tensors[0]->bytes());
     m.packed = panels.layout.get();

@@ -36,6 +36,9 @@ namespace fwd {
 /** Row-major matrices of one depth as one [Σ rows, cols] matrix: dtype and shape, no data. */
 WeightMatrix stacked_shape(const std::vector<const TensorRef*>& group);
 
+/** Whether two refs name the same bytes read the same way (file, offset, dtype, shape, orientation). */
+bool same_tensor(const TensorRef& a, const TensorRef& b);
+
 class StagedWeights {
  public:
   /**
@@ -57,6 +60,15 @@ class StagedWeights {
   WeightMatrix stacked(const MappedFiles& files, const std::vector<const TensorRef*>& tensors) const;
   /** Bytes read by stage() so far. */
   uint64_t staged_bytes() const { return staged_bytes_; }
+  /**
+   * Whether the last stage() read exactly these groups (compared by value, so a later job's refs to the same bytes
+   * match) for this kernel table: what a layer kept between jobs must show before it serves one (kept_layers.h).
+   */
+  bool staged_from(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack) const;
+  /** Frees the per-thread read buffers: a layer kept between jobs is never staged again. */
+  void drop_read_buffers() { row_buffers_ = {}; }
+  /** Bytes the staged tensors take in the buffer. */
+  uint64_t held_bytes() const { return held_bytes_; }
 
  private:
   struct Range {
@@ -65,7 +77,7 @@ class StagedWeights {
     size_t at;  // in buffer_
   };
   struct Panels {
-    std::vector<const TensorRef*> members;
+    std::vector<TensorRef> members;  // copies: a kept layer outlives the job whose refs it was staged from
     std::unique_ptr<PackedWeight> layout;  // borrows buffer_ at `at`
     size_t at;
   };
@@ -78,7 +90,10 @@ class StagedWeights {
   std::vector<Range> ranges_;
   std::vector<Panels> panels_;
   std::vector<std::vector<uint8_t>> row_buffers_;  // one per pool thread
+  std::vector<std::vector<TensorRef>> groups_;  // what the last stage() read
+  const ForwardKernels* pack_ = nullptr;
   uint64_t staged_bytes_ = 0;
+  uint64_t held_bytes_ = 0;
 };
 
 }  // namespace fwd

@@ -10,8 +10,8 @@ namespace abl {
 namespace fwd {
 
 TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& files, ThreadPool& pool,
-                                     const ForwardKernels& kernels, bool use_kv_cache, size_t max_positions)
-    : job_(job), spec_(job.spec), files_(files), pool_(pool), kernels_(kernels), use_kv_cache_(use_kv_cache) {
+                                     const ForwardKernels& kernels, bool use_kv_cache, size_t max_positions, KeptLayers* kept)
+    : job_(job), spec_(job.spec), files_(files), pool_(pool), kernels_(kernels), use_kv_cache_(use_kv_cache), kept_(kept) {
   d_ = spec_.hidden_size;
   q_dim_ = size_t(spec_.num_heads) * spec_.head_dim;
   kv_dim_ = size_t(spec_.num_kv_heads) * spec_.head_dim;

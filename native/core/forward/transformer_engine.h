@@ -16,6 +16,7 @@
 #include "forward_kernels.h"
 #include "gemm.h"
 #include "../large_mappings.h"
+#include "kept_layers.h"
 #include "mapped_files.h"
 #include "staged_weights.h"
 
@@ -46,8 +47,9 @@ struct Batch {
 
 class TransformerEngine {
  public:
+  /** `kept`: where the prompt pass takes its layers from when the job keeps them (null: its one staging buffer). */
   TransformerEngine(const ForwardJob& job, const MappedFiles& files, ThreadPool& pool, const ForwardKernels& kernels,
-                    bool use_kv_cache, size_t max_positions);
+                    bool use_kv_cache, size_t max_positions, KeptLayers* kept = nullptr);
 
   /** x[rows, d] = embedding of the batch's tokens (scaled, plus learned positions), ablated if asked (stream 0). */
   void embed(const Batch& batch, float* x);
@@ -58,11 +60,15 @@ class TransformerEngine {
   void logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo);
 
   const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
-  /** Reads layer `layer`'s dense weights out of the checkpoint for its prompt pass (staged_weights.h). */
-  void stage_layer(uint32_t layer) { staged_.stage(files_, dense_tensors_[layer], pack_weights_ ? nullptr : &kernels_, pool_); }
+  /**
+   * Reads layer `layer`'s dense weights out of the checkpoint for its prompt pass (staged_weights.h), or takes
+   * them as an earlier job kept them (kept_layers.h).
+   */
+  void stage_layer(uint32_t layer);
   /** Reads weights from the mapping again (generation's decode steps). */
-  void unstage() { staged_.clear(); }
-  uint64_t staged_bytes() const { return staged_.staged_bytes(); }
+  void unstage();
+  /** Bytes of layer weights read out of the checkpoint (kept layers found by this job read none). */
+  uint64_t staged_bytes() const { return staged_.staged_bytes() + (kept_ ? kept_->read_bytes() : 0); }
   /** Bytes of the weight panels packed so far (gemm.h PackedWeight); `reused`: those in given-back mappings. */
   uint64_t packed_bytes(bool reused) const;
 
@@ -129,6 +135,11 @@ class TransformerEngine {
   // Per layer, all but the routed experts: what stage_layer reads.
   std::vector<std::vector<std::vector<const TensorRef*>>> dense_tensors_;
   StagedWeights staged_;
+  KeptLayers* kept_;
+  // The layer the prompt pass runs on: staged_, or a kept layer (held, so that a job freeing the kept layers while
+  // this one runs leaves it intact).
+  const StagedWeights* current_ = &staged_;
+  std::shared_ptr<const StagedWeights> held_;
   // Ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from basis_offset_[b].
   std::vector<size_t> basis_offset_;
   std::vector<uint32_t> basis_rank_;

@@ -5,8 +5,24 @@
 namespace abl {
 namespace fwd {
 
+void TransformerEngine::stage_layer(uint32_t layer) {
+  if (kept_) {
+    held_ = kept_->layer(layer, dense_tensors_[layer], files_, pool_);
+    current_ = held_.get();
+    return;
+  }
+  staged_.stage(files_, dense_tensors_[layer], pack_weights_ ? nullptr : &kernels_, pool_);
+  current_ = &staged_;
+}
+
+void TransformerEngine::unstage() {
+  staged_.clear();
+  held_.reset();
+  current_ = &staged_;
+}
+
 WeightMatrix TransformerEngine::gemm_matrix(const TensorRef& ref) {
-  const WeightMatrix staged = staged_.stacked(files_, {&ref});
+  const WeightMatrix staged = current_->stacked(files_, {&ref});
   if (staged.packed) return staged;
   WeightMatrix m = matrix(ref);
   if (!pack_weights_ || !packing_fits(kernels_, m)) return m;
@@ -32,7 +48,7 @@ uint64_t TransformerEngine::packed_bytes(bool reused) const {
 }
 
 const uint8_t* TransformerEngine::bytes(const TensorRef& ref) const {
-  const uint8_t* staged = staged_.find(ref.file, ref.offset, ref.bytes());
+  const uint8_t* staged = current_->find(ref.file, ref.offset, ref.bytes());
   return staged ? staged : files_.at(ref.file, ref.offset, ref.bytes());
 }
 
@@ -74,7 +90,7 @@ void TransformerEngine::add_bias(const TensorRef& bias, size_t rows, float* y, s
 
 void TransformerEngine::linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
                                      const std::vector<const TensorRef*>& biases, float* y, size_t ldy) {
-  WeightMatrix stacked = staged_.stacked(files_, weights);
+  WeightMatrix stacked = current_->stacked(files_, weights);
   if (pack_weights_) {
     // Generation multiplies the stacked matrix once per new token: its panels are packed once, at the prompt pass
     // (where the staged copy lies back to back), and serve every decode step.

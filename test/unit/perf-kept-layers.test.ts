@@ -1,0 +1,131 @@
+/**
+ * Runs with keepWeights leave the layers they stage in the process for the next runs on the same, unchanged files
+ * in the same arithmetic (native/core/forward/kept_layers.h), which then read none of them: the numbers are those of
+ * runs that read every layer, bit for bit, edits and resumed runs included. The kept layers are freed by a run that
+ * does not keep, by one in another arithmetic, a streamed run, a generation run, and releaseKeptWeights(); a file
+ * replaced since is read again.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { keptLayerBytes } from "../../lib/native/addon.js";
+import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
+import { releaseKeptWeights } from "../../lib/engine/release-kept-weights.js";
+import { runForward, type ForwardRequest } from "../../lib/engine/run-forward.js";
+import { writeRandomLlama, writeTensors } from "../golden/random-llama.js";
+
+const SHAPE = { hidden: 64, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, layers: 3, vocab: 61, dtype: "BF16", tie: false, bias: true } as const;
+
+const same = (a: Float32Array | undefined, b: Float32Array | undefined) => a !== undefined && b !== undefined && a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+
+test("kept layers serve later runs with the numbers of runs that read them, and go when a run cannot use them", async () => {
+  const root = mkdtempSync(join(tmpdir(), "abl-kept-layers-"));
+  try {
+    const written = writeRandomLlama(join(root, "model"), { ...SHAPE, seed: 41 });
+    await writeTensors(written);
+    const model = await loadForwardModel(written.dir);
+    const prompts = [[4, 8, 15, 16, 23, 42], [7, 1, 9]];
+    const other = [[5, 9, 2, 6, 5, 3, 5, 8], [3]];
+    const direction = Array.from({ length: SHAPE.hidden }, (_, i) => Math.sin(i + 1));
+    const edit = { directions: [direction], strengths: { embedding: 0, attention: [0, 1, 0.5], mlp: [0, 1, 1] } };
+    const run = (request: Partial<ForwardRequest>) =>
+      runForward({ model, prompts, positions: "all", logits: "all", mode: "resident", compute: "auto", ...request });
+    const layerBytes = model.layerBytes.reduce((a, b) => a + b, 0);
+
+    // References, every layer read by each run.
+    const plain = await run({});
+    const plainOther = await run({ prompts: other });
+    const plainEdited = await run({ prompts: other, ablation: edit });
+    assert.equal(plain.stagedBytes, layerBytes, "a run reads every layer");
+    assert.equal(plain.keptBytes, 0);
+    assert.equal(keptLayerBytes(), 0, "a run without keepWeights keeps nothing");
+
+    const first = await run({ keepWeights: true });
+    assert.equal(first.stagedBytes, layerBytes, "the first keeping run reads every layer");
+    assert.equal(first.keptBytes, 0);
+    // Panels pad rows to whole panels and depth to whole blocks: more than the stored bytes at these small shapes.
+    assert.ok(keptLayerBytes() >= layerBytes, `kept ${keptLayerBytes()} bytes for ${layerBytes} of layers`);
+    const perLayer = keptLayerBytes() / SHAPE.layers;
+    assert.ok(same(first.hidden, plain.hidden) && same(first.logits, plain.logits));
+
+    const second = await run({ prompts: other, keepWeights: true });
+    assert.equal(second.stagedBytes, 0, "a later run reads no layer");
+    assert.equal(second.keptBytes, layerBytes);
+    assert.ok(same(second.hidden, plainOther.hidden) && same(second.logits, plainOther.logits), "kept layers give the numbers of read ones");
+    const edited = await run({ prompts: other, ablation: edit, keepWeights: true });
+    assert.equal(edited.keptBytes, layerBytes);
+    assert.ok(same(edited.logits, plainEdited.logits), "an edited run on kept layers");
+    assert.ok(!same(edited.logits, second.logits), "the edit changes the logits");
+
+    // Resumed at layer 1: only layers 1 and 2 are used, both found kept.
+    const stream = new Float32Array(other.flat().length * SHAPE.hidden);
+    const points = SHAPE.layers + 1;
+    for (let row = 0; row < other.flat().length; row += 1) stream.set(plainOther.hidden.subarray((row * points + 1) * SHAPE.hidden, (row * points + 2) * SHAPE.hidden), row * SHAPE.hidden);
+    const resumed = await run({ prompts: other, resumeFrom: { layer: 1, hidden: stream }, keepWeights: true });
+    assert.equal(resumed.keptBytes, model.layerBytes[1] + model.layerBytes[2]);
+    assert.ok(same(resumed.logits, plainOther.logits));
+
+    // Another arithmetic uses other panels: it frees them and keeps its own; the first arithmetic then reads again.
+    const fp32 = await run({ compute: "fp32", keepWeights: true });
+    const auto = await run({ keepWeights: true });
+    if (fp32.kernels !== auto.kernels) {
+      assert.equal(fp32.keptBytes, 0, "another kernel table's layers are not used");
+      assert.equal(auto.keptBytes, 0, "the other table's run freed the first table's layers");
+    }
+    assert.ok(same(auto.logits, plain.logits));
+
+    // Runs that cannot keep free them first: a run without keepWeights, a streamed one, a generation run.
+    for (const request of [{}, { mode: "streamed" as const, keepWeights: true }, { maxNewTokens: 2, positions: "none" as const, logits: "last" as const, keepWeights: true }]) {
+      await run({ keepWeights: true });
+      assert.ok(keptLayerBytes() > 0);
+      const freeing = await run(request);
+      assert.equal(freeing.keptBytes, 0);
+      assert.equal(keptLayerBytes(), 0, `${JSON.stringify(request)} freed the kept layers`);
+    }
+
+    // A budget that leaves the kept layers room for two and a half layers' panels keeps two; the third runs unkept.
+    const budget = (bytes: number) => plain.activationBytes + model.embedBytes + model.headBytes + bytes;
+    await run({ keepWeights: true, maxMemoryBytes: budget(Math.max(layerBytes, 2.5 * perLayer)) });
+    assert.equal(keptLayerBytes(), 2 * perLayer, "kept layers stay inside what the budget leaves them");
+    const capped = await run({ prompts: other, keepWeights: true, maxMemoryBytes: budget(Math.max(layerBytes, 2.5 * perLayer)) });
+    assert.equal(capped.keptBytes, model.layerBytes[0] + model.layerBytes[1]);
+    assert.equal(capped.stagedBytes, model.layerBytes[2]);
+    assert.ok(same(capped.logits, plainOther.logits));
+
+    await run({ keepWeights: true });
+    const held = keptLayerBytes();
+    assert.equal(releaseKeptWeights(), held, "release returns the bytes it freed");
+    assert.equal(keptLayerBytes(), 0);
+    assert.equal((await run({ keepWeights: true })).keptBytes, 0, "after a release a run reads its layers again");
+  } finally {
+    releaseKeptWeights();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a checkpoint file replaced since the layers were kept is read again", async () => {
+  const root = mkdtempSync(join(tmpdir(), "abl-kept-replaced-"));
+  try {
+    const first = writeRandomLlama(join(root, "model"), { ...SHAPE, seed: 51 });
+    await writeTensors(first);
+    const second = writeRandomLlama(join(root, "other"), { ...SHAPE, seed: 52 });
+    await writeTensors(second);
+    const prompts = [[4, 8, 15, 16, 23, 42]];
+    const run = async (dir: string, keepWeights: boolean) =>
+      runForward({ model: await loadForwardModel(dir), prompts, positions: "all", mode: "resident", compute: "auto", keepWeights });
+    const expected = await run(second.dir, false);
+    const before = await run(first.dir, true);
+    assert.equal((await run(first.dir, true)).keptBytes, before.stagedBytes, "unchanged, the kept layers serve");
+    // Same path, same size, new inode: what an atomic rename of a new checkpoint leaves.
+    renameSync(join(second.dir, "model.safetensors"), join(first.dir, "model.safetensors"));
+    const replaced = await run(first.dir, true);
+    assert.equal(replaced.keptBytes, 0, "a replaced file's layers are read anew");
+    assert.ok(same(replaced.hidden, expected.hidden), "the run has the new weights' numbers");
+    assert.ok(!same(replaced.hidden, before.hidden));
+  } finally {
+    releaseKeptWeights();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
