@@ -114,10 +114,10 @@ export interface ForwardRequest {
   maxMemoryBytes?: number;
   threads?: number;
   /**
-   * Keep the layers a resident prompt pass reads (as its kernels' panels, on huge pages) in the process after the
-   * run, so that the next runs on the same unchanged files in the same arithmetic read and pack none of them again
-   * (default false). They take the place of the stored bytes the resident estimate already counts. A streamed run,
-   * a generation run, a run that does not keep, or one of other files or arithmetic frees them first;
+   * Keep the layers a resident run reads (as its kernels' panels, on huge pages) in the process after the run, so
+   * that the next runs on the same unchanged files in the same arithmetic read and pack none of them again, their
+   * generation included (default false). They take the place of the stored bytes the resident estimate already
+   * counts. A streamed run, a run that does not keep, or one of other files or arithmetic frees them first;
    * releaseKeptWeights() frees them on request (native/core/forward/kept_layers.h).
    */
   keepWeights?: boolean;
@@ -430,7 +430,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     resumeFrom: resume,
     threads: request.threads,
     mlpChunkTokens,
-    keepLayersBytes: request.keepWeights === true && choice.mode === "resident" && maxNewTokens === 0 ? keptLayersBudget(model, budget, choice) : 0,
+    keepLayersBytes: request.keepWeights === true && choice.mode === "resident" ? keptLayersBudget(model, budget, choice) : 0,
   };
   const result = await forward(job, request.onProgress);
   return {

@@ -442,7 +442,7 @@ export interface NativeForwardJob {
   mlpChunkTokens?: number;
   /**
    * Keep the layers this job stages for the next jobs while all kept layers take at most this many bytes, and take
-   * those an earlier one kept (resident prompt passes only; any other job frees kept layers first). 0 or absent:
+   * those an earlier one kept (resident runs only; any other job frees kept layers first). 0 or absent:
    * keep none. native/core/forward/kept_layers.h.
    */
   keepLayersBytes?: number;

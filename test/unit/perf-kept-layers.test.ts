@@ -1,8 +1,8 @@
 /**
  * Runs with keepWeights leave the layers they stage in the process for the next runs on the same, unchanged files
  * in the same arithmetic (native/core/forward/kept_layers.h), which then read none of them: the numbers are those of
- * runs that read every layer, bit for bit, edits and resumed runs included. The kept layers are freed by a run that
- * does not keep, by one in another arithmetic, a streamed run, a generation run, and releaseKeptWeights(); a file
+ * runs that read every layer, bit for bit, edits, resumed runs and generated tokens included. The kept layers are
+ * freed by a run that does not keep, by one in another arithmetic, a streamed run, and releaseKeptWeights(); a file
  * replaced since is read again.
  */
 import { test } from "node:test";
@@ -76,8 +76,26 @@ test("kept layers serve later runs with the numbers of runs that read them, and 
     }
     assert.ok(same(auto.logits, plain.logits));
 
-    // Runs that cannot keep free them first: a run without keepWeights, a streamed one, a generation run.
-    for (const request of [{}, { mode: "streamed" as const, keepWeights: true }, { maxNewTokens: 2, positions: "none" as const, logits: "last" as const, keepWeights: true }]) {
+    // Generation runs its prompt pass and every decode step on the kept layers, with the tokens of one that packs
+    // its own panels.
+    const generation = { prompts: [...prompts, ...other], maxNewTokens: 6, positions: "none" as const, logits: "last" as const };
+    const generatedPlain = await run(generation);
+    assert.equal(keptLayerBytes(), 0);
+    await run({ keepWeights: true });
+    const generatedKept = await run({ ...generation, keepWeights: true });
+    assert.equal(generatedKept.keptBytes, layerBytes, "generation found every layer kept");
+    assert.equal(generatedKept.stagedBytes, 0);
+    assert.ok(generatedKept.packedBytes < generatedPlain.packedBytes, `only the head is packed for the job (${generatedKept.packedBytes} of ${generatedPlain.packedBytes} bytes)`);
+    assert.deepEqual(generatedKept.generated, generatedPlain.generated);
+    assert.ok(same(generatedKept.logits, generatedPlain.logits));
+    const generatedFilling = await run({ ...generation, compute: "fp32", keepWeights: true });
+    const generatedFp32 = await run({ ...generation, compute: "fp32", keepWeights: true });
+    assert.equal(generatedFp32.keptBytes, layerBytes, "a generation run keeps the layers it stages");
+    assert.deepEqual(generatedFp32.generated, generatedFilling.generated);
+    assert.deepEqual(generatedFp32.generated, (await run({ ...generation, compute: "fp32" })).generated);
+
+    // Runs that cannot keep free them first: a run without keepWeights, a streamed one.
+    for (const request of [{}, { mode: "streamed" as const, keepWeights: true }]) {
       await run({ keepWeights: true });
       assert.ok(keptLayerBytes() > 0);
       const freeing = await run(request);

@@ -2,9 +2,10 @@
 // keep_layers): the pipeline's scoring runs one resident job per candidate, per search trial and per row set, on the
 // same model in the same arithmetic, and each read and packed every layer again: on the bench model (0.43B, bf16)
 // about 85 ms of a 100 ms one-row pass, 5 s of the one command's 39 s selection. A kept layer serves the next job
-// as it is: its panels are those the job would pack, so the numbers are the same bit for bit.
+// as it is: its panels are those the job would pack, so the numbers are the same bit for bit. A generation job's
+// decode steps run on them too, instead of packing every weight again for the job (the head alone is packed).
 //
-// Memory stays inside what the job's mode choice counted: only resident prompt passes keep layers, and the resident
+// Memory stays inside what the job's mode choice counted: only resident runs keep layers, and the resident
 // estimate holds every layer's stored bytes (lib/engine/memory-budget.ts). Panels pad rows to the recipe's panel
 // width and depth to its depth block (gemm.h), so they can take more than the stored bytes (a hidden size of 896
 // against a 256-deep block: an eighth more); the job says how many bytes the kept layers may take, and a layer past

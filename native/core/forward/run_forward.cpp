@@ -98,8 +98,8 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream and no generation");
     }
   }
-  // A resident prompt pass may keep its layers for the next job; any other job frees kept ones before it allocates.
-  const bool keep = job.keep_layers_bytes > 0 && !streamed && !generate;
+  // A resident run may keep its layers for the next job; a streamed one frees kept ones before it allocates.
+  const bool keep = job.keep_layers_bytes > 0 && !streamed;
   KeptLayers kept(files, &kernels, keep ? job.keep_layers_bytes : 0);
   TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens, keep ? &kept : nullptr);
 

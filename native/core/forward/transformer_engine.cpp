@@ -76,6 +76,7 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
   }
 
   pack_weights_ = job.mode == Mode::Resident && job.max_new_tokens > 0;
+  if (kept_) held_.resize(job.layers.size());
   if (use_kv_cache_) {
     size_t rows = 0;
     for (uint32_t length : job.prompt_lengths) {
@@ -278,6 +279,8 @@ void TransformerEngine::attention_write(uint32_t l, const Batch& batch, const fl
 }
 
 void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
+  // Decode steps run on the layers the job kept (or took kept) at its prompt pass: their panels serve every step.
+  if (kept_ && l < held_.size() && held_[l]) current_ = held_[l].get();
   const LayerWeights& w = job_.layers[l];
   const size_t rows = batch.rows;
   ensure(h_, rows * d_);

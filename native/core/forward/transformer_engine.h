@@ -65,7 +65,7 @@ class TransformerEngine {
    * them as an earlier job kept them (kept_layers.h).
    */
   void stage_layer(uint32_t layer);
-  /** Reads weights from the mapping again (generation's decode steps). */
+  /** Reads weights from the mapping again (generation's decode steps), or from the layers the job keeps. */
   void unstage();
   /** Bytes of layer weights read out of the checkpoint (kept layers found by this job read none). */
   uint64_t staged_bytes() const { return staged_.staged_bytes() + (kept_ ? kept_->read_bytes() : 0); }
@@ -136,10 +136,10 @@ class TransformerEngine {
   std::vector<std::vector<std::vector<const TensorRef*>>> dense_tensors_;
   StagedWeights staged_;
   KeptLayers* kept_;
-  // The layer the prompt pass runs on: staged_, or a kept layer (held, so that a job freeing the kept layers while
-  // this one runs leaves it intact).
+  // The layer being run: staged_, or a kept layer. With kept_, the job holds every layer it staged or took kept
+  // (so that a job freeing the kept layers while this one runs leaves them intact), and decode steps run on them.
   const StagedWeights* current_ = &staged_;
-  std::shared_ptr<const StagedWeights> held_;
+  std::vector<std::shared_ptr<const StagedWeights>> held_;
   // Ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from basis_offset_[b].
   std::vector<size_t> basis_offset_;
   std::vector<uint32_t> basis_rank_;
@@ -157,7 +157,8 @@ class TransformerEngine {
   // Scratch reused across layers (on huge pages when large: large_mappings.h).
   LargeVector<float> h_, qkv_, attn_, write_, parallel_write_, mlp_in_, mlp_act_;
   LargeVector<float> moe_logits_, moe_rows_, moe_out_, shared_out_;
-  // Generation multiplies every weight once per new token: resident runs pack each one once (gemm.h PackedWeight).
+  // Generation multiplies every weight once per new token: resident runs pack each one once (gemm.h PackedWeight),
+  // the head and, without kept layers, every layer's weights.
   bool pack_weights_ = false;
   std::unordered_map<const TensorRef*, std::unique_ptr<PackedWeight>> packed_;
   // The same for stacked matrices (linear_parts), keyed by their first part.

@@ -7,17 +7,17 @@ namespace fwd {
 
 void TransformerEngine::stage_layer(uint32_t layer) {
   if (kept_) {
-    held_ = kept_->layer(layer, dense_tensors_[layer], files_, pool_);
-    current_ = held_.get();
+    held_[layer] = kept_->layer(layer, dense_tensors_[layer], files_, pool_);
+    current_ = held_[layer].get();
     return;
   }
+  // Generation packs each weight once for the job (gemm_matrix), from the copy as stored.
   staged_.stage(files_, dense_tensors_[layer], pack_weights_ ? nullptr : &kernels_, pool_);
   current_ = &staged_;
 }
 
 void TransformerEngine::unstage() {
   staged_.clear();
-  held_.reset();
   current_ = &staged_;
 }
 
@@ -91,7 +91,7 @@ void TransformerEngine::add_bias(const TensorRef& bias, size_t rows, float* y, s
 void TransformerEngine::linear_parts(const float* x, size_t rows, size_t ldx, const std::vector<const TensorRef*>& weights,
                                      const std::vector<const TensorRef*>& biases, float* y, size_t ldy) {
   WeightMatrix stacked = current_->stacked(files_, weights);
-  if (pack_weights_) {
+  if (pack_weights_ && !stacked.packed) {
     // Generation multiplies the stacked matrix once per new token: its panels are packed once, at the prompt pass
     // (where the staged copy lies back to back), and serve every decode step.
     auto found = packed_stacks_.find(weights[0]);
