@@ -12,6 +12,8 @@
 #include "core/forward/forward_job.h"
 #include "core/forward/forward_kernels.h"
 #include "core/forward/kept_layers.h"
+#include "core/forward/logits_stats.h"
+#include "core/thread_pool.h"
 #include "core/native_error.h"
 #include "promise_worker.h"
 
@@ -300,6 +302,7 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   }
   if (!o.Get("threads").IsUndefined()) job.threads = static_cast<unsigned>(count_value(o.Get("threads"), "job.threads", 1024));
   if (!o.Get("mlpChunkTokens").IsUndefined()) job.mlp_chunk_tokens = u32_field(o, "mlpChunkTokens", "job");
+  job.logits_stats = optional_bool(o, "logitsStats", "job", false);
   if (!o.Get("keepLayersBytes").IsUndefined()) job.keep_layers_bytes = static_cast<uint64_t>(count_value(o.Get("keepLayersBytes"), "job.keepLayersBytes", uint64_t(1) << 53));
   return job;
 }
@@ -350,6 +353,14 @@ Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   object.Set("reusedMappedBytes", Napi::Number::New(env, static_cast<double>(result.reused_mapped_bytes)));
   object.Set("stagedBytes", Napi::Number::New(env, static_cast<double>(result.staged_bytes)));
   object.Set("keptBytes", Napi::Number::New(env, static_cast<double>(result.kept_bytes)));
+  if (result.has_logits_stats) {
+    Napi::Uint32Array argmax = Napi::Uint32Array::New(env, result.logits_argmax.size());
+    std::copy(result.logits_argmax.begin(), result.logits_argmax.end(), argmax.Data());
+    Napi::Float64Array logz = Napi::Float64Array::New(env, result.logits_logz.size());
+    std::copy(result.logits_logz.begin(), result.logits_logz.end(), logz.Data());
+    object.Set("logitsArgmax", argmax);
+    object.Set("logitsLogZ", logz);
+  }
   return object;
 }
 
@@ -418,6 +429,34 @@ Napi::Value ExpShifted(const Napi::CallbackInfo& info) {
   return result;
 }
 
+/**
+ * logitsRowStats(logits, vocab): the engine's per-row argmax and log Σ exp (logits_stats.h) of rows of `vocab`
+ * logits, {argmax: Uint32Array, logZ: Float64Array}, so tests check them against an fp64 reference.
+ */
+Napi::Value LogitsRowStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!is_f32(info[0]) || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "logitsRowStats: needs a Float32Array and a vocabulary size").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const Napi::Float32Array logits = info[0].As<Napi::Float32Array>();
+  const double vocab = info[1].As<Napi::Number>().DoubleValue();
+  if (!(vocab >= 1) || vocab != std::floor(vocab) || std::fmod(static_cast<double>(logits.ElementLength()), vocab) != 0) {
+    Napi::TypeError::New(env, "logitsRowStats: the vocabulary size must divide the logits' length").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const size_t v = static_cast<size_t>(vocab);
+  const size_t rows = logits.ElementLength() / v;
+  Napi::Uint32Array argmax = Napi::Uint32Array::New(env, rows);
+  Napi::Float64Array logz = Napi::Float64Array::New(env, rows);
+  abl::ThreadPool pool(0, /*spin=*/false);
+  fwd::logits_row_stats(fwd::best_forward_kernels(), pool, logits.Data(), rows, v, argmax.Data(), logz.Data());
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("argmax", argmax);
+  result.Set("logZ", logz);
+  return result;
+}
+
 /** releaseKeptLayers(): frees the layers forward jobs kept (kept_layers.h); returns the bytes they took. */
 Napi::Value ReleaseKeptLayers(const Napi::CallbackInfo& info) {
   const uint64_t bytes = fwd::kept_layer_bytes();
@@ -436,6 +475,7 @@ void RegisterForwardBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("forward", Napi::Function::New(env, Forward, "forward"));
   exports.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
   exports.Set("expShifted", Napi::Function::New(env, ExpShifted, "expShifted"));
+  exports.Set("logitsRowStats", Napi::Function::New(env, LogitsRowStats, "logitsRowStats"));
   exports.Set("releaseKeptLayers", Napi::Function::New(env, ReleaseKeptLayers, "releaseKeptLayers"));
   exports.Set("keptLayerBytes", Napi::Function::New(env, KeptLayerBytes, "keptLayerBytes"));
 }

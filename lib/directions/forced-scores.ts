@@ -32,8 +32,9 @@ export interface ForcedPassParams extends ForwardSettings {
   /** Keep the log-softmax distributions of the first k positions of each row (for KL). */
   keepDistributions?: number;
   /**
-   * Compute each continuation token's log-probability (default true). Off for rows that only need the greedy choice
-   * (and the kept distributions): the softmax normalizer then costs nothing past the first keepDistributions positions.
+   * Return each continuation token's log-probability (default true). Off for rows that only need the greedy choice
+   * (and the kept distributions): only the first keepDistributions positions' are returned. The engine computes every
+   * read position's argmax and log-normalizer (runForward's logitsStats) either way.
    */
   logProbs?: boolean;
   logitsBudgetFloats?: number;
@@ -86,26 +87,6 @@ export interface ForcedPass {
   startLayer?: number;
   /** Tokens the engine ran, past shared inputs and shared prefixes. */
   tokensRun: number;
-}
-
-function rowArgmax(logits: Float32Array, start: number, vocab: number): number {
-  let argmax = 0;
-  let best = logits[start];
-  for (let i = 1; i < vocab; i += 1) {
-    const v = logits[start + i];
-    if (v > best) {
-      best = v;
-      argmax = i;
-    }
-  }
-  return argmax;
-}
-
-/** log Σ exp over one row of logits, given its maximum. */
-function rowLogZ(logits: Float32Array, start: number, vocab: number, max: number): number {
-  let sum = 0;
-  for (let i = 0; i < vocab; i += 1) sum += Math.exp(logits[start + i] - max);
-  return max + Math.log(sum);
 }
 
 /**
@@ -173,6 +154,7 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       positions: params.captureStreams ? "all" : "none",
       resumeFrom: cached ? { layer: startLayer, hidden: streamAt(cached, numLayers + 1, hiddenSize, startLayer) } : undefined,
       logits: { last },
+      logitsStats: true,
       ablation: params.edit?.ablation,
       addition: params.edit?.addition,
       ...forwardSettingsOf(params),
@@ -181,6 +163,8 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
     result.tokensRun += inputs.reduce((n, input) => n + input.length, 0) - output.sharedTokens;
     batchIndex += 1;
     const logits = output.logits!;
+    const argmaxOf = output.logitsArgmax!;
+    const logZOf = output.logitsLogZ!;
     batch.forEach((row, r) => {
       const position = firstPosition[r];
       const logProbs: number[] = [];
@@ -188,10 +172,9 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       const distributions: Float32Array[] = [];
       row.continuation.forEach((token, i) => {
         const offset = (position + i) * vocab;
-        const argmax = rowArgmax(logits, offset, vocab);
-        matches.push(argmax === token);
+        matches.push(argmaxOf[position + i] === token);
         if (wantLogProbs || i < keep) {
-          const logZ = rowLogZ(logits, offset, vocab, logits[offset + argmax]);
+          const logZ = logZOf[position + i];
           logProbs.push(logits[offset + token] - logZ);
           if (i < keep) {
             const distribution = new Float32Array(vocab);

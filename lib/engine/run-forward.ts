@@ -110,6 +110,12 @@ export interface ForwardRequest {
    * with generation.
    */
   resumeFrom?: { layer: number; hidden: Float32Array };
+  /**
+   * Also return, per logits row, its argmax (the first index of its largest value) and its log-normalizer
+   * log Σ exp, computed by the engine's threads (native/core/forward/logits_stats.h: the forward table's exp,
+   * summed in fp64, within about 1e-7 of an fp64 log-sum-exp).
+   */
+  logitsStats?: boolean;
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
   threads?: number;
@@ -169,6 +175,9 @@ export interface ForwardOutput {
   stagedBytes: number;
   /** Bytes of layer weights the run found kept by an earlier run (keepWeights) and did not read. */
   keptBytes: number;
+  /** With logitsStats, per logits row (as `logits`): its argmax and log Σ exp. */
+  logitsArgmax?: Uint32Array;
+  logitsLogZ?: Float64Array;
 }
 
 interface Rows {
@@ -419,6 +428,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     promptLengths: Uint32Array.from(lengths),
     captureRows: Uint32Array.from(capture.rows),
     logitsRows: Uint32Array.from(logitsAt.rows),
+    logitsStats: wantLogits && request.logitsStats === true,
     maxNewTokens,
     eosIds: Int32Array.from(request.eosTokenIds ?? model.eosTokenIds),
     ablation: request.ablation ? nativeAblation(model, request.ablation) : undefined,
@@ -456,5 +466,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     reusedMappedBytes: result.reusedMappedBytes,
     stagedBytes: result.stagedBytes,
     keptBytes: result.keptBytes,
+    logitsArgmax: wantLogits && request.logitsStats === true ? result.logitsArgmax : undefined,
+    logitsLogZ: wantLogits && request.logitsStats === true ? result.logitsLogZ : undefined,
   };
 }

@@ -172,6 +172,7 @@ interface RawAddon {
   forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult>;
   siluMul(gate: Float32Array, up: Float32Array | null): Float32Array;
   expShifted(values: Float32Array, shift: number): { values: Float32Array; sum: number };
+  logitsRowStats(logits: Float32Array, vocab: number): { argmax: Uint32Array; logZ: Float64Array };
   releaseKeptLayers(): number;
   keptLayerBytes(): number;
 }
@@ -421,6 +422,8 @@ export interface NativeForwardJob {
   captureRows: Uint32Array;
   /** Rows of the concatenation whose logits are returned. */
   logitsRows: Uint32Array;
+  /** Also return each logits row's argmax and log Σ exp (native/core/forward/logits_stats.h). */
+  logitsStats?: boolean;
   /** Greedy tokens to generate per prompt (resident mode only); 0 for none. */
   maxNewTokens: number;
   eosIds: Int32Array;
@@ -464,6 +467,9 @@ export interface NativeForwardResult {
   reusedMappedBytes: number;
   stagedBytes: number;
   keptBytes: number;
+  /** With logitsStats, per logits row: the first index of its largest value, and log Σ exp of the row. */
+  logitsArgmax?: Uint32Array;
+  logitsLogZ?: Float64Array;
 }
 
 export interface ForwardProgress {
@@ -485,6 +491,14 @@ export async function forward(job: NativeForwardJob, onProgress?: (p: ForwardPro
  */
 export function siluMul(gate: Float32Array, up: Float32Array | null): Float32Array {
   return addon().siluMul(gate, up);
+}
+
+/**
+ * The engine's per-row argmax and log Σ exp of rows of `vocab` logits (runForward's logitsStats computes them
+ * natively for every logits row). Exposed so tests check them against an fp64 reference.
+ */
+export function logitsRowStats(logits: Float32Array, vocab: number): { argmax: Uint32Array; logZ: Float64Array } {
+  return addon().logitsRowStats(logits, vocab);
 }
 
 /** Frees the layers forward jobs kept (NativeForwardJob.keepLayers); returns the bytes they took. */

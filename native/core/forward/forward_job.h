@@ -165,6 +165,8 @@ struct ForwardJob {
   std::vector<uint32_t> capture_rows;
   /** Rows of the concatenated prompts whose logits are returned. */
   std::vector<uint32_t> logits_rows;
+  /** Also return each logits row's argmax and log-normalizer (logits_stats.h). */
+  bool logits_stats = false;
   uint32_t max_new_tokens = 0;  // greedy generation (resident only)
   /**
    * Resume at decoder layer start_layer from a residual stream computed before (start_hidden: [tokens, hidden], the
@@ -207,6 +209,10 @@ struct ForwardResult {
   LargeVector<float> hidden;
   /** [logits_rows, vocab], likewise. */
   LargeVector<float> logits;
+  /** With logits_stats, per logits row: the argmax and log Σ exp (logits_stats.h). */
+  bool has_logits_stats = false;
+  std::vector<uint32_t> logits_argmax;
+  std::vector<double> logits_logz;
   /** Generated ids per prompt (each stops after an EOS id, which is included). */
   std::vector<std::vector<int32_t>> generated;
   double seconds = 0;

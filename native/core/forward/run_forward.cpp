@@ -14,6 +14,7 @@
 #include "forward_job.h"
 #include "forward_validate.h"
 #include "../large_mappings.h"
+#include "logits_stats.h"
 #include "mapped_files.h"
 #include "shared_prefix.h"
 #include "transformer_engine.h"
@@ -188,6 +189,13 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   // Without generation the head ran exactly the requested rows: hand its buffer over instead of copying it.
   if (generate) result.logits.assign(head_logits.begin(), head_logits.begin() + job.logits_rows.size() * vocab);
   else result.logits = std::move(head_logits);
+  if (job.logits_stats) {
+    const size_t rows = job.logits_rows.size();
+    result.has_logits_stats = true;
+    result.logits_argmax.resize(rows);
+    result.logits_logz.resize(rows);
+    logits_row_stats(kernels, pool, result.logits.data(), rows, vocab, result.logits_argmax.data(), result.logits_logz.data());
+  }
 
   if (generate) {
     std::vector<uint32_t> next(prompts);
