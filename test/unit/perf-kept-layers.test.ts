@@ -14,6 +14,7 @@ import { keptLayerBytes } from "../../lib/native/addon.js";
 import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
 import { releaseKeptWeights } from "../../lib/engine/release-kept-weights.js";
 import { runForward, type ForwardRequest } from "../../lib/engine/run-forward.js";
+import { goldenDir } from "../golden/golden-paths.js";
 import { writeRandomLlama, writeTensors } from "../golden/random-llama.js";
 
 const SHAPE = { hidden: 64, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, layers: 3, vocab: 61, dtype: "BF16", tie: false, bias: true } as const;
@@ -120,6 +121,26 @@ test("kept layers serve later runs with the numbers of runs that read them, and 
   } finally {
     releaseKeptWeights();
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("GPT-2's transposed matrices: prompt passes keep them as stored, generation keeps nothing", async () => {
+  try {
+    const model = await loadForwardModel(join(goldenDir, "forward", "gpt2"));
+    const prompts = [[4, 8, 15, 16, 23], [7, 1, 9]];
+    const plain = await runForward({ model, prompts, logits: "all", mode: "resident", compute: "fp32" });
+    await runForward({ model, prompts, logits: "all", mode: "resident", compute: "fp32", keepWeights: true });
+    const kept = await runForward({ model, prompts, logits: "all", mode: "resident", compute: "fp32", keepWeights: true });
+    assert.equal(kept.keptBytes, plain.stagedBytes);
+    assert.ok(same(kept.logits, plain.logits));
+    // Generation packs each transposed matrix for the job: with a kept copy beside it that would hold them twice.
+    const generation = { model, prompts, positions: "none" as const, logits: "last" as const, maxNewTokens: 4, mode: "resident" as const, compute: "fp32" as const };
+    const generated = await runForward({ ...generation, keepWeights: true });
+    assert.equal(generated.keptBytes, 0);
+    assert.equal(keptLayerBytes(), 0, "the generation freed the kept layers and kept none");
+    assert.deepEqual(generated.generated, (await runForward(generation)).generated);
+  } finally {
+    releaseKeptWeights();
   }
 });
 

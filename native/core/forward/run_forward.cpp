@@ -55,6 +55,16 @@ void release(const MappedFiles& files, const TensorRef& ref) {
   if (ref.present) files.release(ref.file, ref.offset, ref.bytes());
 }
 
+/** Whether a layer matrix is stored [in, out] (GPT-2's Conv1D): staging copies those as stored, never as panels. */
+bool has_transposed_layer_matrix(const ForwardJob& job) {
+  for (const LayerWeights& w : job.layers) {
+    for (const TensorRef* ref : {&w.q, &w.k, &w.v, &w.qkv, &w.o, &w.gate, &w.up, &w.gate_up, &w.down, &w.shared_gate, &w.shared_up, &w.shared_down}) {
+      if (ref->present && ref->transposed) return true;
+    }
+  }
+  return false;
+}
+
 uint32_t argmax(const float* values, size_t count) {
   size_t best = 0;
   for (size_t i = 1; i < count; ++i) {
@@ -99,8 +109,10 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream and no generation");
     }
   }
-  // A resident run may keep its layers for the next job; a streamed one frees kept ones before it allocates.
-  const bool keep = job.keep_layers_bytes > 0 && !streamed;
+  // A resident run may keep its layers for the next job; a streamed one frees kept ones before it allocates. So does
+  // a generation whose layers hold transposed matrices: it packs those for the job next to the kept copy, twice
+  // their bytes, past the resident estimate.
+  const bool keep = job.keep_layers_bytes > 0 && !streamed && !(generate && has_transposed_layer_matrix(job));
   KeptLayers kept(files, &kernels, keep ? job.keep_layers_bytes : 0);
   TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens, keep ? &kept : nullptr);
 
