@@ -303,6 +303,14 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   if (!o.Get("threads").IsUndefined()) job.threads = static_cast<unsigned>(count_value(o.Get("threads"), "job.threads", 1024));
   if (!o.Get("mlpChunkTokens").IsUndefined()) job.mlp_chunk_tokens = u32_field(o, "mlpChunkTokens", "job");
   job.logits_stats = optional_bool(o, "logitsStats", "job", false);
+  if (!o.Get("pickRows").IsUndefined()) {
+    job.pick_rows = typed_array<uint32_t, napi_uint32_array>(o.Get("pickRows"), "job.pickRows");
+    job.pick_tokens = typed_array<int32_t, napi_int32_array>(o.Get("pickTokens"), "job.pickTokens");
+  }
+  if (!o.Get("wholeRows").IsUndefined()) {
+    job.whole_subset = true;
+    job.whole_rows = typed_array<uint32_t, napi_uint32_array>(o.Get("wholeRows"), "job.wholeRows");
+  }
   if (!o.Get("keepLayersBytes").IsUndefined()) job.keep_layers_bytes = static_cast<uint64_t>(count_value(o.Get("keepLayersBytes"), "job.keepLayersBytes", uint64_t(1) << 53));
   return job;
 }
@@ -353,6 +361,9 @@ Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   object.Set("reusedMappedBytes", Napi::Number::New(env, static_cast<double>(result.reused_mapped_bytes)));
   object.Set("stagedBytes", Napi::Number::New(env, static_cast<double>(result.staged_bytes)));
   object.Set("keptBytes", Napi::Number::New(env, static_cast<double>(result.kept_bytes)));
+  Napi::Float32Array picked = Napi::Float32Array::New(env, result.picked_logits.size());
+  std::copy(result.picked_logits.begin(), result.picked_logits.end(), picked.Data());
+  object.Set("pickedLogits", picked);
   if (result.has_logits_stats) {
     Napi::Uint32Array argmax = Napi::Uint32Array::New(env, result.logits_argmax.size());
     std::copy(result.logits_argmax.begin(), result.logits_argmax.end(), argmax.Data());

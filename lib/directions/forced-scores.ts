@@ -148,6 +148,21 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
     if (startLayer > 0 && !cached) {
       throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `resumeFrom holds ${params.resumeFrom!.batches.length} batches: not the streams of these rows under this logits budget`);
     }
+    // The engine returns each read position's argmax and log-normalizer, the one logit a log-probability needs, and
+    // whole rows only where a distribution is kept: every returned byte is external memory the collector counts
+    // (39 mark-compacts in a profiled selection on the bench model, most of them asked for by returned logits).
+    const picks = { rows: [] as number[], tokens: [] as number[] };
+    const whole = new Map<number, number>();
+    batch.forEach((row, r) => {
+      row.continuation.forEach((token, i) => {
+        const at = firstPosition[r] + i;
+        if (wantLogProbs || i < keep) {
+          picks.rows.push(at);
+          picks.tokens.push(token);
+        }
+        if (i < keep && !whole.has(at)) whole.set(at, whole.size);
+      });
+    });
     const output = await runForward({
       model,
       prompts: inputs,
@@ -155,6 +170,8 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       resumeFrom: cached ? { layer: startLayer, hidden: streamAt(cached, numLayers + 1, hiddenSize, startLayer) } : undefined,
       logits: { last },
       logitsStats: true,
+      logitsPicks: picks,
+      wholeLogitsRows: [...whole.keys()],
       ablation: params.edit?.ablation,
       addition: params.edit?.addition,
       ...forwardSettingsOf(params),
@@ -165,18 +182,20 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
     const logits = output.logits!;
     const argmaxOf = output.logitsArgmax!;
     const logZOf = output.logitsLogZ!;
+    const picked = output.pickedLogits!;
+    let pick = 0;
     batch.forEach((row, r) => {
       const position = firstPosition[r];
       const logProbs: number[] = [];
       const matches: boolean[] = [];
       const distributions: Float32Array[] = [];
       row.continuation.forEach((token, i) => {
-        const offset = (position + i) * vocab;
         matches.push(argmaxOf[position + i] === token);
         if (wantLogProbs || i < keep) {
           const logZ = logZOf[position + i];
-          logProbs.push(logits[offset + token] - logZ);
+          logProbs.push(picked[pick++] - logZ);
           if (i < keep) {
+            const offset = whole.get(position + i)! * vocab;
             const distribution = new Float32Array(vocab);
             for (let v = 0; v < vocab; v += 1) distribution[v] = logits[offset + v] - logZ;
             distributions.push(distribution);

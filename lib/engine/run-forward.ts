@@ -116,6 +116,17 @@ export interface ForwardRequest {
    * summed in fp64, within about 1e-7 of an fp64 log-sum-exp).
    */
   logitsStats?: boolean;
+  /**
+   * Logits to return one by one: pick i is the logit of `tokens[i]` in logits row `rows[i]` (an index into the
+   * logits rows, as logitsPrompt and logitsPosition list them), in the output's `pickedLogits`.
+   */
+  logitsPicks?: { rows: readonly number[]; tokens: readonly number[] };
+  /**
+   * Hand back only these logits rows (indices into the logits rows) whole: `logits` then holds row
+   * wholeLogitsRows[i] as its row i. The others still count for logitsStats and logitsPicks; not returning them
+   * spares the collector their external memory.
+   */
+  wholeLogitsRows?: readonly number[];
   /** Memory budget for the mode choice; default: 80% of available memory. */
   maxMemoryBytes?: number;
   threads?: number;
@@ -175,9 +186,11 @@ export interface ForwardOutput {
   stagedBytes: number;
   /** Bytes of layer weights the run found kept by an earlier run (keepWeights) and did not read. */
   keptBytes: number;
-  /** With logitsStats, per logits row (as `logits`): its argmax and log Σ exp. */
+  /** With logitsStats, per logits row (as logitsPrompt lists them): its argmax and log Σ exp. */
   logitsArgmax?: Uint32Array;
   logitsLogZ?: Float64Array;
+  /** With logitsPicks: the picked logits, in order. */
+  pickedLogits?: Float32Array;
 }
 
 interface Rows {
@@ -355,6 +368,23 @@ function checkResume(request: ForwardRequest, tokens: number): { layer: number; 
   return { layer, hidden };
 }
 
+function checkedRows(rows: readonly number[], logitsRows: number): Uint32Array {
+  for (const row of rows) {
+    if (!Number.isInteger(row) || row < 0 || row >= logitsRows) {
+      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits row ${row} is not one of the run's ${logitsRows} logits rows`);
+    }
+  }
+  return Uint32Array.from(rows);
+}
+
+function checkedPicks(picks: { rows: readonly number[]; tokens: readonly number[] }, logitsRows: number, vocab: number): { pickRows: Uint32Array; pickTokens: Int32Array } {
+  if (picks.rows.length !== picks.tokens.length) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logitsPicks has ${picks.rows.length} rows and ${picks.tokens.length} tokens`);
+  for (const token of picks.tokens) {
+    if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `picked token id ${token} is outside the vocabulary of ${vocab}`);
+  }
+  return { pickRows: checkedRows(picks.rows, logitsRows), pickTokens: Int32Array.from(picks.tokens) };
+}
+
 /**
  * What kept layers may take: the budget less the run's activations and the embedding and head it reads from the
  * mapping. A resident run fits its stored layers in that; panels can take a little more (padded to whole panels and
@@ -429,6 +459,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     captureRows: Uint32Array.from(capture.rows),
     logitsRows: Uint32Array.from(logitsAt.rows),
     logitsStats: wantLogits && request.logitsStats === true,
+    ...(request.logitsPicks ? checkedPicks(request.logitsPicks, logitsAt.rows.length, vocabSize) : {}),
+    wholeRows: request.wholeLogitsRows ? checkedRows(request.wholeLogitsRows, logitsAt.rows.length) : undefined,
     maxNewTokens,
     eosIds: Int32Array.from(request.eosTokenIds ?? model.eosTokenIds),
     ablation: request.ablation ? nativeAblation(model, request.ablation) : undefined,
@@ -468,5 +500,6 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     keptBytes: result.keptBytes,
     logitsArgmax: wantLogits && request.logitsStats === true ? result.logitsArgmax : undefined,
     logitsLogZ: wantLogits && request.logitsStats === true ? result.logitsLogZ : undefined,
+    pickedLogits: request.logitsPicks ? result.pickedLogits : undefined,
   };
 }

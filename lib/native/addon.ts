@@ -424,6 +424,11 @@ export interface NativeForwardJob {
   logitsRows: Uint32Array;
   /** Also return each logits row's argmax and log Σ exp (native/core/forward/logits_stats.h). */
   logitsStats?: boolean;
+  /** Logits returned one by one: token pickTokens[i] of logits row pickRows[i] (an index into logitsRows). Both or neither. */
+  pickRows?: Uint32Array;
+  pickTokens?: Int32Array;
+  /** Return only these logits rows (indices into logitsRows) in `logits`, in this order. */
+  wholeRows?: Uint32Array;
   /** Greedy tokens to generate per prompt (resident mode only); 0 for none. */
   maxNewTokens: number;
   eosIds: Int32Array;
@@ -467,6 +472,8 @@ export interface NativeForwardResult {
   reusedMappedBytes: number;
   stagedBytes: number;
   keptBytes: number;
+  /** The logits of pickRows / pickTokens, in order (empty without picks). */
+  pickedLogits: Float32Array;
   /** With logitsStats, per logits row: the first index of its largest value, and log Σ exp of the row. */
   logitsArgmax?: Uint32Array;
   logitsLogZ?: Float64Array;

@@ -1,7 +1,8 @@
 /**
  * The engine computes each logits row's argmax and log-normalizer (native/core/forward/logits_stats.h) for the
  * teacher-forced passes, which read them instead of scanning the vocabulary in JS: against an fp64 log-sum-exp and
- * a `>` scan, on rows with ties, huge ranges, −∞ and a NaN, and on a model's own logits through runForward.
+ * a `>` scan, on rows with ties, huge ranges, −∞ and a NaN, and on a model's own logits through runForward, which
+ * also hands back single picked logits and a subset of whole rows.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +13,8 @@ import { logitsRowStats } from "../../lib/native/addon.js";
 import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
 import { runForward } from "../../lib/engine/run-forward.js";
 import { normalGenerator, writeRandomLlama, writeTensors } from "../golden/random-llama.js";
+
+const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
 /** The first index of the largest value (a NaN never wins), and max + log Σ exp(x − max) in fp64. */
 function reference(row: Float32Array): { argmax: number; logZ: number } {
@@ -72,6 +75,16 @@ test("runForward's logitsStats describe the logits it returns", async () => {
       }
       const without = await runForward({ model, prompts: [[4, 8, 15]], logits: "last", compute });
       assert.equal(without.logitsArgmax, undefined, "not asked, not returned");
+      // Picked logits and a subset of whole rows: the same values as the full rows.
+      const picks = { rows: [0, 8, 3, 3], tokens: [5, 508, 0, 17] };
+      const subset = await runForward({ model, prompts: [[4, 8, 15, 16, 23, 42], [7, 1, 9]], logits: "all", logitsStats: true, logitsPicks: picks, wholeLogitsRows: [7, 2], compute });
+      assert.deepEqual(Array.from(subset.pickedLogits!), picks.rows.map((row, i) => logits[row * 509 + picks.tokens[i]]));
+      assert.equal(subset.logits!.length, 2 * 509, "only the asked rows come back whole");
+      assert.ok(same(subset.logits!.subarray(0, 509), logits.subarray(7 * 509, 8 * 509)) && same(subset.logits!.subarray(509), logits.subarray(2 * 509, 3 * 509)));
+      assert.deepEqual(subset.logitsLogZ, output.logitsLogZ, "statistics still cover every logits row");
+      for (const bad of [{ logitsPicks: { rows: [9], tokens: [0] } }, { logitsPicks: { rows: [0], tokens: [509] } }, { logitsPicks: { rows: [0, 1], tokens: [0] } }, { wholeLogitsRows: [9] }]) {
+        await assert.rejects(runForward({ model, prompts: [[4, 8, 15, 16, 23, 42], [7, 1, 9]], logits: "all", ...bad }), { code: "INVALID_ARGUMENT" });
+      }
     }
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -167,6 +167,18 @@ struct ForwardJob {
   std::vector<uint32_t> logits_rows;
   /** Also return each logits row's argmax and log-normalizer (logits_stats.h). */
   bool logits_stats = false;
+  /**
+   * Logits to return one by one: pick i is the logit of token pick_tokens[i] in logits row pick_rows[i] (an index
+   * into logits_rows). A teacher-forced pass reads one logit per position past the few whose distribution it keeps.
+   */
+  std::vector<uint32_t> pick_rows;
+  std::vector<int32_t> pick_tokens;
+  /**
+   * With `whole_subset`, `logits` holds only these logits rows (indices into logits_rows), in this order: the rest
+   * are computed (for the statistics and picks) but not handed to JS, whose collector counts every returned byte.
+   */
+  bool whole_subset = false;
+  std::vector<uint32_t> whole_rows;
   uint32_t max_new_tokens = 0;  // greedy generation (resident only)
   /**
    * Resume at decoder layer start_layer from a residual stream computed before (start_hidden: [tokens, hidden], the
@@ -210,6 +222,8 @@ struct ForwardResult {
   /** [logits_rows, vocab], likewise. */
   LargeVector<float> logits;
   /** With logits_stats, per logits row: the argmax and log Σ exp (logits_stats.h). */
+  /** The logits of the job's picks (pick_rows, pick_tokens). */
+  std::vector<float> picked_logits;
   bool has_logits_stats = false;
   std::vector<uint32_t> logits_argmax;
   std::vector<double> logits_logz;

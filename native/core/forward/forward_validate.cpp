@@ -166,6 +166,16 @@ void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
   for (uint32_t row : job.logits_rows) {
     if (row >= total) throw_invalid_job("a logits row is outside the prompts");
   }
+  if (job.pick_rows.size() != job.pick_tokens.size()) throw_invalid_job("picked logits need one token per row");
+  for (size_t i = 0; i < job.pick_rows.size(); ++i) {
+    if (job.pick_rows[i] >= job.logits_rows.size()) throw_invalid_job("a picked logit's row is not a logits row");
+    if (job.pick_tokens[i] < 0 || static_cast<uint64_t>(job.pick_tokens[i]) >= s.vocab_size) {
+      throw_invalid_job("a picked logit's token id " + std::to_string(job.pick_tokens[i]) + " is outside the vocabulary");
+    }
+  }
+  for (uint32_t row : job.whole_rows) {
+    if (row >= job.logits_rows.size()) throw_invalid_job("a whole logits row is not a logits row");
+  }
   if (job.max_new_tokens > 0 && job.mode != Mode::Resident) throw_invalid_job("generation needs the resident mode");
   if (job.ablate) {
     const Ablation& a = job.ablation;

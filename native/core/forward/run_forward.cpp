@@ -208,6 +208,17 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     result.logits_logz.resize(rows);
     logits_row_stats(kernels, pool, result.logits.data(), rows, vocab, result.logits_argmax.data(), result.logits_logz.data());
   }
+  result.picked_logits.resize(job.pick_rows.size());
+  for (size_t i = 0; i < job.pick_rows.size(); ++i) {
+    result.picked_logits[i] = result.logits[size_t(job.pick_rows[i]) * vocab + static_cast<size_t>(job.pick_tokens[i])];
+  }
+  if (job.whole_subset) {
+    LargeVector<float> whole(job.whole_rows.size() * vocab);
+    for (size_t i = 0; i < job.whole_rows.size(); ++i) {
+      std::memcpy(&whole[i * vocab], &result.logits[size_t(job.whole_rows[i]) * vocab], vocab * sizeof(float));
+    }
+    result.logits = std::move(whole);
+  }
 
   if (generate) {
     std::vector<uint32_t> next(prompts);
