@@ -71,13 +71,18 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-async function measure(c: NamedCase, rounds: number): Promise<string[]> {
-  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {} };
+/** The search-trial edit every measurement times: the middle layer's direction, α 1 from that layer on, 0 below. */
+function middleTrial(c: NamedCase) {
   const L = c.model.spec.numLayers;
   const start = Math.floor(L / 2);
   const alphas = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
-  const direction = Array.from(c.directions[start]);
-  const trialEdit = { ablation: { directions: [direction], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
+  const trialEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
+  return { L, start, trialEdit };
+}
+
+async function measure(c: NamedCase, rounds: number): Promise<string[]> {
+  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {} };
+  const { L, start, trialEdit } = middleTrial(c);
   const times = { selectCached: [] as number[], selectPlain: [] as number[], trialCached: [] as number[], trialPlain: [] as number[], damageOnly: [] as number[] };
   let cachedMB = 0;
   for (let round = 0; round < rounds; round += 1) {
@@ -162,11 +167,9 @@ async function measureEarlyStops(c: NamedCase, rounds: number): Promise<string[]
  * runs on a scorer whose own unedited passes have filled them.
  */
 async function measureKeptWeights(c: NamedCase, rounds: number): Promise<string[]> {
-  const L = c.model.spec.numLayers;
-  const start = Math.floor(L / 2);
-  const alphas = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
-  const trialEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
-  const fullEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 1, attention: alphas.map(() => 1), mlp: alphas.map(() => 1) } } };
+  const { L, start, trialEdit } = middleTrial(c);
+  const ones = Array.from({ length: L }, () => 1);
+  const fullEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 1, attention: ones, mlp: ones } } };
   const times = { plain: { select: [] as number[], trial: [] as number[], full: [] as number[] }, kept: { select: [] as number[], trial: [] as number[], full: [] as number[] } };
   for (let round = 0; round < rounds; round += 1) {
     for (const keepWeights of [false, true]) {
@@ -193,10 +196,7 @@ async function measureKeptWeights(c: NamedCase, rounds: number): Promise<string[
  * scoring and one search trial, both with the stream cache, as the one command runs them.
  */
 async function measureCompute(c: NamedCase, rounds: number): Promise<string[]> {
-  const L = c.model.spec.numLayers;
-  const start = Math.floor(L / 2);
-  const alphas = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));
-  const trialEdit = { ablation: { directions: [Array.from(c.directions[start])], strengths: { embedding: 0, attention: alphas, mlp: alphas } } };
+  const { start, trialEdit } = middleTrial(c);
   const computes = ["fp32", "auto"] as const;
   const times = { fp32: { select: [] as number[], trial: [] as number[] }, auto: { select: [] as number[], trial: [] as number[] } };
   for (let round = 0; round < rounds; round += 1) {

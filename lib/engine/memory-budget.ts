@@ -111,6 +111,16 @@ export function chooseMode(params: {
 }
 
 /**
+ * What kept layers may take: the budget less the run's activations and the embedding and head it reads from the
+ * mapping. A resident run fits its stored layers in that; panels can take a little more (padded to whole panels and
+ * depth blocks), and layers past it run without being kept.
+ */
+export function keptLayersBudget(model: ForwardModel, budget: number, choice: ModeChoice): number {
+  return Math.max(0, Math.floor(budget - choice.activationBytes - model.embedBytes - model.headBytes));
+}
+
+
+/**
  * Tokens per MLP chunk. The [chunk, intermediate] buffers get about one layer's worth of bytes (at least 32 MB) and
  * never more than an eighth of the budget: bigger chunks hardly speed the GEMMs up, and a layer-streamed run
  * should hold little more than one layer plus the residual stream.

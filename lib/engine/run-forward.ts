@@ -10,25 +10,13 @@ import { forward, type ForwardProgress, type NativeForwardAblation, type NativeF
 import type { ForwardModel } from "./load-forward-model.js";
 import { prefixShares } from "./prefix-shares.js";
 import { resumableLayer } from "./resumable-layer.js";
-import { chooseMode, defaultMemoryBudget, mlpChunkTokensFor, type ForwardMode, type ModeChoice } from "./memory-budget.js";
+import { captureRows, checkedPicks, checkedRows, logitsRows, type CapturePositions, type LogitsRequest } from "./forward-rows.js";
+import { chooseMode, defaultMemoryBudget, keptLayersBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
 
 /** How projections multiply (ForwardRequest.compute). */
 export type ForwardCompute = "fp32" | "bf16" | "auto";
 
-/** Which positions of each prompt to capture: its last token, its last k tokens, all of them, or none. */
-export type CapturePositions = "last" | "all" | "none" | { last: number };
-
-/**
- * Which rows of logits to return (memory: rows × vocab floats):
- * - true or "last": each prompt's last position;
- * - "all": every position of every prompt;
- * - { last: k } (or one k per prompt): each prompt's last k positions (k ≤ its length). Teacher forcing: append the
- *   k − 1 target tokens t₁ … t_{k−1} to a prompt and ask for its last k positions; row j then holds the logits that
- *   predict t_{j+1} (row 0 predicts t₁ from the prompt alone), all in one pass;
- * - { positions }: positions[p] lists the positions of prompt p (0-based, each below its length), in any order.
- * Rows come prompt by prompt, in the order asked; ForwardOutput.logitsPrompt / logitsPosition name each.
- */
-export type LogitsRequest = boolean | "last" | "all" | { last: number | readonly number[] } | { positions: readonly (readonly number[])[] };
+export type { CapturePositions, LogitsRequest } from "./forward-rows.js";
 
 /**
  * α at every residual writer: the hook computes out ← out − α B (Bᵀ out) on what the writer adds to the residual
@@ -193,67 +181,6 @@ export interface ForwardOutput {
   pickedLogits?: Float32Array;
 }
 
-interface Rows {
-  rows: number[];
-  prompt: number[];
-  position: number[];
-}
-
-function captureRows(lengths: number[], positions: CapturePositions): Rows {
-  const rows: number[] = [];
-  const prompt: number[] = [];
-  const position: number[] = [];
-  let offset = 0;
-  lengths.forEach((length, p) => {
-    let first = length;
-    if (positions === "all") first = 0;
-    else if (positions === "last") first = length - 1;
-    else if (typeof positions === "object") first = Math.max(0, length - positions.last);
-    for (let i = first; i < length; i += 1) {
-      rows.push(offset + i);
-      prompt.push(p);
-      position.push(i);
-    }
-    offset += length;
-  });
-  return { rows, prompt, position };
-}
-
-function logitsRows(lengths: number[], request: LogitsRequest | undefined): Rows {
-  const out: Rows = { rows: [], prompt: [], position: [] };
-  if (request === undefined || request === false) return out;
-  let offset = 0;
-  lengths.forEach((length, p) => {
-    let positions: number[];
-    if (request === true || request === "last") positions = [length - 1];
-    else if (request === "all") positions = Array.from({ length }, (_, i) => i);
-    else if ("last" in request) {
-      const k = typeof request.last === "number" ? request.last : request.last[p];
-      if (!Number.isInteger(k) || k < 1 || k > length) {
-        throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits: last ${k} positions of prompt ${p}, which has ${length} tokens`);
-      }
-      positions = Array.from({ length: k }, (_, i) => length - k + i);
-    } else {
-      if (request.positions.length !== lengths.length) {
-        throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits.positions has ${request.positions.length} entries for ${lengths.length} prompts`);
-      }
-      positions = [...request.positions[p]];
-      for (const position of positions) {
-        if (!Number.isInteger(position) || position < 0 || position >= length) {
-          throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits position ${position} of prompt ${p} is outside 0..${length - 1}`);
-        }
-      }
-    }
-    for (const position of positions) {
-      out.rows.push(offset + position);
-      out.prompt.push(p);
-      out.position.push(position);
-    }
-    offset += length;
-  });
-  return out;
-}
-
 function checkedBasis(directions: ArrayLike<number>[], d: number, what: string): Float64Array {
   const rows = directions.map((direction, i) => {
     if (direction.length !== d) {
@@ -368,32 +295,6 @@ function checkResume(request: ForwardRequest, tokens: number): { layer: number; 
   return { layer, hidden };
 }
 
-function checkedRows(rows: readonly number[], logitsRows: number): Uint32Array {
-  for (const row of rows) {
-    if (!Number.isInteger(row) || row < 0 || row >= logitsRows) {
-      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logits row ${row} is not one of the run's ${logitsRows} logits rows`);
-    }
-  }
-  return Uint32Array.from(rows);
-}
-
-function checkedPicks(picks: { rows: readonly number[]; tokens: readonly number[] }, logitsRows: number, vocab: number): { pickRows: Uint32Array; pickTokens: Int32Array } {
-  if (picks.rows.length !== picks.tokens.length) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `logitsPicks has ${picks.rows.length} rows and ${picks.tokens.length} tokens`);
-  for (const token of picks.tokens) {
-    if (!Number.isInteger(token) || token < 0 || token >= vocab) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `picked token id ${token} is outside the vocabulary of ${vocab}`);
-  }
-  return { pickRows: checkedRows(picks.rows, logitsRows), pickTokens: Int32Array.from(picks.tokens) };
-}
-
-/**
- * What kept layers may take: the budget less the run's activations and the embedding and head it reads from the
- * mapping. A resident run fits its stored layers in that; panels can take a little more (padded to whole panels and
- * depth blocks), and layers past it run without being kept.
- */
-function keptLayersBudget(model: ForwardModel, budget: number, choice: ModeChoice): number {
-  return Math.max(0, Math.floor(budget - choice.activationBytes - model.embedBytes - model.headBytes));
-}
-
 export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
   const { model, prompts } = request;
   const { vocabSize, numLayers, hiddenSize } = model.spec;
@@ -409,6 +310,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   });
   const maxNewTokens = request.maxNewTokens ?? 0;
   const wantLogits = request.logits !== undefined && request.logits !== false;
+  const stats = wantLogits && request.logitsStats === true;
   if ((wantLogits || maxNewTokens > 0) && !model.lmHead) {
     throw new AbliterateError(ErrorCodes.TENSOR_MISSING, "logits need lm_head, which this checkpoint does not have", { file: model.dir });
   }
@@ -458,7 +360,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     promptLengths: Uint32Array.from(lengths),
     captureRows: Uint32Array.from(capture.rows),
     logitsRows: Uint32Array.from(logitsAt.rows),
-    logitsStats: wantLogits && request.logitsStats === true,
+    logitsStats: stats,
     ...(request.logitsPicks ? checkedPicks(request.logitsPicks, logitsAt.rows.length, vocabSize) : {}),
     wholeRows: request.wholeLogitsRows ? checkedRows(request.wholeLogitsRows, logitsAt.rows.length) : undefined,
     maxNewTokens,
@@ -498,8 +400,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     reusedMappedBytes: result.reusedMappedBytes,
     stagedBytes: result.stagedBytes,
     keptBytes: result.keptBytes,
-    logitsArgmax: wantLogits && request.logitsStats === true ? result.logitsArgmax : undefined,
-    logitsLogZ: wantLogits && request.logitsStats === true ? result.logitsLogZ : undefined,
+    logitsArgmax: stats ? result.logitsArgmax : undefined,
+    logitsLogZ: stats ? result.logitsLogZ : undefined,
     pickedLogits: request.logitsPicks ? result.pickedLogits : undefined,
   };
 }

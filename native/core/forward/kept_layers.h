@@ -39,7 +39,6 @@ class KeptLayers {
   KeptLayers(const KeptLayers&) = delete;
   KeptLayers& operator=(const KeptLayers&) = delete;
 
-  bool keeping() const { return keep_bytes_ > 0; }
   /**
    * Layer `layer`'s weights staged from `groups`: the kept ones where an earlier job staged exactly these groups,
    * else read now (all pool threads) and kept for the jobs after this one if they fit.
