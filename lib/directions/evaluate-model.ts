@@ -13,7 +13,7 @@ import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
 import { showsBehaviour, type BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
-import { forcedPass, klFromLogSoftmax } from "./forced-scores.js";
+import { forcedPass, klFromLogSoftmax, type ForcedRow } from "./forced-scores.js";
 import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 import { mean } from "./statistics.js";
 import { isRefusal } from "./refusal-phrases.js";
@@ -93,14 +93,28 @@ export async function evaluateModel(params: EvaluateModelParams): Promise<Evalua
   const settings = forwardSettingsOf(params);
   const prompts = [...params.positive.ids, ...params.negative.ids];
   const nPositive = params.positive.ids.length;
+  // Each model's passes run back to back, the unedited model's generation and forced pass, then the edited
+  // model's: a pass keeps the layers it read for the next (runForward's keepWeights), and alternating the two models
+  // would read and stage every layer again at each pass.
   let step = 0;
+  const passDone = () => params.onProgress?.((step += 1), 4);
   const complete = async (model: ForwardModel) => {
     const result = await completePrompts({ model, prompts, maxNewTokens, ...settings });
-    params.onProgress?.((step += 1), 3);
+    passDone();
+    return result;
+  };
+  const forced = async (model: ForwardModel, rows: ForcedRow[]) => {
+    const result = await forcedPass({ model, rows, keepDistributions: klTokens, ...settings });
+    passDone();
     return result;
   };
   const beforeRun = await complete(params.before);
+  const negativeBefore = beforeRun.ids.slice(nPositive);
+  // KL on the unedited model's own completions, teacher-forced through both models.
+  const rows = params.negative.ids.map((prompt, i) => ({ prompt, continuation: negativeBefore[i].slice(0, klTokens) }));
+  const reference = await forced(params.before, rows);
   const afterRun = await complete(params.after);
+  const edited = await forced(params.after, rows);
   const method = beforeRun.method === "generation" && afterRun.method === "generation" ? "generation" : "first-token";
   const decode = (ids: number[]) => params.tokenizer.decode(ids, { skipSpecialTokens: true });
   const markers = params.markers ? [...params.markers] : null;
@@ -116,14 +130,8 @@ export async function evaluateModel(params: EvaluateModelParams): Promise<Evalua
       negativeMarked: markers ? rate(negative, nPositive, (_, i) => isRefusal(texts[i], markers)) : null,
     };
   };
-  const negativeBefore = beforeRun.ids.slice(nPositive);
   const negativeAfter = afterRun.ids.slice(nPositive);
   const negativeUnchanged = mean(negativeBefore.map((ids, i) => (samePrefix(ids, negativeAfter[i], unchangedTokens) ? 1 : 0)));
-  // KL on the unedited model's own completions, teacher-forced through both models.
-  const rows = params.negative.ids.map((prompt, i) => ({ prompt, continuation: negativeBefore[i].slice(0, klTokens) }));
-  const reference = await forcedPass({ model: params.before, rows, keepDistributions: klTokens, ...settings });
-  const edited = await forcedPass({ model: params.after, rows, keepDistributions: klTokens, ...settings });
-  params.onProgress?.((step += 1), 3);
   const kls = reference.distributions.flatMap((positions, row) => positions.map((distribution, i) => klFromLogSoftmax(distribution, edited.distributions[row][i])));
 
   const samples: SampleCompletion[] = [];
