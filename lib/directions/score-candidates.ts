@@ -181,6 +181,11 @@ export interface EditScorer {
   inducedBy(edit: Edit): Promise<number>;
   /** Bytes of unedited streams kept per row set (absent: not cached). */
   cachedStreamBytes: Partial<Record<ScorerRowSet, number>>;
+  /**
+   * Seconds the unedited model's pass of each set took, at the scorer's creation: about what an edit's pass of that
+   * set costs from the first layer on (the search sizes its trial count with them).
+   */
+  passSeconds: Record<ScorerRowSet, number>;
 }
 
 /** The cache's share of the memory the weights leave in the budget: the passes' own activations need the rest. */
@@ -255,9 +260,12 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   const firstBatchRows: Partial<Record<ScorerRowSet, number>> = {};
   if (params.skipDominated && params.stopFailedDamage !== false && weightsFit(model, budgetBytes)) firstBatchRows.negative = firstDamageRows(negativeRows.length, damageWalls(params.skipDominated));
   // The unedited pass of a set, keeping its streams when that set is cached.
+  const passSeconds: Record<ScorerRowSet, number> = { positive: 0, negative: 0, induced: 0 };
   const baselineRun = async (set: ScorerRowSet, keepDistributions = 0) => {
+    const began = performance.now();
     const pass = await forcedPass({ model, rows: rowsOf[set], keepDistributions, logProbs: keepDistributions === 0, captureStreams: cachedStreamBytes[set] !== undefined, firstBatchRows: firstBatchRows[set], ...settings });
     if (pass.streams) streams[set] = pass.streams;
+    passSeconds[set] = (performance.now() - began) / 1000;
     return pass;
   };
   const run = (set: ScorerRowSet, edit?: Edit, keepDistributions = 0, stopWhen?: ForcedPassParams["stopWhen"]) =>
@@ -284,6 +292,7 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   return {
     baseline,
     cachedStreamBytes,
+    passSeconds,
     settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length },
     score: async (edit) => {
       const behaviour = mean(signatureProbabilities(await run("positive", edit), params.positive.length, sequences));

@@ -85,6 +85,16 @@ function isMissingDirection(error: unknown): boolean {
   return error instanceof AbliterateError && (error.code === ErrorCodes.DIRECTION_DEGENERATE || error.code === ErrorCodes.DIRECTION_NOT_FINITE);
 }
 
+/**
+ * The seconds of the passes a trial skipped that a feasible one runs: the behaviour pass of a trial its damage ruled
+ * out, both passes of one with no edit to score (a missing direction, a null edit); each priced at the unedited
+ * model's pass of that set.
+ */
+export function skippedPassSeconds(trial: Pick<Trial<TrialScores>, "payload">, passSeconds: { positive: number; negative: number }): number {
+  if (!trial.payload) return passSeconds.positive + passSeconds.negative;
+  return trial.payload.behaviour === null ? passSeconds.positive : 0;
+}
+
 export async function* searchStage(
   ctx: PipelineContext,
   params: { prompts: PromptsArtifact; signature: SignatureArtifact; candidates: DirectionCandidates; selection: SelectionArtifact; search: SearchOptions },
@@ -164,7 +174,7 @@ export async function* searchStage(
     const firstTrialSeconds = trialStore.trials[0].seconds;
     let planned = search.trials;
     if (planned === undefined) {
-      const sizing = sizeTrialCount({ firstTrialMs: Math.max(1, firstTrialSeconds * 1000), timeBudgetMs: search.timeBudgetMs ?? DEFAULT_SEARCH_BUDGET_MS, minTrials: MIN_SIZED_TRIALS });
+      const sizing = sizeTrialCount({ firstTrialMs: Math.max(1, firstTrialSeconds * 1000), skippedPassesMs: 1000 * skippedPassSeconds(trialStore.trials[0], scorer.passSeconds), timeBudgetMs: search.timeBudgetMs ?? DEFAULT_SEARCH_BUDGET_MS, minTrials: MIN_SIZED_TRIALS });
       planned = sizing.trials;
       yield { type: "note", message: `search: ${sizing.note}` };
     }

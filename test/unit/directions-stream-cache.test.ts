@@ -53,6 +53,7 @@ test("scores resumed from the cached unedited streams equal those of the whole s
   const plain = await createEditScorer({ model, positive: valP, negative: valN, signature, cacheStreams: [] });
   assert.ok((scorer.cachedStreamBytes.positive ?? 0) > 0 && (scorer.cachedStreamBytes.negative ?? 0) > 0, JSON.stringify(scorer.cachedStreamBytes));
   assert.deepEqual(plain.cachedStreamBytes, {});
+  for (const set of ["positive", "negative", "induced"] as const) assert.ok(scorer.passSeconds[set] > 0 && scorer.passSeconds[set] < 60, `${set}: ${scorer.passSeconds[set]} s`);
   const L = model.spec.numLayers;
   const start = Math.floor(L / 2);
   const attention = Array.from({ length: L }, (_, l) => (l >= start ? 1 : 0));

@@ -14,6 +14,7 @@ import { runSearch, type RunSearchParams, type SearchEvent, type SearchResult } 
 import type { Params, SearchSpace } from "../../lib/directions/search/search-space.js";
 import { DEFAULT_TRIALS, sizeTrialCount } from "../../lib/directions/search/size-trial-count.js";
 import { openTrialStore, type TrialStore } from "../../lib/directions/search/trial-store.js";
+import { skippedPassSeconds } from "../../lib/pipeline/search-stage.js";
 import type { Evaluation } from "../../lib/directions/search/trial.js";
 
 const SPACE: SearchSpace = { dimensions: [{ kind: "float", name: "x", low: 0, high: 1, default: 0 }, { kind: "float", name: "y", low: 0, high: 1, default: 0 }] };
@@ -158,4 +159,21 @@ test("sizeTrialCount: the trials that fit the budget, capped at the maximum, nev
   assert.deepEqual([short.trials, short.limitedBy], [20, "minimum"]);
   assert.match(short.note, /startup trials, so the search stays random/);
   assert.throws(() => sizeTrialCount({ firstTrialMs: 0 }), /must be > 0/);
+});
+
+test("sizeTrialCount prices a first trial that skipped passes at a feasible trial's cost, and says so", () => {
+  // 2 s of damage pass alone, 3 s more for the behaviour pass it skipped: 5 s a trial, 12 in a minute (not 30).
+  const sized = sizeTrialCount({ firstTrialMs: 2_000, skippedPassesMs: 3_000, timeBudgetMs: 60_000, minTrials: 1 });
+  assert.deepEqual([sized.trials, sized.trialSeconds, sized.estimatedSeconds], [12, 5, 60]);
+  assert.match(sized.note, /^a trial took 2\.0 s \(5\.0 s with the passes it skipped, which a feasible trial runs\); 12 trials will run/);
+  assert.equal(sizeTrialCount({ firstTrialMs: 2_000, skippedPassesMs: 0, timeBudgetMs: 60_000, minTrials: 1 }).trials, 30);
+  assert.throws(() => sizeTrialCount({ firstTrialMs: 2_000, skippedPassesMs: -1 }), /skipped passes' duration must be ≥ 0/);
+  assert.throws(() => sizeTrialCount({ firstTrialMs: 2_000, skippedPassesMs: NaN }), /skipped passes' duration/);
+});
+
+test("skippedPassSeconds: the behaviour pass of a trial its damage ruled out, both passes of one with no edit, none of a scored one", () => {
+  const passes = { positive: 3, negative: 2 };
+  assert.equal(skippedPassSeconds({ payload: { behaviour: 0.2, kl: 0.01, unchanged: 1 } }, passes), 0);
+  assert.equal(skippedPassSeconds({ payload: { behaviour: null, kl: 0.5, unchanged: 0.1 } }, passes), 3);
+  assert.equal(skippedPassSeconds({}, passes), 5);
 });

@@ -1,7 +1,9 @@
 /**
  * How many trials to run, from how long one took. The first trial is measured by the caller (it is a real trial:
  * it stays in the history) and usually includes warm-up, so the estimate errs on the side of fewer trials; the
- * time budget stops the search cleanly anyway.
+ * time budget stops the search cleanly anyway. A first trial whose damage ruled it out skipped its behaviour pass,
+ * which every feasible trial runs: the caller passes that pass's time (measured on the unedited model) as
+ * `skippedPassesMs`, so a model whose first trial breaks it is not planned at the price of half a trial.
  */
 import { AbliterateError, ErrorCodes } from "../../errors.js";
 import { DEFAULT_STARTUP_TRIALS } from "./suggest-trial.js";
@@ -11,7 +13,7 @@ export const DEFAULT_TRIALS = 200;
 
 export interface TrialCountSizing {
   trials: number;
-  /** Seconds per trial the count assumes. */
+  /** Seconds per trial the count assumes: the first trial's, plus the passes it skipped. */
   trialSeconds: number;
   /** trials × trialSeconds. */
   estimatedSeconds: number;
@@ -20,27 +22,31 @@ export interface TrialCountSizing {
   note: string;
 }
 
-export function sizeTrialCount(params: { firstTrialMs: number; timeBudgetMs?: number; maxTrials?: number; minTrials?: number; startupTrials?: number }): TrialCountSizing {
+export function sizeTrialCount(params: { firstTrialMs: number; skippedPassesMs?: number; timeBudgetMs?: number; maxTrials?: number; minTrials?: number; startupTrials?: number }): TrialCountSizing {
   const { firstTrialMs, timeBudgetMs } = params;
+  const skippedMs = params.skippedPassesMs ?? 0;
   const maxTrials = params.maxTrials ?? DEFAULT_TRIALS;
   const minTrials = params.minTrials ?? 1;
   const startupTrials = params.startupTrials ?? DEFAULT_STARTUP_TRIALS;
   if (!(Number.isFinite(firstTrialMs) && firstTrialMs > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `a trial's duration must be > 0 ms, got ${firstTrialMs}`);
+  if (!(Number.isFinite(skippedMs) && skippedMs >= 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the skipped passes' duration must be ≥ 0 ms, got ${skippedMs}`);
   if (timeBudgetMs !== undefined && !(timeBudgetMs > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the time budget must be > 0, got ${timeBudgetMs} ms`);
   if (!(Number.isInteger(minTrials) && Number.isInteger(maxTrials) && 1 <= minTrials && minTrials <= maxTrials)) {
     throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trial bounds must be whole numbers with 1 ≤ min ≤ max, got ${minTrials}..${maxTrials}`);
   }
-  const fit = timeBudgetMs === undefined ? Infinity : Math.floor(timeBudgetMs / firstTrialMs);
+  const trialMs = firstTrialMs + skippedMs;
+  const fit = timeBudgetMs === undefined ? Infinity : Math.floor(timeBudgetMs / trialMs);
   let trials = Math.min(maxTrials, fit);
   let limitedBy: TrialCountSizing["limitedBy"] = fit < maxTrials ? "time-budget" : "maximum";
   if (trials < minTrials) {
     trials = minTrials;
     limitedBy = "minimum";
   }
-  const trialSeconds = firstTrialMs / 1000;
+  const trialSeconds = trialMs / 1000;
   const estimatedSeconds = trials * trialSeconds;
   const reason = limitedBy === "time-budget" ? "what fits in the time budget" : limitedBy === "maximum" ? "the maximum" : "the minimum (more than the time budget holds)";
   const random = trials <= startupTrials ? `; no more than the ${startupTrials} startup trials, so the search stays random` : "";
-  const note = `a trial took ${trialSeconds.toFixed(1)} s; ${trials} trials will run (${reason}), about ${Math.ceil(estimatedSeconds / 60)} min${random}`;
+  const took = skippedMs > 0 ? `${(firstTrialMs / 1000).toFixed(1)} s (${trialSeconds.toFixed(1)} s with the passes it skipped, which a feasible trial runs)` : `${trialSeconds.toFixed(1)} s`;
+  const note = `a trial took ${took}; ${trials} trials will run (${reason}), about ${Math.ceil(estimatedSeconds / 60)} min${random}`;
   return { trials, trialSeconds, estimatedSeconds, limitedBy, note };
 }
