@@ -156,7 +156,7 @@ function chatPrompts(): number[][] {
   return Array.from({ length: PROMPTS }, () => [...prefix, ...Array.from({ length: 4 + (next() % 17) }, () => next() % GEOMETRY.vocab)]);
 }
 
-function benchPrompts(): number[][] {
+export function benchPrompts(): number[][] {
   let s = 0x9e3779b9;
   const next = () => {
     s ^= s << 13;

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runActivationBench } from "./activation-bench.js";
 import { ensureBenchCheckpoint, writeBenchDirection } from "./generate-bench-checkpoint.js";
 import { runDigestBench } from "./digest-bench.js";
 import { primeMemory } from "./prime-memory.js";
@@ -91,6 +92,11 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === "forward") {
     const { runForwardBench } = await import("./forward-bench.js");
     process.stdout.write(`${(await runForwardBench()).join("\n")}\n`);
+    return;
+  }
+  // BENCH_ONLY=activation: only the MLP-activation figures (bench/activation-bench.ts).
+  if (process.env.BENCH_ONLY === "activation") {
+    process.stdout.write(`${(await runActivationBench(cache)).join("\n")}\n`);
     return;
   }
   // BENCH_ONLY=digest: only the model-digest figures (bench/digest-bench.ts).
@@ -201,7 +207,7 @@ async function main(): Promise<void> {
   // BENCH_ONLY=surgery skips the forward bench (minutes) while iterating on the surgery path.
   if (existsSync(forwardBench) && process.env.BENCH_ONLY !== "surgery") {
     const module = (await import(forwardBench)) as { runForwardBench?: () => Promise<string[]> };
-    if (module.runForwardBench) lines.push("", ...(await module.runForwardBench()));
+    if (module.runForwardBench) lines.push("", ...(await module.runForwardBench()), "", ...(await runActivationBench(cache)));
   }
   if (process.env.BENCH_ONLY !== "surgery") lines.push("", ...(await runSelectionBench(cache)), "", ...(await runXetBench(cache)));
   process.stdout.write(`${lines.join("\n")}\n`);

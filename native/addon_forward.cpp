@@ -126,10 +126,7 @@ fwd::ModelSpec model_spec(const Napi::Object& s) {
   spec.norm_add_one = bool_field(s, "normAddOne", at);
   spec.gated_mlp = bool_field(s, "gatedMlp", at);
   const std::string activation = string_field(s, "activation", at);
-  if (activation == "silu") spec.activation = fwd::Activation::Silu;
-  else if (activation == "gelu_tanh") spec.activation = fwd::Activation::GeluTanh;
-  else if (activation == "gelu") spec.activation = fwd::Activation::GeluExact;
-  else invalid(at + ".activation must be silu, gelu_tanh or gelu");
+  if (!fwd::activation_named(activation, &spec.activation)) invalid(at + ".activation must be silu, gelu_tanh or gelu");
   spec.parallel_residual = bool_field(s, "parallelResidual", at);
   spec.qkv_per_head = bool_field(s, "qkvPerHead", at);
   spec.embedding_scale = static_cast<float>(number_field(s, "embeddingScale", at));

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
+#include "core/forward/forward_job.h"
 #include "core/forward/forward_kernels.h"
 #include "core/forward/kept_layers.h"
 #include "core/forward/logits_stats.h"
@@ -17,24 +19,33 @@ namespace fwd = abl::fwd;
 
 bool is_f32(const Napi::Value& v) { return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array; }
 
-/** siluMul(gate, up | null): the chosen table's MLP activation on Float32Arrays, so tests can bound it element-wise. */
-Napi::Value SiluMul(const Napi::CallbackInfo& info) {
+/**
+ * activationMul(activation, gate, up | null): the chosen table's MLP activation ("silu", "gelu_tanh" or "gelu", the
+ * names of the forward spec) on Float32Arrays, so tests can bound it element-wise.
+ */
+Napi::Value ActivationMul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!is_f32(info[0])) {
-    Napi::TypeError::New(env, "siluMul: gate must be a Float32Array").ThrowAsJavaScriptException();
+  const fwd::ForwardKernels& kernels = fwd::best_forward_kernels();
+  fwd::Activation activation;
+  if (!info[0].IsString() || !fwd::activation_named(info[0].As<Napi::String>().Utf8Value(), &activation)) {
+    Napi::TypeError::New(env, "activationMul: activation must be silu, gelu_tanh or gelu").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const Napi::Float32Array gate = info[0].As<Napi::Float32Array>();
+  if (!is_f32(info[1])) {
+    Napi::TypeError::New(env, "activationMul: gate must be a Float32Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const Napi::Float32Array gate = info[1].As<Napi::Float32Array>();
   const float* up = nullptr;
-  if (!info[1].IsNull() && !info[1].IsUndefined()) {
-    if (!is_f32(info[1]) || info[1].As<Napi::Float32Array>().ElementLength() != gate.ElementLength()) {
-      Napi::TypeError::New(env, "siluMul: up must be null or a Float32Array as long as gate").ThrowAsJavaScriptException();
+  if (!info[2].IsNull() && !info[2].IsUndefined()) {
+    if (!is_f32(info[2]) || info[2].As<Napi::Float32Array>().ElementLength() != gate.ElementLength()) {
+      Napi::TypeError::New(env, "activationMul: up must be null or a Float32Array as long as gate").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    up = info[1].As<Napi::Float32Array>().Data();
+    up = info[2].As<Napi::Float32Array>().Data();
   }
   Napi::Float32Array out = Napi::Float32Array::New(env, gate.ElementLength());
-  fwd::best_forward_kernels().silu_mul(gate.Data(), up, out.Data(), gate.ElementLength());
+  fwd::activation_kernel(kernels, activation)(gate.Data(), up, out.Data(), gate.ElementLength());
   return out;
 }
 
@@ -99,7 +110,7 @@ Napi::Value KeptLayerBytes(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterForwardTools(Napi::Env env, Napi::Object exports) {
-  exports.Set("siluMul", Napi::Function::New(env, SiluMul, "siluMul"));
+  exports.Set("activationMul", Napi::Function::New(env, ActivationMul, "activationMul"));
   exports.Set("expShifted", Napi::Function::New(env, ExpShifted, "expShifted"));
   exports.Set("logitsRowStats", Napi::Function::New(env, LogitsRowStats, "logitsRowStats"));
   exports.Set("releaseKeptLayers", Napi::Function::New(env, ReleaseKeptLayers, "releaseKeptLayers"));

@@ -170,7 +170,7 @@ interface RawAddon {
   runtimeInfo(): RuntimeInfo;
   // Forward engine (section at the end of this file).
   forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult>;
-  siluMul(gate: Float32Array, up: Float32Array | null): Float32Array;
+  activationMul(activation: NativeActivation, gate: Float32Array, up: Float32Array | null): Float32Array;
   expShifted(values: Float32Array, shift: number): { values: Float32Array; sum: number };
   logitsRowStats(logits: Float32Array, vocab: number): { argmax: Uint32Array; logZ: Float64Array };
   releaseKeptLayers(): number;
@@ -263,6 +263,9 @@ export interface NativeTensorRef {
   shape: number[];
 }
 
+/** The MLP activations the forward engine computes (each a kernel-table entry: forward_kernels.h). */
+export type NativeActivation = "silu" | "gelu_tanh" | "gelu";
+
 export interface NativeModelSpec {
   hiddenSize: number;
   numLayers: number;
@@ -277,7 +280,7 @@ export interface NativeModelSpec {
   normAddOne: boolean;
   /** act(gate x) ⊙ (up x); false: act(up x) (GPT-2). */
   gatedMlp: boolean;
-  activation: "silu" | "gelu_tanh" | "gelu";
+  activation: NativeActivation;
   /** GPT-NeoX: x + attn(ln1 x) + mlp(ln2 x). */
   parallelResidual: boolean;
   /** GPT-NeoX: the fused qkv rows are [q_h; k_h; v_h] head after head (needs numKvHeads = numHeads). */
@@ -493,11 +496,12 @@ export async function forward(job: NativeForwardJob, onProgress?: (p: ForwardPro
 }
 
 /**
- * The MLP activation of the chosen forward table: silu(gate[i]) · up[i] (silu alone where up is null), in fp32.
- * Exposed so tests bound the SIMD polynomial element by element; the engine calls it natively.
+ * An MLP activation of the chosen forward table: f(gate[i]) · up[i] (f alone where up is null), in fp32, f the
+ * spec's silu, gelu_tanh or gelu. Exposed so tests bound the SIMD polynomials element by element; the engine calls
+ * them natively.
  */
-export function siluMul(gate: Float32Array, up: Float32Array | null): Float32Array {
-  return addon().siluMul(gate, up);
+export function activationMul(activation: NativeActivation, gate: Float32Array, up: Float32Array | null): Float32Array {
+  return addon().activationMul(activation, gate, up);
 }
 
 /**

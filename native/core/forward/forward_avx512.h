@@ -93,25 +93,69 @@ static inline __m512 exp_nonpositive16(__m512 t) {
 }
 
 /**
- * silu(x) = x · sigmoid(x) for 16 lanes, within a few ulp of the exact value, subnormal results included
- * (test/unit/perf-activation.test.ts bounds it). sigmoid comes from e = exp(−|x|) ∈ (0, 1], which never
- * overflows: x / (1 + e) for x ≥ 0, x · e / (1 + e) below. The second power of two of exp_split16 is applied after
- * the division, so a result that is subnormal is rounded once. Past |x| = 110, |x|·e^−|x| rounds to zero in fp32,
- * so e is zero there; a NaN input stays NaN through the product with x, and −inf gives NaN as torch's
- * x / (1 + exp(−x)) does.
+ * x · sigmoid(u) for 16 lanes where u has x's sign, within a few ulp of the exact value, subnormal results included
+ * (test/unit/perf-activation.test.ts bounds it). sigmoid comes from e = exp(−|u|) ∈ (0, 1], which never overflows:
+ * x / (1 + e) for u ≥ 0, x · e / (1 + e) below. The second power of two of exp_split16 is applied after the
+ * division, so a result that is subnormal is rounded once. Past |u| = 110, |x|·e^−|u| rounds to zero in fp32 (|u| ≥
+ * |x| for silu and gelu_tanh), so e is zero there; a NaN stays NaN through the product with x, and x = −inf gives
+ * NaN as torch's formulas do.
  */
-static inline __m512 silu16(__m512 x) {
-  const __m512 magnitude = _mm512_abs_ps(x);
+static inline __m512 x_sigmoid16(__m512 x, __m512 u) {
+  const __m512 magnitude = _mm512_abs_ps(u);
   const Exp16 e = exp_split16(_mm512_max_ps(_mm512_set1_ps(-exp_poly::kSiluZeroBeyond), _mm512_sub_ps(_mm512_setzero_ps(), magnitude)));
-  // Lanes with |x| > 110 or NaN compare false and get e = 0.
+  // Lanes with |u| > 110 or NaN compare false and get e = 0.
   const __mmask16 in_range = _mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(exp_poly::kSiluZeroBeyond), _CMP_LE_OQ);
   const __m512 e_high = _mm512_maskz_mov_ps(in_range, e.high);
   const __m512 denominator = _mm512_fmadd_ps(e_high, e.scale, _mm512_set1_ps(1.0f));
-  const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __mmask16 negative = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_LT_OQ);
   const __m512 one = _mm512_set1_ps(1.0f);
   const __m512 numerator = _mm512_mask_blend_ps(negative, one, e_high);
   const __m512 quotient = _mm512_div_ps(_mm512_mul_ps(x, numerator), denominator);
   return _mm512_mask_mul_ps(quotient, negative, quotient, e.scale);
+}
+
+/** silu(x) = x · sigmoid(x) for 16 lanes (x_sigmoid16). */
+static inline __m512 silu16(__m512 x) { return x_sigmoid16(x, x); }
+
+/**
+ * gelu(approximate="tanh") for 16 lanes: 0.5·x·(1 + tanh(inner)) = x · sigmoid(2·inner), with inner rounded as
+ * torch's formula rounds it (forward_math.h gelu_tanh; no contraction into FMAs), so only tanh's evaluation differs.
+ * The sigmoid form has no cancellation in 1 + tanh for x < 0, where libm's form loses every digit past x ≈ −5.
+ */
+static inline __m512 gelu_tanh16(__m512 x) {
+  const __m512 cube = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  const __m512 inner = _mm512_mul_ps(_mm512_set1_ps(gelu_tanh_poly::kBeta), _mm512_add_ps(x, _mm512_mul_ps(_mm512_set1_ps(gelu_tanh_poly::kKappa), cube)));
+  return x_sigmoid16(x, _mm512_add_ps(inner, inner));
+}
+
+/**
+ * Exact gelu for 16 lanes: x · Φ(x), Φ(x) = 1 − erfc(z)/2 for x ≥ 0 and erfc(z)/2 below, z = |x|/√2, erfc from
+ * forward_math.h's gelu_erfc_poly. The Gaussian factor exp(−x²/2) is exp(−h/2) · exp(−l/2) with h + l = x² exactly
+ * (an FMA gives l), since rounding x² (or z = |x|/√2) first would cost |x|² ulp of the result where x is far below
+ * 0; the second factor joins the polynomial's. Past x²/2 = 110 (and at ±inf, NaN) erfc is 0: x ≥ 0 gives x, below
+ * it x · 0 (NaN for −inf, as torch's 0.5·x·(1 + erf(x/√2)) gives).
+ */
+static inline __m512 gelu16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 half = _mm512_set1_ps(0.5f);
+  const __m512 a = _mm512_abs_ps(x);
+  const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_mul_ps(a, _mm512_set1_ps(gelu_erfc_poly::kInvSqrt2)), half, one));
+  const __m512 w = _mm512_sub_ps(t, _mm512_set1_ps(gelu_erfc_poly::kCenter));
+  __m512 p = _mm512_set1_ps(gelu_erfc_poly::kP[0]);
+  for (int k = 1; k < 11; ++k) p = _mm512_fmadd_ps(p, w, _mm512_set1_ps(gelu_erfc_poly::kP[k]));
+  const __m512 h = _mm512_mul_ps(a, a);
+  const __m512 l = _mm512_fmsub_ps(a, a, h);
+  const __m512 half_h = _mm512_mul_ps(h, half);
+  // Lanes with x²/2 > 110, inf or NaN compare false and get erfc = 0.
+  const __mmask16 in_range = _mm512_cmp_ps_mask(half_h, _mm512_set1_ps(gelu_erfc_poly::kZeroBeyond), _CMP_LE_OQ);
+  const Exp16 gauss = exp_split16(_mm512_max_ps(_mm512_set1_ps(-gelu_erfc_poly::kZeroBeyond), _mm512_sub_ps(_mm512_setzero_ps(), half_h)));
+  const Exp16 rest = exp_split16(_mm512_fnmadd_ps(l, half, p));
+  // erfc(z)/2 = m · gauss.scale, m normal; the scale goes last, so a subnormal result is rounded once.
+  const __m512 m = _mm512_maskz_mul_ps(in_range, _mm512_mul_ps(_mm512_mul_ps(half, t), _mm512_mul_ps(rest.high, rest.scale)), gauss.high);
+  const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 above = _mm512_mul_ps(x, _mm512_fnmadd_ps(m, gauss.scale, one));
+  const __m512 below = _mm512_mul_ps(_mm512_mul_ps(x, m), gauss.scale);
+  return _mm512_mask_blend_ps(negative, above, below);
 }
 
 }  // namespace avx512

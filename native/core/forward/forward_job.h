@@ -38,6 +38,24 @@ struct TensorRef {
 enum class NormKind : uint8_t { RmsNorm, LayerNorm };
 enum class Activation : uint8_t { Silu, GeluTanh, GeluExact };
 
+/** The spec's activation from its name ("silu", "gelu_tanh", "gelu"); false for any other name. */
+inline bool activation_named(const std::string& name, Activation* out) {
+  if (name == "silu") *out = Activation::Silu;
+  else if (name == "gelu_tanh") *out = Activation::GeluTanh;
+  else if (name == "gelu") *out = Activation::GeluExact;
+  else return false;
+  return true;
+}
+
+/** The entry of `kernels` that computes `activation` (f(gate) · up). */
+inline void (*activation_kernel(const ForwardKernels& kernels, Activation activation))(const float*, const float*, float*, size_t) {
+  switch (activation) {
+    case Activation::GeluTanh: return kernels.gelu_tanh_mul;
+    case Activation::GeluExact: return kernels.gelu_mul;
+    default: return kernels.silu_mul;
+  }
+}
+
 /** Rotary tables: inv_freq has rotary_dim / 2 entries; cos/sin are multiplied by attention_scaling. */
 struct RopeTable {
   std::vector<float> inv_freq;

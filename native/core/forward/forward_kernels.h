@@ -83,6 +83,17 @@ struct ForwardKernels {
    */
   void (*silu_mul)(const float* gate, const float* up, float* out, size_t n);
   /**
+   * out[i] = gelu_tanh(gate[i]) · up[i], or gelu_tanh(gate[i]) where up is null. The scalar table is torch's
+   * 0.5·x·(1 + tanh(inner)) through libm; the SIMD ones the same value as x · sigmoid(2·inner), the inner argument
+   * rounded as torch rounds it, with silu's polynomial exp (test/unit/perf-activation.test.ts bounds both).
+   */
+  void (*gelu_tanh_mul)(const float* gate, const float* up, float* out, size_t n);
+  /**
+   * out[i] = gelu(gate[i]) · up[i] (the erf form), or gelu(gate[i]) where up is null. The scalar table is torch's
+   * 0.5·x·(1 + erf(x/√2)) through libm; the SIMD ones x·Φ(x) from a polynomial erfc (test/unit/perf-activation.test.ts).
+   */
+  void (*gelu_mul)(const float* gate, const float* up, float* out, size_t n);
+  /**
    * values[j] ← exp(values[j] − shift) for j < n, where shift ≥ every value (attention's softmax), returning their sum
    * in the table's fixed order. AVX-512 uses the polynomial exp, within a few ulp; the others forward_math.h's
    * exp_shifted_sum (test/unit/perf-activation.test.ts).

@@ -234,10 +234,13 @@ void scale(float a, float* y, size_t n) {
   for (; i < n; ++i) y[i] *= a;
 }
 
-/** silu for 8 lanes: the algorithm of forward_avx512.h's silu16 (see there), with blends for the masks. */
-inline __m256 silu8(__m256 x) {
-  const __m256 magnitude = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-  const __m256 t = _mm256_max_ps(_mm256_set1_ps(-exp_poly::kSiluZeroBeyond), _mm256_sub_ps(_mm256_setzero_ps(), magnitude));
+/** exp(t) = high · scale for 8 lanes of t ∈ [−110, 0]: forward_avx512.h's exp_split16 (see there). */
+struct Exp8 {
+  __m256 high;
+  __m256 scale;
+};
+
+inline Exp8 exp_split8(__m256 t) {
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(exp_poly::kLog2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-exp_poly::kLn2High), t);
@@ -255,14 +258,52 @@ inline __m256 silu8(__m256 x) {
   const __m256i bias = _mm256_set1_epi32(127);
   const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
   const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+  return Exp8{_mm256_mul_ps(q, s1), s2};
+}
+
+/** x · sigmoid(u) for 8 lanes, u of x's sign: forward_avx512.h's x_sigmoid16 (see there), with blends for the masks. */
+inline __m256 x_sigmoid8(__m256 x, __m256 u) {
+  const __m256 magnitude = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), u);
+  const Exp8 e = exp_split8(_mm256_max_ps(_mm256_set1_ps(-exp_poly::kSiluZeroBeyond), _mm256_sub_ps(_mm256_setzero_ps(), magnitude)));
   const __m256 in_range = _mm256_cmp_ps(magnitude, _mm256_set1_ps(exp_poly::kSiluZeroBeyond), _CMP_LE_OQ);
-  const __m256 e_high = _mm256_and_ps(in_range, _mm256_mul_ps(q, s1));
+  const __m256 e_high = _mm256_and_ps(in_range, e.high);
   const __m256 one = _mm256_set1_ps(1.0f);
-  const __m256 denominator = _mm256_fmadd_ps(e_high, s2, one);
-  const __m256 negative = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+  const __m256 denominator = _mm256_fmadd_ps(e_high, e.scale, one);
+  const __m256 negative = _mm256_cmp_ps(u, _mm256_setzero_ps(), _CMP_LT_OQ);
   const __m256 numerator = _mm256_blendv_ps(one, e_high, negative);
   const __m256 quotient = _mm256_div_ps(_mm256_mul_ps(x, numerator), denominator);
-  return _mm256_mul_ps(quotient, _mm256_blendv_ps(one, s2, negative));
+  return _mm256_mul_ps(quotient, _mm256_blendv_ps(one, e.scale, negative));
+}
+
+inline __m256 silu8(__m256 x) { return x_sigmoid8(x, x); }
+
+/** gelu(approximate="tanh") for 8 lanes: forward_avx512.h's gelu_tanh16 (see there). */
+inline __m256 gelu_tanh8(__m256 x) {
+  const __m256 cube = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  const __m256 inner = _mm256_mul_ps(_mm256_set1_ps(gelu_tanh_poly::kBeta), _mm256_add_ps(x, _mm256_mul_ps(_mm256_set1_ps(gelu_tanh_poly::kKappa), cube)));
+  return x_sigmoid8(x, _mm256_add_ps(inner, inner));
+}
+
+/** Exact gelu for 8 lanes: forward_avx512.h's gelu16 (see there), with blends for the masks. */
+inline __m256 gelu8(__m256 x) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_mul_ps(a, _mm256_set1_ps(gelu_erfc_poly::kInvSqrt2)), half, one));
+  const __m256 w = _mm256_sub_ps(t, _mm256_set1_ps(gelu_erfc_poly::kCenter));
+  __m256 p = _mm256_set1_ps(gelu_erfc_poly::kP[0]);
+  for (int k = 1; k < 11; ++k) p = _mm256_fmadd_ps(p, w, _mm256_set1_ps(gelu_erfc_poly::kP[k]));
+  const __m256 h = _mm256_mul_ps(a, a);
+  const __m256 l = _mm256_fmsub_ps(a, a, h);
+  const __m256 half_h = _mm256_mul_ps(h, half);
+  const __m256 in_range = _mm256_cmp_ps(half_h, _mm256_set1_ps(gelu_erfc_poly::kZeroBeyond), _CMP_LE_OQ);
+  const Exp8 gauss = exp_split8(_mm256_max_ps(_mm256_set1_ps(-gelu_erfc_poly::kZeroBeyond), _mm256_sub_ps(_mm256_setzero_ps(), half_h)));
+  const Exp8 rest = exp_split8(_mm256_fnmadd_ps(l, half, p));
+  const __m256 m = _mm256_and_ps(in_range, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(half, t), _mm256_mul_ps(rest.high, rest.scale)), gauss.high));
+  const __m256 negative = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+  const __m256 above = _mm256_mul_ps(x, _mm256_fnmadd_ps(m, gauss.scale, one));
+  const __m256 below = _mm256_mul_ps(_mm256_mul_ps(x, m), gauss.scale);
+  return _mm256_blendv_ps(above, below, negative);
 }
 
 void dot_rows(const float* x, const float* rows, size_t stride, size_t count, size_t n, float* out) {
@@ -273,10 +314,12 @@ void axpy_rows(const float* weights, const float* rows, size_t stride, size_t co
   for (size_t j = 0; j < count; ++j) axpy(weights[j], rows + j * stride, y, n);
 }
 
-void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+/** out = f(gate) · up, or f(gate) where up is null, 8 lanes at a time. */
+template <__m256 (*F)(__m256)>
+void activation_mul(const float* gate, const float* up, float* out, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    __m256 v = silu8(_mm256_loadu_ps(gate + i));
+    __m256 v = F(_mm256_loadu_ps(gate + i));
     if (up) v = _mm256_mul_ps(v, _mm256_loadu_ps(up + i));
     _mm256_storeu_ps(out + i, v);
   }
@@ -285,15 +328,19 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   float g[8] = {}, u[8] = {}, o[8];
   std::memcpy(g, gate + i, (n - i) * sizeof(float));
   if (up) std::memcpy(u, up + i, (n - i) * sizeof(float));
-  __m256 v = silu8(_mm256_loadu_ps(g));
+  __m256 v = F(_mm256_loadu_ps(g));
   if (up) v = _mm256_mul_ps(v, _mm256_loadu_ps(u));
   _mm256_storeu_ps(o, v);
   std::memcpy(out + i, o, (n - i) * sizeof(float));
 }
 
+void silu_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<silu8>(gate, up, out, n); }
+void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu_tanh8>(gate, up, out, n); }
+void gelu_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu8>(gate, up, out, n); }
+
 const ForwardKernels kAvx2{"avx2", convert,
                           GemmKernels{"avx2", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, exp_shifted_sum};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted_sum};
 
 }  // namespace
 

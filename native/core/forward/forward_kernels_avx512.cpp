@@ -202,14 +202,20 @@ void axpy_rows(const float* weights, const float* rows, size_t stride, size_t co
   }
 }
 
-void silu_mul(const float* gate, const float* up, float* out, size_t n) {
+/** out = f(gate) · up, or f(gate) where up is null, 16 lanes at a time; the tail masked. */
+template <__m512 (*F)(__m512)>
+void activation_mul(const float* gate, const float* up, float* out, size_t n) {
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 m = mask16(n - i);
-    __m512 v = silu16(_mm512_maskz_loadu_ps(m, gate + i));
+    __m512 v = F(_mm512_maskz_loadu_ps(m, gate + i));
     if (up) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, up + i));
     _mm512_mask_storeu_ps(out + i, m, v);
   }
 }
+
+void silu_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<silu16>(gate, up, out, n); }
+void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu_tanh16>(gate, up, out, n); }
+void gelu_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu16>(gate, up, out, n); }
 
 float exp_shifted(float* values, size_t n, float shift) {
   const __m512 s = _mm512_set1_ps(shift);
@@ -229,7 +235,7 @@ const GemmKernels kFp32Gemm{"avx512", kMr, kNr, 1, 4, pack_a, pack_b, pack_b_tra
 }  // namespace
 
 const ForwardKernels* avx512_forward_kernels(Bf16Use use) {
-  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, exp_shifted};
+  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted};
   if (use == Bf16Use::Never) return &fp32;
   if (!cpu_runs_avx512_bf16()) return nullptr;
   // The bf16 tables are the fp32 one with the bf16 recipe switched on; every other entry is shared.

@@ -125,9 +125,17 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = up ? silu(gate[i]) * up[i] : silu(gate[i]);
 }
 
+void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = up ? gelu_tanh(gate[i]) * up[i] : gelu_tanh(gate[i]);
+}
+
+void gelu_mul(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = up ? gelu_exact(gate[i]) * up[i] : gelu_exact(gate[i]);
+}
+
 const ForwardKernels kScalar{"scalar", convert,
                           GemmKernels{"scalar", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, exp_shifted_sum};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted_sum};
 
 }  // namespace
 

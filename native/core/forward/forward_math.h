@@ -41,12 +41,34 @@ ABL_FN float exp_shifted_sum(float* values, size_t n, float shift) {
 /** torch.nn.functional.silu: x * sigmoid(x). */
 ABL_FN float silu(float x) { return x * (1.0f / (1.0f + expf(-x))); }
 
+/**
+ * gelu(approximate="tanh")'s constants, torch's kBeta = √(2/π) and kKappa: inner = kBeta · (x + kKappa · x³), shared
+ * by the scalar formula below and the SIMD tables' x · sigmoid(2 · inner) (forward_avx512.h gelu_tanh16).
+ */
+namespace gelu_tanh_poly {
+constexpr float kBeta = 0.7978845608028654f;
+constexpr float kKappa = 0.044715f;
+}  // namespace gelu_tanh_poly
+
 /** gelu(approximate="tanh") (gelu_pytorch_tanh, gelu_new). */
 ABL_FN float gelu_tanh(float x) {
-  const float kSqrt2OverPi = 0.7978845608028654f;
-  const float inner = kSqrt2OverPi * (x + 0.044715f * x * x * x);
+  const float inner = gelu_tanh_poly::kBeta * (x + gelu_tanh_poly::kKappa * x * x * x);
   return 0.5f * x * (1.0f + tanhf(inner));
 }
+
+/**
+ * The SIMD tables' exact gelu, x · Φ(x) with Φ(x) = erfc(−x/√2) / 2, and erfc(z) = t · exp(−z² + P(t − kCenter))
+ * for z ≥ 0, t = 1 / (1 + z/2): P is a degree-10 least-squares Chebyshev fit of ln(erfc(z) / t) + z² over
+ * z ∈ [0, 10.5] (scripts/fit-gelu-erfc.py; fit error 8.2e-9, 1.2e-7 evaluated in fp32), coefficients from the
+ * highest degree down. Past x²/2 = kZeroBeyond, |x| · Φ(−|x|) rounds to zero in fp32.
+ */
+namespace gelu_erfc_poly {
+constexpr float kInvSqrt2 = 0.70710678118654752f;
+constexpr float kCenter = 0.5799999833106995f;
+constexpr float kP[11] = {-1.406173259e-01f, 1.487911791e-01f, 1.368547827e-01f, -2.484813929e-01f, -4.674827680e-02f, 2.961713374e-01f,
+                          -3.962989151e-02f, -4.069010019e-01f, 9.476343542e-02f, 1.368118882e+00f, -5.631567836e-01f};
+constexpr float kZeroBeyond = 110.0f;
+}  // namespace gelu_erfc_poly
 
 /** Exact gelu (erf form). */
 ABL_FN float gelu_exact(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }

@@ -29,21 +29,13 @@ void TransformerEngine::mlp(const MlpWeights& w, const float* h, size_t rows, si
       linear_parts(x, n, d_, {w.gate, w.up}, {w.gate_bias, w.up_bias}, in, in_cols);
     }
     float* act = mlp_act_.data();
-    const Activation kind = spec_.activation;
+    const auto apply = activation_kernel(kernels_, spec_.activation);
     pool_.parallel_for(n, 8, [&](unsigned, size_t begin, size_t end) {
       for (size_t r = begin; r < end; ++r) {
         const float* gate = in + r * in_cols;
         const float* up = gate + inter;
         float* a = act + r * inter;
-        if (kind == Activation::Silu) {
-          kernels_.silu_mul(gate, gated ? up : nullptr, a, inter);
-          continue;
-        }
-        for (size_t i = 0; i < inter; ++i) {
-          const float g = gate[i];
-          const float f = kind == Activation::GeluTanh ? gelu_tanh(g) : gelu_exact(g);
-          a[i] = gated ? f * up[i] : f;
-        }
+        apply(gate, gated ? up : nullptr, a, inter);
       }
     });
     linear(act, n, inter, *w.down, *w.down_bias, out + r0 * d_, d_);
