@@ -9,7 +9,8 @@
  *   process, as the pipeline runs many; forward-bench.ts's prompts), tokens/s per activation and its ratio to silu;
  * - the activation kernel alone (activationMul on 64 K elements, gate · up, the fastest of 9 batches of 400 calls)
  *   of the chosen table and of the scalar table (libm's expf / tanhf / erff), ns per element, the call's own cost
- *   included.
+ *   included;
+ * - Gemma 2's final-logit soft-capping (softCap, cap 30) on one 256 000-token logits row, the same two tables.
  *
  * Run as a script with `child ...` it is the child for one run.
  */
@@ -27,6 +28,9 @@ const ACTIVATIONS = Object.keys(CONFIG_NAMES) as NativeActivation[];
 /** One MLP chunk's worth (e.g. 8 rows × 8192), so the kernel runs from cache as in the engine; timed over many calls. */
 const KERNEL_ELEMENTS = 2 ** 16;
 const KERNEL_CALLS = 400;
+/** Gemma 2's vocabulary. */
+const SOFT_CAP_VOCAB = 256_000;
+const SOFT_CAP_CALLS = 40;
 
 interface CaptureResult {
   seconds: number;
@@ -77,6 +81,8 @@ export async function runActivationBench(cache: string): Promise<string[]> {
       (kernel[activation] ??= []).push(spawnJson<KernelResult>(["child", "kernel", activation]));
       (kernel[`${activation}-scalar`] ??= []).push(spawnJson<KernelResult>(["child", "kernel", activation], { ...process.env, ABLITERATE_KERNELS: "scalar" }));
     }
+    (kernel["soft-cap"] ??= []).push(spawnJson<KernelResult>(["child", "soft-cap"]));
+    (kernel["soft-cap-scalar"] ??= []).push(spawnJson<KernelResult>(["child", "soft-cap"], { ...process.env, ABLITERATE_KERNELS: "scalar" }));
     process.stderr.write(`bench: activation round ${round + 1}/${rounds} done\n`);
   }
   const rate = (samples: CaptureResult[]) => median(samples.map((r) => r.tokens / r.seconds));
@@ -93,7 +99,27 @@ export async function runActivationBench(cache: string): Promise<string[]> {
         `${(ns(kernel[`${activation}-scalar`]) / ns(kernel[activation])).toFixed(1)}×`,
     );
   }
+  const row = (samples: KernelResult[]) => (ns(samples) * SOFT_CAP_VOCAB) / 1e6;
+  lines.push(
+    `soft-cap   Gemma 2's final logits, one ${SOFT_CAP_VOCAB}-token row: ${row(kernel["soft-cap"]).toFixed(3)} ms (${kernel["soft-cap"][0].kernels}, ` +
+      `${ns(kernel["soft-cap"]).toFixed(2)} ns/element) vs ${row(kernel["soft-cap-scalar"]).toFixed(3)} ms scalar libm = ${(ns(kernel["soft-cap-scalar"]) / ns(kernel["soft-cap"])).toFixed(1)}× (one thread; the engine splits rows over the pool)`,
+  );
   return lines;
+}
+
+async function softCapChild(): Promise<void> {
+  const { softCap, runtimeInfo } = await import("../lib/native/addon.js");
+  // Logits as a trained head spreads them, about ±20 before the cap.
+  const logits = Float32Array.from({ length: SOFT_CAP_VOCAB }, (_, i) => 12 * Math.sin(i * 0.7133) * Math.cos(i * 0.0131));
+  softCap(logits, 30);
+  const times: number[] = [];
+  for (let k = 0; k < 9; k += 1) {
+    const started = performance.now();
+    for (let call = 0; call < SOFT_CAP_CALLS; call += 1) softCap(logits, 30);
+    times.push(performance.now() - started);
+  }
+  const result: KernelResult = { nsPerElement: (Math.min(...times) * 1e6) / (SOFT_CAP_VOCAB * SOFT_CAP_CALLS), kernels: runtimeInfo().kernels.forward };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 async function captureChild(modelDir: string, promptsPath: string, threads: number): Promise<void> {
@@ -135,6 +161,7 @@ async function kernelChild(activation: NativeActivation): Promise<void> {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (process.argv[2] === "child" && process.argv[3] === "capture") await captureChild(process.argv[4], process.argv[5], Number(process.argv[6]));
   else if (process.argv[2] === "child" && process.argv[3] === "kernel") await kernelChild(process.argv[4] as NativeActivation);
+  else if (process.argv[2] === "child" && process.argv[3] === "soft-cap") await softCapChild();
   else {
     const cache = process.env.ABLITERATE_BENCH_CACHE ?? join(fileURLToPath(new URL("../..", import.meta.url)), ".bench-cache");
     process.stdout.write(`${(await runActivationBench(cache)).join("\n")}\n`);

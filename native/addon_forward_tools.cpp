@@ -67,6 +67,20 @@ Napi::Value ExpShifted(const Napi::CallbackInfo& info) {
   return result;
 }
 
+/** softCap(values, cap): the chosen table's soft-capping, cap · tanh(values / cap), on a copy, for tests. */
+Napi::Value SoftCap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!is_f32(info[0]) || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "softCap: needs a Float32Array and a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const Napi::Float32Array input = info[0].As<Napi::Float32Array>();
+  Napi::Float32Array values = Napi::Float32Array::New(env, input.ElementLength());
+  std::copy(input.Data(), input.Data() + input.ElementLength(), values.Data());
+  fwd::best_forward_kernels().soft_cap(values.Data(), values.ElementLength(), info[1].As<Napi::Number>().FloatValue());
+  return values;
+}
+
 /**
  * logitsRowStats(logits, vocab): the engine's per-row argmax and log Σ exp (logits_stats.h) of rows of `vocab`
  * logits, {argmax: Uint32Array, logZ: Float64Array}, so tests check them against an fp64 reference.
@@ -112,6 +126,7 @@ Napi::Value KeptLayerBytes(const Napi::CallbackInfo& info) {
 void RegisterForwardTools(Napi::Env env, Napi::Object exports) {
   exports.Set("activationMul", Napi::Function::New(env, ActivationMul, "activationMul"));
   exports.Set("expShifted", Napi::Function::New(env, ExpShifted, "expShifted"));
+  exports.Set("softCap", Napi::Function::New(env, SoftCap, "softCap"));
   exports.Set("logitsRowStats", Napi::Function::New(env, LogitsRowStats, "logitsRowStats"));
   exports.Set("releaseKeptLayers", Napi::Function::New(env, ReleaseKeptLayers, "releaseKeptLayers"));
   exports.Set("keptLayerBytes", Napi::Function::New(env, KeptLayerBytes, "keptLayerBytes"));

@@ -172,6 +172,7 @@ interface RawAddon {
   forward(job: NativeForwardJob, onProgress?: (p: ForwardProgress) => void): Promise<NativeForwardResult>;
   activationMul(activation: NativeActivation, gate: Float32Array, up: Float32Array | null): Float32Array;
   expShifted(values: Float32Array, shift: number): { values: Float32Array; sum: number };
+  softCap(values: Float32Array, cap: number): Float32Array;
   logitsRowStats(logits: Float32Array, vocab: number): { argmax: Uint32Array; logZ: Float64Array };
   releaseKeptLayers(): number;
   keptLayerBytes(): number;
@@ -525,4 +526,9 @@ export function keptLayerBytes(): number {
 /** Attention's softmax numerators of the chosen forward table: exp(values − shift) and their sum (tests bound it). */
 export function expShifted(values: Float32Array, shift: number): { values: Float32Array; sum: number } {
   return addon().expShifted(values, shift);
+}
+
+/** Gemma 2's soft-capping of the chosen forward table, cap · tanh(values / cap), on a copy; exposed for tests. */
+export function softCap(values: Float32Array, cap: number): Float32Array {
+  return addon().softCap(values, cap);
 }

@@ -1,5 +1,6 @@
 /**
- * The MLP activations of every forward table (activationMul: f(gate) · up, f = silu, gelu_tanh, gelu) against fp64
+ * The per-element kernels of every forward table, the MLP activations (activationMul: f(gate) · up, f = silu,
+ * gelu_tanh, gelu), attention's softmax numerators and Gemma 2's soft-capping, against fp64
  * references (test/helpers/reference-gelu.ts), element by element: a dense sweep over [−120, 120], random normals
  * of several scales, powers of two down to the subnormals, and the special values. The SIMD tables replace libm with
  * polynomials, so the bounds are in ulp of the exactly rounded result, and the lengths are not multiples of any
@@ -216,4 +217,54 @@ test("attention's softmax numerators of every forward table are within 4 ulp of 
     assert.ok(ulpDistance(special[3], Math.fround(Math.exp(-1)), "F32") <= 4);
   }
   assert.ok(ran.has("scalar"), `ran: ${[...ran].join(", ")}`);
+});
+
+/** softCap(values, cap) of the table ABLITERATE_KERNELS caps at `simd`, in a child process. */
+function runSoftCapChild(simd: string, values: Float32Array, cap: number): { kernels: string; out: Float32Array } {
+  const script = `
+    import { runtimeInfo, softCap } from ${JSON.stringify(join(here, "..", "..", "lib", "native", "addon.js"))};
+    import { readFileSync } from "node:fs";
+    const [values, cap] = JSON.parse(readFileSync(0, "utf8"));
+    const out = softCap(new Float32Array(Uint8Array.from(Buffer.from(values, "base64")).buffer), cap);
+    process.stdout.write(JSON.stringify({ kernels: runtimeInfo().kernels.forward, out: Buffer.from(out.buffer).toString("base64") }));
+  `;
+  const stdout = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+    env: { ...process.env, ABLITERATE_KERNELS: simd },
+    input: JSON.stringify([Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString("base64"), cap]),
+    maxBuffer: 64 * 1024 * 1024,
+    encoding: "utf8",
+  });
+  const parsed = JSON.parse(stdout) as { kernels: string; out: string };
+  return { kernels: parsed.kernels, out: new Float32Array(Uint8Array.from(Buffer.from(parsed.out, "base64")).buffer) };
+}
+
+test("Gemma 2's soft-capping of every forward table is within 3 ulp of fp64 cap · tanh(x / cap), both sides of the polynomial's edge", (t) => {
+  // Gemma 2's two caps: 50 on attention scores, 30 on the final logits. The sweep crosses |x / cap| = 0.625, where
+  // the SIMD tables switch from the polynomial to (1 − e) / (1 + e), and reaches where tanh rounds to ±1.
+  for (const cap of [50, 30]) {
+    const values: number[] = [];
+    for (let x = -20 * cap; x <= 20 * cap; x += cap / 997) values.push(x);
+    for (let y = 0.6; y <= 0.65; y += 1e-5) values.push(y * cap, -y * cap);
+    for (let e = -149; e <= 127; e += 1) values.push(2 ** e, -(2 ** e));
+    const input = Float32Array.from(values);
+    const ran = new Set<string>();
+    for (const simd of ["scalar", "avx2", "avx512"]) {
+      const { kernels, out } = runSoftCapChild(simd, input, cap);
+      ran.add(kernels);
+      let worst = 0;
+      for (let i = 0; i < input.length; i += 1) {
+        // The kernels divide x by cap in fp32 first, as forward_math.h's soft_cap and torch do.
+        const reference = Math.fround(Math.tanh(Math.fround(input[i] / cap)) * cap);
+        const distance = ulpDistance(out[i], reference, "F32");
+        assert.ok(distance <= 3, `${kernels}: softCap(${input[i]}, ${cap}) = ${out[i]}, exact ${reference}: ${distance} ulp`);
+        worst = Math.max(worst, distance);
+      }
+      t.diagnostic(`${kernels}, cap ${cap}: worst ${worst} ulp`);
+      const special = runSoftCapChild(simd, Float32Array.from([NaN, Infinity, -Infinity, 0, -0]), cap).out;
+      assert.ok(Number.isNaN(special[0]), `${kernels}: softCap(NaN) = ${special[0]}`);
+      assert.deepEqual([special[1], special[2]], [cap, -cap]);
+      assert.ok(Object.is(special[3], 0) && Object.is(special[4], -0), `${kernels}: softCap(±0) = ${special[3]}, ${special[4]}`);
+    }
+    assert.ok(ran.has("scalar"), `ran: ${[...ran].join(", ")}`);
+  }
 });

@@ -28,13 +28,10 @@ void attend(const ForwardKernels& kernels, ThreadPool& pool, const AttentionShap
       if (shape.chunk) first = std::max(first, pos - pos % shape.chunk);
       const size_t count = pos + 1 - first;
       kernels.dot_rows(query, kv.k + (base + first) * kv.stride + kv_head * d, kv.stride, count, d, weights);
+      for (size_t j = 0; j < count; ++j) weights[j] *= shape.scale;
+      if (shape.softcap > 0.0f) kernels.soft_cap(weights, count, shape.softcap);
       float max_score = -INFINITY;
-      for (size_t j = 0; j < count; ++j) {
-        float s = weights[j] * shape.scale;
-        if (shape.softcap > 0.0f) s = soft_cap(s, shape.softcap);
-        weights[j] = s;
-        max_score = std::max(max_score, s);
-      }
+      for (size_t j = 0; j < count; ++j) max_score = std::max(max_score, weights[j]);
       const float sum = kernels.exp_shifted(weights, count, max_score);
       for (size_t j = 0; j < count; ++j) weights[j] = weights[j] / sum;
       float* result = out + row * ldo + head * d;

@@ -158,6 +158,29 @@ static inline __m512 gelu16(__m512 x) {
   return _mm512_mask_blend_ps(negative, above, below);
 }
 
+/**
+ * tanh for 16 lanes (forward_math.h's tanh_poly), within a few ulp (test/unit/perf-activation.test.ts). It works on
+ * |y| and puts y's sign back last, so ±0 stay ±0; ±inf give ±1 and NaN stays NaN (max passes its second operand's
+ * NaN to the exp).
+ */
+static inline __m512 tanh16(__m512 y) {
+  const __m512 t = _mm512_abs_ps(y);
+  const __m512 s = _mm512_mul_ps(t, t);
+  __m512 q = _mm512_set1_ps(tanh_poly::kQ[0]);
+  for (int k = 1; k < 6; ++k) q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(tanh_poly::kQ[k]));
+  const __m512 near_zero = _mm512_fmadd_ps(q, _mm512_mul_ps(s, t), t);
+  const Exp16 e = exp_split16(_mm512_max_ps(_mm512_set1_ps(-2.0f * tanh_poly::kOneBeyond), _mm512_mul_ps(t, _mm512_set1_ps(-2.0f))));
+  const __m512 ev = _mm512_mul_ps(e.high, e.scale);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  // 1 − 2e / (1 + e) rather than (1 − e) / (1 + e): near saturation the quotient's own error is far below an ulp of
+  // the result, which then rounds once, where ties between capped logits are decided.
+  const __m512 far = _mm512_sub_ps(one, _mm512_div_ps(_mm512_add_ps(ev, ev), _mm512_add_ps(one, ev)));
+  const __mmask16 small = _mm512_cmp_ps_mask(t, _mm512_set1_ps(tanh_poly::kPolyBelow), _CMP_LT_OQ);
+  const __m512 magnitude = _mm512_mask_blend_ps(small, far, near_zero);
+  const __m512 sign = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(y), _mm512_set1_epi32(int(0x80000000u))));
+  return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(magnitude), _mm512_castps_si512(sign)));
+}
+
 }  // namespace avx512
 }  // namespace fwd
 }  // namespace abl

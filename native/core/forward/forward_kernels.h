@@ -99,6 +99,12 @@ struct ForwardKernels {
    * exp_shifted_sum (test/unit/perf-activation.test.ts).
    */
   float (*exp_shifted)(float* values, size_t n, float shift);
+  /**
+   * values[j] ← cap · tanh(values[j] / cap) for j < n (Gemma 2's attention and final-logit soft-capping). The
+   * scalar table is forward_math.h's soft_cap (libm's tanhf); the SIMD ones a polynomial tanh, within a few ulp
+   * (test/unit/perf-activation.test.ts).
+   */
+  void (*soft_cap)(float* values, size_t n, float cap);
 };
 
 /** The GEMM recipe `kernels` uses for a weight stored in `dtype`. */

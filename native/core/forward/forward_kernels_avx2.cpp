@@ -314,6 +314,23 @@ void axpy_rows(const float* weights, const float* rows, size_t stride, size_t co
   for (size_t j = 0; j < count; ++j) axpy(weights[j], rows + j * stride, y, n);
 }
 
+/** tanh for 8 lanes: forward_avx512.h's tanh16 (see there), with blends for the masks. */
+inline __m256 tanh8(__m256 y) {
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  const __m256 t = _mm256_andnot_ps(sign_bit, y);
+  const __m256 s = _mm256_mul_ps(t, t);
+  __m256 q = _mm256_set1_ps(tanh_poly::kQ[0]);
+  for (int k = 1; k < 6; ++k) q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(tanh_poly::kQ[k]));
+  const __m256 near_zero = _mm256_fmadd_ps(q, _mm256_mul_ps(s, t), t);
+  const Exp8 e = exp_split8(_mm256_max_ps(_mm256_set1_ps(-2.0f * tanh_poly::kOneBeyond), _mm256_mul_ps(t, _mm256_set1_ps(-2.0f))));
+  const __m256 ev = _mm256_mul_ps(e.high, e.scale);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 far = _mm256_sub_ps(one, _mm256_div_ps(_mm256_add_ps(ev, ev), _mm256_add_ps(one, ev)));
+  const __m256 small = _mm256_cmp_ps(t, _mm256_set1_ps(tanh_poly::kPolyBelow), _CMP_LT_OQ);
+  const __m256 magnitude = _mm256_blendv_ps(far, near_zero, small);
+  return _mm256_or_ps(magnitude, _mm256_and_ps(sign_bit, y));
+}
+
 /** out = f(gate) · up, or f(gate) where up is null, 8 lanes at a time. */
 template <__m256 (*F)(__m256)>
 void activation_mul(const float* gate, const float* up, float* out, size_t n) {
@@ -338,9 +355,22 @@ void silu_mul(const float* gate, const float* up, float* out, size_t n) { activa
 void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu_tanh8>(gate, up, out, n); }
 void gelu_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu8>(gate, up, out, n); }
 
+void soft_cap_values(float* values, size_t n, float cap) {
+  const __m256 c = _mm256_set1_ps(cap);
+  size_t i = 0;
+  // x / cap, as forward_math.h's soft_cap divides.
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(values + i, _mm256_mul_ps(tanh8(_mm256_div_ps(_mm256_loadu_ps(values + i), c)), c));
+  if (i == n) return;
+  // The tail through a padded block, so every element gets the same arithmetic as the vector body.
+  float v[8] = {};
+  std::memcpy(v, values + i, (n - i) * sizeof(float));
+  _mm256_storeu_ps(v, _mm256_mul_ps(tanh8(_mm256_div_ps(_mm256_loadu_ps(v), c)), c));
+  std::memcpy(values + i, v, (n - i) * sizeof(float));
+}
+
 const ForwardKernels kAvx2{"avx2", convert,
                           GemmKernels{"avx2", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted_sum};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted_sum, soft_cap_values};
 
 }  // namespace
 

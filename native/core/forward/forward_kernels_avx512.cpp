@@ -230,12 +230,22 @@ float exp_shifted(float* values, size_t n, float shift) {
   return horizontal_sum(sum);
 }
 
+void soft_cap_values(float* values, size_t n, float cap) {
+  const __m512 c = _mm512_set1_ps(cap);
+  for (size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = mask16(n - i);
+    // x / cap, as forward_math.h's soft_cap divides.
+    const __m512 y = _mm512_div_ps(_mm512_maskz_loadu_ps(m, values + i), c);
+    _mm512_mask_storeu_ps(values + i, m, _mm512_mul_ps(tanh16(y), c));
+  }
+}
+
 const GemmKernels kFp32Gemm{"avx512", kMr, kNr, 1, 4, pack_a, pack_b, pack_b_transposed, micro_kernel};
 
 }  // namespace
 
 const ForwardKernels* avx512_forward_kernels(Bf16Use use) {
-  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted};
+  static const ForwardKernels fp32{"avx512", convert, kFp32Gemm, nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted, soft_cap_values};
   if (use == Bf16Use::Never) return &fp32;
   if (!cpu_runs_avx512_bf16()) return nullptr;
   // The bf16 tables are the fp32 one with the bf16 recipe switched on; every other entry is shared.

@@ -133,9 +133,13 @@ void gelu_mul(const float* gate, const float* up, float* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = up ? gelu_exact(gate[i]) * up[i] : gelu_exact(gate[i]);
 }
 
+void soft_cap_values(float* values, size_t n, float cap) {
+  for (size_t i = 0; i < n; ++i) values[i] = soft_cap(values[i], cap);
+}
+
 const ForwardKernels kScalar{"scalar", convert,
                           GemmKernels{"scalar", kGemmMr, kGemmNr, 1, 4, pack_activation_panel, pack_weight_panel, pack_transposed_panel, micro_kernel},
-                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted_sum};
+                          nullptr, Bf16Use::Never, dot, axpy, scale, dot_rows, axpy_rows, silu_mul, gelu_tanh_mul, gelu_mul, exp_shifted_sum, soft_cap_values};
 
 }  // namespace
 

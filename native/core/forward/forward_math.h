@@ -73,6 +73,17 @@ constexpr float kZeroBeyond = 110.0f;
 /** Exact gelu (erf form). */
 ABL_FN float gelu_exact(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
 
+/**
+ * The SIMD tables' tanh: below |y| = kPolyBelow, y + y³ · Q(y²), Q a degree-5 least-squares Chebyshev fit of
+ * (tanh(y) − y) / y³ (within 0.73 ulp evaluated in fp32; coefficients from the highest degree down); above,
+ * 1 − 2e / (1 + e) with e = exp(−2|y|), which no longer cancels there. Past |y| = kOneBeyond tanh rounds to ±1.
+ */
+namespace tanh_poly {
+constexpr float kPolyBelow = 0.625f;
+constexpr float kQ[6] = {2.295840997e-03f, -8.346980438e-03f, 2.176996134e-02f, -5.395940691e-02f, 1.333330423e-01f, -3.333333433e-01f};
+constexpr float kOneBeyond = 20.0f;
+}  // namespace tanh_poly
+
 /** Gemma 2 soft-capping: cap · tanh(x / cap). */
 ABL_FN float soft_cap(float x, float cap) { return tanhf(x / cap) * cap; }
 
