@@ -75,8 +75,9 @@ ABL_FN float gelu_exact(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678
 
 /**
  * The SIMD tables' tanh: below |y| = kPolyBelow, y + y³ · Q(y²), Q a degree-5 least-squares Chebyshev fit of
- * (tanh(y) − y) / y³ (within 0.73 ulp evaluated in fp32; coefficients from the highest degree down); above,
- * 1 − 2e / (1 + e) with e = exp(−2|y|), which no longer cancels there. Past |y| = kOneBeyond tanh rounds to ±1.
+ * (tanh(y) − y) / y³ (scripts/fit-tanh.py; within 0.73 ulp evaluated in fp32; coefficients from the highest degree
+ * down); above, 1 − 2e / (1 + e) with e = exp(−2|y|), which no longer cancels there. Past |y| = kOneBeyond tanh
+ * rounds to ±1.
  */
 namespace tanh_poly {
 constexpr float kPolyBelow = 0.625f;
