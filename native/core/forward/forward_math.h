@@ -38,6 +38,46 @@ ABL_FN float exp_shifted_sum(float* values, size_t n, float shift) {
   return sum;
 }
 
+/**
+ * Σ a[i] · b[i] (b null: Σ a[i]) in fp64, as four interleaved partial sums combined as (s0 + s1) + (s2 + s3): four
+ * dependency chains instead of one (a serial fp64 sum waits an add's latency per element), in an order that does not
+ * depend on the kernel table. The fp64 sums of norms and ablation hooks round to fp32 afterwards, where the order
+ * changes the result only when the sum falls within 1e-16 of a rounding boundary.
+ */
+ABL_FN double sum_products_f64(const float* a, const float* b, size_t n) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  size_t i = 0;
+  if (b) {
+    for (; i + 4 <= n; i += 4) {
+      for (size_t l = 0; l < 4; ++l) s[l] += double(a[i + l]) * double(b[i + l]);
+    }
+    for (size_t l = 0; i < n; ++i, ++l) s[l] += double(a[i]) * double(b[i]);
+  } else {
+    for (; i + 4 <= n; i += 4) {
+      for (size_t l = 0; l < 4; ++l) s[l] += double(a[i + l]);
+    }
+    for (size_t l = 0; i < n; ++i, ++l) s[l] += double(a[i]);
+  }
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/** Σ (x[i] − mean)² in fp64, each difference rounded in fp32 first, in sum_products_f64's four partial sums. */
+ABL_FN double sum_centered_squares_f64(const float* x, float mean, size_t n) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (size_t l = 0; l < 4; ++l) {
+      const double centered = double(x[i + l] - mean);
+      s[l] += centered * centered;
+    }
+  }
+  for (size_t l = 0; i < n; ++i, ++l) {
+    const double centered = double(x[i] - mean);
+    s[l] += centered * centered;
+  }
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 /** torch.nn.functional.silu: x * sigmoid(x). */
 ABL_FN float silu(float x) { return x * (1.0f / (1.0f + expf(-x))); }
 

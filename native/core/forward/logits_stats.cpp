@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "dynamic_for.h"
+#include "forward_math.h"
 
 namespace abl {
 namespace fwd {
@@ -23,9 +24,7 @@ void logits_row_stats(const ForwardKernels& kernels, ThreadPool& pool, const flo
     float* values = scratch[worker].data();
     std::copy(row, row + vocab, values);
     kernels.exp_shifted(values, vocab, max);
-    double sum = 0.0;
-    for (size_t j = 0; j < vocab; ++j) sum += values[j];
-    logz[r] = static_cast<double>(max) + std::log(sum);
+    logz[r] = static_cast<double>(max) + std::log(sum_products_f64(values, nullptr, vocab));
   });
 }
 

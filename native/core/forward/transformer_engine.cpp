@@ -100,19 +100,16 @@ void TransformerEngine::norm(const float* x, size_t rows, size_t ldx, const Tens
       const float* in = x + (v / groups) * ldx + (v % groups) * dim;
       float* out = y + (v / groups) * ldy + (v % groups) * dim;
       if (layer_norm) {
-        double sum = 0.0;
-        for (size_t i = 0; i < dim; ++i) sum += in[i];
+        const double sum = sum_products_f64(in, nullptr, dim);
         const float mean = static_cast<float>(sum / dim);
-        double squares = 0.0;
-        for (size_t i = 0; i < dim; ++i) squares += double(in[i] - mean) * double(in[i] - mean);
+        const double squares = sum_centered_squares_f64(in, mean, dim);
         const float inv = 1.0f / std::sqrt(static_cast<float>(squares / dim) + eps);
         for (size_t i = 0; i < dim; ++i) {
           const float v = (in[i] - mean) * inv * w[i];
           out[i] = b.empty() ? v : v + b[i];
         }
       } else {
-        double squares = 0.0;
-        for (size_t i = 0; i < dim; ++i) squares += double(in[i]) * double(in[i]);
+        const double squares = sum_products_f64(in, in, dim);
         const float inv = 1.0f / std::sqrt(static_cast<float>(squares / dim) + eps);
         for (size_t i = 0; i < dim; ++i) out[i] = w[i] * (in[i] * inv);
       }
@@ -125,8 +122,7 @@ void TransformerEngine::unit_rms_norm(float* x, size_t rows, size_t ldx, size_t 
   pool_.parallel_for(rows * groups, 16, [&](unsigned, size_t begin, size_t end) {
     for (size_t v = begin; v < end; ++v) {
       float* values = x + (v / groups) * ldx + (v % groups) * dim;
-      double squares = 0.0;
-      for (size_t i = 0; i < dim; ++i) squares += double(values[i]) * double(values[i]);
+      const double squares = sum_products_f64(values, values, dim);
       const float inv = 1.0f / std::sqrt(static_cast<float>(squares / dim) + eps);
       for (size_t i = 0; i < dim; ++i) values[i] = values[i] * inv;
     }
@@ -145,9 +141,7 @@ void TransformerEngine::ablate(float* rows, size_t count, uint32_t stream, doubl
       float* row = rows + r * d_;
       for (size_t j = 0; j < k; ++j) {
         const float* direction = basis + j * d_;
-        double sum = 0.0;
-        for (size_t i = 0; i < d_; ++i) sum += double(direction[i]) * double(row[i]);
-        coefficient[j] = sum * alpha;
+        coefficient[j] = sum_products_f64(direction, row, d_) * alpha;
       }
       for (size_t i = 0; i < d_; ++i) {
         double delta = 0.0;
