@@ -19,6 +19,13 @@ namespace fwd = abl::fwd;
 
 bool is_f32(const Napi::Value& v) { return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array; }
 
+/** A new Float32Array holding `input`'s values: the in-place kernels run on it, leaving the caller's array alone. */
+Napi::Float32Array copy_f32(Napi::Env env, const Napi::Float32Array& input) {
+  Napi::Float32Array values = Napi::Float32Array::New(env, input.ElementLength());
+  std::copy(input.Data(), input.Data() + input.ElementLength(), values.Data());
+  return values;
+}
+
 /**
  * activationMul(activation, gate, up | null): the chosen table's MLP activation ("silu", "gelu_tanh" or "gelu", the
  * names of the forward spec) on Float32Arrays, so tests can bound it element-wise.
@@ -56,9 +63,7 @@ Napi::Value ExpShifted(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "expShifted: needs a Float32Array and a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const Napi::Float32Array input = info[0].As<Napi::Float32Array>();
-  Napi::Float32Array values = Napi::Float32Array::New(env, input.ElementLength());
-  std::copy(input.Data(), input.Data() + input.ElementLength(), values.Data());
+  Napi::Float32Array values = copy_f32(env, info[0].As<Napi::Float32Array>());
   const float shift = info[1].As<Napi::Number>().FloatValue();
   const float sum = fwd::best_forward_kernels().exp_shifted(values.Data(), values.ElementLength(), shift);
   Napi::Object result = Napi::Object::New(env);
@@ -74,9 +79,7 @@ Napi::Value SoftCap(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "softCap: needs a Float32Array and a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  const Napi::Float32Array input = info[0].As<Napi::Float32Array>();
-  Napi::Float32Array values = Napi::Float32Array::New(env, input.ElementLength());
-  std::copy(input.Data(), input.Data() + input.ElementLength(), values.Data());
+  Napi::Float32Array values = copy_f32(env, info[0].As<Napi::Float32Array>());
   fwd::best_forward_kernels().soft_cap(values.Data(), values.ElementLength(), info[1].As<Napi::Number>().FloatValue());
   return values;
 }

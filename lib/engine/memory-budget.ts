@@ -119,7 +119,6 @@ export function keptLayersBudget(model: ForwardModel, budget: number, choice: Mo
   return Math.max(0, Math.floor(budget - choice.activationBytes - model.embedBytes - model.headBytes));
 }
 
-
 /**
  * Tokens per MLP chunk. The [chunk, intermediate] buffers get about one layer's worth of bytes (at least 32 MB) and
  * never more than an eighth of the budget: bigger chunks hardly speed the GEMMs up, and a layer-streamed run

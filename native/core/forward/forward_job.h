@@ -239,9 +239,9 @@ struct ForwardResult {
   LargeVector<float> hidden;
   /** [logits_rows, vocab], likewise. */
   LargeVector<float> logits;
-  /** With logits_stats, per logits row: the argmax and log Σ exp (logits_stats.h). */
   /** The logits of the job's picks (pick_rows, pick_tokens). */
   std::vector<float> picked_logits;
+  /** With logits_stats, per logits row: the argmax and log Σ exp (logits_stats.h). */
   bool has_logits_stats = false;
   std::vector<uint32_t> logits_argmax;
   std::vector<double> logits_logz;

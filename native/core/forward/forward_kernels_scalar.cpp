@@ -121,17 +121,15 @@ void axpy_rows(const float* weights, const float* rows, size_t stride, size_t co
   for (size_t j = 0; j < count; ++j) axpy(weights[j], rows + j * stride, y, n);
 }
 
-void silu_mul(const float* gate, const float* up, float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = up ? silu(gate[i]) * up[i] : silu(gate[i]);
+/** out = f(gate) · up, or f(gate) where up is null, element by element with forward_math.h's f. */
+template <float (*F)(float)>
+void activation_mul(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = up ? F(gate[i]) * up[i] : F(gate[i]);
 }
 
-void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = up ? gelu_tanh(gate[i]) * up[i] : gelu_tanh(gate[i]);
-}
-
-void gelu_mul(const float* gate, const float* up, float* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = up ? gelu_exact(gate[i]) * up[i] : gelu_exact(gate[i]);
-}
+void silu_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<silu>(gate, up, out, n); }
+void gelu_tanh_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu_tanh>(gate, up, out, n); }
+void gelu_mul(const float* gate, const float* up, float* out, size_t n) { activation_mul<gelu_exact>(gate, up, out, n); }
 
 void soft_cap_values(float* values, size_t n, float cap) {
   for (size_t i = 0; i < n; ++i) values[i] = soft_cap(values[i], cap);
