@@ -204,6 +204,33 @@ fwd::LayerWeights layer_weights(const Napi::Object& o, const std::string& at) {
   return w;
 }
 
+/** An edit's hooks, `ablation` and `addition` of `o` (either may be absent). */
+fwd::ForwardEdit forward_edit(const Napi::Object& o, const std::string& where) {
+  fwd::ForwardEdit edit;
+  const Napi::Value ablation = o.Get("ablation");
+  if (!ablation.IsUndefined() && !ablation.IsNull()) {
+    const std::string at = where + ".ablation";
+    if (!ablation.IsObject()) invalid(at + " must be an object");
+    const Napi::Object a = ablation.As<Napi::Object>();
+    edit.ablate = true;
+    edit.ablation.basis = typed_array<float, napi_float32_array>(a.Get("basis"), at + ".basis");
+    edit.ablation.ranks = typed_array<uint32_t, napi_uint32_array>(a.Get("ranks"), at + ".ranks");
+    edit.ablation.embedding_alpha = number_field(a, "embeddingAlpha", at);
+    edit.ablation.attention_alpha = typed_array<double, napi_float64_array>(a.Get("attentionAlpha"), at + ".attentionAlpha");
+    edit.ablation.mlp_alpha = typed_array<double, napi_float64_array>(a.Get("mlpAlpha"), at + ".mlpAlpha");
+  }
+  const Napi::Value addition = o.Get("addition");
+  if (!addition.IsUndefined() && !addition.IsNull()) {
+    const std::string at = where + ".addition";
+    if (!addition.IsObject()) invalid(at + " must be an object");
+    const Napi::Object a = addition.As<Napi::Object>();
+    edit.add = true;
+    edit.addition.vector = typed_array<float, napi_float32_array>(a.Get("vector"), at + ".vector");
+    edit.addition.point = u32_field(a, "point", at);
+  }
+  return edit;
+}
+
 fwd::ForwardJob forward_job(const Napi::Value& value) {
   if (!value.IsObject()) invalid("forward: the job must be an object");
   const Napi::Object o = value.As<Napi::Object>();
@@ -252,24 +279,17 @@ fwd::ForwardJob forward_job(const Napi::Value& value) {
   job.logits_rows = typed_array<uint32_t, napi_uint32_array>(o.Get("logitsRows"), "job.logitsRows");
   job.max_new_tokens = u32_field(o, "maxNewTokens", "job");
   job.eos_ids = typed_array<int32_t, napi_int32_array>(o.Get("eosIds"), "job.eosIds");
-  const Napi::Value ablation = o.Get("ablation");
-  if (!ablation.IsUndefined() && !ablation.IsNull()) {
-    if (!ablation.IsObject()) invalid("job.ablation must be an object");
-    const Napi::Object a = ablation.As<Napi::Object>();
-    job.ablate = true;
-    job.ablation.basis = typed_array<float, napi_float32_array>(a.Get("basis"), "job.ablation.basis");
-    job.ablation.ranks = typed_array<uint32_t, napi_uint32_array>(a.Get("ranks"), "job.ablation.ranks");
-    job.ablation.embedding_alpha = number_field(a, "embeddingAlpha", "job.ablation");
-    job.ablation.attention_alpha = typed_array<double, napi_float64_array>(a.Get("attentionAlpha"), "job.ablation.attentionAlpha");
-    job.ablation.mlp_alpha = typed_array<double, napi_float64_array>(a.Get("mlpAlpha"), "job.ablation.mlpAlpha");
-  }
-  const Napi::Value addition = o.Get("addition");
-  if (!addition.IsUndefined() && !addition.IsNull()) {
-    if (!addition.IsObject()) invalid("job.addition must be an object");
-    const Napi::Object a = addition.As<Napi::Object>();
-    job.add = true;
-    job.addition.vector = typed_array<float, napi_float32_array>(a.Get("vector"), "job.addition.vector");
-    job.addition.point = u32_field(a, "point", "job.addition");
+  job.edit = forward_edit(o, "job");
+  const Napi::Value wave = o.Get("wave");
+  if (!wave.IsUndefined()) {
+    if (!wave.IsArray()) invalid("job.wave must be an array");
+    const Napi::Array edits = wave.As<Napi::Array>();
+    for (uint32_t e = 0; e < edits.Length(); ++e) {
+      const std::string at = "job.wave[" + std::to_string(e) + "]";
+      const Napi::Value entry = edits.Get(e);
+      if (!entry.IsObject()) invalid(at + " must be an object");
+      job.wave.push_back(forward_edit(entry.As<Napi::Object>(), at));
+    }
   }
   const std::string mode = string_field(o, "mode", "job");
   if (mode != "resident" && mode != "streamed") invalid("job.mode must be resident or streamed");
@@ -334,6 +354,15 @@ Napi::Float32Array float32_array(Napi::Env env, abl::LargeVector<float>& values)
   return Napi::Float32Array::New(env, count, Napi::ArrayBuffer(env, buffer), 0);
 }
 
+void set_logits_stats(Napi::Env env, Napi::Object& object, const std::vector<uint32_t>& argmax_of, const std::vector<double>& logz_of) {
+  Napi::Uint32Array argmax = Napi::Uint32Array::New(env, argmax_of.size());
+  std::copy(argmax_of.begin(), argmax_of.end(), argmax.Data());
+  Napi::Float64Array logz = Napi::Float64Array::New(env, logz_of.size());
+  std::copy(logz_of.begin(), logz_of.end(), logz.Data());
+  object.Set("logitsArgmax", argmax);
+  object.Set("logitsLogZ", logz);
+}
+
 Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   Napi::Object object = Napi::Object::New(env);
   Napi::Float32Array hidden = float32_array(env, result.hidden);
@@ -358,14 +387,19 @@ Napi::Value result_to_js(Napi::Env env, fwd::ForwardResult& result) {
   Napi::Float32Array picked = Napi::Float32Array::New(env, result.picked_logits.size());
   std::copy(result.picked_logits.begin(), result.picked_logits.end(), picked.Data());
   object.Set("pickedLogits", picked);
-  if (result.has_logits_stats) {
-    Napi::Uint32Array argmax = Napi::Uint32Array::New(env, result.logits_argmax.size());
-    std::copy(result.logits_argmax.begin(), result.logits_argmax.end(), argmax.Data());
-    Napi::Float64Array logz = Napi::Float64Array::New(env, result.logits_logz.size());
-    std::copy(result.logits_logz.begin(), result.logits_logz.end(), logz.Data());
-    object.Set("logitsArgmax", argmax);
-    object.Set("logitsLogZ", logz);
+  if (result.has_logits_stats) set_logits_stats(env, object, result.logits_argmax, result.logits_logz);
+  Napi::Array wave = Napi::Array::New(env, result.wave.size());
+  for (uint32_t e = 0; e < result.wave.size(); ++e) {
+    fwd::ForwardResult::WaveOutput& out = result.wave[e];
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("logits", float32_array(env, out.logits));
+    Napi::Float32Array wave_picked = Napi::Float32Array::New(env, out.picked_logits.size());
+    std::copy(out.picked_logits.begin(), out.picked_logits.end(), wave_picked.Data());
+    entry.Set("pickedLogits", wave_picked);
+    if (result.has_logits_stats) set_logits_stats(env, entry, out.logits_argmax, out.logits_logz);
+    wave.Set(e, entry);
   }
+  object.Set("wave", wave);
   return object;
 }
 

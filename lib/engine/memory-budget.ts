@@ -49,6 +49,8 @@ export interface ActivationShape {
   prompts: number;
   longestPrompt: number;
   mlpChunkTokens: number;
+  /** Further edits of a wave (runForward's `wave`): each holds its own stream, own rows and logits. */
+  waveEdits?: number;
 }
 
 /** Bytes of fp32 activations, scratch and outputs one run holds at its peak (weights not included). */
@@ -62,7 +64,9 @@ export function activationBytes(model: ForwardModel, shape: ActivationShape): nu
   // Generation keeps every layer's keys and values; a prompt pass that shares prefixes, one layer's at a time.
   const kvRow = 4 * 2 * numKvHeads * headDim;
   const kvCache = shape.maxNewTokens > 0 ? kvRow * numLayers * (shape.rows + shape.prompts * shape.maxNewTokens) : (shape.sharedTokens ?? 0) > 0 ? kvRow * shape.rows : 0;
-  return shape.rows * perRow + mlp + captured + logits + kvCache;
+  // A wave's edit: the stream of every row and of the rows that run, and its logits rows with their normed inputs.
+  const perWaveEdit = 4 * (2 * shape.rows * d + shape.logitsRows * (vocabSize + d));
+  return shape.rows * perRow + mlp + captured + logits + kvCache + (shape.waveEdits ?? 0) * perWaveEdit;
 }
 
 export type ForwardMode = "resident" | "streamed";

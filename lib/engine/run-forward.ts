@@ -5,9 +5,9 @@
  * with its own α per writer and optionally its own basis per stream, and activation addition.
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
-import { forward, type ForwardProgress, type NativeForwardAblation, type NativeForwardAddition, type NativeForwardJob } from "../native/addon.js";
+import { forward, type ForwardProgress, type NativeForwardJob } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
+import { nativeEdit } from "./native-edit.js";
 import { prefixShares } from "./prefix-shares.js";
 import { resumableLayer } from "./resumable-layer.js";
 import { captureRows, checkedPicks, checkedRows, logitsRows, type CapturePositions, type LogitsRequest } from "./forward-rows.js";
@@ -63,6 +63,12 @@ export interface ForwardAddition {
   point: number;
 }
 
+/** The hooks one pass runs under (either may be absent). */
+export interface ForwardEdit {
+  ablation?: ForwardAblation;
+  addition?: ForwardAddition;
+}
+
 export interface ForwardRequest {
   model: ForwardModel;
   /** Token ids per prompt. */
@@ -75,6 +81,13 @@ export interface ForwardRequest {
   eosTokenIds?: number[];
   ablation?: ForwardAblation;
   addition?: ForwardAddition;
+  /**
+   * Further edits run over the same prompts in the same pass, each with the numbers a run of its own gives: every
+   * layer goes through the request's own edit and then each of these before the next layer is read, so a model
+   * that does not fit the budget (streamed) reads its weights once for all of them instead of once per run. Prompt
+   * passes only: positions "none", no generation, no resumeFrom. Results in the output's `wave`, in order.
+   */
+  wave?: readonly ForwardEdit[];
   mode?: ForwardMode | "auto";
   /**
    * How projections multiply: "fp32" (the reference: fp32 products and sums), "bf16" (activations and weights
@@ -179,103 +192,15 @@ export interface ForwardOutput {
   logitsLogZ?: Float64Array;
   /** With logitsPicks: the picked logits, in order. */
   pickedLogits?: Float32Array;
+  /** Per edit of the request's wave, in order: what logits, logitsArgmax, logitsLogZ and pickedLogits hold for its own. */
+  wave?: WaveOutput[];
 }
 
-function checkedBasis(directions: ArrayLike<number>[], d: number, what: string): Float64Array {
-  const rows = directions.map((direction, i) => {
-    if (direction.length !== d) {
-      throw new AbliterateError(ErrorCodes.DIRECTION_DIMENSION, `${what} direction ${i} has ${direction.length} entries, hidden_size is ${d}`);
-    }
-    const values = Float64Array.from(direction);
-    if (values.some((v) => !Number.isFinite(v))) throw new AbliterateError(ErrorCodes.DIRECTION_NOT_FINITE, `${what} direction ${i} holds NaN or Inf`);
-    return values;
-  });
-  return orthonormalizeRows(rows, what);
-}
-
-function strengthsOf(ablation: ForwardAblation, numLayers: number): AblationStrengths {
-  const convenience = ablation.alpha !== undefined || ablation.layers !== undefined || ablation.embedding !== undefined;
-  if (ablation.strengths) {
-    if (convenience) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "ablation: give strengths or alpha/layers/embedding, not both");
-    const { embedding, attention, mlp } = ablation.strengths;
-    if (attention.length !== numLayers || mlp.length !== numLayers) {
-      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation strengths need ${numLayers} attention and ${numLayers} MLP values (got ${attention.length} and ${mlp.length})`);
-    }
-    const all = [embedding, ...Array.from(attention), ...Array.from(mlp)];
-    if (all.some((v) => typeof v !== "number" || !Number.isFinite(v))) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "ablation strengths must be finite numbers");
-    return ablation.strengths;
-  }
-  const alpha = ablation.alpha ?? 1;
-  if (!Number.isFinite(alpha)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation alpha must be finite (got ${alpha})`);
-  const selected = new Uint8Array(numLayers);
-  if (ablation.layers) {
-    for (const layer of ablation.layers) {
-      if (!Number.isInteger(layer) || layer < 0 || layer >= numLayers) {
-        throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation layer ${layer} is outside 0..${numLayers - 1}`);
-      }
-      selected[layer] = 1;
-    }
-  } else {
-    selected.fill(1);
-  }
-  const perLayer = Array.from(selected, (on) => (on ? alpha : 0));
-  return { embedding: ablation.embedding ?? true ? alpha : 0, attention: perLayer, mlp: perLayer };
-}
-
-/** The native form: bases concatenated (one shared, or one per stream), α per writer in fp64. */
-function nativeAblation(model: ForwardModel, ablation: ForwardAblation): NativeForwardAblation {
-  const { hiddenSize: d, numLayers } = model.spec;
-  if ((ablation.directions === undefined) === (ablation.streamDirections === undefined)) {
-    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "ablation needs exactly one of directions and streamDirections");
-  }
-  const strengths = strengthsOf(ablation, numLayers);
-  const bases: Float64Array[] = [];
-  const ranks: number[] = [];
-  if (ablation.directions) {
-    bases.push(checkedBasis(ablation.directions, d, "ablation"));
-    ranks.push(ablation.directions.length);
-  } else {
-    const streams = ablation.streamDirections!;
-    if (streams.length !== numLayers + 1) {
-      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation streamDirections needs ${numLayers + 1} entries (streams 0..${numLayers}), got ${streams.length}`);
-    }
-    streams.forEach((directions, s) => {
-      const used = s === 0 ? strengths.embedding !== 0 : strengths.attention[s - 1] !== 0 || strengths.mlp[s - 1] !== 0;
-      if (directions.length === 0) {
-        if (used) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `ablation stream ${s} has no directions but a writer into it has α ≠ 0`);
-        ranks.push(0);
-        return;
-      }
-      bases.push(checkedBasis(directions, d, `ablation stream ${s}`));
-      ranks.push(directions.length);
-    });
-  }
-  const basis = new Float32Array(bases.reduce((n, b) => n + b.length, 0));
-  let offset = 0;
-  for (const b of bases) {
-    basis.set(b, offset);
-    offset += b.length;
-  }
-  return {
-    basis,
-    ranks: Uint32Array.from(ranks),
-    embeddingAlpha: strengths.embedding,
-    attentionAlpha: Float64Array.from(strengths.attention),
-    mlpAlpha: Float64Array.from(strengths.mlp),
-  };
-}
-
-function nativeAddition(model: ForwardModel, addition: ForwardAddition): NativeForwardAddition {
-  const { hiddenSize, numLayers } = model.spec;
-  if (addition.vector.length !== hiddenSize) {
-    throw new AbliterateError(ErrorCodes.DIRECTION_DIMENSION, `addition vector has ${addition.vector.length} entries, hidden_size is ${hiddenSize}`);
-  }
-  const vector = Float32Array.from(addition.vector);
-  if (vector.some((v) => !Number.isFinite(v))) throw new AbliterateError(ErrorCodes.DIRECTION_NOT_FINITE, "addition vector holds NaN or Inf (or overflows f32)");
-  if (!Number.isInteger(addition.point) || addition.point < 0 || addition.point > numLayers) {
-    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `addition point ${addition.point} is outside 0..${numLayers}`);
-  }
-  return { vector, point: addition.point };
+export interface WaveOutput {
+  logits?: Float32Array;
+  logitsArgmax?: Uint32Array;
+  logitsLogZ?: Float64Array;
+  pickedLogits?: Float32Array;
 }
 
 /** Checks that a resumed run skips only layers its edit leaves alone; returns the native form. */
@@ -317,6 +242,10 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
   const capture = captureRows(lengths, request.positions ?? "last");
   const logitsAt = logitsRows(lengths, request.logits);
   const resume = request.resumeFrom ? checkResume(request, lengths.reduce((a, b) => a + b, 0)) : undefined;
+  const wave = request.wave && request.wave.length > 0 ? request.wave : undefined;
+  if (wave && (maxNewTokens > 0 || capture.rows.length > 0 || resume)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "a wave of edits runs prompt passes only: positions \"none\", no generation and no resumeFrom");
+  }
   const shares = request.reusePrefix === false ? undefined : prefixShares(prompts);
   const sharedTokens = shares?.sharedTokens ?? 0;
   const budget = request.maxMemoryBytes ?? defaultMemoryBudget();
@@ -333,6 +262,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
       prompts: prompts.length,
       longestPrompt: Math.max(...lengths),
       mlpChunkTokens,
+      waveEdits: wave?.length ?? 0,
     },
     budgetBytes: budget,
     requested: request.mode,
@@ -365,8 +295,8 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     wholeRows: request.wholeLogitsRows ? checkedRows(request.wholeLogitsRows, logitsAt.rows.length) : undefined,
     maxNewTokens,
     eosIds: Int32Array.from(request.eosTokenIds ?? model.eosTokenIds),
-    ablation: request.ablation ? nativeAblation(model, request.ablation) : undefined,
-    addition: request.addition ? nativeAddition(model, request.addition) : undefined,
+    ...nativeEdit(model, request),
+    wave: wave?.map((edit) => nativeEdit(model, edit)),
     mode: choice.mode,
     compute: request.compute ?? "fp32",
     prefixSource: sharedTokens > 0 ? shares!.source : undefined,
@@ -403,5 +333,13 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     logitsArgmax: stats ? result.logitsArgmax : undefined,
     logitsLogZ: stats ? result.logitsLogZ : undefined,
     pickedLogits: request.logitsPicks ? result.pickedLogits : undefined,
+    wave: wave
+      ? result.wave.map((out) => ({
+          logits: wantLogits ? out.logits : undefined,
+          logitsArgmax: stats ? out.logitsArgmax : undefined,
+          logitsLogZ: stats ? out.logitsLogZ : undefined,
+          pickedLogits: request.logitsPicks ? out.pickedLogits : undefined,
+        }))
+      : undefined,
   };
 }

@@ -407,6 +407,12 @@ export interface NativeForwardAddition {
   point: number;
 }
 
+/** The hooks of one edit of a wave (NativeForwardJob.wave). */
+export interface NativeForwardEdit {
+  ablation?: NativeForwardAblation;
+  addition?: NativeForwardAddition;
+}
+
 export interface NativeForwardJob {
   files: string[];
   spec: NativeModelSpec;
@@ -438,6 +444,11 @@ export interface NativeForwardJob {
   eosIds: Int32Array;
   ablation?: NativeForwardAblation;
   addition?: NativeForwardAddition;
+  /**
+   * Further edits run over the same prompts, layer by layer beside the job's own: each layer is read once for all
+   * of them. Prompt passes only (no generation, capture or resume); their results come back in the result's `wave`.
+   */
+  wave?: NativeForwardEdit[];
   mode: "resident" | "streamed";
   /** Start at decoder `layer` from `hidden` ([tokens, d], the stream entering it); layers below are not run. */
   resumeFrom?: { layer: number; hidden: Float32Array };
@@ -479,6 +490,15 @@ export interface NativeForwardResult {
   /** The logits of pickRows / pickTokens, in order (empty without picks). */
   pickedLogits: Float32Array;
   /** With logitsStats, per logits row: the first index of its largest value, and log Σ exp of the row. */
+  logitsArgmax?: Uint32Array;
+  logitsLogZ?: Float64Array;
+  /** Per edit of the job's wave, in order: its logits (whole rows as `logits` holds them), picks and statistics. */
+  wave: NativeWaveOutput[];
+}
+
+export interface NativeWaveOutput {
+  logits: Float32Array;
+  pickedLogits: Float32Array;
   logitsArgmax?: Uint32Array;
   logitsLogZ?: Float64Array;
 }

@@ -167,6 +167,14 @@ struct Addition {
   uint32_t point = 0;
 };
 
+/** The hooks one pass runs under: an ablation, an addition, both or neither. */
+struct ForwardEdit {
+  bool ablate = false;
+  Ablation ablation;
+  bool add = false;
+  Addition addition;
+};
+
 enum class Mode : uint8_t { Resident, Streamed };
 
 struct ForwardJob {
@@ -212,10 +220,16 @@ struct ForwardJob {
   std::vector<uint32_t> prefix_source, prefix_length;
   std::vector<int32_t> eos_ids;
 
-  bool ablate = false;
-  Ablation ablation;
-  bool add = false;
-  Addition addition;
+  /** The edit the pass runs under (none: the unedited model). */
+  ForwardEdit edit;
+  /**
+   * Further edits run over the same prompts in the same job, layer by layer beside `edit`: each layer is staged (or,
+   * streamed, read) once for all of them, and each edit's rows go through it with that edit's hooks, with the
+   * arithmetic of a job of its own. A model that does not fit the budget reads every layer once per pass, so a
+   * wave of n edits reads the model once instead of n times. Prompt passes only: no generation, capture or resume.
+   * Their logits, statistics and picks come back in ForwardResult::wave.
+   */
+  std::vector<ForwardEdit> wave;
 
   Mode mode = Mode::Resident;
   /** fp32 (the reference), bf16 (BF16 dot products for every weight) or auto (for BF16-stored weights). */
@@ -245,6 +259,14 @@ struct ForwardResult {
   bool has_logits_stats = false;
   std::vector<uint32_t> logits_argmax;
   std::vector<double> logits_logz;
+  /** Per edit of the job's wave, in order: what logits, logits_stats and picks hold for the job's own edit. */
+  struct WaveOutput {
+    LargeVector<float> logits;
+    std::vector<float> picked_logits;
+    std::vector<uint32_t> logits_argmax;
+    std::vector<double> logits_logz;
+  };
+  std::vector<WaveOutput> wave;
   /** Generated ids per prompt (each stops after an EOS id, which is included). */
   std::vector<std::vector<int32_t>> generated;
   double seconds = 0;

@@ -37,6 +37,40 @@ void expect_optional(const TensorRef& ref, const std::vector<uint64_t>& shape, c
   if (ref.present) expect_shape(ref, shape, what, files);
 }
 
+/** The hooks of one edit: bases, strengths and the addition fit the model and are finite. `what` prefixes messages. */
+void validate_edit(const ForwardEdit& edit, const ModelSpec& s, const std::string& what) {
+  const uint64_t d = s.hidden_size;
+  if (edit.ablate) {
+    const Ablation& a = edit.ablation;
+    if (a.ranks.size() != 1 && a.ranks.size() != uint64_t(s.num_layers) + 1) {
+      throw_invalid_job(what + "ablation needs one basis or one per residual stream (num_layers + 1)");
+    }
+    uint64_t rows = 0;
+    for (uint32_t rank : a.ranks) {
+      if (rank > d) throw_invalid_job(what + "an ablation basis has more rows than hidden_size");
+      rows += rank;
+    }
+    if (a.basis.size() != rows * d) throw_invalid_job(what + "ablation bases do not hold Σ ranks × hidden_size values");
+    for (float v : a.basis) {
+      if (!std::isfinite(v)) throw_invalid_job(what + "ablation basis holds NaN or Inf");
+    }
+    if (a.attention_alpha.size() != s.num_layers || a.mlp_alpha.size() != s.num_layers) {
+      throw_invalid_job(what + "ablation strengths are not one per layer for attention and for the MLP");
+    }
+    bool finite = std::isfinite(a.embedding_alpha);
+    for (double alpha : a.attention_alpha) finite = finite && std::isfinite(alpha);
+    for (double alpha : a.mlp_alpha) finite = finite && std::isfinite(alpha);
+    if (!finite) throw_invalid_job(what + "an ablation strength is NaN or Inf");
+  }
+  if (edit.add) {
+    if (edit.addition.vector.size() != d) throw_invalid_job(what + "addition vector is not hidden_size long");
+    if (edit.addition.point > s.num_layers) throw_invalid_job(what + "addition point is past the last layer");
+    for (float v : edit.addition.vector) {
+      if (!std::isfinite(v)) throw_invalid_job(what + "addition vector holds NaN or Inf");
+    }
+  }
+}
+
 }  // namespace
 
 void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
@@ -177,34 +211,12 @@ void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
     if (row >= job.logits_rows.size()) throw_invalid_job("a whole logits row is not a logits row");
   }
   if (job.max_new_tokens > 0 && job.mode != Mode::Resident) throw_invalid_job("generation needs the resident mode");
-  if (job.ablate) {
-    const Ablation& a = job.ablation;
-    if (a.ranks.size() != 1 && a.ranks.size() != uint64_t(s.num_layers) + 1) {
-      throw_invalid_job("ablation needs one basis or one per residual stream (num_layers + 1)");
+  validate_edit(job.edit, s, "");
+  if (!job.wave.empty()) {
+    if (job.max_new_tokens > 0 || !job.capture_rows.empty() || job.start_layer > 0) {
+      throw_invalid_job("a wave of edits runs prompt passes only: no generation, capture or resume");
     }
-    uint64_t rows = 0;
-    for (uint32_t rank : a.ranks) {
-      if (rank > d) throw_invalid_job("an ablation basis has more rows than hidden_size");
-      rows += rank;
-    }
-    if (a.basis.size() != rows * d) throw_invalid_job("ablation bases do not hold Σ ranks × hidden_size values");
-    for (float v : a.basis) {
-      if (!std::isfinite(v)) throw_invalid_job("ablation basis holds NaN or Inf");
-    }
-    if (a.attention_alpha.size() != s.num_layers || a.mlp_alpha.size() != s.num_layers) {
-      throw_invalid_job("ablation strengths are not one per layer for attention and for the MLP");
-    }
-    bool finite = std::isfinite(a.embedding_alpha);
-    for (double alpha : a.attention_alpha) finite = finite && std::isfinite(alpha);
-    for (double alpha : a.mlp_alpha) finite = finite && std::isfinite(alpha);
-    if (!finite) throw_invalid_job("an ablation strength is NaN or Inf");
-  }
-  if (job.add) {
-    if (job.addition.vector.size() != d) throw_invalid_job("addition vector is not hidden_size long");
-    if (job.addition.point > s.num_layers) throw_invalid_job("addition point is past the last layer");
-    for (float v : job.addition.vector) {
-      if (!std::isfinite(v)) throw_invalid_job("addition vector holds NaN or Inf");
-    }
+    for (size_t e = 0; e < job.wave.size(); ++e) validate_edit(job.wave[e], s, "wave edit " + std::to_string(e) + ": ");
   }
   if (job.mlp_chunk_tokens == 0) throw_invalid_job("mlp_chunk_tokens must be positive");
 }

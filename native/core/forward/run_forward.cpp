@@ -133,9 +133,9 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     }
   };
   // The addition lands on the stream before it is captured, so hidden[point] shows it, as a hook would.
-  const auto add_at = [&](uint32_t point, float* rows, size_t count) {
-    if (!job.add || job.addition.point != point) return;
-    const float* v = job.addition.vector.data();
+  const auto add_at = [&](const ForwardEdit& edit, uint32_t point, float* rows, size_t count) {
+    if (!edit.add || edit.addition.point != point) return;
+    const float* v = edit.addition.vector.data();
     for (size_t r = 0; r < count; ++r) {
       float* row = rows + r * d;
       for (size_t i = 0; i < d; ++i) row[i] += v[i];
@@ -143,6 +143,30 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   };
   const auto report = [&](uint32_t done) {
     if (progress) progress(done, static_cast<uint32_t>(layers + 1));
+  };
+
+  // The rows each edit runs: the job's own, then each of its wave's (ForwardJob::wave), whose rows start from the
+  // embedding (a wave does not resume) and go through every layer right after the job's own edit's.
+  struct WaveLane {
+    const ForwardEdit* edit;
+    LargeVector<float> x;     // [batch rows, d]: the concatenated prompts' stream
+    LargeVector<float> own;   // with shared prefixes, the rows that run
+    float* rows;
+  };
+  std::vector<WaveLane> wave(job.wave.size());
+  for (size_t e = 0; e < wave.size(); ++e) {
+    WaveLane& lane = wave[e];
+    lane.edit = &job.wave[e];
+    lane.x.resize(batch.rows * d);
+    if (shared) lane.own.resize(run.rows * d);
+    lane.rows = shared ? lane.own.data() : lane.x.data();
+  }
+  const auto for_each_wave_edit = [&](const auto& body) {
+    for (WaveLane& lane : wave) {
+      engine.use_edit(*lane.edit);
+      body(lane);
+    }
+    engine.use_edit(job.edit);
   };
 
   if (first_layer > 0) {
@@ -153,7 +177,11 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   } else {
     engine.embed(run, rows);
   }
-  add_at(first_layer, rows, run.rows);
+  add_at(job.edit, first_layer, rows, run.rows);
+  for_each_wave_edit([&](WaveLane& lane) {
+    engine.embed(run, lane.rows);
+    add_at(*lane.edit, 0, lane.rows, run.rows);
+  });
   if (streamed) {
     release(files, job.embed);
     release(files, job.position_embed);
@@ -165,7 +193,11 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     }
     engine.stage_layer(l);  // the prompt pass reads the layer from a copy on huge pages (staged_weights.h)
     engine.layer(l, run, rows);
-    add_at(l + 1, rows, run.rows);
+    add_at(job.edit, l + 1, rows, run.rows);
+    for_each_wave_edit([&](WaveLane& lane) {
+      engine.layer(l, run, lane.rows);
+      add_at(*lane.edit, l + 1, lane.rows, run.rows);
+    });
     capture(l + 1);
     if (streamed) {
       for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
@@ -173,6 +205,9 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     report(l + 1);
   }
   if (shared && job.capture_rows.empty()) shared->scatter(x.data());  // a capture has scattered it already
+  if (shared) {
+    for (WaveLane& lane : wave) shared->scatter(lane.own.data(), lane.x.data());
+  }
 
   engine.unstage();
   // Logits for the requested rows, then for each prompt's last row when generating.
@@ -185,39 +220,66 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     }
   }
   LargeVector<float> head_logits;
-  const auto run_head = [&](const float* source, const std::vector<uint32_t>& rows) {
-    std::vector<float> normed(rows.size() * d);
-    engine.final_norm(source, rows, normed.data());
-    head_logits.assign(rows.size() * vocab, 0.0f);
+  // The head for several streams at once (the job's own rows and its wave's): each lm_head slice is read once for
+  // all of them, and each stream's rows are multiplied as a job of its own would.
+  const auto run_heads = [&](const std::vector<const float*>& sources, const std::vector<uint32_t>& rows,
+                             const std::vector<LargeVector<float>*>& outputs) {
+    std::vector<std::vector<float>> normed(sources.size());
+    for (size_t i = 0; i < sources.size(); ++i) {
+      normed[i].resize(rows.size() * d);
+      engine.final_norm(sources[i], rows, normed[i].data());
+      outputs[i]->assign(rows.size() * vocab, 0.0f);
+    }
     const uint64_t row_bytes = uint64_t(d) * dtype_size(job.lm_head.dtype);
     const size_t slice = streamed ? std::max<size_t>(16, kHeadSliceBytes / row_bytes) : vocab;
     for (size_t v = 0; v < vocab; v += slice) {
       const size_t v_end = std::min(vocab, v + slice);
-      engine.logits(normed.data(), rows.size(), v, v_end, head_logits.data(), vocab);
+      for (size_t i = 0; i < sources.size(); ++i) engine.logits(normed[i].data(), rows.size(), v, v_end, outputs[i]->data(), vocab);
       if (streamed) files.release(job.lm_head.file, job.lm_head.offset + v * row_bytes, (v_end - v) * row_bytes);
     }
   };
-  if (!head_rows.empty()) run_head(x.data(), head_rows);
+  const auto run_head = [&](const float* source, const std::vector<uint32_t>& rows) { run_heads({source}, rows, {&head_logits}); };
+  std::vector<LargeVector<float>> wave_logits(wave.size());
+  if (!head_rows.empty()) {
+    std::vector<const float*> sources{x.data()};
+    std::vector<LargeVector<float>*> outputs{&head_logits};
+    for (size_t e = 0; e < wave.size(); ++e) {
+      sources.push_back(wave[e].x.data());
+      outputs.push_back(&wave_logits[e]);
+    }
+    run_heads(sources, head_rows, outputs);
+  }
   // Without generation the head ran exactly the requested rows: hand its buffer over instead of copying it.
   if (generate) result.logits.assign(head_logits.begin(), head_logits.begin() + job.logits_rows.size() * vocab);
   else result.logits = std::move(head_logits);
-  if (job.logits_stats) {
-    const size_t rows = job.logits_rows.size();
-    result.has_logits_stats = true;
-    result.logits_argmax.resize(rows);
-    result.logits_logz.resize(rows);
-    logits_row_stats(kernels, pool, result.logits.data(), rows, vocab, result.logits_argmax.data(), result.logits_logz.data());
-  }
-  result.picked_logits.resize(job.pick_rows.size());
-  for (size_t i = 0; i < job.pick_rows.size(); ++i) {
-    result.picked_logits[i] = result.logits[size_t(job.pick_rows[i]) * vocab + static_cast<size_t>(job.pick_tokens[i])];
-  }
-  if (job.whole_subset) {
-    LargeVector<float> whole(job.whole_rows.size() * vocab);
-    for (size_t i = 0; i < job.whole_rows.size(); ++i) {
-      std::memcpy(&whole[i * vocab], &result.logits[size_t(job.whole_rows[i]) * vocab], vocab * sizeof(float));
+  // Statistics, picks and the whole rows asked for, out of one edit's logits rows.
+  const auto read_logits = [&](LargeVector<float>& logits, std::vector<float>& picked, std::vector<uint32_t>& argmax_of,
+                               std::vector<double>& logz) {
+    if (job.logits_stats) {
+      const size_t rows = job.logits_rows.size();
+      argmax_of.resize(rows);
+      logz.resize(rows);
+      logits_row_stats(kernels, pool, logits.data(), rows, vocab, argmax_of.data(), logz.data());
     }
-    result.logits = std::move(whole);
+    picked.resize(job.pick_rows.size());
+    for (size_t i = 0; i < job.pick_rows.size(); ++i) {
+      picked[i] = logits[size_t(job.pick_rows[i]) * vocab + static_cast<size_t>(job.pick_tokens[i])];
+    }
+    if (job.whole_subset) {
+      LargeVector<float> whole(job.whole_rows.size() * vocab);
+      for (size_t i = 0; i < job.whole_rows.size(); ++i) {
+        std::memcpy(&whole[i * vocab], &logits[size_t(job.whole_rows[i]) * vocab], vocab * sizeof(float));
+      }
+      logits = std::move(whole);
+    }
+  };
+  result.has_logits_stats = job.logits_stats;
+  read_logits(result.logits, result.picked_logits, result.logits_argmax, result.logits_logz);
+  result.wave.resize(wave.size());
+  for (size_t e = 0; e < wave.size(); ++e) {
+    ForwardResult::WaveOutput& out = result.wave[e];
+    out.logits = std::move(wave_logits[e]);
+    read_logits(out.logits, out.picked_logits, out.logits_argmax, out.logits_logz);
   }
 
   if (generate) {
@@ -244,10 +306,10 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       if (step + 1 == job.max_new_tokens || decode.rows == 0) break;
       std::vector<float> y(decode.rows * d);
       engine.embed(decode, y.data());
-      add_at(0, y.data(), decode.rows);
+      add_at(job.edit, 0, y.data(), decode.rows);
       for (uint32_t l = 0; l < layers; ++l) {
         engine.layer(l, decode, y.data());
-        add_at(l + 1, y.data(), decode.rows);
+        add_at(job.edit, l + 1, y.data(), decode.rows);
       }
       std::vector<uint32_t> rows(decode.rows);
       for (uint32_t i = 0; i < decode.rows; ++i) rows[i] = i;

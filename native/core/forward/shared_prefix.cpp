@@ -55,13 +55,13 @@ PrefixSharing::PrefixSharing(const ForwardJob& job, size_t hidden_size) : d_(hid
   x_own_.resize(own_.rows * d_);
 }
 
-void PrefixSharing::scatter(float* x) const {
+void PrefixSharing::scatter(const float* own_rows, float* x) const {
   size_t own_row = 0;
   for (uint32_t p = 0; p < job_.prompt_lengths.size(); ++p) {
     const size_t shared = job_.prefix_length[p];
     const size_t own = job_.prompt_lengths[p] - shared;
     if (shared > 0) std::memcpy(x + first_row_[p] * d_, x + first_row_[job_.prefix_source[p]] * d_, shared * d_ * sizeof(float));
-    std::memcpy(x + (first_row_[p] + shared) * d_, x_own_.data() + own_row * d_, own * d_ * sizeof(float));
+    std::memcpy(x + (first_row_[p] + shared) * d_, own_rows + own_row * d_, own * d_ * sizeof(float));
     own_row += own;
   }
 }

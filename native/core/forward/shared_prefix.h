@@ -26,12 +26,15 @@ class PrefixSharing {
 
   /** The rows that run: every prompt's positions from its shared length on; kv_shares copies the rest. */
   const Batch& own() const { return own_; }
+  /** The job's own edit's rows that run ([own().rows, d]); each edit of a wave has a buffer of its own this size. */
   float* own_rows() { return x_own_.data(); }
   /**
-   * Writes the stream of the concatenated prompts into x: each prompt's own rows, then its shared rows from its
-   * source's rows of x (prompt order, so a source's rows are complete before they are copied).
+   * Writes the stream of the concatenated prompts into x: each prompt's own rows (out of `own`, own_rows() or a
+   * wave edit's), then its shared rows from its source's rows of x (prompt order, so a source's rows are complete
+   * before they are copied).
    */
-  void scatter(float* x) const;
+  void scatter(const float* own, float* x) const;
+  void scatter(float* x) const { scatter(x_own_.data(), x); }
   /** The inverse of scatter: every prompt's own rows out of x (a resumed pass). */
   void gather(const float* x);
 

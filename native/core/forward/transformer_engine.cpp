@@ -66,14 +66,7 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
     rope_sin_.push_back(std::move(sin_values));
   }
 
-  if (job.ablate) {
-    size_t offset = 0;
-    for (uint32_t rank : job.ablation.ranks) {
-      basis_offset_.push_back(offset);
-      basis_rank_.push_back(rank);
-      offset += size_t(rank) * d_;
-    }
-  }
+  use_edit(job.edit);
 
   pack_weights_ = job.mode == Mode::Resident && job.max_new_tokens > 0;
   if (kept_) held_.resize(job.layers.size());
@@ -86,6 +79,19 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
     cache_rows_ = rows;
     cache_slots_ = job.max_new_tokens > 0 ? job.layers.size() : 1;
     kv_cache_.assign(cache_slots_ * 2 * rows * kv_dim_, 0.0f);
+  }
+}
+
+void TransformerEngine::use_edit(const ForwardEdit& edit) {
+  edit_ = &edit;
+  basis_offset_.clear();
+  basis_rank_.clear();
+  if (!edit.ablate) return;
+  size_t offset = 0;
+  for (uint32_t rank : edit.ablation.ranks) {
+    basis_offset_.push_back(offset);
+    basis_rank_.push_back(rank);
+    offset += size_t(rank) * d_;
   }
 }
 
@@ -130,11 +136,11 @@ void TransformerEngine::unit_rms_norm(float* x, size_t rows, size_t ldx, size_t 
 }
 
 void TransformerEngine::ablate(float* rows, size_t count, uint32_t stream, double alpha) {
-  if (!job_.ablate || alpha == 0.0) return;
+  if (!edit_->ablate || alpha == 0.0) return;
   const size_t b = basis_rank_.size() == 1 ? 0 : stream;
   const size_t k = basis_rank_[b];
   if (k == 0) return;
-  const float* basis = job_.ablation.basis.data() + basis_offset_[b];
+  const float* basis = edit_->ablation.basis.data() + basis_offset_[b];
   pool_.parallel_for(count, 16, [&](unsigned, size_t begin, size_t end) {
     std::vector<double> coefficient(k);
     for (size_t r = begin; r < end; ++r) {
@@ -170,7 +176,7 @@ void TransformerEngine::embed(const Batch& batch, float* x) {
       if (spec_.embedding_scale != 1.0f) kernels_.scale(spec_.embedding_scale, row, d_);
     }
   });
-  if (job_.ablate) ablate(x, batch.rows, 0, job_.ablation.embedding_alpha);
+  if (edit_->ablate) ablate(x, batch.rows, 0, edit_->ablation.embedding_alpha);
 }
 
 void TransformerEngine::attention_write(uint32_t l, const Batch& batch, const float* x, float* write) {
@@ -285,8 +291,8 @@ void TransformerEngine::layer(uint32_t l, const Batch& batch, float* x) {
   float* write = write_.data();
   // Both writers of layer l write into residual stream l + 1.
   const uint32_t stream = l + 1;
-  const double attention_alpha = job_.ablate ? job_.ablation.attention_alpha[l] : 0.0;
-  const double mlp_alpha = job_.ablate ? job_.ablation.mlp_alpha[l] : 0.0;
+  const double attention_alpha = edit_->ablate ? edit_->ablation.attention_alpha[l] : 0.0;
+  const double mlp_alpha = edit_->ablate ? edit_->ablation.mlp_alpha[l] : 0.0;
 
   attention_write(l, batch, x, write);
   ablate(write, rows, stream, attention_alpha);

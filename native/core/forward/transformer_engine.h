@@ -51,6 +51,11 @@ class TransformerEngine {
   TransformerEngine(const ForwardJob& job, const MappedFiles& files, ThreadPool& pool, const ForwardKernels& kernels,
                     bool use_kv_cache, size_t max_positions, KeptLayers* kept = nullptr);
 
+  /**
+   * The edit whose ablation embed() and layer() apply from now on: the job's own at construction, or one of its
+   * wave (kept by reference: it must outlive its use).
+   */
+  void use_edit(const ForwardEdit& edit);
   /** x[rows, d] = embedding of the batch's tokens (scaled, plus learned positions), ablated if asked (stream 0). */
   void embed(const Batch& batch, float* x);
   /** Runs decoder layer `layer` on x[rows, d] in place. */
@@ -140,7 +145,9 @@ class TransformerEngine {
   // (so that a job freeing the kept layers while this one runs leaves them intact), and decode steps run on them.
   const StagedWeights* current_ = &staged_;
   std::vector<std::shared_ptr<const StagedWeights>> held_;
-  // Ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from basis_offset_[b].
+  // The edit in use, and its ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from
+  // basis_offset_[b].
+  const ForwardEdit* edit_ = nullptr;
   std::vector<size_t> basis_offset_;
   std::vector<uint32_t> basis_rank_;
   // Per RoPE table, cos and sin of every position: [max_positions][rotary_dim / 2].
