@@ -21,124 +21,18 @@
  * Run as a script with `child <mode> <cache>` it is the child for one engine run.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureCheckpoint, GEOMETRY } from "./bench-checkpoints.js";
 import { primeMemory } from "./prime-memory.js";
 
-const GEOMETRY = { hidden: 1024, heads: 16, kvHeads: 4, headDim: 64, intermediate: 4096, layers: 24, vocab: 32000 };
+export { ensureCheckpoint } from "./bench-checkpoints.js";
+
 const PROMPTS = 64;
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..", "..");
-
-interface PlannedTensor {
-  name: string;
-  shape: number[];
-  /** bf16 bit pattern generator: exponent of the magnitude range [2^e, 2^(e+1)). */
-  exponent: number | "one";
-}
-
-function plannedTensors(): PlannedTensor[] {
-  const { hidden: d, heads, kvHeads, headDim, intermediate, layers, vocab } = GEOMETRY;
-  // Magnitudes near 1/√fan_in keep activations finite and attention non-uniform, like a trained model's scale.
-  const tensors: PlannedTensor[] = [{ name: "model.embed_tokens.weight", shape: [vocab, d], exponent: -1 }];
-  for (let l = 0; l < layers; l += 1) {
-    const p = `model.layers.${l}.`;
-    tensors.push(
-      { name: `${p}input_layernorm.weight`, shape: [d], exponent: "one" },
-      { name: `${p}self_attn.q_proj.weight`, shape: [heads * headDim, d], exponent: -6 },
-      { name: `${p}self_attn.k_proj.weight`, shape: [kvHeads * headDim, d], exponent: -6 },
-      { name: `${p}self_attn.v_proj.weight`, shape: [kvHeads * headDim, d], exponent: -6 },
-      { name: `${p}self_attn.o_proj.weight`, shape: [d, heads * headDim], exponent: -7 },
-      { name: `${p}post_attention_layernorm.weight`, shape: [d], exponent: "one" },
-      { name: `${p}mlp.gate_proj.weight`, shape: [intermediate, d], exponent: -6 },
-      { name: `${p}mlp.up_proj.weight`, shape: [intermediate, d], exponent: -6 },
-      { name: `${p}mlp.down_proj.weight`, shape: [d, intermediate], exponent: -8 },
-    );
-  }
-  tensors.push({ name: "model.norm.weight", shape: [d], exponent: "one" }, { name: "lm_head.weight", shape: [vocab, d], exponent: -6 });
-  return tensors;
-}
-
-/** xorshift32 bf16 patterns: random sign and mantissa, exponent fixed per tensor. */
-function fillBf16(out: Uint16Array, exponent: number | "one", state: { s: number }): void {
-  if (exponent === "one") {
-    out.fill(0x3f80);
-    return;
-  }
-  const biased = (exponent + 127) << 7;
-  let s = state.s;
-  for (let i = 0; i < out.length; i += 1) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 16) & 0x8000) | biased | (s & 0x7f);
-  }
-  state.s = s;
-}
-
-export function ensureCheckpoint(cache: string): string {
-  const dir = join(cache, "forward-llama-0.43b");
-  if (existsSync(join(dir, "complete"))) return dir;
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const tensors = plannedTensors();
-  const shards: PlannedTensor[][] = [[]];
-  let shardBytes = 0;
-  for (const tensor of tensors) {
-    const bytes = tensor.shape.reduce((a, b) => a * b, 1) * 2;
-    if (shardBytes + bytes > 300e6 && shards[shards.length - 1].length > 0) {
-      shards.push([]);
-      shardBytes = 0;
-    }
-    shards[shards.length - 1].push(tensor);
-    shardBytes += bytes;
-  }
-  const weightMap: Record<string, string> = {};
-  const state = { s: 0x2545f491 };
-  shards.forEach((shard, index) => {
-    const name = `model-${String(index + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`;
-    const header: Record<string, unknown> = {};
-    let offset = 0;
-    for (const tensor of shard) {
-      const bytes = tensor.shape.reduce((a, b) => a * b, 1) * 2;
-      header[tensor.name] = { dtype: "BF16", shape: tensor.shape, data_offsets: [offset, offset + bytes] };
-      offset += bytes;
-      weightMap[tensor.name] = name;
-    }
-    let json = JSON.stringify(header);
-    json += " ".repeat((8 - ((json.length + 8) % 8)) % 8);
-    const fd = openSync(join(dir, `${name}.partial`), "w");
-    try {
-      const prefix = Buffer.alloc(8);
-      prefix.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-      writeSync(fd, prefix);
-      writeSync(fd, json);
-      for (const tensor of shard) {
-        const values = new Uint16Array(tensor.shape.reduce((a, b) => a * b, 1));
-        fillBf16(values, tensor.exponent, state);
-        writeSync(fd, new Uint8Array(values.buffer));
-      }
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(join(dir, `${name}.partial`), join(dir, name));
-  });
-  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
-  const { hidden, heads, kvHeads, headDim, intermediate, layers, vocab } = GEOMETRY;
-  writeFileSync(
-    join(dir, "config.json"),
-    JSON.stringify({
-      architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: hidden, num_attention_heads: heads,
-      num_key_value_heads: kvHeads, head_dim: headDim, intermediate_size: intermediate, num_hidden_layers: layers,
-      vocab_size: vocab, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 2048, tie_word_embeddings: false,
-      hidden_act: "silu", torch_dtype: "bfloat16",
-    }),
-  );
-  writeFileSync(join(dir, "complete"), "");
-  return dir;
-}
 
 /**
  * Chat-shaped prompts: one 32-token prefix shared by all (a template's system turn and role header) and 4–20 tokens

@@ -17,7 +17,8 @@ import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../lib/direct
 import { completePrompts } from "../lib/directions/complete-prompts.js";
 import { contrastMeans } from "../lib/directions/mean-difference.js";
 import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../lib/directions/planted-refusal-model.js";
-import { createEditScorer, scoreCandidates, signatureRows } from "../lib/directions/score-candidates.js";
+import { createEditScorer, signatureRows } from "../lib/directions/edit-scorer.js";
+import { scoreCandidates } from "../lib/directions/score-candidates.js";
 import { distinctInputs, type ForcedRow } from "../lib/directions/forced-scores.js";
 import { prefixShares } from "../lib/engine/prefix-shares.js";
 import { candidateLayers } from "../lib/directions/select-direction.js";
@@ -29,8 +30,9 @@ import { loadForwardModel } from "../lib/engine/load-forward-model.js";
 import { releaseKeptWeights } from "../lib/engine/release-kept-weights.js";
 import { forwardTableFor } from "../lib/engine/forward-arithmetic.js";
 import { ensureCheckpoint } from "./forward-bench.js";
+import { measureWaves, measureWavesFromDisk } from "./wave-bench.js";
 
-interface NamedCase extends SelectionCase {
+export interface NamedCase extends SelectionCase {
   name: string;
 }
 
@@ -40,7 +42,15 @@ async function fromPrompts(name: string, dir: string, positive: readonly string[
 
 /** The bench checkpoint has no tokenizer and random weights: token prompts, and a signature read off its own output. */
 async function benchModelCase(cache: string): Promise<NamedCase> {
-  const model = await loadForwardModel(ensureCheckpoint(cache));
+  return randomModelCase(ensureCheckpoint(cache), 3);
+}
+
+/**
+ * A checkpoint of random weights without a tokenizer (the bench's generated ones) as a selection case: token
+ * prompts, and a signature read off its own output; every `layerStep`-th candidate layer.
+ */
+export async function randomModelCase(dir: string, layerStep: number): Promise<NamedCase> {
+  const model = await loadForwardModel(dir);
   let s = 0x51ed270b;
   const next = () => {
     s ^= s << 13;
@@ -58,14 +68,14 @@ async function benchModelCase(cache: string): Promise<NamedCase> {
   const openings = new Map<number, number[]>();
   for (const ids of own.ids) if (ids.length === 2 && !openings.has(ids[0]) && openings.size < 4) openings.set(ids[0], ids);
   const signature = { preamble: [], sequences: [...openings.values()].map((tokens) => ({ tokens })) } as unknown as BehaviourSignature;
-  // Every third candidate layer keeps the case to a minute on two cores.
-  const layers = candidateLayers({ numLayers: model.spec.numLayers }).filter((_, i) => i % 3 === 0);
+  // Every third candidate layer keeps the bench model's case to a minute on two cores.
+  const layers = candidateLayers({ numLayers: model.spec.numLayers }).filter((_, i) => i % layerStep === 0);
   return { name: `bench model ${(model.totalBytes / 2 / 1e9).toFixed(2)}B`, model, directions: means.directions, layers, positive, negative, signature };
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-async function timed(run: () => Promise<unknown>): Promise<number> {
+export async function timed(run: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await run();
   return (performance.now() - started) / 1000;
@@ -230,5 +240,6 @@ export async function runSelectionBench(cache: string): Promise<string[]> {
   for (const c of cases) lines.push(...(await measureSharing(c, rounds)));
   for (const c of cases) lines.push(...(await measureEarlyStops(c, rounds)));
   for (const c of cases) lines.push(...(await measureKeptWeights(c, rounds)));
+  lines.push(...(await measureWaves(cases[2], rounds)), ...(await measureWavesFromDisk(cache, rounds)));
   return lines;
 }

@@ -19,7 +19,8 @@ import { orthonormalizeRows } from "../direction-files/orthonormalize.js";
 import type { BehaviourSignature } from "./behaviour-signature.js";
 import { forcedPass } from "./forced-scores.js";
 import { contrastMeans, forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
-import { scoreCandidates, signatureProbabilities, signatureRows, type CandidateScore, type DamageSettings } from "./score-candidates.js";
+import { signatureProbabilities, signatureRows } from "./edit-scorer.js";
+import { scoreCandidates, type CandidateScore, type DamageSettings } from "./score-candidates.js";
 import { selectDirection, type CandidateVerdict, type SelectionCriteria } from "./select-direction.js";
 
 export interface SubspaceStep {

@@ -50,8 +50,11 @@ export interface ForcedPassParams extends ForwardSettings {
    * from captured streams must split its rows as the capturing pass did: give both the same value.
    */
   firstBatchRows?: number;
-  /** Checked after each batch with the rows scored so far; true ends the pass there (the result holds those rows). */
-  stopWhen?: (pass: ForcedPass, rows: number) => boolean;
+  /**
+   * Checked after each batch with the rows scored so far; true ends the pass there (the result holds those rows).
+   * Under forcedPasses, per edit (`edit`: its index): an edit that stops runs no further batch, the others go on.
+   */
+  stopWhen?: (pass: ForcedPass, rows: number, edit: number) => boolean;
 }
 
 /** Per batch of a forced pass, [tokens, numLayers + 1, hiddenSize]: every token's stream at every point. */
@@ -124,17 +127,37 @@ export function distinctInputs(batch: readonly ForcedRow[], share: boolean): { i
 }
 
 export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> {
-  const { model, rows } = params;
+  return (await forcedPasses({ ...params, edits: [params.edit ?? {}] }))[0];
+}
+
+/**
+ * forcedPass() under several edits at once, one result per edit, each equal to its own forcedPass(): every batch
+ * runs as one engine pass with the edits still going as a wave (runForward's `wave`), so a model that does not fit
+ * memory reads its layers once per batch for all of them instead of once per edit. With more than one edit: no
+ * resumeFrom or captureStreams.
+ */
+export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { edits: readonly Edit[] }): Promise<ForcedPass[]> {
+  const { model, rows, edits } = params;
+  if (edits.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "forcedPasses needs at least one edit");
+  if (edits.length > 1 && (params.resumeFrom || params.captureStreams)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "a wave of edits runs from the embedding and keeps no streams: no resumeFrom or captureStreams");
+  }
   const vocab = model.spec.vocabSize;
   const keep = params.keepDistributions ?? 0;
   const wantLogProbs = params.logProbs ?? true;
+  // Each edit's batches are the ones its own pass would run (the same rows together: the same numbers); a wave holds
+  // one such batch's logits per edit, which runForward's memory estimate counts.
   const budget = params.logitsBudgetFloats ?? 16_000_000;
   const { numLayers, hiddenSize } = model.spec;
-  const startLayer = params.resumeFrom ? resumableLayer({ ...params.edit, numLayers }) : 0;
-  const result: ForcedPass = { logProbs: [], greedyMatches: [], distributions: [], startLayer, tokensRun: 0, streams: params.captureStreams ? { batches: [] } : undefined };
+  const startLayer = params.resumeFrom ? resumableLayer({ ...edits[0], numLayers }) : 0;
+  const results: ForcedPass[] = edits.map(() => ({ logProbs: [], greedyMatches: [], distributions: [], startLayer, tokensRun: 0 }));
+  const result = results[0];
+  if (params.captureStreams) result.streams = { batches: [] };
   let batchIndex = 0;
   let start = 0;
-  while (start < rows.length) {
+  // The edits whose pass goes on (stopWhen ends an edit's pass after a batch).
+  let going = edits.map((_, e) => e);
+  while (start < rows.length && going.length > 0) {
     let end = start;
     let positions = 0;
     const rowLimit = start === 0 && params.firstBatchRows !== undefined ? Math.max(1, params.firstBatchRows) : Infinity;
@@ -172,44 +195,50 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
       logitsStats: true,
       logitsPicks: picks,
       wholeLogitsRows: [...whole.keys()],
-      ablation: params.edit?.ablation,
-      addition: params.edit?.addition,
+      ablation: edits[going[0]].ablation,
+      addition: edits[going[0]].addition,
+      wave: going.length > 1 ? going.slice(1).map((e) => edits[e]) : undefined,
       ...forwardSettingsOf(params),
     });
     result.streams?.batches.push(output.hidden);
-    result.tokensRun += inputs.reduce((n, input) => n + input.length, 0) - output.sharedTokens;
     batchIndex += 1;
-    const logits = output.logits!;
-    const argmaxOf = output.logitsArgmax!;
-    const logZOf = output.logitsLogZ!;
-    const picked = output.pickedLogits!;
-    let pick = 0;
-    batch.forEach((row, r) => {
-      const position = firstPosition[r];
-      const logProbs: number[] = [];
-      const matches: boolean[] = [];
-      const distributions: Float32Array[] = [];
-      row.continuation.forEach((token, i) => {
-        matches.push(argmaxOf[position + i] === token);
-        if (wantLogProbs || i < keep) {
-          const logZ = logZOf[position + i];
-          logProbs.push(picked[pick++] - logZ);
-          if (i < keep) {
-            const offset = whole.get(position + i)! * vocab;
-            const distribution = new Float32Array(vocab);
-            for (let v = 0; v < vocab; v += 1) distribution[v] = logits[offset + v] - logZ;
-            distributions.push(distribution);
+    const tokensRun = inputs.reduce((n, input) => n + input.length, 0) - output.sharedTokens;
+    [output, ...(output.wave ?? [])].forEach((lane, e) => {
+      const logits = lane.logits!;
+      const argmaxOf = lane.logitsArgmax!;
+      const logZOf = lane.logitsLogZ!;
+      const picked = lane.pickedLogits!;
+      const into = results[going[e]];
+      into.tokensRun += tokensRun;
+      let pick = 0;
+      batch.forEach((row, r) => {
+        const position = firstPosition[r];
+        const logProbs: number[] = [];
+        const matches: boolean[] = [];
+        const distributions: Float32Array[] = [];
+        row.continuation.forEach((token, i) => {
+          matches.push(argmaxOf[position + i] === token);
+          if (wantLogProbs || i < keep) {
+            const logZ = logZOf[position + i];
+            logProbs.push(picked[pick++] - logZ);
+            if (i < keep) {
+              const offset = whole.get(position + i)! * vocab;
+              const distribution = new Float32Array(vocab);
+              for (let v = 0; v < vocab; v += 1) distribution[v] = logits[offset + v] - logZ;
+              distributions.push(distribution);
+            }
           }
-        }
+        });
+        into.logProbs.push(logProbs);
+        into.greedyMatches.push(matches);
+        into.distributions.push(distributions);
       });
-      result.logProbs.push(logProbs);
-      result.greedyMatches.push(matches);
-      result.distributions.push(distributions);
     });
     start = end;
-    if (start < rows.length && params.stopWhen?.(result, start)) break;
+    const stopWhen = params.stopWhen;
+    if (start < rows.length && stopWhen) going = going.filter((e) => !stopWhen(results[e], start, e));
   }
-  return result;
+  return results;
 }
 
 /**

@@ -12,13 +12,10 @@
  *   residual stream at its own index (the engine's addition hook), which should move them towards the behaviour.
  */
 import type { ForwardModel } from "../engine/load-forward-model.js";
+import { createEditScorer, type ScorerRowSet } from "./edit-scorer.js";
+import type { ForwardSettings } from "./mean-difference.js";
 import type { BehaviourSignature } from "./behaviour-signature.js";
-import { completePrompts } from "./complete-prompts.js";
-import { defaultMemoryBudget } from "../engine/memory-budget.js";
-import { forcedPass, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedPassParams, type ForcedRow, type RowStreams } from "./forced-scores.js";
-import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
-import { candidateFilters, damageWalls, SELECTION_DEFAULTS, type DamageWalls, type SelectionCriteria } from "./select-direction.js";
-import { mean } from "./statistics.js";
+import { candidateFilters, damageWalls, SELECTION_DEFAULTS, type SelectionCriteria } from "./select-direction.js";
 
 export interface CandidateScore {
   /** Layer index of the candidate (row of the `directions` file). */
@@ -85,225 +82,17 @@ export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
    * the cache off.
    */
   cacheStreams?: readonly ScorerRowSet[];
+  /**
+   * Edits per behaviour pass where the weights do not fit the budget (default: behaviourWaveSize()); 1 runs one
+   * edit a pass. Ignored where they fit.
+   */
+  waveSize?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
-export type ScorerRowSet = "positive" | "negative" | "induced";
 
 /** A direction whose norm is this small against the largest candidate's is numerical noise, not a candidate. */
 const RELATIVE_NORM_FLOOR = 1e-6;
-
-/** Rows prompt × signature sequence, prompt-major. */
-export function signatureRows(prompts: readonly number[][], signature: Pick<BehaviourSignature, "sequences">): ForcedRow[] {
-  return prompts.flatMap((prompt) => signature.sequences.map((s) => ({ prompt, continuation: s.tokens })));
-}
-
-/** Per prompt, the probability that the completion starts with a signature sequence (they are prefix-free, so the sum). */
-export function signatureProbabilities(pass: ForcedPass, prompts: number, sequences: number): number[] {
-  return Array.from({ length: prompts }, (_, p) => {
-    let sum = 0;
-    for (let s = 0; s < sequences; s += 1) sum += Math.exp(pass.logProbs[p * sequences + s].reduce((a, b) => a + b, 0));
-    return Math.min(1, sum);
-  });
-}
-
-/**
- * The damage an edit does on the negative rows, against the unedited pass: mean per-token KL over the first k
- * positions, and the share of rows whose greedy choice is unchanged at every position the unedited model itself
- * reproduces (a near-tie that teacher forcing resolves differently from generation is not counted against the edit).
- * `rows`: how many of the reference's rows the edited pass holds (fewer when it stopped early).
- */
-export function damageOf(reference: ForcedPass, edited: ForcedPass, klTokens: number, probabilities?: Float64Array[][]): { kl: number; unchanged: number; rows: number } {
-  const tally = damageTally(reference, klTokens, probabilities);
-  tally.add(edited, edited.greedyMatches.length);
-  return tally.result();
-}
-
-/** damageOf() row by row, so a pass that runs in batches can be judged after each. */
-function damageTally(reference: ForcedPass, klTokens: number, probabilities?: Float64Array[][]) {
-  let rows = 0;
-  let unchanged = 0;
-  let klSum = 0;
-  let klPositions = 0;
-  return {
-    /** Takes the edited pass's rows up to `upTo` (rows before the last call's are not counted again). */
-    add(edited: ForcedPass, upTo: number) {
-      for (; rows < upTo; rows += 1) {
-        const matches = reference.greedyMatches[rows];
-        const k = Math.min(klTokens, reference.distributions[rows].length);
-        for (let i = 0; i < k; i += 1) {
-          klSum += klFromLogSoftmax(reference.distributions[rows][i], edited.distributions[rows][i], probabilities?.[rows][i]);
-          klPositions += 1;
-        }
-        let same = true;
-        for (let i = 0; i < matches.length && matches[i]; i += 1) if (!edited.greedyMatches[rows][i]) same = false;
-        if (same) unchanged += 1;
-      }
-    },
-    // The mean as statistics.mean() takes it (a left-to-right sum from 0; NaN for no positions).
-    result: () => ({ kl: klSum / klPositions, unchanged: unchanged / rows, rows }),
-    seen: () => ({ changed: rows - unchanged, klSum }),
-  };
-}
-
-/**
- * Whether the damage seen on the first rows fails a wall whatever the remaining rows do: the share unchanged can at
- * best reach (rows − changed) / rows, and the mean KL is at least the KL seen so far over every position (KL ≥ 0).
- * Both are the expressions the walls apply to a whole pass, so a pass cut short by this fails them exactly when the
- * whole pass would have.
- */
-export function damageFailsWalls(seen: { changed: number; klSum: number }, total: { rows: number; klPositions: number }, walls: DamageWalls): boolean {
-  return !((total.rows - seen.changed) / total.rows >= walls.minUnchanged) || !(seen.klSum / total.klPositions <= walls.maxKl);
-}
-
-export interface EditScore {
-  /** Mean signature probability on the positive prompts under the edit. */
-  behaviour: number;
-  /** Mean per-token KL(unedited ‖ edited) on the negative prompts' own completions. */
-  kl: number;
-  /** Share of negative completions the edit leaves identical. */
-  unchanged: number;
-}
-
-export interface EditScorer {
-  baseline: CandidateScores["baseline"];
-  settings: CandidateScores["settings"];
-  /** Behaviour and damage of an edit expressed through the engine's hooks (no weights written). */
-  score(edit: Edit): Promise<EditScore>;
-  /** The behaviour part of score() alone (one pass). */
-  behaviourOf(edit: Edit): Promise<number>;
-  /**
-   * The damage part of score() alone (one pass). With `walls`, the pass may stop once the rows scored fail one
-   * whatever the rest do (damageFailsWalls); `rows` then says how many of the negative prompts it measured.
-   */
-  damageOf(edit: Edit, walls?: DamageWalls): Promise<{ kl: number; unchanged: number; rows: number }>;
-  /** The signature's mean probability on the negative prompts under an edit (e.g. the direction added). */
-  inducedBy(edit: Edit): Promise<number>;
-  /** Bytes of unedited streams kept per row set (absent: not cached). */
-  cachedStreamBytes: Partial<Record<ScorerRowSet, number>>;
-  /**
-   * Seconds the unedited model's pass of each set took, at the scorer's creation: about what an edit's pass of that
-   * set costs from the first layer on (the search sizes its trial count with them).
-   */
-  passSeconds: Record<ScorerRowSet, number>;
-}
-
-/** The cache's share of the memory the weights leave in the budget: the passes' own activations need the rest. */
-const STREAM_CACHE_SHARE = 0.25;
-
-/** Whether the passes hold every layer's weights at once; a model that does not fit runs layer by layer. */
-function weightsFit(model: ForwardModel, budgetBytes: number): boolean {
-  return model.totalBytes <= budgetBytes / 2;
-}
-
-function streamCacheLimit(model: ForwardModel, budgetBytes: number): number {
-  // Streamed, the passes hold about one layer of weights.
-  const weights = weightsFit(model, budgetBytes) ? model.totalBytes : Math.max(0, ...model.layerBytes);
-  return Math.max(0, budgetBytes - weights) * STREAM_CACHE_SHARE;
-}
-
-/**
- * The rows the damage pass scores on their own before the rest: enough that a candidate changing all of them fails
- * the unchanged wall, and at least a quarter, so one that changes half of the completions fails on them too.
- */
-function firstDamageRows(rows: number, walls: DamageWalls): number {
-  let deciding = 1;
-  while (deciding < rows && !damageFailsWalls({ changed: deciding, klSum: 0 }, { rows, klPositions: 1 }, walls)) deciding += 1;
-  return Math.max(deciding, Math.ceil(rows / 4));
-}
-
-/**
- * exp of each log-probability, in fp64. A plain loop: Float64Array.from(logp, Math.exp) took 835 ms for the 2.4 M
- * entries of 19 rows × 4 positions × 32 000 tokens, the loop 94 ms; with a 150 000-token vocabulary and 64 rows that
- * would be 13 s per scorer.
- */
-function probabilitiesOf(logp: Float32Array): Float64Array {
-  const out = new Float64Array(logp.length);
-  for (let i = 0; i < logp.length; i += 1) out[i] = Math.exp(logp[i]);
-  return out;
-}
-
-/**
- * The unedited passes every edit is judged against, computed once: the negative prompts' own greedy completions and
- * their teacher-forced distributions, and the signature's probability on both sets. Each score() then costs two
- * teacher-forced passes (positive × signature sequences, and negative × own completion).
- */
-export async function createEditScorer(params: Omit<ScoreCandidatesParams, "directions" | "layers" | "onProgress" | "fixedDirections" | "normFloor">): Promise<EditScorer> {
-  const { model, signature } = params;
-  const klTokens = params.klTokens ?? 4;
-  const unchangedTokens = params.unchangedTokens ?? 16;
-  const settings = forwardSettingsOf(params);
-  const sequences = signature.sequences.length;
-  const inducedPrompts = params.negative.slice(0, params.inducedPrompts ?? 16);
-  // The unedited model's own completions of the negative prompts are what an edit must leave alone.
-  const completions = await completePrompts({ model, prompts: params.negative, maxNewTokens: unchangedTokens, ...settings });
-  const negativeRows: ForcedRow[] = params.negative.map((prompt, i) => ({ prompt, continuation: completions.ids[i].slice(0, unchangedTokens) }));
-  const positiveRows = signatureRows(params.positive, signature);
-  const inducedRows = signatureRows(inducedPrompts, signature);
-  // The negative rows need only the greedy choice at each position and the distributions of the first klTokens.
-  const rowsOf: Record<ScorerRowSet, ForcedRow[]> = { positive: positiveRows, negative: negativeRows, induced: inducedRows };
-  // Which sets keep their unedited streams: in the order asked, each while the whole cache fits its limit.
-  const cachedStreamBytes: Partial<Record<ScorerRowSet, number>> = {};
-  const budgetBytes = params.maxMemoryBytes ?? defaultMemoryBudget();
-  let room = streamCacheLimit(model, budgetBytes);
-  for (const set of params.cacheStreams ?? (["induced", "positive", "negative"] as const)) {
-    const bytes = rowStreamBytes(rowsOf[set], model.spec.numLayers, model.spec.hiddenSize);
-    if (bytes <= room) {
-      cachedStreamBytes[set] = bytes;
-      room -= bytes;
-    }
-  }
-  const streams: Partial<Record<ScorerRowSet, RowStreams>> = {};
-  // With the selection's walls, the damage pass runs its first rows alone: a candidate that breaks the model fails a
-  // wall on them and the rest never run. Only where the weights stay in memory: streamed, the split would read every
-  // layer once more for each candidate that passes (the logits budget's own batches still let the pass stop early).
-  const firstBatchRows: Partial<Record<ScorerRowSet, number>> = {};
-  if (params.skipDominated && params.stopFailedDamage !== false && weightsFit(model, budgetBytes)) firstBatchRows.negative = firstDamageRows(negativeRows.length, damageWalls(params.skipDominated));
-  // The unedited pass of a set, keeping its streams when that set is cached.
-  const passSeconds: Record<ScorerRowSet, number> = { positive: 0, negative: 0, induced: 0 };
-  const baselineRun = async (set: ScorerRowSet, keepDistributions = 0) => {
-    const began = performance.now();
-    const pass = await forcedPass({ model, rows: rowsOf[set], keepDistributions, logProbs: keepDistributions === 0, captureStreams: cachedStreamBytes[set] !== undefined, firstBatchRows: firstBatchRows[set], ...settings });
-    if (pass.streams) streams[set] = pass.streams;
-    passSeconds[set] = (performance.now() - began) / 1000;
-    return pass;
-  };
-  const run = (set: ScorerRowSet, edit?: Edit, keepDistributions = 0, stopWhen?: ForcedPassParams["stopWhen"]) =>
-    forcedPass({ model, rows: rowsOf[set], edit, keepDistributions, logProbs: keepDistributions === 0, resumeFrom: streams[set], firstBatchRows: firstBatchRows[set], stopWhen, ...settings });
-  const reference = await baselineRun("negative", klTokens);
-  const probabilities = reference.distributions.map((positions) => positions.map(probabilitiesOf));
-  const damageTotal = { rows: negativeRows.length, klPositions: reference.distributions.reduce((n, positions) => n + Math.min(klTokens, positions.length), 0) };
-  const damage = async (edit: Edit, walls?: DamageWalls) => {
-    const tally = damageTally(reference, klTokens, probabilities);
-    const stopWhen = walls && ((pass: ForcedPass, rows: number) => {
-      tally.add(pass, rows);
-      return damageFailsWalls(tally.seen(), damageTotal, walls);
-    });
-    const edited = await run("negative", edit, klTokens, stopWhen);
-    tally.add(edited, edited.greedyMatches.length);
-    return tally.result();
-  };
-  const baseline = {
-    positiveBehaviour: mean(signatureProbabilities(await baselineRun("positive"), params.positive.length, sequences)),
-    negativeBehaviour: mean(signatureProbabilities(await baselineRun("induced"), inducedPrompts.length, sequences)),
-    unchanged: mean(reference.greedyMatches.map((m) => (m.every(Boolean) ? 1 : 0))),
-  };
-  reference.streams = undefined;
-  return {
-    baseline,
-    cachedStreamBytes,
-    passSeconds,
-    settings: { klTokens, unchangedTokens, inducedPrompts: inducedPrompts.length },
-    score: async (edit) => {
-      const behaviour = mean(signatureProbabilities(await run("positive", edit), params.positive.length, sequences));
-      const { kl, unchanged } = await damage(edit);
-      return { behaviour, kl, unchanged };
-    },
-    behaviourOf: async (edit) => mean(signatureProbabilities(await run("positive", edit), params.positive.length, sequences)),
-    damageOf: damage,
-    inducedBy: async (edit) => mean(signatureProbabilities(await run("induced", edit), inducedPrompts.length, sequences)),
-  };
-}
 
 export async function scoreCandidates(params: ScoreCandidatesParams): Promise<CandidateScores> {
   const scorer = await createEditScorer(params);
@@ -339,27 +128,58 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
     else c.induced = await scorer.inducedBy({ addition: { vector: params.directions[c.layer], point: c.layer } });
     tick();
   };
+  // finish() for a wave of candidates: their damage passes as one wave, then the additions of those that pass.
+  const finishWave = async (wave: CandidateScore[]) => {
+    const damage = await scorer.damagesOf(wave.map((c) => ablationOf(c.layer)), limits);
+    wave.forEach((c, i) => {
+      c.kl = damage[i].kl;
+      c.unchanged = damage[i].unchanged;
+      if (damage[i].rows < params.negative.length) c.damageRows = damage[i].rows;
+    });
+    const scored = wave.filter((c) => !(filters && early && filters.walls(c).length > 0));
+    for (const c of wave) if (!scored.includes(c)) c.note = "addition not scored: the ablation fails the damage walls";
+    const induced = await scorer.inducedByEach(scored.map((c) => ({ addition: { vector: params.directions[c.layer], point: c.layer } })));
+    scored.forEach((c, i) => (c.induced = induced[i]));
+  };
   for (const c of candidates) if (c.note !== undefined) tick();
+  // Every candidate's behaviour first (in waves where the model does not fit memory: scorer.behavioursOf).
+  const behaviours = await scorer.behavioursOf(scorable.map((c) => ablationOf(c.layer)));
+  scorable.forEach((c, i) => (c.behaviour = behaviours[i]));
   if (!params.skipDominated) {
-    for (const c of scorable) {
-      c.behaviour = await scorer.behaviourOf(ablationOf(c.layer));
-      await finish(c);
-    }
+    for (const c of scorable) await finish(c);
     return { baseline: scorer.baseline, settings: scorer.settings, candidates };
   }
-  // Behaviour first, then the rest in order of behaviour until nothing left can win.
-  for (const c of scorable) c.behaviour = await scorer.behaviourOf(ablationOf(c.layer));
+  // Then the rest in order of behaviour until nothing left can win.
   const { walls, induces } = filters!;
   const tieTolerance = params.skipDominated.tieTolerance ?? SELECTION_DEFAULTS.tieTolerance;
   let winner: number | undefined;
-  for (const c of [...scorable].sort((a, b) => a.behaviour! - b.behaviour! || a.layer - b.layer)) {
-    if (winner !== undefined && c.behaviour! > winner + tieTolerance) {
-      c.note = `not scored further: its behaviour (${c.behaviour!.toFixed(3)}) is above the tie window of a candidate that passed every filter (${winner.toFixed(3)})`;
-      tick();
-      continue;
+  const dominated = (c: CandidateScore) => winner !== undefined && c.behaviour! > winner + tieTolerance;
+  const skip = (c: CandidateScore) => {
+    c.note = `not scored further: its behaviour (${c.behaviour!.toFixed(3)}) is above the tie window of a candidate that passed every filter (${winner!.toFixed(3)})`;
+  };
+  const sorted = [...scorable].sort((a, b) => a.behaviour! - b.behaviour! || a.layer - b.layer);
+  for (let next = 0; next < sorted.length; ) {
+    // The next candidates still in the running, a wave of them where the model does not fit memory (one otherwise).
+    const wave: CandidateScore[] = [];
+    while (next < sorted.length && wave.length < scorer.waveSize) {
+      const c = sorted[next++];
+      if (dominated(c)) {
+        skip(c);
+        tick();
+      } else wave.push(c);
     }
-    await finish(c);
-    if (winner === undefined && walls(c).length === 0 && induces(c)) winner = c.behaviour!;
+    if (wave.length === 1) await finish(wave[0]);
+    else if (wave.length > 1) await finishWave(wave);
+    for (const c of wave) {
+      // A winner found earlier in this wave: what a later candidate it dominates got is dropped, as if never run.
+      if (dominated(c)) {
+        Object.assign(c, { kl: null, unchanged: null, induced: null });
+        delete c.damageRows;
+        skip(c);
+      }
+      if (wave.length > 1) tick();
+      if (winner === undefined && walls(c).length === 0 && induces(c)) winner = c.behaviour!;
+    }
   }
   return { baseline: scorer.baseline, settings: scorer.settings, candidates };
 }

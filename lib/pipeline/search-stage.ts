@@ -11,7 +11,7 @@
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { DirectionCandidates } from "../direction-files/write-direction-candidates.js";
 import { writeDirectionFile } from "../direction-files/write-direction-file.js";
-import { createEditScorer, type EditScore } from "../directions/score-candidates.js";
+import { createEditScorer, type EditScore } from "../directions/edit-scorer.js";
 import { concreteEdit, editSearchSetup, isNullEdit, singleLayerPoint, type ConcreteEdit, type EditSearchSetup } from "../directions/search-edit.js";
 import { pick, type PickPolicy } from "../directions/search/pick-trial.js";
 import { paretoFront } from "../directions/search/pareto.js";

@@ -8,7 +8,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { damageFailsWalls, scoreCandidates, type CandidateScores } from "../../lib/directions/score-candidates.js";
+import { damageFailsWalls } from "../../lib/directions/edit-scorer.js";
+import { scoreCandidates, type CandidateScores } from "../../lib/directions/score-candidates.js";
 import { candidateFilters, selectDirection } from "../../lib/directions/select-direction.js";
 import { readTrainedPrompts, trainedModelDir } from "../golden/trained/trained-fixtures.js";
 import { prepareSelectionCase } from "../helpers/selection-case.js";

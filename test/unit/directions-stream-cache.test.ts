@@ -7,7 +7,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { forcedPass, rowStreamBytes } from "../../lib/directions/forced-scores.js";
-import { createEditScorer, scoreCandidates, signatureRows } from "../../lib/directions/score-candidates.js";
+import { createEditScorer, signatureRows } from "../../lib/directions/edit-scorer.js";
+import { scoreCandidates } from "../../lib/directions/score-candidates.js";
 import { resumableLayer } from "../../lib/engine/resumable-layer.js";
 import { readTrainedPrompts, trainedModelDir } from "../golden/trained/trained-fixtures.js";
 import { prepareSelectionCase } from "../helpers/selection-case.js";

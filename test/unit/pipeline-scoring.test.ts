@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { learnSignature, showsBehaviour } from "../../lib/directions/behaviour-signature.js";
 import { klFromLogSoftmax, type ForcedPass } from "../../lib/directions/forced-scores.js";
 import { isRefusal } from "../../lib/directions/refusal-phrases.js";
-import { damageOf, signatureProbabilities, type CandidateScore, type CandidateScores } from "../../lib/directions/score-candidates.js";
+import { damageOf, signatureProbabilities } from "../../lib/directions/edit-scorer.js";
+import type { CandidateScore, CandidateScores } from "../../lib/directions/score-candidates.js";
 import { candidateLayers, selectDirection } from "../../lib/directions/select-direction.js";
 import { ErrorCodes } from "../../lib/errors.js";
 

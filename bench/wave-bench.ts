@@ -1,0 +1,138 @@
+/**
+ * Waves of edits in the selection bench (bench/selection-bench.ts calls these): a model that does not fit the
+ * budget streams its layers through every pass, and the scorer runs the candidates' passes (behaviour, then damage
+ * and addition in the selection's order) several edits at a time (runForward's `wave`), each layer read once per
+ * wave. Two measurements, each alternating one edit a pass (waveSize 1) with the scorer's own wave size:
+ * - the bench's 0.43B Llama under a budget of 1.9× its weights, its layers in the page cache (what a wave saves is
+ *   their copying and packing);
+ * - the Mixtral-shaped MoE (bench-checkpoints.ts) in a child process inside a memory cgroup smaller than the model,
+ *   the page cache dropped first, so every pass reads its layers from disk as on a machine with less memory than
+ *   the model; the child reports the bytes it read from storage (/proc/self/io read_bytes). Skipped, saying so,
+ *   where no writable memory cgroup (v1) exists.
+ *
+ * Run as a script with `waves-prepare <dir> <case.json>` or `waves-child <dir> <case.json> <waveSize> <budget> <group>` it is one of those children.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createEditScorer } from "../lib/directions/edit-scorer.js";
+import { scoreCandidates, type CandidateScores } from "../lib/directions/score-candidates.js";
+import { loadForwardModel } from "../lib/engine/load-forward-model.js";
+import { ensureMoeCheckpoint, MOE_GEOMETRY } from "./bench-checkpoints.js";
+import { median, randomModelCase, timed, type NamedCase } from "./selection-bench.js";
+
+/**
+ * A model that does not fit the budget (here: a budget of 1.9× the weights, so every pass streams its layers) with
+ * the candidates' passes one edit a pass (waveSize 1) and in waves (the scorer's own size), alternated within each
+ * round, compute auto. Here the layers come from the page cache, so a wave saves their copying and packing; where
+ * they come from disk it saves their reading, once per edit of the wave.
+ */
+export async function measureWaves(c: NamedCase, rounds: number): Promise<string[]> {
+  const budget = Math.floor(c.model.totalBytes * 1.9);
+  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, maxMemoryBytes: budget };
+  const times = { single: [] as number[], wave: [] as number[] };
+  let same = true;
+  for (let round = 0; round < rounds; round += 1) {
+    let single: CandidateScores | undefined;
+    times.single.push(await timed(async () => (single = await scoreCandidates({ ...common, waveSize: 1 }))));
+    let waved: CandidateScores | undefined;
+    times.wave.push(await timed(async () => (waved = await scoreCandidates(common))));
+    same &&= JSON.stringify(single!.candidates) === JSON.stringify(waved!.candidates);
+  }
+  const size = (await createEditScorer(common)).waveSize;
+  const [single, wave] = [median(times.single), median(times.wave)];
+  return [
+    `  ${c.name}, streamed from the page cache (budget ${(budget / 1e9).toFixed(2)} GB, 1.9× the weights), compute auto: selection of ${c.layers.length} candidates, one edit a pass → waves of ${size}: ` +
+      `${single.toFixed(3)} s → ${wave.toFixed(3)} s (${(single / wave).toFixed(2)}×); scores ${same ? "identical" : "DIFFER"}`,
+  ];
+}
+
+
+const CGROUP_ROOT = "/sys/fs/cgroup/memory";
+/** The memory cgroup's limit and the scorer's budget: under the MoE's 1.08 GB, over what its passes hold. */
+const DISK_BUDGET_BYTES = 900e6;
+
+interface ChildResult {
+  seconds: number;
+  waveSize: number;
+  readBytes: number;
+  candidates: CandidateScores["candidates"];
+}
+
+function storageReadBytes(): number {
+  const match = /^read_bytes:\s+(\d+)/m.exec(readFileSync("/proc/self/io", "utf8"));
+  return match ? Number(match[1]) : NaN;
+}
+
+/**
+ * The case, prepared in a process of its own: a process that ran the model keeps its files mapped (mapped_files.h),
+ * and mapped pages stay in memory whatever the cgroup or a dropped page cache, so the scoring children never map
+ * the model before they are in the cgroup.
+ */
+async function prepareChild(dir: string, out: string): Promise<void> {
+  const c = await randomModelCase(dir, 1);
+  writeFileSync(out, JSON.stringify({ ...c, model: undefined, directions: c.directions.map((d) => Array.from(d)) }));
+}
+
+/** A scoring child: joins the cgroup, drops the page cache, loads the model and times the selection. */
+async function wavesChild(dir: string, casePath: string, waveSize: number, budget: number, group: string): Promise<void> {
+  writeFileSync(join(group, "cgroup.procs"), String(process.pid));
+  writeFileSync("/proc/sys/vm/drop_caches", "1");
+  const prepared = JSON.parse(readFileSync(casePath, "utf8")) as Omit<NamedCase, "model" | "directions"> & { directions: number[][] };
+  const c: NamedCase = { ...prepared, model: await loadForwardModel(dir), directions: prepared.directions.map((d) => Float64Array.from(d)) };
+  const before = storageReadBytes();
+  let scores: CandidateScores | undefined;
+  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, maxMemoryBytes: budget };
+  const seconds = await timed(async () => (scores = await scoreCandidates(waveSize > 0 ? { ...common, waveSize } : common)));
+  const result: ChildResult = { seconds, waveSize: waveSize > 0 ? waveSize : (await createEditScorer(common)).waveSize, readBytes: storageReadBytes() - before, candidates: scores!.candidates };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+export async function measureWavesFromDisk(cache: string, rounds: number): Promise<string[]> {
+  const { layers, experts, perToken } = MOE_GEOMETRY;
+  const name = `Mixtral-shaped MoE (${layers} layers × ${experts} experts, ${perToken} per token)`;
+  const group = join(CGROUP_ROOT, `abliterate-bench-${process.pid}`);
+  try {
+    mkdirSync(group);
+    writeFileSync(join(group, "memory.limit_in_bytes"), String(DISK_BUDGET_BYTES));
+  } catch (error) {
+    return [`  ${name} from disk: skipped (no writable memory cgroup at ${CGROUP_ROOT} to stand for a machine with less memory than the model: ${(error as Error).message})`];
+  }
+  try {
+    const dir = ensureMoeCheckpoint(cache);
+    const model = await loadForwardModel(dir);
+    const casePath = join(tmpdir(), `abliterate-wave-case-${process.pid}.json`);
+    const script = fileURLToPath(import.meta.url);
+    const child = (args: string[]) => {
+      const run = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+      if (run.status !== 0) throw new Error(`wave bench child ${args[0]} failed (${run.status ?? run.signal}): ${run.stderr.slice(-2000)}`);
+      return run.stdout;
+    };
+    child(["waves-prepare", dir, casePath]);
+    const runs: Record<"single" | "wave", ChildResult[]> = { single: [], wave: [] };
+    for (let round = 0; round < rounds; round += 1) {
+      for (const kind of ["single", "wave"] as const) {
+        const out = child(["waves-child", dir, casePath, kind === "single" ? "1" : "0", String(DISK_BUDGET_BYTES), group]);
+        runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as ChildResult);
+      }
+    }
+    rmSync(casePath, { force: true });
+    const same = runs.single.every((s, i) => JSON.stringify(s.candidates) === JSON.stringify(runs.wave[i].candidates));
+    const [single, wave] = [median(runs.single.map((r) => r.seconds)), median(runs.wave.map((r) => r.seconds))];
+    const [readSingle, readWave] = [median(runs.single.map((r) => r.readBytes)), median(runs.wave.map((r) => r.readBytes))];
+    return [
+      `  ${name}, from disk (memory cgroup and budget ${(DISK_BUDGET_BYTES / 1e9).toFixed(2)} GB, weights ${(model.totalBytes / 1e9).toFixed(2)} GB; median of ${rounds}), compute auto: selection of ${runs.single[0].candidates.length} candidates, one edit a pass → waves of ${runs.wave[0].waveSize}: ` +
+        `${single.toFixed(2)} s → ${wave.toFixed(2)} s (${(single / wave).toFixed(2)}×); read from storage ${(readSingle / 1e9).toFixed(2)} → ${(readWave / 1e9).toFixed(2)} GB; scores ${same ? "identical" : "DIFFER"}`,
+    ];
+  } finally {
+    rmdirSync(group);
+  }
+}
+
+if (process.argv[2] === "waves-prepare") await prepareChild(process.argv[3], process.argv[4]);
+if (process.argv[2] === "waves-child") {
+  const [dir, casePath, waveSize, budget, group] = process.argv.slice(3);
+  await wavesChild(dir, casePath, Number(waveSize), Number(budget), group);
+}
