@@ -9,7 +9,7 @@ import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
 import { defaultMemoryBudget } from "../engine/memory-budget.js";
-import { forcedPass, forcedPasses, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedPassParams, type ForcedRow, type RowStreams } from "./forced-scores.js";
+import { forcedPass, forcedPasses, forcedPassStreams, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedPassParams, type ForcedRow, type RowStreams } from "./forced-scores.js";
 import { forwardSettingsOf } from "./mean-difference.js";
 import type { CandidateScores, ScoreCandidatesParams } from "./score-candidates.js";
 import { damageWalls, type DamageWalls } from "./select-direction.js";
@@ -103,7 +103,7 @@ export interface EditScorer {
   behavioursOf(edits: readonly Edit[]): Promise<number[]>;
   damagesOf(edits: readonly Edit[], walls?: DamageWalls): Promise<{ kl: number; unchanged: number; rows: number }[]>;
   inducedByEach(edits: readonly Edit[]): Promise<number[]>;
-  /** Edits one pass carries (1 where the weights stay in memory: a wave would save no reading there). */
+  /** Edits one pass carries (1 where the passes run resident: a wave would save no reading there). */
   waveSize: number;
   /**
    * The damage part of score() alone (one pass). With `walls`, the pass may stop once the rows scored fail one
@@ -226,10 +226,17 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   };
   const run = (set: ScorerRowSet, edit?: Edit, keepDistributions = 0, stopWhen?: ForcedPassParams["stopWhen"]) =>
     forcedPass({ model, rows: rowsOf[set], edit, keepDistributions, logProbs: keepDistributions === 0, resumeFrom: streams[set], firstBatchRows: firstBatchRows[set], stopWhen, ...settings });
-  // Every set's passes may go in waves: the size is the smallest any set's rows allow.
-  const waveSize = params.waveSize !== undefined && !weightsFit(model, budgetBytes)
-    ? Math.max(1, Math.floor(params.waveSize))
-    : Math.min(...Object.values(rowsOf).map((rows) => waveSizeFor(model, rows, budgetBytes)));
+  // Passes go in waves only where they stream their layers (a resident pass reads none again, and a wave would only
+  // add its other edits' activations); the size is the smallest any set's rows allow.
+  const keepOf = (set: ScorerRowSet) => (set === "negative" ? klTokens : 0);
+  const streamsEverywhere = (Object.keys(rowsOf) as ScorerRowSet[]).every((set) =>
+    forcedPassStreams({ model, rows: rowsOf[set], edits: 1, keepDistributions: keepOf(set), logProbs: keepOf(set) === 0, firstBatchRows: firstBatchRows[set], ...settings }),
+  );
+  const waveSize = !streamsEverywhere
+    ? 1
+    : params.waveSize !== undefined
+      ? Math.max(1, Math.floor(params.waveSize))
+      : Math.min(...Object.values(rowsOf).map((rows) => waveSizeFor(model, rows, budgetBytes)));
   const behaviourOfPass = (pass: ForcedPass) => mean(signatureProbabilities(pass, params.positive.length, sequences));
   const reference = await baselineRun("negative", klTokens);
   const probabilities = reference.distributions.map((positions) => positions.map(probabilitiesOf));

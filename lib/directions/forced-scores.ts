@@ -11,7 +11,7 @@
 import type { ForwardModel } from "../engine/load-forward-model.js";
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import { resumableLayer } from "../engine/resumable-layer.js";
-import { runForward, type ForwardAblation, type ForwardAddition } from "../engine/run-forward.js";
+import { forwardModeOf, runForward, type ForwardAblation, type ForwardAddition, type ForwardRequest } from "../engine/run-forward.js";
 import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 
 export interface ForcedRow {
@@ -130,34 +130,33 @@ export async function forcedPass(params: ForcedPassParams): Promise<ForcedPass> 
   return (await forcedPasses({ ...params, edits: [params.edit ?? {}] }))[0];
 }
 
+/** One batch of a forced pass: its rows [start, end), the distinct inputs the engine runs, and what it reads back. */
+interface ForcedBatch {
+  start: number;
+  end: number;
+  inputs: number[][];
+  last: number[];
+  firstPosition: number[];
+  picks: { rows: number[]; tokens: number[] };
+  /** Read position → its row among the whole logits rows returned. */
+  whole: Map<number, number>;
+}
+
+type BatchParams = Pick<ForcedPassParams, "model" | "rows" | "keepDistributions" | "logProbs" | "logitsBudgetFloats" | "firstBatchRows" | "reusePrefix">;
+
 /**
- * forcedPass() under several edits at once, one result per edit, each equal to its own forcedPass(): every batch
- * runs as one engine pass with the edits still going as a wave (runForward's `wave`), so a model that does not fit
- * memory reads its layers once per batch for all of them instead of once per edit. With more than one edit: no
- * resumeFrom or captureStreams.
+ * The batches of a forced pass, each held to about logitsBudgetFloats of logits (every edit's pass splits its rows
+ * the same way: the same rows together give the same numbers; a wave holds one batch's logits per edit, which
+ * runForward's memory estimate counts).
  */
-export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { edits: readonly Edit[] }): Promise<ForcedPass[]> {
-  const { model, rows, edits } = params;
-  if (edits.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "forcedPasses needs at least one edit");
-  if (edits.length > 1 && (params.resumeFrom || params.captureStreams)) {
-    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "a wave of edits runs from the embedding and keeps no streams: no resumeFrom or captureStreams");
-  }
-  const vocab = model.spec.vocabSize;
+function forcedBatches(params: BatchParams): ForcedBatch[] {
+  const { rows } = params;
+  const vocab = params.model.spec.vocabSize;
   const keep = params.keepDistributions ?? 0;
   const wantLogProbs = params.logProbs ?? true;
-  // Each edit's batches are the ones its own pass would run (the same rows together: the same numbers); a wave holds
-  // one such batch's logits per edit, which runForward's memory estimate counts.
   const budget = params.logitsBudgetFloats ?? 16_000_000;
-  const { numLayers, hiddenSize } = model.spec;
-  const startLayer = params.resumeFrom ? resumableLayer({ ...edits[0], numLayers }) : 0;
-  const results: ForcedPass[] = edits.map(() => ({ logProbs: [], greedyMatches: [], distributions: [], startLayer, tokensRun: 0 }));
-  const result = results[0];
-  if (params.captureStreams) result.streams = { batches: [] };
-  let batchIndex = 0;
-  let start = 0;
-  // The edits whose pass goes on (stopWhen ends an edit's pass after a batch).
-  let going = edits.map((_, e) => e);
-  while (start < rows.length && going.length > 0) {
+  const batches: ForcedBatch[] = [];
+  for (let start = 0; start < rows.length; ) {
     let end = start;
     let positions = 0;
     const rowLimit = start === 0 && params.firstBatchRows !== undefined ? Math.max(1, params.firstBatchRows) : Infinity;
@@ -167,10 +166,6 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
     }
     const batch = rows.slice(start, end);
     const { inputs, last, firstPosition } = distinctInputs(batch, params.reusePrefix !== false);
-    const cached = startLayer > 0 ? params.resumeFrom!.batches[batchIndex] : undefined;
-    if (startLayer > 0 && !cached) {
-      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `resumeFrom holds ${params.resumeFrom!.batches.length} batches: not the streams of these rows under this logits budget`);
-    }
     // The engine returns each read position's argmax and log-normalizer, the one logit a log-probability needs, and
     // whole rows only where a distribution is kept: every returned byte is external memory the collector counts
     // (39 mark-compacts in a profiled selection on the bench model, most of them asked for by returned logits).
@@ -186,23 +181,75 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
         if (i < keep && !whole.has(at)) whole.set(at, whole.size);
       });
     });
+    batches.push({ start, end, inputs, last, firstPosition, picks, whole });
+    start = end;
+  }
+  return batches;
+}
+
+/** The engine request of one batch under its first edit, the others as a wave. */
+function batchRequest(params: BatchParams & ForwardSettings, batch: ForcedBatch, edits: readonly Edit[]): ForwardRequest {
+  return {
+    model: params.model,
+    prompts: batch.inputs,
+    positions: "none",
+    logits: { last: batch.last },
+    logitsStats: true,
+    logitsPicks: batch.picks,
+    wholeLogitsRows: [...batch.whole.keys()],
+    ablation: edits[0].ablation,
+    addition: edits[0].addition,
+    wave: edits.length > 1 ? edits.slice(1) : undefined,
+    ...forwardSettingsOf(params),
+  };
+}
+
+/**
+ * Whether every batch of a forced pass under `edits` edits would stream its layers (runForward's mode), without
+ * running it: where they would, a wave reads each layer once for all its edits; where the weights stay in memory it
+ * saves nothing and only adds the other edits' activations.
+ */
+export function forcedPassStreams(params: Omit<ForcedPassParams, "edit"> & { edits: number }): boolean {
+  const edits: Edit[] = Array.from({ length: params.edits }, () => ({}));
+  return forcedBatches(params).every((batch) => forwardModeOf(batchRequest(params, batch, edits)).mode === "streamed");
+}
+
+/**
+ * forcedPass() under several edits at once, one result per edit, each equal to its own forcedPass(): every batch
+ * runs as one engine pass with the edits still going as a wave (runForward's `wave`), so a model that does not fit
+ * memory reads its layers once per batch for all of them instead of once per edit. With more than one edit: no
+ * resumeFrom or captureStreams.
+ */
+export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { edits: readonly Edit[] }): Promise<ForcedPass[]> {
+  const { model, edits } = params;
+  if (edits.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "forcedPasses needs at least one edit");
+  if (edits.length > 1 && (params.resumeFrom || params.captureStreams)) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "a wave of edits runs from the embedding and keeps no streams: no resumeFrom or captureStreams");
+  }
+  const vocab = model.spec.vocabSize;
+  const keep = params.keepDistributions ?? 0;
+  const wantLogProbs = params.logProbs ?? true;
+  const { numLayers, hiddenSize } = model.spec;
+  const startLayer = params.resumeFrom ? resumableLayer({ ...edits[0], numLayers }) : 0;
+  const results: ForcedPass[] = edits.map(() => ({ logProbs: [], greedyMatches: [], distributions: [], startLayer, tokensRun: 0 }));
+  const result = results[0];
+  if (params.captureStreams) result.streams = { batches: [] };
+  const batches = forcedBatches(params);
+  if (startLayer > 0 && params.resumeFrom!.batches.length !== batches.length) {
+    throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `resumeFrom holds ${params.resumeFrom!.batches.length} batches: not the streams of these rows under this logits budget`);
+  }
+  // The edits whose pass goes on (stopWhen ends an edit's pass after a batch).
+  let going = edits.map((_, e) => e);
+  for (const [index, batch] of batches.entries()) {
+    if (going.length === 0) break;
+    const cached = startLayer > 0 ? params.resumeFrom!.batches[index] : undefined;
     const output = await runForward({
-      model,
-      prompts: inputs,
+      ...batchRequest(params, batch, going.map((e) => edits[e])),
       positions: params.captureStreams ? "all" : "none",
       resumeFrom: cached ? { layer: startLayer, hidden: streamAt(cached, numLayers + 1, hiddenSize, startLayer) } : undefined,
-      logits: { last },
-      logitsStats: true,
-      logitsPicks: picks,
-      wholeLogitsRows: [...whole.keys()],
-      ablation: edits[going[0]].ablation,
-      addition: edits[going[0]].addition,
-      wave: going.length > 1 ? going.slice(1).map((e) => edits[e]) : undefined,
-      ...forwardSettingsOf(params),
     });
     result.streams?.batches.push(output.hidden);
-    batchIndex += 1;
-    const tokensRun = inputs.reduce((n, input) => n + input.length, 0) - output.sharedTokens;
+    const tokensRun = batch.inputs.reduce((n, input) => n + input.length, 0) - output.sharedTokens;
     [output, ...(output.wave ?? [])].forEach((lane, e) => {
       const logits = lane.logits!;
       const argmaxOf = lane.logitsArgmax!;
@@ -211,8 +258,8 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
       const into = results[going[e]];
       into.tokensRun += tokensRun;
       let pick = 0;
-      batch.forEach((row, r) => {
-        const position = firstPosition[r];
+      params.rows.slice(batch.start, batch.end).forEach((row, r) => {
+        const position = batch.firstPosition[r];
         const logProbs: number[] = [];
         const matches: boolean[] = [];
         const distributions: Float32Array[] = [];
@@ -222,7 +269,7 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
             const logZ = logZOf[position + i];
             logProbs.push(picked[pick++] - logZ);
             if (i < keep) {
-              const offset = whole.get(position + i)! * vocab;
+              const offset = batch.whole.get(position + i)! * vocab;
               const distribution = new Float32Array(vocab);
               for (let v = 0; v < vocab; v += 1) distribution[v] = logits[offset + v] - logZ;
               distributions.push(distribution);
@@ -234,9 +281,8 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
         into.distributions.push(distributions);
       });
     });
-    start = end;
     const stopWhen = params.stopWhen;
-    if (start < rows.length && stopWhen) going = going.filter((e) => !stopWhen(results[e], start, e));
+    if (batch.end < params.rows.length && stopWhen) going = going.filter((e) => !stopWhen(results[e], batch.end, e));
   }
   return results;
 }

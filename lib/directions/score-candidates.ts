@@ -83,8 +83,8 @@ export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
    */
   cacheStreams?: readonly ScorerRowSet[];
   /**
-   * Edits per behaviour pass where the weights do not fit the budget (default: behaviourWaveSize()); 1 runs one
-   * edit a pass. Ignored where they fit.
+   * Edits per pass where the scorer's passes stream their layers (the model does not fit the budget; default:
+   * waveSizeFor() of each row set, the smallest); 1 runs one edit a pass. Ignored where the passes run resident.
    */
   waveSize?: number;
   onProgress?: (done: number, total: number) => void;

@@ -11,7 +11,7 @@ import { nativeEdit } from "./native-edit.js";
 import { prefixShares } from "./prefix-shares.js";
 import { resumableLayer } from "./resumable-layer.js";
 import { captureRows, checkedPicks, checkedRows, logitsRows, type CapturePositions, type LogitsRequest } from "./forward-rows.js";
-import { chooseMode, defaultMemoryBudget, keptLayersBudget, mlpChunkTokensFor, type ForwardMode } from "./memory-budget.js";
+import { chooseMode, defaultMemoryBudget, keptLayersBudget, mlpChunkTokensFor, type ForwardMode, type ModeChoice } from "./memory-budget.js";
 
 /** How projections multiply (ForwardRequest.compute). */
 export type ForwardCompute = "fp32" | "bf16" | "auto";
@@ -220,9 +220,10 @@ function checkResume(request: ForwardRequest, tokens: number): { layer: number; 
   return { layer, hidden };
 }
 
-export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
+/** What a request runs and how: its checked rows and edits, shared prefixes and the mode the budget gives it. */
+function planOf(request: ForwardRequest) {
   const { model, prompts } = request;
-  const { vocabSize, numLayers, hiddenSize } = model.spec;
+  const { vocabSize } = model.spec;
   if (prompts.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "no prompts to run");
   const lengths = prompts.map((ids, p) => {
     if (ids.length === 0) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `prompt ${p} has no tokens`);
@@ -269,6 +270,21 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     needsHead: wantLogits || maxNewTokens > 0,
   });
 
+  return { lengths, maxNewTokens, wantLogits, stats, capture, logitsAt, resume, wave, shares, sharedTokens, budget, mlpChunkTokens, rows, choice };
+}
+
+/**
+ * The mode runForward would run this request in, and its memory estimate, without running it (the scorer asks
+ * whether its passes stream before it runs them in waves).
+ */
+export function forwardModeOf(request: ForwardRequest): ModeChoice {
+  return planOf(request).choice;
+}
+
+export async function runForward(request: ForwardRequest): Promise<ForwardOutput> {
+  const { model, prompts } = request;
+  const { vocabSize, numLayers, hiddenSize } = model.spec;
+  const { lengths, maxNewTokens, wantLogits, stats, capture, logitsAt, resume, wave, shares, sharedTokens, budget, mlpChunkTokens, rows, choice } = planOf(request);
   const tokens = new Int32Array(rows);
   let offset = 0;
   for (const ids of prompts) {

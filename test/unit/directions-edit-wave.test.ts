@@ -6,7 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { forcedPass, forcedPasses } from "../../lib/directions/forced-scores.js";
+import { forcedPass, forcedPasses, forcedPassStreams } from "../../lib/directions/forced-scores.js";
 import { createEditScorer, signatureRows, waveSizeFor } from "../../lib/directions/edit-scorer.js";
 import { scoreCandidates } from "../../lib/directions/score-candidates.js";
 import { readTrainedPrompts, trainedModelDir } from "../golden/trained/trained-fixtures.js";
@@ -40,6 +40,12 @@ test("forcedPasses gives each edit its own forcedPass, and the scorer's waves gi
   assert.equal((await createEditScorer({ model, positive, negative, signature, waveSize: 2 })).waveSize, 1);
   const sized = (await createEditScorer({ model, positive, negative, signature, maxMemoryBytes: tight })).waveSize;
   assert.ok(sized >= 1 && sized <= waveSizeFor(model, rows, tight), `the smallest size any set allows: ${sized}`);
+  // Waves only where the passes stream: a budget under twice the weights whose passes still run resident (here forced
+  // with mode "resident", as where the weights and a pass's activations fit) gets one edit a pass.
+  assert.equal(forcedPassStreams({ model, rows, edits: 1, maxMemoryBytes: tight }), true);
+  assert.equal(forcedPassStreams({ model, rows, edits: 1 }), false);
+  assert.equal(forcedPassStreams({ model, rows, edits: 1, maxMemoryBytes: tight, mode: "resident" }), false);
+  assert.equal((await createEditScorer({ model, positive, negative, signature, maxMemoryBytes: tight, mode: "resident", waveSize: 2 })).waveSize, 1);
   const streamedScorer = await createEditScorer({ model, positive, negative, signature, maxMemoryBytes: tight, waveSize: 2 });
   assert.equal(streamedScorer.waveSize, 2);
   const resident = await scoreCandidates(common);
