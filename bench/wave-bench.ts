@@ -3,7 +3,7 @@
  * budget streams its layers through every pass, and the scorer runs the candidates' passes (behaviour, then damage
  * and addition in the selection's order) several edits at a time (runForward's `wave`), each layer read once per
  * wave. Two measurements, each alternating one edit a pass (waveSize 1) with the scorer's own wave size:
- * - the bench's 0.43B Llama under a budget of 1.9× its weights, its layers in the page cache (what a wave saves is
+ * - the bench's 0.43B Llama under a budget of 0.9× its weights, its layers in the page cache (what a wave saves is
  *   their copying and packing);
  * - the Mixtral-shaped MoE (bench-checkpoints.ts) in a child process inside a memory cgroup smaller than the model,
  *   the page cache dropped first, so every pass reads its layers from disk as on a machine with less memory than
@@ -24,13 +24,13 @@ import { ensureMoeCheckpoint, MOE_GEOMETRY } from "./bench-checkpoints.js";
 import { median, randomModelCase, timed, type NamedCase } from "./selection-bench.js";
 
 /**
- * A model that does not fit the budget (here: a budget of 1.9× the weights, so every pass streams its layers) with
+ * A model that does not fit the budget (here: a budget of 0.9× the weights, so every pass streams its layers) with
  * the candidates' passes one edit a pass (waveSize 1) and in waves (the scorer's own size), alternated within each
  * round, compute auto. Here the layers come from the page cache, so a wave saves their copying and packing; where
  * they come from disk it saves their reading, once per edit of the wave.
  */
 export async function measureWaves(c: NamedCase, rounds: number): Promise<string[]> {
-  const budget = Math.floor(c.model.totalBytes * 1.9);
+  const budget = Math.floor(c.model.totalBytes * 0.9);
   const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, maxMemoryBytes: budget };
   const times = { single: [] as number[], wave: [] as number[] };
   let same = true;
@@ -44,7 +44,7 @@ export async function measureWaves(c: NamedCase, rounds: number): Promise<string
   const size = (await createEditScorer(common)).waveSize;
   const [single, wave] = [median(times.single), median(times.wave)];
   return [
-    `  ${c.name}, streamed from the page cache (budget ${(budget / 1e9).toFixed(2)} GB, 1.9× the weights), compute auto: selection of ${c.layers.length} candidates, one edit a pass → waves of ${size}: ` +
+    `  ${c.name}, streamed from the page cache (budget ${(budget / 1e9).toFixed(2)} GB, 0.9× the weights), compute auto: selection of ${c.layers.length} candidates, one edit a pass → waves of ${size}: ` +
       `${single.toFixed(3)} s → ${wave.toFixed(3)} s (${(single / wave).toFixed(2)}×); scores ${same ? "identical" : "DIFFER"}`,
   ];
 }
