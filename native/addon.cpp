@@ -11,6 +11,7 @@
 #include "core/native_error.h"
 #include "core/runtime_info.h"
 #include "core/shard_job.h"
+#include "napi_fields.h"
 #include "promise_worker.h"
 
 // The forward engine's exports (native/addon_forward.cpp, always part of the build).
@@ -21,50 +22,20 @@ namespace {
 using abl::NativeError;
 using abl_napi::js_error;
 
-constexpr double kMaxSafeInteger = 9007199254740991.0;
-
-[[noreturn]] void invalid(const std::string& message) { throw NativeError(abl::error_code::kInvalidJob, message); }
+using namespace abl_napi;
 
 Napi::Value field(const Napi::Object& object, const char* key) { return object.Get(key); }
-
-std::string string_field(const Napi::Object& object, const char* key, const std::string& where) {
-  const Napi::Value value = field(object, key);
-  if (!value.IsString()) invalid(where + "." + key + " must be a string");
-  return value.As<Napi::String>().Utf8Value();
-}
-
-uint64_t integer_value(const Napi::Value& value, const std::string& what) {
-  if (!value.IsNumber()) invalid(what + " must be a number");
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= 0) || number > kMaxSafeInteger || std::floor(number) != number) {
-    invalid(what + " must be a non-negative integer no larger than 2^53 - 1");
-  }
-  return static_cast<uint64_t>(number);
-}
-
-uint64_t integer_field(const Napi::Object& object, const char* key, const std::string& where) {
-  return integer_value(field(object, key), where + "." + key);
-}
-
-abl::Dtype dtype_value(const Napi::Value& value, const std::string& what) {
-  const std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
-  if (name == "F64") return abl::Dtype::F64;
-  if (name == "F32") return abl::Dtype::F32;
-  if (name == "F16") return abl::Dtype::F16;
-  if (name == "BF16") return abl::Dtype::BF16;
-  invalid(what + " must be one of F64, F32, F16, BF16");
-}
 
 abl::TensorJob tensor_job(const Napi::Value& value, const std::string& where) {
   if (!value.IsObject()) invalid(where + " must be an object");
   const Napi::Object object = value.As<Napi::Object>();
   abl::TensorJob tensor;
   tensor.name = string_field(object, "name", where);
-  tensor.offset = integer_field(object, "offset", where);
-  tensor.rows = integer_field(object, "rows", where);
-  tensor.cols = integer_field(object, "cols", where);
+  tensor.offset = count_field(object, "offset", where);
+  tensor.rows = count_field(object, "rows", where);
+  tensor.cols = count_field(object, "cols", where);
   tensor.dtype = dtype_value(field(object, "dtype"), where + ".dtype");
-  const uint64_t axis = integer_field(object, "dModelAxis", where);
+  const uint64_t axis = count_field(object, "dModelAxis", where);
   if (axis > 1) invalid(where + ".dModelAxis must be 0 or 1");
   tensor.d_model_axis = static_cast<int>(axis);
   const Napi::Value basis = field(object, "basis");
@@ -73,7 +44,7 @@ abl::TensorJob tensor_job(const Napi::Value& value, const std::string& where) {
   }
   const Napi::Float64Array values = basis.As<Napi::Float64Array>();
   tensor.basis.assign(values.Data(), values.Data() + values.ElementLength());
-  const uint64_t rank = integer_field(object, "rank", where);
+  const uint64_t rank = count_field(object, "rank", where);
   if (rank > 1u << 20) invalid(where + ".rank is implausibly large");
   tensor.rank = static_cast<unsigned>(rank);
   const Napi::Value alpha = field(object, "alpha");
@@ -101,12 +72,12 @@ abl::ExecutionOptions execution_options(const Napi::Object& job, const std::stri
   abl::ExecutionOptions options;
   const Napi::Value chunk = field(job, "chunkBytes");
   if (!chunk.IsUndefined()) {
-    options.chunk_bytes = integer_value(chunk, where + ".chunkBytes");
+    options.chunk_bytes = count_value(chunk, where + ".chunkBytes");
     if (options.chunk_bytes == 0) invalid(where + ".chunkBytes must be positive");
   }
   const Napi::Value threads = field(job, "threads");
   if (!threads.IsUndefined()) {
-    const uint64_t count = integer_value(threads, where + ".threads");
+    const uint64_t count = count_value(threads, where + ".threads");
     if (count > 1024) invalid(where + ".threads must be at most 1024");
     options.threads = static_cast<unsigned>(count);
   }

@@ -12,6 +12,7 @@
 #include "core/forward/forward_job.h"
 #include "core/forward/forward_kernels.h"
 #include "core/native_error.h"
+#include "napi_fields.h"
 #include "promise_worker.h"
 
 namespace {
@@ -19,71 +20,7 @@ namespace {
 using abl::NativeError;
 namespace fwd = abl::fwd;
 
-[[noreturn]] void invalid(const std::string& message) { throw NativeError(abl::error_code::kInvalidJob, message); }
-
-Napi::Object object_field(const Napi::Object& object, const char* key, const std::string& where) {
-  const Napi::Value value = object.Get(key);
-  if (!value.IsObject()) invalid(where + "." + key + " must be an object");
-  return value.As<Napi::Object>();
-}
-
-double number_field(const Napi::Object& object, const char* key, const std::string& where) {
-  const Napi::Value value = object.Get(key);
-  if (!value.IsNumber()) invalid(where + "." + key + " must be a number");
-  return value.As<Napi::Number>().DoubleValue();
-}
-
-uint64_t count_value(const Napi::Value& value, const std::string& what, uint64_t limit = 9007199254740991ull) {
-  if (!value.IsNumber()) invalid(what + " must be a number");
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= 0) || std::floor(number) != number || number > static_cast<double>(limit)) {
-    invalid(what + " must be a non-negative integer no larger than " + std::to_string(limit));
-  }
-  return static_cast<uint64_t>(number);
-}
-
-uint32_t u32_field(const Napi::Object& object, const char* key, const std::string& where) {
-  return static_cast<uint32_t>(count_value(object.Get(key), where + "." + key, 0xFFFFFFFFull));
-}
-
-bool bool_field(const Napi::Object& object, const char* key, const std::string& where) {
-  const Napi::Value value = object.Get(key);
-  if (!value.IsBoolean()) invalid(where + "." + key + " must be a boolean");
-  return value.As<Napi::Boolean>().Value();
-}
-
-bool optional_bool(const Napi::Object& object, const char* key, const std::string& where, bool fallback) {
-  const Napi::Value value = object.Get(key);
-  if (value.IsUndefined()) return fallback;
-  if (!value.IsBoolean()) invalid(where + "." + key + " must be a boolean");
-  return value.As<Napi::Boolean>().Value();
-}
-
-double optional_number(const Napi::Object& object, const char* key, const std::string& where, double fallback) {
-  return object.Get(key).IsUndefined() ? fallback : number_field(object, key, where);
-}
-
-std::string string_field(const Napi::Object& object, const char* key, const std::string& where) {
-  const Napi::Value value = object.Get(key);
-  if (!value.IsString()) invalid(where + "." + key + " must be a string");
-  return value.As<Napi::String>().Utf8Value();
-}
-
-template <class T, napi_typedarray_type Type>
-std::vector<T> typed_array(const Napi::Value& value, const std::string& what) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != Type) invalid(what + " has the wrong typed-array type");
-  const Napi::TypedArrayOf<T> array = value.As<Napi::TypedArrayOf<T>>();
-  return std::vector<T>(array.Data(), array.Data() + array.ElementLength());
-}
-
-abl::Dtype dtype_value(const Napi::Value& value, const std::string& what) {
-  const std::string name = value.IsString() ? value.As<Napi::String>().Utf8Value() : "";
-  if (name == "F64") return abl::Dtype::F64;
-  if (name == "F32") return abl::Dtype::F32;
-  if (name == "F16") return abl::Dtype::F16;
-  if (name == "BF16") return abl::Dtype::BF16;
-  invalid(what + " must be one of F64, F32, F16, BF16");
-}
+using namespace abl_napi;
 
 fwd::TensorRef tensor_ref(const Napi::Object& object, const char* key, const std::string& where) {
   fwd::TensorRef ref;
