@@ -30,8 +30,11 @@ export { collectActivations, writeActivationsFile, type CollectActivationsParams
 export { loadForwardModel, type ForwardModel } from "./engine/load-forward-model.js";
 export {
   runForward,
+  forwardModeOf,
   type ForwardRequest,
   type ForwardOutput,
+  type ForwardEdit,
+  type WaveOutput,
   type ForwardAblation,
   type AblationStrengths,
   type ForwardAddition,

@@ -13,6 +13,7 @@ import { AbliterateError } from "../../lib/errors.js";
 import { loadForwardModel, type ForwardModel } from "../../lib/engine/load-forward-model.js";
 import { runForward, type ForwardEdit, type ForwardRequest } from "../../lib/engine/run-forward.js";
 import { forward } from "../../lib/native/addon.js";
+import { forwardModeOf } from "../../lib/index.js";
 import { releaseKeptWeights } from "../../lib/engine/release-kept-weights.js";
 import { normalGenerator, writeRandomLlama, writeTensors } from "../golden/random-llama.js";
 
@@ -85,6 +86,9 @@ for (const dtype of ["F32", "BF16"] as const) {
         const [first, ...rest] = edits();
         const wave = await runForward({ ...base, ...first, wave: rest });
         assert.equal(wave.mode, mode);
+        // The library's forwardModeOf() plans the same run without running it.
+        const planned = forwardModeOf({ ...base, ...first, wave: rest });
+        assert.deepEqual([planned.mode, planned.estimatedBytes], [wave.mode, wave.estimatedBytes]);
         if (keepWeights) assert.ok(wave.keptBytes > 0, "the wave ran on kept layers");
         assert.ok(wave.sharedTokens > 0, "the prompts share a prefix");
         assert.equal(wave.wave!.length, rest.length);
