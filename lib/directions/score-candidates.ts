@@ -119,25 +119,18 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
   const early = params.stopFailedDamage !== false;
   const limits = params.skipDominated && early ? damageWalls(params.skipDominated) : undefined;
   const filters = params.skipDominated && candidateFilters(params.skipDominated, scorer.baseline);
-  const finish = async (c: CandidateScore) => {
-    const damage = await scorer.damageOf(ablationOf(c.layer), limits);
-    c.kl = damage.kl;
-    c.unchanged = damage.unchanged;
-    if (damage.rows < params.negative.length) c.damageRows = damage.rows;
-    if (filters && early && filters.walls(c).length > 0) c.note = "addition not scored: the ablation fails the damage walls";
-    else c.induced = await scorer.inducedBy({ addition: { vector: params.directions[c.layer], point: c.layer } });
-    tick();
-  };
-  // finish() for a wave of candidates: their damage passes as one wave, then the additions of those that pass.
-  const finishWave = async (wave: CandidateScore[]) => {
+  // A wave of candidates' damage passes (one pass per candidate where the scorer's waveSize is 1), then the
+  // additions of those whose damage passes the walls.
+  const finish = async (wave: CandidateScore[]) => {
     const damage = await scorer.damagesOf(wave.map((c) => ablationOf(c.layer)), limits);
+    const scored: CandidateScore[] = [];
     wave.forEach((c, i) => {
       c.kl = damage[i].kl;
       c.unchanged = damage[i].unchanged;
       if (damage[i].rows < params.negative.length) c.damageRows = damage[i].rows;
+      if (filters && early && filters.walls(c).length > 0) c.note = "addition not scored: the ablation fails the damage walls";
+      else scored.push(c);
     });
-    const scored = wave.filter((c) => !(filters && early && filters.walls(c).length > 0));
-    for (const c of wave) if (!scored.includes(c)) c.note = "addition not scored: the ablation fails the damage walls";
     const induced = await scorer.inducedByEach(scored.map((c) => ({ addition: { vector: params.directions[c.layer], point: c.layer } })));
     scored.forEach((c, i) => (c.induced = induced[i]));
   };
@@ -146,7 +139,10 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
   const behaviours = await scorer.behavioursOf(scorable.map((c) => ablationOf(c.layer)));
   scorable.forEach((c, i) => (c.behaviour = behaviours[i]));
   if (!params.skipDominated) {
-    for (const c of scorable) await finish(c);
+    for (const c of scorable) {
+      await finish([c]);
+      tick();
+    }
     return { baseline: scorer.baseline, settings: scorer.settings, candidates };
   }
   // Then the rest in order of behaviour until nothing left can win.
@@ -168,8 +164,7 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
         tick();
       } else wave.push(c);
     }
-    if (wave.length === 1) await finish(wave[0]);
-    else if (wave.length > 1) await finishWave(wave);
+    if (wave.length > 0) await finish(wave);
     for (const c of wave) {
       // A winner found earlier in this wave: what a later candidate it dominates got is dropped, as if never run.
       if (dominated(c)) {
@@ -177,7 +172,7 @@ export async function scoreCandidates(params: ScoreCandidatesParams): Promise<Ca
         delete c.damageRows;
         skip(c);
       }
-      if (wave.length > 1) tick();
+      tick();
       if (winner === undefined && walls(c).length === 0 && induces(c)) winner = c.behaviour!;
     }
   }
