@@ -4,10 +4,12 @@
  * behaviour rate, KL and the share of negative completions unchanged, plus the search's time per trial and total.
  * BENCH_TRIALS sets the search's trials (default 120); BENCH_CASES a comma list of case names; BENCH_COMPUTE a comma
  * list of the forward arithmetics to run each case in (default "fp32,auto": the reference, and the one command's
- * default, which scores and evaluates BF16 models in bf16).
+ * default, which scores and evaluates BF16 models in bf16); BENCH_SEARCH_WAVE a comma list of search wave sizes
+ * (--search-wave; default: the pipeline's own, 1 on these resident models), each a fresh search.
  * Not a test: it prints figures, it asserts nothing.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { TRIAL_STORE_FILE } from "../lib/directions/search/trial-store.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../lib/directions/builtin-prompts.js";
@@ -46,8 +48,10 @@ const CASES: Case[] = [
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
-async function run(c: Case, root: string, method: "single-layer" | "optimize", trials: number, compute: ForwardCompute): Promise<{ result?: PipelineResult; error?: string; seconds: number }> {
+async function run(c: Case, root: string, method: "single-layer" | "optimize", trials: number, compute: ForwardCompute, wave?: number): Promise<{ result?: PipelineResult; error?: string; seconds: number }> {
   const started = performance.now();
+  // Each wave size searches afresh rather than continuing the trials of another.
+  rmSync(join(root, `work-${compute}`, TRIAL_STORE_FILE), { force: true });
   try {
     const modelDir = await c.model(join(root, "model"));
     writeFileSync(join(root, "p.txt"), c.positive.join("\n"));
@@ -61,7 +65,7 @@ async function run(c: Case, root: string, method: "single-layer" | "optimize", t
         negative: join(root, "n.txt"),
         outDir: join(root, `out-${method}-${compute}`),
         selectionMethod: method,
-        search: { trials },
+        search: { trials, ...(wave !== undefined ? { wave } : {}) },
         forward: { compute },
       }),
     );
@@ -75,6 +79,7 @@ async function main(): Promise<void> {
   const trials = Number(process.env.BENCH_TRIALS ?? 120);
   const only = process.env.BENCH_CASES?.split(",").map((s) => s.trim());
   const computes = (process.env.BENCH_COMPUTE ?? "fp32,auto").split(",").map((s) => s.trim()) as ForwardCompute[];
+  const waves = process.env.BENCH_SEARCH_WAVE ? process.env.BENCH_SEARCH_WAVE.split(",").map((s) => Number(s.trim())) : [undefined];
   console.log(`selection: single-layer rule vs search (${trials} trials), held-out split, greedy completions; forward tables: ${JSON.stringify(runtimeInfo().kernels.forwardCompute)}`);
   console.log("| case | compute | method | behaviour before → after | negative unchanged | KL | search: trials, s/trial, total s | run s |");
   console.log("|---|---|---|---|---|---|---|---|");
@@ -82,15 +87,16 @@ async function main(): Promise<void> {
     if (only && !only.some((name) => c.name.includes(name))) continue;
     const root = mkdtempSync(join(tmpdir(), "abl-bench-selection-"));
     try {
-      for (const compute of computes) for (const method of ["single-layer", "optimize"] as const) {
-        const { result, error, seconds } = await run(c, root, method, trials, compute);
+      const runs = computes.flatMap((compute) => [{ compute, method: "single-layer" as const, wave: undefined }, ...waves.map((wave) => ({ compute, method: "optimize" as const, wave }))]);
+      for (const { compute, method, wave } of runs) {
+        const { result, error, seconds } = await run(c, root, method, trials, compute, wave);
         if (!result) {
           console.log(`| ${c.name} | ${compute} | ${method} | failed: ${error} | | | | ${seconds.toFixed(1)} |`);
           continue;
         }
         const e = result.evaluation;
         const search = result.search ? `${result.search.trials.length}, ${(result.search.timing.totalSeconds / result.search.trials.length).toFixed(2)}, ${result.search.timing.totalSeconds.toFixed(1)}` : "–";
-        console.log(`| ${c.name} | ${compute} | ${method}${result.search ? ` (#${result.search.chosen.number})` : ` (layer ${result.layer})`} | ${pct(e.before.positiveBehaviour)} → ${pct(e.after.positiveBehaviour)} | ${pct(e.negativeUnchanged)} | ${e.negativeKl.toExponential(2)} | ${search} | ${seconds.toFixed(1)} |`);
+        console.log(`| ${c.name} | ${compute} | ${method}${result.search ? `${result.search.timing.wave > 1 ? `, waves of ${result.search.timing.wave}` : ""} (#${result.search.chosen.number})` : ` (layer ${result.layer})`} | ${pct(e.before.positiveBehaviour)} → ${pct(e.after.positiveBehaviour)} | ${pct(e.negativeUnchanged)} | ${e.negativeKl.toExponential(2)} | ${search} | ${seconds.toFixed(1)} |`);
       }
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -8,9 +8,12 @@
  * - the Mixtral-shaped MoE (bench-checkpoints.ts) in a child process inside a memory cgroup smaller than the model,
  *   the page cache dropped first, so every pass reads its layers from disk as on a machine with less memory than
  *   the model; the child reports the bytes it read from storage (/proc/self/io read_bytes). Skipped, saying so,
- *   where no writable memory cgroup (v1) exists.
+ *   where no writable memory cgroup (v1) exists. Measured twice: the selection's candidates, and search trials
+ *   (the search's first startup points after trial 0, which a search in waves and one a trial at a time both run,
+ *   scored the search's way: lib/directions/score-trials.ts, one wave of points at a time).
  *
- * Run as a script with `waves-prepare <dir> <case.json>` or `waves-child <dir> <case.json> <waveSize> <budget> <group>` it is one of those children.
+ * Run as a script with `waves-prepare <dir> <case.json>` or `waves-child <dir> <case.json> <waveSize> <budget> <group> <selection|search>`
+ * it is one of those children.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
@@ -19,6 +22,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createEditScorer } from "../lib/directions/edit-scorer.js";
 import { scoreCandidates, type CandidateScores } from "../lib/directions/score-candidates.js";
+import { scoreTrials } from "../lib/directions/score-trials.js";
+import { editSearchSetup } from "../lib/directions/search-edit.js";
+import { suggestTrial } from "../lib/directions/search/suggest-trial.js";
 import { loadForwardModel } from "../lib/engine/load-forward-model.js";
 import { ensureMoeCheckpoint, MOE_GEOMETRY } from "./bench-checkpoints.js";
 import { median, randomModelCase, timed, type NamedCase } from "./selection-bench.js";
@@ -54,11 +60,17 @@ const CGROUP_ROOT = "/sys/fs/cgroup/memory";
 /** The memory cgroup's limit and the scorer's budget: under the MoE's 1.08 GB, over what its passes hold. */
 const DISK_BUDGET_BYTES = 900e6;
 
+/** Search trials the search measurement scores: trials 1–12, startup points whatever the wave size. */
+const SEARCH_TRIALS = 12;
+
+type Measured = "selection" | "search";
+
 interface ChildResult {
   seconds: number;
   waveSize: number;
   readBytes: number;
-  candidates: CandidateScores["candidates"];
+  /** The selection's candidates, or the search trials' evaluations. */
+  scores: unknown[];
 }
 
 function storageReadBytes(): number {
@@ -76,17 +88,41 @@ async function prepareChild(dir: string, out: string): Promise<void> {
   writeFileSync(out, JSON.stringify({ ...c, model: undefined, directions: c.directions.map((d) => Array.from(d)) }));
 }
 
-/** A scoring child: joins the cgroup, drops the page cache, loads the model and times the selection. */
-async function wavesChild(dir: string, casePath: string, waveSize: number, budget: number, group: string): Promise<void> {
+/**
+ * Search trials scored as the search stage scores them: its scorer (positive and negative streams cached), one wave of
+ * points at a time, the wave the scorer's size (or 1). Timed and counted from after the scorer's own unedited passes,
+ * which a search runs once for all its trials.
+ */
+async function searchTrials(c: NamedCase, common: Parameters<typeof createEditScorer>[0], waveSize: number): Promise<{ scores: unknown[]; waveSize: number; seconds: number; readBytes: number }> {
+  const scorer = await createEditScorer({ ...common, cacheStreams: ["positive", "negative"], ...(waveSize > 0 ? { waveSize } : {}) });
+  const zeros = c.directions.map((row) => new Float64Array(row.length));
+  const candidates = { directions: c.directions, positiveMean: zeros, negativeMean: zeros, positiveRows: 0, negativeRows: 0, metadata: {} };
+  const setup = editSearchSetup({ candidates, numLayers: c.model.spec.numLayers });
+  const points = Array.from({ length: SEARCH_TRIALS }, (_, i) => suggestTrial({ space: setup.space, trials: [], seed: 0, number: i + 1 }));
+  const scores: unknown[] = [];
+  const before = storageReadBytes();
+  const seconds = await timed(async () => {
+    for (let first = 0; first < points.length; first += scorer.waveSize) scores.push(...(await scoreTrials({ scorer, setup, candidates, minUnchanged: 0.9 }, points.slice(first, first + scorer.waveSize))));
+  });
+  return { scores, waveSize: scorer.waveSize, seconds, readBytes: storageReadBytes() - before };
+}
+
+/** A scoring child: joins the cgroup, drops the page cache, loads the model and times the selection or the trials. */
+async function wavesChild(dir: string, casePath: string, waveSize: number, budget: number, group: string, measured: Measured): Promise<void> {
   writeFileSync(join(group, "cgroup.procs"), String(process.pid));
   writeFileSync("/proc/sys/vm/drop_caches", "1");
   const prepared = JSON.parse(readFileSync(casePath, "utf8")) as Omit<NamedCase, "model" | "directions"> & { directions: number[][] };
   const c: NamedCase = { ...prepared, model: await loadForwardModel(dir), directions: prepared.directions.map((d) => Float64Array.from(d)) };
-  const before = storageReadBytes();
-  let scores: CandidateScores | undefined;
   const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, maxMemoryBytes: budget };
-  const seconds = await timed(async () => (scores = await scoreCandidates(waveSize > 0 ? { ...common, waveSize } : common)));
-  const result: ChildResult = { seconds, waveSize: waveSize > 0 ? waveSize : (await createEditScorer(common)).waveSize, readBytes: storageReadBytes() - before, candidates: scores!.candidates };
+  let result: ChildResult;
+  if (measured === "search") result = await searchTrials(c, common, waveSize);
+  else {
+    const before = storageReadBytes();
+    let scores: unknown[] = [];
+    const seconds = await timed(async () => (scores = (await scoreCandidates(waveSize > 0 ? { ...common, waveSize } : common)).candidates));
+    const readBytes = storageReadBytes() - before;
+    result = { seconds, readBytes, scores, waveSize: waveSize > 0 ? waveSize : (await createEditScorer(common)).waveSize };
+  }
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
@@ -111,21 +147,26 @@ export async function measureWavesFromDisk(cache: string, rounds: number): Promi
       return run.stdout;
     };
     child(["waves-prepare", dir, casePath]);
-    const runs: Record<"single" | "wave", ChildResult[]> = { single: [], wave: [] };
-    for (let round = 0; round < rounds; round += 1) {
-      for (const kind of ["single", "wave"] as const) {
-        const out = child(["waves-child", dir, casePath, kind === "single" ? "1" : "0", String(DISK_BUDGET_BYTES), group]);
-        runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as ChildResult);
+    const lines: string[] = [];
+    for (const measured of ["selection", "search"] as const) {
+      const runs: Record<"single" | "wave", ChildResult[]> = { single: [], wave: [] };
+      for (let round = 0; round < rounds; round += 1) {
+        for (const kind of ["single", "wave"] as const) {
+          const out = child(["waves-child", dir, casePath, kind === "single" ? "1" : "0", String(DISK_BUDGET_BYTES), group, measured]);
+          runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as ChildResult);
+        }
       }
+      const same = runs.single.every((s, i) => JSON.stringify(s.scores) === JSON.stringify(runs.wave[i].scores));
+      const [single, wave] = [median(runs.single.map((r) => r.seconds)), median(runs.wave.map((r) => r.seconds))];
+      const [readSingle, readWave] = [median(runs.single.map((r) => r.readBytes)), median(runs.wave.map((r) => r.readBytes))];
+      const what = measured === "selection" ? `selection of ${runs.single[0].scores.length} candidates, one edit a pass` : `search trials 1–${SEARCH_TRIALS} (startup points; from after the scorer's unedited passes), one trial a pass`;
+      lines.push(
+        `  ${name}, from disk (memory cgroup and budget ${(DISK_BUDGET_BYTES / 1e9).toFixed(2)} GB, weights ${(model.totalBytes / 1e9).toFixed(2)} GB; median of ${rounds}), compute auto: ${what} → waves of ${runs.wave[0].waveSize}: ` +
+          `${single.toFixed(2)} s → ${wave.toFixed(2)} s (${(single / wave).toFixed(2)}×); read from storage ${(readSingle / 1e9).toFixed(2)} → ${(readWave / 1e9).toFixed(2)} GB; scores ${same ? "identical" : "DIFFER"}`,
+      );
     }
     rmSync(casePath, { force: true });
-    const same = runs.single.every((s, i) => JSON.stringify(s.candidates) === JSON.stringify(runs.wave[i].candidates));
-    const [single, wave] = [median(runs.single.map((r) => r.seconds)), median(runs.wave.map((r) => r.seconds))];
-    const [readSingle, readWave] = [median(runs.single.map((r) => r.readBytes)), median(runs.wave.map((r) => r.readBytes))];
-    return [
-      `  ${name}, from disk (memory cgroup and budget ${(DISK_BUDGET_BYTES / 1e9).toFixed(2)} GB, weights ${(model.totalBytes / 1e9).toFixed(2)} GB; median of ${rounds}), compute auto: selection of ${runs.single[0].candidates.length} candidates, one edit a pass → waves of ${runs.wave[0].waveSize}: ` +
-        `${single.toFixed(2)} s → ${wave.toFixed(2)} s (${(single / wave).toFixed(2)}×); read from storage ${(readSingle / 1e9).toFixed(2)} → ${(readWave / 1e9).toFixed(2)} GB; scores ${same ? "identical" : "DIFFER"}`,
-    ];
+    return lines;
   } finally {
     rmdirSync(group);
   }
@@ -133,6 +174,6 @@ export async function measureWavesFromDisk(cache: string, rounds: number): Promi
 
 if (process.argv[2] === "waves-prepare") await prepareChild(process.argv[3], process.argv[4]);
 if (process.argv[2] === "waves-child") {
-  const [dir, casePath, waveSize, budget, group] = process.argv.slice(3);
-  await wavesChild(dir, casePath, Number(waveSize), Number(budget), group);
+  const [dir, casePath, waveSize, budget, group, measured] = process.argv.slice(3);
+  await wavesChild(dir, casePath, Number(waveSize), Number(budget), group, measured === "search" ? "search" : "selection");
 }

@@ -34,6 +34,7 @@ export interface SelectionArgs {
   rank?: string;
   search?: string;
   trials?: number;
+  "search-wave"?: number;
   "time-budget"?: string;
   pick?: string;
 }
@@ -65,6 +66,12 @@ export function withSelectionOptions<T>(yargs: Argv<T>) {
     "max-kl": { min: 0, describe: "selection wall: largest mean KL on the negative prompts' own completions (default 0.1)" },
     "min-unchanged": { min: 0, max: 1, describe: "selection wall: share of negative completions an edit must leave identical (default 0.9)" },
     trials: { integer: true, min: 1, max: 100_000, describe: "search trials in all, saved ones included (default: sized from the first trial's time and the time budget, at most 200)" },
+    "search-wave": {
+      integer: true,
+      min: 1,
+      max: 64,
+      describe: "search trials suggested together and scored in one pass over the layers (default: 1 where the model fits --max-memory, up to 16 where its layers stream from storage; state it to make such a search repeat under another budget)",
+    },
   })
     .option("candidate-layers", { type: "string", describe: "half-open range a:b of layer indices to score (default: every index 0..L)" })
     .option("work-dir", { type: "string", describe: "where each stage saves its results; a rerun resumes from them (default: OUT.work)" })
@@ -106,13 +113,14 @@ export function parsePick(text: string): PickPolicy {
 }
 
 /** The search options of the one command. */
-export function searchSettings(args: SelectionArgs): { selectionMethod?: "optimize" | "single-layer"; search: { trials?: number; timeBudgetMs?: number; pick?: PickPolicy } } {
+export function searchSettings(args: SelectionArgs): { selectionMethod?: "optimize" | "single-layer"; search: { trials?: number; timeBudgetMs?: number; pick?: PickPolicy; wave?: number } } {
   return {
     selectionMethod: args.search as "optimize" | "single-layer" | undefined,
     search: {
       trials: args.trials,
       timeBudgetMs: args["time-budget"] === undefined ? undefined : parseDuration(args["time-budget"]),
       pick: args.pick === undefined ? undefined : parsePick(args.pick),
+      wave: args["search-wave"],
     },
   };
 }

@@ -11,7 +11,8 @@
 import { AbliterateError, ErrorCodes } from "../errors.js";
 import type { DirectionCandidates } from "../direction-files/write-direction-candidates.js";
 import { writeDirectionFile } from "../direction-files/write-direction-file.js";
-import { createEditScorer, type EditScore } from "../directions/edit-scorer.js";
+import { createEditScorer } from "../directions/edit-scorer.js";
+import { isMissingDirection, scoreTrials, type TrialScores } from "../directions/score-trials.js";
 import { concreteEdit, editSearchSetup, isNullEdit, singleLayerPoint, type ConcreteEdit, type EditSearchSetup } from "../directions/search-edit.js";
 import { pick, type PickPolicy } from "../directions/search/pick-trial.js";
 import { paretoFront } from "../directions/search/pareto.js";
@@ -28,9 +29,6 @@ import type { SelectionArtifact } from "./selection-stage.js";
 import type { SignatureArtifact } from "./signature-stage.js";
 import { stageKey } from "./stage-store.js";
 
-/** A trial's scores; `behaviour` null: not measured, the damage having already made the trial infeasible. */
-export type TrialScores = Omit<EditScore, "behaviour"> & { behaviour: number | null };
-
 export interface SearchOptions {
   /** Total trials (resumed ones included); default sized from the first trial's time and the budget. */
   trials?: number;
@@ -38,6 +36,11 @@ export interface SearchOptions {
   timeBudgetMs?: number;
   pick?: PickPolicy;
   seed?: number;
+  /**
+   * Trials suggested together and scored in one wave (run-search.ts). Default: the scorer's wave size, 1 where the
+   * model's passes run resident (a wave would save no reading), more where they stream the layers from storage.
+   */
+  wave?: number;
 }
 
 export interface SearchArtifact {
@@ -48,7 +51,7 @@ export interface SearchArtifact {
   chosen: { number: number; note: string; satisfied: boolean; policy: PickPolicy };
   /** Trial 0: the single-layer rule's edit, for comparison. */
   singleLayerTrial?: number;
-  timing: { firstTrialSeconds: number; totalSeconds: number; plannedTrials: number; stopped: string };
+  timing: { firstTrialSeconds: number; totalSeconds: number; plannedTrials: number; stopped: string; /** Trials a wave suggested and scored together. */ wave: number };
   objectives: Objective[];
   /** The chosen edit, ready for the surgery. */
   edit: { file: string; perLayer: boolean; alphas: { embed: number; attn: number[]; mlp: number[] }; params: Params };
@@ -80,11 +83,6 @@ export async function writeEditFile(path: string, concrete: ConcreteEdit, dimens
   return perLayer;
 }
 
-/** concreteEdit's error for a point whose direction does not exist (opposite rows mixed, r ∥ ĥ). */
-function isMissingDirection(error: unknown): boolean {
-  return error instanceof AbliterateError && (error.code === ErrorCodes.DIRECTION_DEGENERATE || error.code === ErrorCodes.DIRECTION_NOT_FINITE);
-}
-
 /**
  * The seconds of the passes a trial skipped that a feasible one runs: the behaviour pass of a trial its damage ruled
  * out, both passes of one with no edit to score (a missing direction, a null edit); each priced at the unedited
@@ -105,7 +103,7 @@ export async function* searchStage(
   const seed = search.seed ?? options.seed ?? 0;
   const policy: PickPolicy = search.pick ?? { kind: "min-damage" };
   const inputKey = stageKey({ stage: "search", signature: signature.key, directions: store.keyOf("directions") ?? null, prompts: prompts.key, minUnchanged });
-  const key = stageKey({ inputKey, trials: search.trials ?? null, budget: search.timeBudgetMs ?? null, policy, seed, singleLayer: selection.key, nullEdits: "excluded" });
+  const key = stageKey({ inputKey, trials: search.trials ?? null, budget: search.timeBudgetMs ?? null, policy, seed, singleLayer: selection.key, nullEdits: "excluded", wave: search.wave ?? null });
   if (store.reusable("search", key, ARTIFACT) && store.reusable("search", key, EDIT_FILE)) {
     yield { type: "stage", stage: "search", status: "reused" };
     return store.readJson<SearchArtifact>(ARTIFACT);
@@ -134,27 +132,10 @@ export async function* searchStage(
     trialStore = fresh.store;
   }
   try {
-    const evaluate = async (point: Params) => {
-      let concrete: ConcreteEdit;
-      try {
-        concrete = concreteEdit({ point, setup, candidates });
-      } catch (error) {
-        // A point whose direction does not exist (opposite rows mixed) is infeasible, not fatal.
-        if (isMissingDirection(error)) return { values: [null, null], violation: 1 };
-        throw error;
-      }
-      // A point whose α are all 0 (every peak ≤ 0, or per-layer peaks only on streams without a direction) is the
-      // unedited model: where its behaviour is already below the pick's bar (a model whose distributions are flat
-      // where its greedy completions show the signature) it would win at zero damage, and there would be nothing to
-      // apply. It is infeasible, like a missing direction.
-      if (isNullEdit(concrete.alphas)) return { values: [scorer.baseline.positiveBehaviour, 0], violation: 1 };
-      // Damage first: an infeasible trial is never picked and the sampler ranks it by its violation alone, so its
-      // behaviour pass would be spent on a number nothing reads.
-      const { kl, unchanged } = await scorer.damageOf({ ablation: concrete.ablation });
-      const violation = Math.max(0, minUnchanged - unchanged);
-      const behaviour = violation > 0 ? null : await scorer.behaviourOf({ ablation: concrete.ablation });
-      return { values: [behaviour, kl], violation, payload: { behaviour, kl, unchanged } };
-    };
+    const trialScoring = { scorer, setup, candidates, minUnchanged };
+    const evaluateWave = (points: Params[]) => scoreTrials(trialScoring, points);
+    const evaluate = async (point: Params) => (await evaluateWave([point]))[0];
+    const wave = search.wave ?? scorer.waveSize;
     const started = performance.now();
     let singleLayerTrial: number | undefined;
     // Trial 0 is the single-layer rule's edit (or, when that rule found none, the lowest-behaviour candidate's):
@@ -178,9 +159,10 @@ export async function* searchStage(
       planned = sizing.trials;
       yield { type: "note", message: `search: ${sizing.note}` };
     }
+    if (wave > 1) yield { type: "note", message: `search: trials go in waves of ${wave}, each suggested from the trials before its wave${search.wave === undefined ? " (the model's layers stream from storage: a wave reads them once for all its trials)" : ""}` };
     let best = "";
     let stopped = "trials";
-    for await (const event of runSearch<TrialScores>({ space: setup.space, objectives, evaluate, seed, trials: planned, timeBudgetMs: search.timeBudgetMs, store: trialStore, pickPolicy: policy })) {
+    for await (const event of runSearch<TrialScores>({ space: setup.space, objectives, evaluate, evaluateWave, waveSize: wave, seed, trials: planned, timeBudgetMs: search.timeBudgetMs, store: trialStore, pickPolicy: policy })) {
       if (event.type === "trial-finished") {
         yield { type: "progress", stage: "search", done: event.trial.number + 1, total: planned };
         const chosen = event.best.trial;
@@ -217,7 +199,7 @@ export async function* searchStage(
       pareto: paretoFront(trials).map((t) => t.number),
       chosen: { number: picked.trial.number, note: picked.note, satisfied: picked.satisfied, policy },
       ...(singleLayerTrial !== undefined ? { singleLayerTrial } : {}),
-      timing: { firstTrialSeconds, totalSeconds: (performance.now() - started) / 1000, plannedTrials: planned, stopped },
+      timing: { firstTrialSeconds, totalSeconds: (performance.now() - started) / 1000, plannedTrials: planned, stopped, wave },
       objectives,
       edit: { file: store.path(EDIT_FILE), perLayer, alphas: concrete.alphas, params: picked.trial.params },
     };

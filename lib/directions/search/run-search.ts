@@ -2,9 +2,16 @@
  * The search loop as an async generator of typed events: suggest a point, evaluate it, store it (fsynced) before
  * announcing it, repeat until the trial count or the time budget is reached. A finished trial is never lost: it is
  * durable before the next event is yielded, so a consumer that stops iterating, a kill, or an evaluation that
- * throws costs at most the trial in flight. With a time budget, a trial is not started when the mean duration of
- * the trials so far says it would end past the budget (set startOnlyIfItFits: false to run up to the budget).
+ * throws costs at most the trials in flight (one, or a wave's). With a time budget, a trial is not started when the
+ * mean duration of the trials so far says it would end past the budget (set startOnlyIfItFits: false to run up to the budget).
  * `trials` counts every trial in the store, resumed ones included (heretic's n_trials); the time budget is this run's.
+ *
+ * Waves (`waveSize` > 1): trials are numbered in waves of waveSize (trial n is in wave ⌊n / waveSize⌋), and every
+ * trial of a wave is suggested from the trials before the wave, each from its own number's stream, then the wave is
+ * evaluated at once (`evaluateWave`: one pass over a streamed model's layers for all of them). optuna suggests so
+ * with n_jobs > 1 and its constant liar off. A trial's point depends on its number and the trials before its wave
+ * only, so a search resumed inside a wave suggests what the uninterrupted one would. Startup trials read no history,
+ * so waves change no startup point; later ones see up to waveSize − 1 fewer trials than one at a time would.
  */
 import { AbliterateError, ErrorCodes } from "../../errors.js";
 import { canonicalJson } from "./canonical-json.js";
@@ -35,6 +42,10 @@ export interface RunSearchParams<P = unknown> {
   space: SearchSpace;
   objectives: readonly Objective[];
   evaluate: (params: Params, context: { number: number }) => Promise<Evaluation<P>>;
+  /** Evaluates a wave's points, in order (default: evaluate() on each in turn). */
+  evaluateWave?: (points: Params[], context: { numbers: number[] }) => Promise<Evaluation<P>[]>;
+  /** Trials suggested from one history and evaluated together. Default 1: each trial sees every trial before it. */
+  waveSize?: number;
   seed: number;
   /** Total trials to reach, resumed ones included. Default DEFAULT_TRIALS, or no limit when only a time budget is given. */
   trials?: number;
@@ -100,6 +111,14 @@ export async function* runSearch<P = unknown>(params: RunSearchParams<P>): Async
   const start = clock();
   if (history.length > 0) yield { type: "resumed", trials: history.length };
 
+  const waveSize = params.waveSize ?? 1;
+  if (!(Number.isInteger(waveSize) && waveSize >= 1)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the wave size must be a whole number ≥ 1, got ${waveSize}`);
+  const evaluateWave = params.evaluateWave ?? (async (points: Params[], context: { numbers: number[] }) => {
+    const evaluations: Evaluation<P>[] = [];
+    for (let i = 0; i < points.length; i += 1) evaluations.push(await evaluate(points[i], { number: context.numbers[i] }));
+    return evaluations;
+  });
+  // Each trial's share of its wave's time.
   const durations: number[] = [];
   const predictedMs = (): number | undefined => {
     const seconds = durations.length > 0 ? durations : history.map((trial) => trial.seconds * 1000);
@@ -117,32 +136,46 @@ export async function* runSearch<P = unknown>(params: RunSearchParams<P>): Async
       stopped = "aborted";
       break;
     }
+    const first = history.length;
+    const waveStart = first - (first % waveSize);
+    let count = Math.min(waveStart + waveSize, target) - first;
     if (budget !== undefined) {
       const predicted = predictedMs();
-      if (elapsed >= budget || ((params.startOnlyIfItFits ?? true) && predicted !== undefined && elapsed + predicted > budget)) {
+      // The trials of this wave that fit the budget; none: stop.
+      const fit = elapsed >= budget ? 0 : predicted === undefined || !(params.startOnlyIfItFits ?? true) ? count : Math.floor((budget - elapsed) / predicted);
+      if (fit < 1) {
         stopped = "time-budget";
         predictedTrialMs = elapsed < budget ? predicted : undefined;
         break;
       }
+      count = Math.min(count, fit);
     }
-    const number = history.length;
-    const suggested = suggestTrial({ space, trials: history, seed, options: params.sampler });
-    const point = Object.fromEntries(Object.entries(suggested).map(([name, value]) => [name, typeof value === "number" ? positiveZero(value) : value]));
-    const problem = paramsProblem(space, point);
-    if (problem) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trial ${number}: the sampler produced a point outside the space (${problem})`);
-    yield { type: "trial-started", number, params: point, target: shownTarget, elapsedMs: elapsed };
+    const before = history.slice(0, waveStart);
+    const numbers = Array.from({ length: count }, (_, i) => first + i);
+    const points = numbers.map((number) => {
+      const suggested = suggestTrial({ space, trials: before, seed, number, options: params.sampler });
+      const point = Object.fromEntries(Object.entries(suggested).map(([name, value]) => [name, typeof value === "number" ? positiveZero(value) : value]));
+      const problem = paramsProblem(space, point);
+      if (problem) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trial ${number}: the sampler produced a point outside the space (${problem})`);
+      return point;
+    });
+    for (let i = 0; i < count; i += 1) yield { type: "trial-started", number: numbers[i], params: points[i], target: shownTarget, elapsedMs: elapsed };
     const began = clock();
-    const evaluation = await evaluate(point, { number });
-    const durationMs = clock() - began;
-    checkEvaluation(evaluation, objectives, number);
-    const violation = positiveZero(evaluation.violation ?? 0);
-    const trial: Trial<P> = { number, params: point, values: evaluation.values.map((value) => (value === null ? null : positiveZero(value))), violation, feasible: !(violation > 0), seconds: durationMs / 1000 };
-    if (evaluation.payload !== undefined) trial.payload = evaluation.payload;
-    await store?.append(trial);
-    history.push(trial);
-    durations.push(durationMs);
-    await params.onTrial?.(trial);
-    yield { type: "trial-finished", trial, front: paretoFront(history), best: bestSoFar(history, policy), target: shownTarget, elapsedMs: clock() - start };
+    const evaluations = await evaluateWave(points, { numbers });
+    const durationMs = (clock() - began) / count;
+    if (!Array.isArray(evaluations) || evaluations.length !== count) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `trials ${first}–${first + count - 1}: evaluateWave returned ${Array.isArray(evaluations) ? evaluations.length : "no"} evaluations for ${count} points`);
+    evaluations.forEach((evaluation, i) => checkEvaluation(evaluation, objectives, numbers[i]));
+    for (let i = 0; i < count; i += 1) {
+      const evaluation = evaluations[i];
+      const violation = positiveZero(evaluation.violation ?? 0);
+      const trial: Trial<P> = { number: numbers[i], params: points[i], values: evaluation.values.map((value) => (value === null ? null : positiveZero(value))), violation, feasible: !(violation > 0), seconds: durationMs / 1000 };
+      if (evaluation.payload !== undefined) trial.payload = evaluation.payload;
+      await store?.append(trial);
+      history.push(trial);
+      durations.push(durationMs);
+      await params.onTrial?.(trial);
+      yield { type: "trial-finished", trial, front: paretoFront(history), best: bestSoFar(history, policy), target: shownTarget, elapsedMs: clock() - start };
+    }
   }
   const elapsedMs = clock() - start;
   yield predictedTrialMs === undefined ? { type: "stopped", reason: stopped, trials: history.length, elapsedMs } : { type: "stopped", reason: stopped, trials: history.length, elapsedMs, predictedTrialMs };

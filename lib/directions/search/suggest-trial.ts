@@ -4,18 +4,18 @@
  * its multi-objective and constrained variants. It is a pure function of (space, finished trials, seed, options):
  * no state lives between calls, so a resumed search continues exactly as an uninterrupted one.
  *
- * For trial n (= the number of finished trials):
+ * For trial n (= the number of finished trials, or a later number where a wave suggests several from one history):
  * 1. While n < startupTrials: a startup point, uniform at random from trial n's own stream (optuna's choice; a
  *    scrambled Halton sequence is the option, see startup-samples.ts).
- * 2. Otherwise split the trials into "good" (below) and "bad" (above). The good set has γ(n) = min(⌈0.1 n⌉, 25)
- *    trials: feasible trials first, whole non-domination fronts in rank order while they fit, the front that does
- *    not fit cut down by greedy hypervolume subset selection; if fewer than γ(n) trials are feasible, the least
+ * 2. Otherwise split the m finished trials into "good" (below) and "bad" (above). The good set has γ(m) =
+ *    min(⌈0.1 m⌉, 25) trials: feasible trials first, whole non-domination fronts in rank order while they fit, the front that does
+ *    not fit cut down by greedy hypervolume subset selection; if fewer than γ(m) trials are feasible, the least
  *    violating infeasible ones fill the good set. Everything else is bad.
  * 3. Weights: a good feasible trial weighs its hypervolume contribution to the good set (divided by the largest,
  *    plus 1e−12), a good infeasible one 1e−12; bad trials weigh 1, except that beyond 25 the oldest ramp down
  *    linearly (optuna's default_weights), so the model follows the recent search.
  * 4. l(x) and g(x): Parzen estimators of the good and bad sets (parzen-estimator.ts).
- * 5. Draw `candidates` points from l and return the one with the largest log l(x) − log g(x) (first on ties).
+ * 5. Draw `candidates` points from l (trial n's own stream) and return the one with the largest log l(x) − log g(x) (first on ties).
  */
 import { AbliterateError, ErrorCodes } from "../../errors.js";
 import { buildParzenEstimator, logPdfParzen, sampleParzen } from "./parzen-estimator.js";
@@ -105,16 +105,22 @@ function observationsOf(space: SearchSpace, trials: readonly Trial<unknown>[]): 
 
 export interface SuggestTrialParams {
   space: SearchSpace;
-  /** Every finished trial, in order (trial i has number i). */
+  /** The finished trials the model is built from, in order (trial i has number i). */
   trials: readonly Trial<unknown>[];
   seed: number;
   options?: SamplerOptions;
+  /**
+   * The number of the trial suggested, ≥ trials.length; default trials.length. Larger where several trials are
+   * suggested from one history (a wave, run-search.ts): each draws from its own number's stream, so they differ.
+   */
+  number?: number;
 }
 
 export function suggestTrial(params: SuggestTrialParams): Params {
   const { space, trials, seed } = params;
   const options = params.options ?? {};
-  const number = trials.length;
+  const number = params.number ?? trials.length;
+  if (!(Number.isInteger(number) && number >= trials.length)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the trial number must be a whole number ≥ the ${trials.length} finished trials, got ${number}`);
   const startupTrials = options.startupTrials ?? DEFAULT_STARTUP_TRIALS;
   const candidates = options.candidates ?? DEFAULT_CANDIDATES;
   const priorWeight = options.priorWeight ?? 1;
@@ -123,13 +129,13 @@ export function suggestTrial(params: SuggestTrialParams): Params {
   if (!(priorWeight > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the prior weight must be > 0, got ${priorWeight}`);
 
   if (options.kind === "random") return randomPoint(space, seed, number);
-  if (number < startupTrials || number === 0) {
+  if (number < startupTrials || trials.length === 0) {
     return options.startup === "halton" ? haltonPoint(space, seed, number) : randomPoint(space, seed, number);
   }
 
   const feasible = trials.filter(isFeasible);
   const infeasible = trials.filter((trial) => !trial.feasible).sort((a, b) => a.violation - b.violation || a.number - b.number);
-  const size = goodSetSize(number);
+  const size = goodSetSize(trials.length);
   const goodSet = splitFeasible(feasible, Math.min(size, feasible.length));
   for (const trial of infeasible.slice(0, size - goodSet.size)) goodSet.add(trial);
   const good = trials.filter((trial) => goodSet.has(trial));
