@@ -63,7 +63,7 @@ async function run(c: Case, root: string, method: "single-layer" | "optimize", t
         workDir: join(root, `work-${compute}`),
         positive: join(root, "p.txt"),
         negative: join(root, "n.txt"),
-        outDir: join(root, `out-${method}-${compute}`),
+        outDir: join(root, `out-${method}-${compute}${wave !== undefined ? `-wave${wave}` : ""}`),
         selectionMethod: method,
         search: { trials, ...(wave !== undefined ? { wave } : {}) },
         forward: { compute },

@@ -1,6 +1,6 @@
 /**
  * Before/after evaluation on the held-out test prompts, judged on both sets:
- * - greedy completions of both models (resident mode); the behaviour rate is the share that start with the learned
+ * - greedy completions of both models (streamed where the weights do not fit); the behaviour rate is the share that start with the learned
  *   signature, with a phrase list (the refusal markers, or the user's) as a second opinion;
  * - damage on the negative prompts: the share of completions left identical over their first `unchangedTokens`
  *   tokens, and the mean per-token KL(before ‖ after) over the first `klTokens` tokens of the unedited model's own
@@ -146,7 +146,7 @@ export async function evaluateModel(params: EvaluateModelParams): Promise<Evalua
   const verdict: EvaluationVerdict = negativeUnchanged < EVALUATION_DEFAULTS.damagedBelow ? "damaged" : negativeUnchanged < minUnchanged ? "changed" : "ok";
   return {
     method,
-    ...(method === "first-token" ? { note: `the model does not fit the memory budget for generation (resident mode); each completion is its most likely first token instead of ${maxNewTokens} tokens` } : {}),
+    ...(method === "first-token" ? { note: `generation does not fit the memory budget, not even streamed (every layer's keys and values); each completion is its most likely first token instead of ${maxNewTokens} tokens` } : {}),
     maxNewTokens: method === "generation" ? maxNewTokens : 1,
     markers,
     positivePrompts: nPositive,

@@ -104,12 +104,8 @@ export function chooseMode(params: {
   // into the page cache, which is reclaimable and not part of the process); embedding rows and an lm_head slice are
   // small.
   const streamedBytes = largestLayer + activations + (needsHead ? Math.min(HEAD_SLICE_BYTES, model.headBytes || model.embedBytes) : 0);
-  if (shape.maxNewTokens > 0) {
-    if (requested === "streamed") {
-      throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, "generation needs the resident mode (every layer is used for every new token)");
-    }
-    return { mode: "resident", estimatedBytes: residentBytes, activationBytes: activations, residentBytes, streamedBytes };
-  }
+  // A streamed generation reads every layer again for each new token (all prompts' together), holding one at a time
+  // beside the keys and values of every layer, which the activations count.
   const mode: ForwardMode = requested === "auto" ? (residentBytes <= budgetBytes ? "resident" : "streamed") : requested;
   return { mode, estimatedBytes: mode === "resident" ? residentBytes : streamedBytes, activationBytes: activations, residentBytes, streamedBytes };
 }

@@ -75,7 +75,7 @@ export interface ForwardRequest {
   prompts: number[][];
   positions?: CapturePositions;
   logits?: LogitsRequest;
-  /** Greedy tokens per prompt (resident mode); all prompts advance together, one token per step, with a KV cache. */
+  /** Greedy tokens per prompt; all prompts advance together, one token per step, with a KV cache (streamed: every layer read again per step). */
   maxNewTokens?: number;
   /** Stop ids for generation; the model's (generation_config.json / config.json) when absent. */
   eosTokenIds?: number[];

@@ -439,7 +439,7 @@ export interface NativeForwardJob {
   pickTokens?: Int32Array;
   /** Return only these logits rows (indices into logitsRows) in `logits`, in this order. */
   wholeRows?: Uint32Array;
-  /** Greedy tokens to generate per prompt (resident mode only); 0 for none. */
+  /** Greedy tokens to generate per prompt; 0 for none. */
   maxNewTokens: number;
   eosIds: Int32Array;
   ablation?: NativeForwardAblation;

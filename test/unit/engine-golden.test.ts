@@ -86,6 +86,24 @@ for (const name of FORWARD_GOLDEN_MODELS) {
     assert.deepEqual(streamed.hidden, resident.hidden);
     assert.deepEqual(streamed.logits, resident.logits);
   });
+
+  test(`${name}: a layer-streamed generation equals the resident one bit for bit, and HF's greedy tokens`, async () => {
+    const golden = await readForwardGolden(name);
+    const model = await loadForwardModel(golden.dir);
+    for (const compute of ["fp32", "auto"] as const) {
+      const request = { model, prompts: golden.inputIds, positions: "none" as const, logits: true, maxNewTokens: golden.newTokens, eosTokenIds: [], compute };
+      const resident = await runForward({ ...request, mode: "resident" });
+      const streamed = await runForward({ ...request, mode: "streamed" });
+      assert.equal(streamed.mode, "streamed");
+      assert.deepEqual(streamed.generated, resident.generated, compute);
+      assert.deepEqual(streamed.logits, resident.logits, compute);
+      if (compute === "fp32") assert.deepEqual(streamed.generated, golden.generated);
+    }
+    // A budget the weights do not fit chooses the streamed generation.
+    const tight = await runForward({ model, prompts: golden.inputIds, positions: "none", maxNewTokens: golden.newTokens, eosTokenIds: [], compute: "fp32", maxMemoryBytes: Math.floor(model.totalBytes * 0.9) });
+    assert.equal(tight.mode, "streamed");
+    assert.deepEqual(tight.generated, golden.generated);
+  });
 }
 
 test("a budget below one layer still runs, streamed", async () => {

@@ -210,7 +210,6 @@ void validate_forward_job(const ForwardJob& job, const MappedFiles& files) {
   for (uint32_t row : job.whole_rows) {
     if (row >= job.logits_rows.size()) throw_invalid_job("a whole logits row is not a logits row");
   }
-  if (job.max_new_tokens > 0 && job.mode != Mode::Resident) throw_invalid_job("generation needs the resident mode");
   validate_edit(job.edit, s, "");
   if (!job.wave.empty()) {
     if (job.max_new_tokens > 0 || !job.capture_rows.empty() || job.start_layer > 0) {

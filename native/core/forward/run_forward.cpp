@@ -3,7 +3,8 @@
 //
 // Resident and layer-streamed runs execute the same arithmetic in the same order, so they give identical numbers;
 // they differ only in memory: streamed hands each layer's weight pages back once all prompts are through it (and
-// reads the next layer's ahead), and reads lm_head in slices it also hands back.
+// reads the next layer's ahead), and reads lm_head in slices it also hands back. A streamed generation does so for
+// the prompt pass and again for every new token.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -308,9 +309,21 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       engine.embed(decode, y.data());
       add_at(job.edit, 0, y.data(), decode.rows);
       for (uint32_t l = 0; l < layers; ++l) {
+        // Streamed, every step reads each layer again as the prompt pass did (its keys and values stay in the
+        // cache): one read of the model per new token for all prompts together, and one layer held at a time.
+        if (streamed) {
+          if (l + 1 < layers) {
+            for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
+          }
+          engine.stage_layer(l);
+        }
         engine.layer(l, decode, y.data());
         add_at(job.edit, l + 1, y.data(), decode.rows);
+        if (streamed) {
+          for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
+        }
       }
+      if (streamed) engine.unstage();
       std::vector<uint32_t> rows(decode.rows);
       for (uint32_t i = 0; i < decode.rows; ++i) rows[i] = i;
       run_head(y.data(), rows);
