@@ -60,8 +60,8 @@ const CGROUP_ROOT = "/sys/fs/cgroup/memory";
 /** The memory cgroup's limit and the scorer's budget: under the MoE's 1.08 GB, over what its passes hold. */
 const DISK_BUDGET_BYTES = 900e6;
 
-/** Search trials the search measurement scores: trials 1–12, startup points whatever the wave size. */
-const SEARCH_TRIALS = 12;
+/** Search trials the search measurement scores: trials 1–19, the startup points after trial 0, whatever the wave size. */
+const SEARCH_TRIALS = 19;
 
 type Measured = "selection" | "search";
 
