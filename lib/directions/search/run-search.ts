@@ -100,6 +100,8 @@ export async function* runSearch<P = unknown>(params: RunSearchParams<P>): Async
   const clock = params.clock ?? (() => performance.now());
   const target = params.trials ?? (params.timeBudgetMs !== undefined ? Infinity : DEFAULT_TRIALS);
   if (!(target === Infinity || (Number.isInteger(target) && target >= 0))) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the trial count must be a whole number ≥ 0, got ${target}`);
+  const waveSize = params.waveSize ?? 1;
+  if (!(Number.isInteger(waveSize) && waveSize >= 1)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the wave size must be a whole number ≥ 1, got ${waveSize}`);
   const budget = params.timeBudgetMs;
   if (budget !== undefined && !(budget > 0)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the time budget must be > 0 ms, got ${budget}`);
   if (store && canonicalJson(store.key) !== canonicalJson(storeKey({ space, objectives, inputKey: store.key.input, seed }))) {
@@ -111,8 +113,6 @@ export async function* runSearch<P = unknown>(params: RunSearchParams<P>): Async
   const start = clock();
   if (history.length > 0) yield { type: "resumed", trials: history.length };
 
-  const waveSize = params.waveSize ?? 1;
-  if (!(Number.isInteger(waveSize) && waveSize >= 1)) throw new AbliterateError(ErrorCodes.INVALID_ARGUMENT, `the wave size must be a whole number ≥ 1, got ${waveSize}`);
   const evaluateWave = params.evaluateWave ?? (async (points: Params[], context: { numbers: number[] }) => {
     const evaluations: Evaluation<P>[] = [];
     for (let i = 0; i < points.length; i += 1) evaluations.push(await evaluate(points[i], { number: context.numbers[i] }));
