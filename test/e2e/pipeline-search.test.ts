@@ -6,12 +6,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
-import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../../lib/directions/planted-refusal-model.js";
-import { writePlantedChatModel } from "../helpers/planted-chat-model.js";
+import { writePlantedSearchCase } from "../helpers/planted-search-case.js";
 import { runCli } from "../helpers/run-cli.js";
 
 const ENV = { HF_HUB_OFFLINE: "1" };
@@ -19,18 +17,8 @@ const ENV = { HF_HUB_OFFLINE: "1" };
 test("search: chooses a clean edit, records the front, resumes, stops on a budget, and apply-trial applies another point", async (t) => {
   const root = mkdtempSync(join(tmpdir(), "abl-search-"));
   try {
-    const planted = await writePlantedChatModel({
-      dir: join(root, "model"),
-      behaviour: ["sorry", "i", "will", "not", "."],
-      normal: ["sure", "here", "is", "the", "answer"],
-      breakingLayer: 2,
-      triggers: PLANTED_TRIGGER_WORDS,
-      words: PLANTED_COMMON_WORDS,
-    });
-    writeFileSync(join(root, "h.txt"), BUILTIN_HARMFUL_PROMPTS.join("\n"));
-    writeFileSync(join(root, "n.txt"), BUILTIN_HARMLESS_PROMPTS.join("\n"));
+    const { planted, common } = await writePlantedSearchCase(root);
     const work = join(root, "work");
-    const common = [planted.dir, "--harmful", join(root, "h.txt"), "--harmless", join(root, "n.txt"), "--max-new-tokens", "8"];
     const base = [...common, "--work-dir", work];
 
     const first = await runCli([...base, "--out", join(root, "out"), "--trials", "30"], { env: ENV });

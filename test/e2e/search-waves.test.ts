@@ -5,16 +5,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUILTIN_HARMFUL_PROMPTS, BUILTIN_HARMLESS_PROMPTS } from "../../lib/directions/builtin-prompts.js";
-import { PLANTED_COMMON_WORDS, PLANTED_TRIGGER_WORDS } from "../../lib/directions/planted-refusal-model.js";
 import { DEFAULT_STARTUP_TRIALS, suggestTrial } from "../../lib/directions/search/suggest-trial.js";
 import type { SearchSpace } from "../../lib/directions/search/search-space.js";
 import type { Trial } from "../../lib/directions/search/trial.js";
 import { TRIAL_STORE_FILE } from "../../lib/directions/search/trial-store.js";
-import { writePlantedChatModel } from "../helpers/planted-chat-model.js";
+import { writePlantedSearchCase } from "../helpers/planted-search-case.js";
 import { runCli } from "../helpers/run-cli.js";
 
 const ENV = { HF_HUB_OFFLINE: "1" };
@@ -23,17 +21,8 @@ const TRIALS = 26;
 test("search in waves: startup trials as one at a time, later ones from the trials before their wave", async (t) => {
   const root = mkdtempSync(join(tmpdir(), "abl-search-waves-"));
   try {
-    const planted = await writePlantedChatModel({
-      dir: join(root, "model"),
-      behaviour: ["sorry", "i", "will", "not", "."],
-      normal: ["sure", "here", "is", "the", "answer"],
-      breakingLayer: 2,
-      triggers: PLANTED_TRIGGER_WORDS,
-      words: PLANTED_COMMON_WORDS,
-    });
-    writeFileSync(join(root, "h.txt"), BUILTIN_HARMFUL_PROMPTS.join("\n"));
-    writeFileSync(join(root, "n.txt"), BUILTIN_HARMLESS_PROMPTS.join("\n"));
-    const common = [planted.dir, "--harmful", join(root, "h.txt"), "--harmless", join(root, "n.txt"), "--max-new-tokens", "8", "--trials", String(TRIALS)];
+    const { common: model } = await writePlantedSearchCase(root);
+    const common = [...model, "--trials", String(TRIALS)];
     const searchOf = (out: string) => JSON.parse(readFileSync(join(root, out, "report.json"), "utf8")).search as { trials: unknown[]; timing: { wave: number } };
     // The work dir's trial store: every trial with its payload, after the key line.
     const storeOf = (work: string) => {
@@ -81,6 +70,6 @@ test("search in waves: startup trials as one at a time, later ones from the tria
     assert.match(refused.stderr, /--search-wave must be a whole number from 1 to 64; got "0"/);
     t.diagnostic(`${b.trials.filter((trial) => trial.feasible).length} of ${TRIALS} waved trials feasible`);
   } finally {
-    rmSync(join(root), { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
   }
 });

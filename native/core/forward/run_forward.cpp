@@ -187,11 +187,18 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
     release(files, job.embed);
     release(files, job.position_embed);
   }
+  // Streamed, a layer's pages go back once every row is through it, and the next layer is read ahead meanwhile.
+  const auto read_ahead = [&](uint32_t l) {
+    if (!streamed || l + 1 >= layers) return;
+    for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
+  };
+  const auto hand_back = [&](uint32_t l) {
+    if (!streamed) return;
+    for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
+  };
   capture(first_layer);
   for (uint32_t l = first_layer; l < layers; ++l) {
-    if (streamed && l + 1 < layers) {
-      for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
-    }
+    read_ahead(l);
     engine.stage_layer(l);  // the prompt pass reads the layer from a copy on huge pages (staged_weights.h)
     engine.layer(l, run, rows);
     add_at(job.edit, l + 1, rows, run.rows);
@@ -200,9 +207,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       add_at(*lane.edit, l + 1, lane.rows, run.rows);
     });
     capture(l + 1);
-    if (streamed) {
-      for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
-    }
+    hand_back(l);
     report(l + 1);
   }
   if (shared && job.capture_rows.empty()) shared->scatter(x.data());  // a capture has scattered it already
@@ -312,16 +317,12 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
         // Streamed, every step reads each layer again as the prompt pass did (its keys and values stay in the
         // cache): one read of the model per new token for all prompts together, and one layer held at a time.
         if (streamed) {
-          if (l + 1 < layers) {
-            for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
-          }
+          read_ahead(l);
           engine.stage_layer(l);
         }
         engine.layer(l, decode, y.data());
         add_at(job.edit, l + 1, y.data(), decode.rows);
-        if (streamed) {
-          for (const TensorRef* ref : engine.layer_tensors(l)) release(files, *ref);
-        }
+        hand_back(l);
       }
       if (streamed) engine.unstage();
       std::vector<uint32_t> rows(decode.rows);
