@@ -30,6 +30,7 @@ import { loadForwardModel } from "../lib/engine/load-forward-model.js";
 import { releaseKeptWeights } from "../lib/engine/release-kept-weights.js";
 import { forwardTableFor } from "../lib/engine/forward-arithmetic.js";
 import { ensureCheckpoint } from "./forward-bench.js";
+import { measureKeptFromDisk } from "./kept-streamed-bench.js";
 import { measureWaves, measureWavesFromDisk } from "./wave-bench.js";
 
 export interface NamedCase extends SelectionCase {
@@ -240,6 +241,6 @@ export async function runSelectionBench(cache: string): Promise<string[]> {
   for (const c of cases) lines.push(...(await measureSharing(c, rounds)));
   for (const c of cases) lines.push(...(await measureEarlyStops(c, rounds)));
   for (const c of cases) lines.push(...(await measureKeptWeights(c, rounds)));
-  lines.push(...(await measureWaves(cases[2], rounds)), ...(await measureWavesFromDisk(cache, rounds)));
+  lines.push(...(await measureWaves(cases[2], rounds)), ...(await measureWavesFromDisk(cache, rounds)), ...(await measureKeptFromDisk(cache, rounds)));
   return lines;
 }

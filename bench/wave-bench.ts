@@ -56,12 +56,12 @@ export async function measureWaves(c: NamedCase, rounds: number): Promise<string
 }
 
 
-const CGROUP_ROOT = "/sys/fs/cgroup/memory";
+export const CGROUP_ROOT = "/sys/fs/cgroup/memory";
 /** The memory cgroup's limit and the scorer's budget: under the MoE's 1.08 GB, over what its passes hold. */
 const DISK_BUDGET_BYTES = 900e6;
 
 /** Search trials the search measurement scores: trials 1–19, the startup points after trial 0, whatever the wave size. */
-const SEARCH_TRIALS = 19;
+export const SEARCH_TRIALS = 19;
 
 type Measured = "selection" | "search";
 
@@ -73,7 +73,8 @@ interface ChildResult {
   scores: unknown[];
 }
 
-function storageReadBytes(): number {
+/** Bytes this process read from storage so far (page-cache hits not counted). */
+export function storageReadBytes(): number {
   const match = /^read_bytes:\s+(\d+)/m.exec(readFileSync("/proc/self/io", "utf8"));
   return match ? Number(match[1]) : NaN;
 }
@@ -93,7 +94,7 @@ async function prepareChild(dir: string, out: string): Promise<void> {
  * points at a time, the wave the scorer's size (or 1). Timed and counted from after the scorer's own unedited passes,
  * which a search runs once for all its trials.
  */
-async function searchTrials(c: NamedCase, common: Parameters<typeof createEditScorer>[0], waveSize: number): Promise<{ scores: unknown[]; waveSize: number; seconds: number; readBytes: number }> {
+export async function searchTrials(c: NamedCase, common: Parameters<typeof createEditScorer>[0], waveSize: number): Promise<{ scores: unknown[]; waveSize: number; seconds: number; readBytes: number }> {
   const scorer = await createEditScorer({ ...common, cacheStreams: ["positive", "negative"], ...(waveSize > 0 ? { waveSize } : {}) });
   const zeros = c.directions.map((row) => new Float64Array(row.length));
   const candidates = { directions: c.directions, positiveMean: zeros, negativeMean: zeros, positiveRows: 0, negativeRows: 0, metadata: {} };

@@ -17,7 +17,7 @@ export interface ForwardSettings {
   compute?: ForwardCompute;
   /** Share the keys and values of prompts' common first tokens (runForward's `reusePrefix`; default true). */
   reusePrefix?: boolean;
-  /** Keep the layers a resident pass reads for the next passes (runForward's `keepWeights`; default false). */
+  /** Keep the layers a pass reads for the next passes (runForward's `keepWeights`; default false). */
   keepWeights?: boolean;
 }
 

@@ -111,11 +111,21 @@ export function chooseMode(params: {
 }
 
 /**
- * What kept layers may take: the budget less the run's activations and the embedding and head it reads from the
- * mapping. A resident run fits its stored layers in that; panels can take a little more (padded to whole panels and
- * depth blocks), and layers past it run without being kept.
+ * The share of what a streamed run's budget leaves beside its pass that kept layers may take. The rest is for what
+ * the caller holds beside the run: the scorer's cached streams take up to a quarter of the budget
+ * (lib/directions/edit-scorer.ts), and the returned rows and JS's own heap come on top.
+ */
+const STREAMED_KEPT_SHARE = 0.5;
+
+/**
+ * What kept layers may take. Resident: the budget less the run's activations and the embedding and head it reads
+ * from the mapping; the run fits its stored layers in that; panels can take a little more (padded to whole panels
+ * and depth blocks), and layers past it run without being kept. Streamed: half of what the budget leaves beside
+ * the run's own peak (one layer, activations, a head slice), so a model larger than its budget keeps its first
+ * layers and reads only the rest again in each pass and for each new token.
  */
 export function keptLayersBudget(model: ForwardModel, budget: number, choice: ModeChoice): number {
+  if (choice.mode === "streamed") return Math.max(0, Math.floor((budget - choice.streamedBytes) * STREAMED_KEPT_SHARE));
   return Math.max(0, Math.floor(budget - choice.activationBytes - model.embedBytes - model.headBytes));
 }
 

@@ -132,11 +132,12 @@ export interface ForwardRequest {
   maxMemoryBytes?: number;
   threads?: number;
   /**
-   * Keep the layers a resident run reads (as its kernels' panels, on huge pages) in the process after the run, so
-   * that the next runs on the same unchanged files in the same arithmetic read and pack none of them again, their
-   * generation included (default false). They take the place of the stored bytes the resident estimate already
-   * counts. A streamed run, a run that does not keep, or one of other files or arithmetic frees them first;
-   * releaseKeptWeights() frees them on request (native/core/forward/kept_layers.h).
+   * Keep the layers a run reads (as its kernels' panels, on huge pages) in the process after the run, so that the
+   * next runs on the same unchanged files in the same arithmetic read and pack none of them again, their generation
+   * included (default false). Resident, they take the place of the stored bytes the resident estimate already
+   * counts; streamed, the first layers that fit half of what the budget leaves beside the run (keptLayersBudget),
+   * and the later ones stream as before. A run that does not keep, or one of other files or arithmetic frees them
+   * first; releaseKeptWeights() frees them on request (native/core/forward/kept_layers.h).
    */
   keepWeights?: boolean;
   onProgress?: (progress: ForwardProgress) => void;
@@ -320,7 +321,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     resumeFrom: resume,
     threads: request.threads,
     mlpChunkTokens,
-    keepLayersBytes: request.keepWeights === true && choice.mode === "resident" ? keptLayersBudget(model, budget, choice) : 0,
+    keepLayersBytes: request.keepWeights === true ? keptLayersBudget(model, budget, choice) : 0,
   };
   const result = await forward(job, request.onProgress);
   return {

@@ -1,9 +1,10 @@
 /**
  * Runs with keepWeights leave the layers they stage in the process for the next runs on the same, unchanged files
  * in the same arithmetic (native/core/forward/kept_layers.h), which then read none of them: the numbers are those of
- * runs that read every layer, bit for bit, edits, resumed runs and generated tokens included. The kept layers are
- * freed by a run that does not keep, by one in another arithmetic, a streamed run, and releaseKeptWeights(); a file
- * replaced since is read again.
+ * runs that read every layer, bit for bit, edits, resumed runs and generated tokens included. A streamed run keeps
+ * the first layers that fit half of what its budget leaves beside it and streams the rest. The kept layers are freed
+ * by a run that does not keep, by one in another arithmetic, and releaseKeptWeights(); a file replaced since is read
+ * again.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,7 +14,8 @@ import { join } from "node:path";
 import { keptLayerBytes } from "../../lib/native/addon.js";
 import { loadForwardModel } from "../../lib/engine/load-forward-model.js";
 import { releaseKeptWeights } from "../../lib/engine/release-kept-weights.js";
-import { runForward, type ForwardRequest } from "../../lib/engine/run-forward.js";
+import { keptLayersBudget } from "../../lib/engine/memory-budget.js";
+import { forwardModeOf, runForward, type ForwardRequest } from "../../lib/engine/run-forward.js";
 import { goldenDir } from "../golden/golden-paths.js";
 import { writeRandomLlama, writeTensors } from "../golden/random-llama.js";
 
@@ -95,14 +97,12 @@ test("kept layers serve later runs with the numbers of runs that read them, and 
     assert.deepEqual(generatedFp32.generated, generatedFilling.generated);
     assert.deepEqual(generatedFp32.generated, (await run({ ...generation, compute: "fp32" })).generated);
 
-    // Runs that cannot keep free them first: a run without keepWeights, a streamed one.
-    for (const request of [{}, { mode: "streamed" as const, keepWeights: true }]) {
-      await run({ keepWeights: true });
-      assert.ok(keptLayerBytes() > 0);
-      const freeing = await run(request);
-      assert.equal(freeing.keptBytes, 0);
-      assert.equal(keptLayerBytes(), 0, `${JSON.stringify(request)} freed the kept layers`);
-    }
+    // A run that does not keep frees them first.
+    await run({ keepWeights: true });
+    assert.ok(keptLayerBytes() > 0);
+    const freeing = await run({});
+    assert.equal(freeing.keptBytes, 0);
+    assert.equal(keptLayerBytes(), 0, "a run without keepWeights freed the kept layers");
 
     // A budget that leaves the kept layers room for two and a half layers' panels keeps two; the third runs unkept.
     const budget = (bytes: number) => plain.activationBytes + model.embedBytes + model.headBytes + bytes;
@@ -118,6 +118,62 @@ test("kept layers serve later runs with the numbers of runs that read them, and 
     assert.equal(releaseKeptWeights(), held, "release returns the bytes it freed");
     assert.equal(keptLayerBytes(), 0);
     assert.equal((await run({ keepWeights: true })).keptBytes, 0, "after a release a run reads its layers again");
+  } finally {
+    releaseKeptWeights();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("streamed runs keep the first layers that fit half of what the budget leaves them, and read only the rest again", async () => {
+  const root = mkdtempSync(join(tmpdir(), "abl-kept-streamed-"));
+  try {
+    const written = writeRandomLlama(join(root, "model"), { ...SHAPE, seed: 43 });
+    await writeTensors(written);
+    const model = await loadForwardModel(written.dir);
+    const prompts = [[4, 8, 15, 16, 23, 42], [7, 1, 9]];
+    const other = [[5, 9, 2, 6, 5, 3, 5, 8], [3]];
+    const streamed = (request: Partial<ForwardRequest>) =>
+      runForward({ model, prompts, positions: "all", logits: "all", mode: "streamed", compute: "auto", ...request });
+    const [l0, l1, l2] = model.layerBytes;
+    await runForward({ model, prompts, mode: "resident", compute: "auto", keepWeights: true });
+    const perLayer = keptLayerBytes() / SHAPE.layers;
+    releaseKeptWeights();
+    const plain = await streamed({});
+    const plainOther = await streamed({ prompts: other });
+    // A budget whose streamed run leaves 5 layers' panels beside it: kept layers may take half, two and a half.
+    const probe: ForwardRequest = { model, prompts, positions: "all", logits: "all", mode: "streamed", compute: "auto", maxMemoryBytes: 1 << 30 };
+    const budget = forwardModeOf(probe).streamedBytes + 5 * perLayer;
+    assert.equal(forwardModeOf({ ...probe, maxMemoryBytes: budget }).streamedBytes, forwardModeOf(probe).streamedBytes, "the run's own peak does not depend on the budget here");
+    assert.equal(keptLayersBudget(model, budget, forwardModeOf({ ...probe, maxMemoryBytes: budget })), Math.floor(2.5 * perLayer));
+
+    const first = await streamed({ keepWeights: true, maxMemoryBytes: budget });
+    assert.equal(first.stagedBytes, l0 + l1 + l2, "the first keeping run reads every layer");
+    assert.equal(keptLayerBytes(), 2 * perLayer, "it keeps the first two layers, which fit");
+    assert.ok(same(first.logits, plain.logits) && same(first.hidden, plain.hidden));
+    const second = await streamed({ prompts: other, keepWeights: true, maxMemoryBytes: budget });
+    assert.equal(second.keptBytes, l0 + l1, "a later streamed run finds them kept");
+    assert.equal(second.stagedBytes, l2, "and reads only the third");
+    assert.ok(same(second.logits, plainOther.logits) && same(second.hidden, plainOther.hidden), "kept layers give the numbers of read ones");
+
+    // A streamed generation runs its prompt pass and every decode step on them, with the resident run's tokens.
+    const generation = { prompts: [...prompts, ...other], maxNewTokens: 6, positions: "none" as const, logits: "last" as const };
+    const generatedResident = await runForward({ model, ...generation, mode: "resident", compute: "auto" });
+    await streamed({ keepWeights: true, maxMemoryBytes: budget });
+    const generated = await streamed({ ...generation, keepWeights: true, maxMemoryBytes: budget });
+    assert.deepEqual(generated.generated, generatedResident.generated);
+    assert.ok(same(generated.logits, generatedResident.logits));
+    const passes = generated.keptBytes / (l0 + l1);
+    assert.ok(Number.isInteger(passes) && passes > 1, `the prompt pass and each decode step found two layers kept (${generated.keptBytes} bytes)`);
+    assert.equal(generated.stagedBytes, passes * l2, "and read only the third, once a pass");
+
+    // A streamed run that allows less than a resident one kept frees the last layers until the rest fit.
+    await runForward({ model, prompts, mode: "resident", compute: "auto", keepWeights: true });
+    assert.equal(keptLayerBytes(), 3 * perLayer);
+    const trimmed = await streamed({ prompts: other, keepWeights: true, maxMemoryBytes: budget });
+    assert.equal(keptLayerBytes(), 2 * perLayer, "the third layer went");
+    assert.equal(trimmed.keptBytes, l0 + l1);
+    assert.equal(trimmed.stagedBytes, l2);
+    assert.ok(same(trimmed.logits, plainOther.logits));
   } finally {
     releaseKeptWeights();
     rmSync(root, { recursive: true, force: true });

@@ -239,8 +239,9 @@ struct ForwardJob {
   uint32_t mlp_chunk_tokens = 512;
   /**
    * Keep the layers this job stages for the next jobs of the process, and take those an earlier one kept
-   * (kept_layers.h), as long as all kept layers take at most this many bytes (0: keep none). Only a resident run
-   * keeps (its generation's decode steps run on them too): any other job frees the kept layers first.
+   * (kept_layers.h), as long as all kept layers take at most this many bytes (0: keep none, and free the kept
+   * layers first). A resident generation's decode steps run on them too; a streamed job reads kept layers neither
+   * in its prompt pass nor in its decode steps, and the rest one at a time as before.
    */
   uint64_t keep_layers_bytes = 0;
 };

@@ -16,12 +16,24 @@ class KeptStore {
     return *store;
   }
 
-  /** Frees the layers unless `keep` and they were kept for `mappings` and `pack`; with `keep`, they are now. */
-  void claim(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, bool keep) {
+  /**
+   * Frees the layers unless `limit` > 0 and they were kept for `mappings` and `pack`; with `limit` > 0 they are now,
+   * and the last layers go until all take at most `limit` bytes (a job may leave less room than the one that kept
+   * them: a streamed job keeps only what its budget leaves beside its pass).
+   */
+  void claim(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, uint64_t limit) {
     std::vector<std::shared_ptr<const StagedWeights>> dropped;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (keep && mappings == mappings_ && pack == pack_) return;
+      if (limit > 0 && mappings == mappings_ && pack == pack_) {
+        for (size_t l = layers_.size(); l-- > 0 && bytes_ > limit;) {
+          if (!layers_[l]) continue;
+          bytes_ -= layers_[l]->held_bytes();
+          dropped.push_back(std::move(layers_[l]));
+        }
+        return;
+      }
+      const bool keep = limit > 0;
       dropped.swap(layers_);
       bytes_ = 0;
       mappings_ = keep ? mappings : std::vector<std::shared_ptr<const FileMapping>>{};
@@ -38,23 +50,30 @@ class KeptStore {
   }
 
   /**
-   * Keeps `staged` as layer `layer` if the store is still this job's (another job may have claimed it since) and
-   * every kept layer then takes at most `limit` bytes.
+   * Whether layer `layer` taking `bytes` would be kept: the store is still this job's (another job may have claimed
+   * it since) and every kept layer then takes at most `limit` bytes.
    */
-  void put(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, uint32_t layer,
+  bool fits(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, uint32_t layer,
+            uint64_t bytes, uint64_t limit) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return fits_locked(mappings, pack, layer, bytes, limit);
+  }
+
+  /** Keeps `staged` as layer `layer` where it fits (fits()); says whether it did. */
+  bool put(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, uint32_t layer,
            std::shared_ptr<const StagedWeights> staged, uint64_t limit) {
     std::shared_ptr<const StagedWeights> replaced;
     std::lock_guard<std::mutex> lock(mutex_);
-    if (mappings != mappings_ || pack != pack_) return;
+    if (!fits_locked(mappings, pack, layer, staged->held_bytes(), limit)) return false;
     if (layers_.size() <= layer) layers_.resize(layer + 1);
-    const uint64_t without = bytes_ - (layers_[layer] ? layers_[layer]->held_bytes() : 0);
-    if (without + staged->held_bytes() > limit) return;
+    bytes_ -= layers_[layer] ? layers_[layer]->held_bytes() : 0;
     replaced = std::move(layers_[layer]);
     layers_[layer] = std::move(staged);
-    bytes_ = without + layers_[layer]->held_bytes();
+    bytes_ += layers_[layer]->held_bytes();
+    return true;
   }
 
-  void clear() { claim({}, nullptr, false); }
+  void clear() { claim({}, nullptr, 0); }
 
   uint64_t bytes() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -62,6 +81,13 @@ class KeptStore {
   }
 
  private:
+  bool fits_locked(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, uint32_t layer,
+                   uint64_t bytes, uint64_t limit) const {
+    if (mappings != mappings_ || pack != pack_) return false;
+    const uint64_t replaced = layer < layers_.size() && layers_[layer] ? layers_[layer]->held_bytes() : 0;
+    return bytes_ - replaced + bytes <= limit;
+  }
+
   std::mutex mutex_;
   std::vector<std::shared_ptr<const FileMapping>> mappings_;
   const ForwardKernels* pack_ = nullptr;
@@ -73,20 +99,38 @@ class KeptStore {
 
 KeptLayers::KeptLayers(const MappedFiles& files, const ForwardKernels* pack, uint64_t keep_bytes) : pack_(pack), keep_bytes_(keep_bytes) {
   for (uint32_t file = 0; file < files.count(); ++file) mappings_.push_back(files.mapping(file));
-  KeptStore::instance().claim(mappings_, pack_, keep_bytes_ > 0);
+  KeptStore::instance().claim(mappings_, pack_, keep_bytes_);
+}
+
+bool KeptLayers::is_kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups) const {
+  return KeptStore::instance().find(mappings_, pack_, layer, groups) != nullptr;
+}
+
+std::shared_ptr<const StagedWeights> KeptLayers::kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups,
+                                                      const MappedFiles& files, ThreadPool& pool) {
+  KeptStore& store = KeptStore::instance();
+  if (std::shared_ptr<const StagedWeights> found = store.find(mappings_, pack_, layer, groups)) {
+    found_bytes_ += found->staged_bytes();
+    return found;
+  }
+  if (keep_bytes_ == 0) return nullptr;
+  auto staged = std::make_shared<StagedWeights>();
+  if (!store.fits(mappings_, pack_, layer, staged->plan(groups, pack_), keep_bytes_)) return nullptr;
+  staged->stage(files, groups, pack_, pool);
+  staged->drop_read_buffers();
+  read_bytes_ += staged->staged_bytes();
+  // Kept unless another job claimed the store meanwhile: read already, it serves this job's use either way.
+  store.put(mappings_, pack_, layer, staged, keep_bytes_);
+  return staged;
 }
 
 std::shared_ptr<const StagedWeights> KeptLayers::layer(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups,
                                                        const MappedFiles& files, ThreadPool& pool) {
-  if (std::shared_ptr<const StagedWeights> kept = KeptStore::instance().find(mappings_, pack_, layer, groups)) {
-    found_bytes_ += kept->staged_bytes();
-    return kept;
-  }
+  if (std::shared_ptr<const StagedWeights> found = kept(layer, groups, files, pool)) return found;
   auto staged = std::make_shared<StagedWeights>();
   staged->stage(files, groups, pack_, pool);
   staged->drop_read_buffers();
   read_bytes_ += staged->staged_bytes();
-  if (keep_bytes_ > 0) KeptStore::instance().put(mappings_, pack_, layer, staged, keep_bytes_);
   return staged;
 }
 

@@ -4,7 +4,7 @@
 // Resident and layer-streamed runs execute the same arithmetic in the same order, so they give identical numbers;
 // they differ only in memory: streamed hands each layer's weight pages back once all prompts are through it (and
 // reads the next layer's ahead), and reads lm_head in slices it also hands back. A streamed generation does so for
-// the prompt pass and again for every new token.
+// the prompt pass and again for every new token. Layers kept between jobs (kept_layers.h) are read by neither.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -110,10 +110,11 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
       throw_invalid_job("resume needs 0 < layer <= num_layers, a [tokens, hidden] stream and no generation");
     }
   }
-  // A resident run may keep its layers for the next job; a streamed one frees kept ones before it allocates. So does
-  // a generation whose layers hold transposed matrices: it packs those for the job next to the kept copy, twice
-  // their bytes, past the resident estimate.
-  const bool keep = job.keep_layers_bytes > 0 && !streamed && !(generate && has_transposed_layer_matrix(job));
+  // A run may keep its layers for the next job (a streamed one those that fit what its budget leaves beside the
+  // pass), except a resident generation whose layers hold transposed matrices: it packs those for the job next to
+  // the kept copy, twice their bytes, past the resident estimate. A run that does not keep frees kept ones before
+  // it allocates.
+  const bool keep = job.keep_layers_bytes > 0 && !(generate && !streamed && has_transposed_layer_matrix(job));
   KeptLayers kept(files, &kernels, keep ? job.keep_layers_bytes : 0);
   TransformerEngine engine(job, files, pool, kernels, generate || shared, longest + job.max_new_tokens, keep ? &kept : nullptr);
 
@@ -190,7 +191,7 @@ ForwardResult run_forward(const ForwardJob& job, const ForwardProgress& progress
   // Streamed, a layer's pages go back once every row is through it, and the next layer is read ahead meanwhile.
   const auto read_ahead = [&](uint32_t l) {
     if (!streamed || l + 1 >= layers) return;
-    for (const TensorRef* ref : engine.layer_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
+    for (const TensorRef* ref : engine.read_ahead_tensors(l + 1)) files.prefetch(ref->file, ref->offset, ref->bytes());
   };
   const auto hand_back = [&](uint32_t l) {
     if (!streamed) return;

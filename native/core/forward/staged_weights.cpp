@@ -68,17 +68,13 @@ void StagedWeights::clear() {
   held_bytes_ = 0;
 }
 
-void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups,
-                          const ForwardKernels* pack, ThreadPool& pool) {
+uint64_t StagedWeights::plan(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack) {
   clear();
   pack_ = pack;
   size_t end = 0;
   for (const std::vector<const TensorRef*>& group : groups) {
     groups_.emplace_back();
-    for (const TensorRef* ref : group) {
-      staged_bytes_ += ref->bytes();
-      groups_.back().push_back(*ref);
-    }
+    for (const TensorRef* ref : group) groups_.back().push_back(*ref);
     // A group starts on a cache line: panels must (gemm.h), and the kernels load stored bytes unaligned, so no
     // result depends on where they lie.
     end = (end + 63) / 64 * 64;
@@ -95,6 +91,15 @@ void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vecto
     }
   }
   held_bytes_ = end;
+  return held_bytes_;
+}
+
+void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups,
+                          const ForwardKernels* pack, ThreadPool& pool) {
+  const uint64_t end = plan(groups, pack);
+  for (const std::vector<const TensorRef*>& group : groups) {
+    for (const TensorRef* ref : group) staged_bytes_ += ref->bytes();
+  }
   if (buffer_.size() < end + 64) {
     buffer_ = LargeVector<uint8_t>();  // the old storage goes first, so the new one may reuse its pages
     buffer_.resize(end + 64);

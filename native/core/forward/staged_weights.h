@@ -48,6 +48,11 @@ class StagedWeights {
    */
   void stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack,
              ThreadPool& pool);
+  /**
+   * Lays the groups out as stage() would, reading nothing: held_bytes() then says what staging them takes (a layer
+   * is kept only where it fits, kept_layers.h). stage() or clear() must follow before the layer is used.
+   */
+  uint64_t plan(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack);
   /** Forgets the staged tensors (the buffer stays for the next stage()). */
   void clear();
   /** The bytes of exactly the tensor at [offset, offset + bytes) of `file` as stored, if staged so, or nullptr. */

@@ -11,7 +11,8 @@ namespace fwd {
 
 TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& files, ThreadPool& pool,
                                      const ForwardKernels& kernels, bool use_kv_cache, size_t max_positions, KeptLayers* kept)
-    : job_(job), spec_(job.spec), files_(files), pool_(pool), kernels_(kernels), use_kv_cache_(use_kv_cache), kept_(kept) {
+    : job_(job), spec_(job.spec), files_(files), pool_(pool), kernels_(kernels), use_kv_cache_(use_kv_cache), kept_(kept),
+      streamed_(job.mode == Mode::Streamed) {
   d_ = spec_.hidden_size;
   q_dim_ = size_t(spec_.num_heads) * spec_.head_dim;
   kv_dim_ = size_t(spec_.num_kv_heads) * spec_.head_dim;
@@ -69,7 +70,7 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
   use_edit(job.edit);
 
   pack_weights_ = job.mode == Mode::Resident && job.max_new_tokens > 0;
-  if (kept_) held_.resize(job.layers.size());
+  if (kept_ && !streamed_) held_.resize(job.layers.size());
   if (use_kv_cache_) {
     size_t rows = 0;
     for (uint32_t length : job.prompt_lengths) {

@@ -65,6 +65,8 @@ class TransformerEngine {
   void logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo);
 
   const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
+  /** What a streamed job reads ahead of layer `layer`: its tensors, less the dense ones of a kept layer. */
+  std::vector<const TensorRef*> read_ahead_tensors(uint32_t layer) const;
   /**
    * Reads layer `layer`'s dense weights out of the checkpoint for its prompt pass (staged_weights.h), or takes
    * them as an earlier job kept them (kept_layers.h).
@@ -141,10 +143,13 @@ class TransformerEngine {
   std::vector<std::vector<std::vector<const TensorRef*>>> dense_tensors_;
   StagedWeights staged_;
   KeptLayers* kept_;
-  // The layer being run: staged_, or a kept layer. With kept_, the job holds every layer it staged or took kept
-  // (so that a job freeing the kept layers while this one runs leaves them intact), and decode steps run on them.
+  // The layer being run: staged_, or a kept layer. With kept_, a resident job holds every layer it staged or took
+  // kept (so that a job freeing the kept layers while this one runs leaves them intact), and decode steps run on
+  // them; a streamed one holds the kept layer it runs (in_use_), and stages the others in staged_ one at a time.
+  bool streamed_;
   const StagedWeights* current_ = &staged_;
   std::vector<std::shared_ptr<const StagedWeights>> held_;
+  std::shared_ptr<const StagedWeights> in_use_;
   // The edit in use, and its ablation bases: basis b (one shared, or one per stream) is basis_rank_[b] rows from
   // basis_offset_[b].
   const ForwardEdit* edit_ = nullptr;

@@ -2,13 +2,21 @@
 // packed once for a generation job (gemm.h PackedWeight), or the mapped checkpoint; and the linear layers on them.
 #include "transformer_engine.h"
 
+#include <algorithm>
+
 namespace abl {
 namespace fwd {
 
 void TransformerEngine::stage_layer(uint32_t layer) {
-  if (kept_) {
+  if (kept_ && !streamed_) {
     held_[layer] = kept_->layer(layer, dense_tensors_[layer], files_, pool_);
     current_ = held_[layer].get();
+    return;
+  }
+  // Streamed, the job holds the layer it runs (kept, or in its one buffer) and no other.
+  in_use_ = kept_ ? kept_->kept(layer, dense_tensors_[layer], files_, pool_) : nullptr;
+  if (in_use_) {
+    current_ = in_use_.get();
     return;
   }
   // Generation packs each weight once for the job (gemm_matrix), from the copy as stored.
@@ -18,7 +26,20 @@ void TransformerEngine::stage_layer(uint32_t layer) {
 
 void TransformerEngine::unstage() {
   staged_.clear();
+  in_use_.reset();
   current_ = &staged_;
+}
+
+std::vector<const TensorRef*> TransformerEngine::read_ahead_tensors(uint32_t layer) const {
+  if (!kept_ || !kept_->is_kept(layer, dense_tensors_[layer])) return layer_tensors_[layer];
+  // A kept layer is read no more; its routed experts still come from the mapping.
+  std::vector<const TensorRef*> rest;
+  for (const TensorRef* ref : layer_tensors_[layer]) {
+    bool dense = false;
+    for (const auto& group : dense_tensors_[layer]) dense = dense || std::find(group.begin(), group.end(), ref) != group.end();
+    if (!dense) rest.push_back(ref);
+  }
+  return rest;
 }
 
 WeightMatrix TransformerEngine::gemm_matrix(const TensorRef& ref) {

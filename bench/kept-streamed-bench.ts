@@ -1,0 +1,106 @@
+/**
+ * Kept layers in streamed runs (bench/selection-bench.ts calls this): the bench's dense 0.43B Llama in a memory
+ * cgroup smaller than its weights, the page cache dropped first, so every pass reads its layers from disk as on a
+ * machine with less memory than the model. Children alternate keepWeights off and on (the one command's setting),
+ * each reporting its seconds and the bytes it read from storage (/proc/self/io read_bytes):
+ * - a streamed generation (the case's 16 prompts × 16 new tokens): one read of the model per new token, less the
+ *   layers kept at its prompt pass;
+ * - search trials 1–19 in the scorer's waves (wave-bench.ts searchTrials), each pass reading what is not kept.
+ * Skipped, saying so, where no writable memory cgroup (v1) exists.
+ *
+ * Run as a script with `kept-child <dir> <case.json> <keep 0|1> <budget> <group> <generation|search>` it is one of
+ * those children.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { completePrompts } from "../lib/directions/complete-prompts.js";
+import { loadForwardModel } from "../lib/engine/load-forward-model.js";
+import { keptLayerBytes } from "../lib/native/addon.js";
+import { ensureCheckpoint } from "./bench-checkpoints.js";
+import { median, timed, type NamedCase } from "./selection-bench.js";
+import { CGROUP_ROOT, SEARCH_TRIALS, searchTrials, storageReadBytes } from "./wave-bench.js";
+
+/** The cgroup's limit and the budget: about 0.7× the model's 0.86 GB, so most of it streams from disk. */
+const KEPT_BUDGET_BYTES = 600e6;
+const NEW_TOKENS = 16;
+
+type Measured = "generation" | "search";
+
+interface KeptChildResult {
+  seconds: number;
+  readBytes: number;
+  keptBytes: number;
+  scores: unknown[];
+}
+
+async function keptChild(dir: string, casePath: string, keep: boolean, budget: number, group: string, measured: Measured): Promise<void> {
+  writeFileSync(join(group, "cgroup.procs"), String(process.pid));
+  writeFileSync("/proc/sys/vm/drop_caches", "1");
+  const prepared = JSON.parse(readFileSync(casePath, "utf8")) as Omit<NamedCase, "model" | "directions"> & { directions: number[][] };
+  const c: NamedCase = { ...prepared, model: await loadForwardModel(dir), directions: prepared.directions.map((d) => Float64Array.from(d)) };
+  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, maxMemoryBytes: budget, keepWeights: keep };
+  let result: KeptChildResult;
+  if (measured === "search") {
+    const trials = await searchTrials(c, common, 0);
+    result = { seconds: trials.seconds, readBytes: trials.readBytes, keptBytes: keptLayerBytes(), scores: trials.scores };
+  } else {
+    const before = storageReadBytes();
+    let ids: number[][] = [];
+    const seconds = await timed(async () => (ids = (await completePrompts({ model: c.model, prompts: [...c.positive, ...c.negative], maxNewTokens: NEW_TOKENS, compute: "auto", maxMemoryBytes: budget, keepWeights: keep })).ids));
+    result = { seconds, readBytes: storageReadBytes() - before, keptBytes: keptLayerBytes(), scores: ids };
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+export async function measureKeptFromDisk(cache: string, rounds: number): Promise<string[]> {
+  const name = "bench model (dense 0.43B)";
+  const group = join(CGROUP_ROOT, `abliterate-kept-bench-${process.pid}`);
+  try {
+    mkdirSync(group);
+    writeFileSync(join(group, "memory.limit_in_bytes"), String(KEPT_BUDGET_BYTES));
+  } catch (error) {
+    return [`  ${name} from disk, kept layers: skipped (no writable memory cgroup at ${CGROUP_ROOT}: ${(error as Error).message})`];
+  }
+  try {
+    const dir = ensureCheckpoint(cache);
+    const model = await loadForwardModel(dir);
+    const casePath = join(tmpdir(), `abliterate-kept-case-${process.pid}.json`);
+    const child = (script: string, args: string[]) => {
+      const run = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+      if (run.status !== 0) throw new Error(`kept bench child ${args[0]} failed (${run.status ?? run.signal}): ${run.stderr.slice(-2000)}`);
+      return run.stdout;
+    };
+    // The case comes from a process of its own, as the wave bench's does: one that mapped the model keeps its pages.
+    child(fileURLToPath(new URL("./wave-bench.js", import.meta.url)), ["waves-prepare", dir, casePath]);
+    const lines: string[] = [];
+    for (const measured of ["generation", "search"] as const) {
+      const runs: Record<"off" | "on", KeptChildResult[]> = { off: [], on: [] };
+      for (let round = 0; round < rounds; round += 1) {
+        for (const kind of ["off", "on"] as const) {
+          const out = child(fileURLToPath(import.meta.url), ["kept-child", dir, casePath, kind === "on" ? "1" : "0", String(KEPT_BUDGET_BYTES), group, measured]);
+          runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as KeptChildResult);
+        }
+      }
+      const same = runs.off.every((r, i) => JSON.stringify(r.scores) === JSON.stringify(runs.on[i].scores));
+      const [off, on] = [median(runs.off.map((r) => r.seconds)), median(runs.on.map((r) => r.seconds))];
+      const [readOff, readOn] = [median(runs.off.map((r) => r.readBytes)), median(runs.on.map((r) => r.readBytes))];
+      const what = measured === "generation" ? `streamed generation (16 prompts × ${NEW_TOKENS} new tokens)` : `search trials 1–${SEARCH_TRIALS} in the scorer's waves`;
+      lines.push(
+        `  ${name}, from disk (memory cgroup and budget ${(KEPT_BUDGET_BYTES / 1e9).toFixed(2)} GB, weights ${(model.totalBytes / 1e9).toFixed(2)} GB; median of ${rounds}), compute auto: ${what}, layers kept off → on (${(runs.on[0].keptBytes / 1e9).toFixed(2)} GB kept): ` +
+          `${off.toFixed(2)} s → ${on.toFixed(2)} s (${(off / on).toFixed(2)}×); read from storage ${(readOff / 1e9).toFixed(2)} → ${(readOn / 1e9).toFixed(2)} GB; ${measured === "generation" ? "tokens" : "scores"} ${same ? "identical" : "DIFFER"}`,
+      );
+    }
+    rmSync(casePath, { force: true });
+    return lines;
+  } finally {
+    rmdirSync(group);
+  }
+}
+
+if (process.argv[2] === "kept-child") {
+  const [dir, casePath, keep, budget, group, measured] = process.argv.slice(3);
+  await keptChild(dir, casePath, keep === "1", Number(budget), group, measured === "search" ? "search" : "generation");
+}
