@@ -111,21 +111,22 @@ export function chooseMode(params: {
 }
 
 /**
- * The share of what a streamed run's budget leaves beside its pass that kept layers may take. The rest is for what
- * the caller holds beside the run: the scorer's cached streams take up to a quarter of the budget
- * (lib/directions/edit-scorer.ts), and the returned rows and JS's own heap come on top.
+ * The part of the budget a streamed run's kept layers never take: what no estimate sees (what the caller allocates
+ * between runs, the collector's garbage, the estimate's own error). The one command on the bench model at
+ * --max-memory 0.8GB peaked at 845 MB without streamed kept layers; a tenth let them add 49 MB to that.
  */
-const STREAMED_KEPT_SHARE = 0.5;
+export const STREAMED_KEPT_SLACK = 0.2;
 
 /**
  * What kept layers may take. Resident: the budget less the run's activations and the embedding and head it reads
  * from the mapping; the run fits its stored layers in that; panels can take a little more (padded to whole panels
- * and depth blocks), and layers past it run without being kept. Streamed: half of what the budget leaves beside
- * the run's own peak (one layer, activations, a head slice), so a model larger than its budget keeps its first
- * layers and reads only the rest again in each pass and for each new token.
+ * and depth blocks), and layers past it run without being kept. Streamed: what the budget leaves beside the run's
+ * own peak (one layer, activations, a head slice), `heldBytes` (what the process holds beside the run and its kept
+ * layers: runForward measures its resident set) and a fifth of the budget, so a model larger than its budget keeps
+ * its first layers and reads only the rest again in each pass and for each new token.
  */
-export function keptLayersBudget(model: ForwardModel, budget: number, choice: ModeChoice): number {
-  if (choice.mode === "streamed") return Math.max(0, Math.floor((budget - choice.streamedBytes) * STREAMED_KEPT_SHARE));
+export function keptLayersBudget(model: ForwardModel, budget: number, choice: ModeChoice, heldBytes = 0): number {
+  if (choice.mode === "streamed") return Math.max(0, Math.floor(budget * (1 - STREAMED_KEPT_SLACK) - choice.streamedBytes - heldBytes));
   return Math.max(0, Math.floor(budget - choice.activationBytes - model.embedBytes - model.headBytes));
 }
 

@@ -5,7 +5,7 @@
  * with its own α per writer and optionally its own basis per stream, and activation addition.
  */
 import { AbliterateError, ErrorCodes } from "../errors.js";
-import { forward, type ForwardProgress, type NativeForwardJob } from "../native/addon.js";
+import { forward, keptLayerBytes, type ForwardProgress, type NativeForwardJob } from "../native/addon.js";
 import type { ForwardModel } from "./load-forward-model.js";
 import { nativeEdit } from "./native-edit.js";
 import { prefixShares } from "./prefix-shares.js";
@@ -135,11 +135,17 @@ export interface ForwardRequest {
    * Keep the layers a run reads (as its kernels' panels, on huge pages) in the process after the run, so that the
    * next runs on the same unchanged files in the same arithmetic read and pack none of them again, their generation
    * included (default false). Resident, they take the place of the stored bytes the resident estimate already
-   * counts; streamed, the first layers that fit half of what the budget leaves beside the run (keptLayersBudget),
-   * and the later ones stream as before. A run that does not keep, or one of other files or arithmetic frees them
-   * first; releaseKeptWeights() frees them on request (native/core/forward/kept_layers.h).
+   * counts; streamed, the first layers that fit what the budget leaves beside the run and what the process holds
+   * (keptLayersBudget, heldBytes), and the later ones stream as before; a streamed run that leaves less than is
+   * kept frees the last ones. A run that does not keep, or one of other files or arithmetic frees them first;
+   * releaseKeptWeights() frees them on request (native/core/forward/kept_layers.h).
    */
   keepWeights?: boolean;
+  /**
+   * Bytes the process holds beside a streamed run and its kept layers, which the budget must cover too (its kept
+   * layers get what is left). Default: the process's resident set, less the kept layers, at the run's start.
+   */
+  heldBytes?: number;
   onProgress?: (progress: ForwardProgress) => void;
 }
 
@@ -278,6 +284,11 @@ function planOf(request: ForwardRequest) {
  * The mode runForward would run this request in, and its memory estimate, without running it (the scorer asks
  * whether its passes stream before it runs them in waves).
  */
+/** The process's resident set less the kept layers: what it holds beside a run's own memory and its kept layers. */
+function heldBesideKeptLayers(): number {
+  return Math.max(0, process.memoryUsage.rss() - keptLayerBytes());
+}
+
 export function forwardModeOf(request: ForwardRequest): ModeChoice {
   return planOf(request).choice;
 }
@@ -321,7 +332,7 @@ export async function runForward(request: ForwardRequest): Promise<ForwardOutput
     resumeFrom: resume,
     threads: request.threads,
     mlpChunkTokens,
-    keepLayersBytes: request.keepWeights === true ? keptLayersBudget(model, budget, choice) : 0,
+    keepLayersBytes: request.keepWeights === true ? keptLayersBudget(model, budget, choice, choice.mode === "streamed" ? (request.heldBytes ?? heldBesideKeptLayers()) : 0) : 0,
   };
   const result = await forward(job, request.onProgress);
   return {

@@ -1,5 +1,6 @@
 #include "kept_layers.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include "../large_mappings.h"
@@ -19,9 +20,9 @@ class KeptStore {
   /**
    * Frees the layers unless `limit` > 0 and they were kept for `mappings` and `pack`; with `limit` > 0 they are now,
    * and the last layers go until all take at most `limit` bytes (a job may leave less room than the one that kept
-   * them: a streamed job keeps only what its budget leaves beside its pass).
+   * them: a streamed job keeps only what its budget leaves beside its pass). Says whether any layer went.
    */
-  void claim(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, uint64_t limit) {
+  bool claim(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack, uint64_t limit) {
     std::vector<std::shared_ptr<const StagedWeights>> dropped;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -31,8 +32,9 @@ class KeptStore {
           bytes_ -= layers_[l]->held_bytes();
           dropped.push_back(std::move(layers_[l]));
         }
-        return;
+        return !dropped.empty();
       }
+      if (std::none_of(layers_.begin(), layers_.end(), [](const auto& layer) { return layer != nullptr; })) layers_.clear();
       const bool keep = limit > 0;
       dropped.swap(layers_);
       bytes_ = 0;
@@ -40,6 +42,7 @@ class KeptStore {
       pack_ = keep ? pack : nullptr;
     }
     // Freed outside the lock; a job still running on one of them holds its own reference.
+    return !dropped.empty();
   }
 
   std::shared_ptr<const StagedWeights> find(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack,
@@ -99,7 +102,11 @@ class KeptStore {
 
 KeptLayers::KeptLayers(const MappedFiles& files, const ForwardKernels* pack, uint64_t keep_bytes) : pack_(pack), keep_bytes_(keep_bytes) {
   for (uint32_t file = 0; file < files.count(); ++file) mappings_.push_back(files.mapping(file));
-  KeptStore::instance().claim(mappings_, pack_, keep_bytes_);
+  // Freed layers' buffers are given back for reuse (large_mappings.h), but no later buffer has a kept layer's
+  // size: unmapped now, they leave the process at once, not when this job ends (a streamed job that trims the
+  // kept layers counts on that room). The earlier job's given-back buffers go too, and this job faults its own
+  // in anew: about 35 µs per 2 MB page, only when kept layers go.
+  if (KeptStore::instance().claim(mappings_, pack_, keep_bytes_)) trim_large_mappings(large_mapping_epoch());
 }
 
 bool KeptLayers::is_kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups) const {
