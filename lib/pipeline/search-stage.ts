@@ -153,26 +153,45 @@ export async function* searchStage(
       yield { type: "note", message: `search: continuing from ${trialStore.trials.length} saved trial(s)` };
     }
     const firstTrialSeconds = trialStore.trials[0].seconds;
-    let planned = search.trials;
-    if (planned === undefined) {
-      const sizing = sizeTrialCount({ firstTrialMs: Math.max(1, firstTrialSeconds * 1000), skippedPassesMs: 1000 * skippedPassSeconds(trialStore.trials[0], scorer.passSeconds), timeBudgetMs: search.timeBudgetMs ?? DEFAULT_SEARCH_BUDGET_MS, minTrials: MIN_SIZED_TRIALS });
-      planned = sizing.trials;
-      yield { type: "note", message: `search: ${sizing.note}` };
-    }
     if (wave > 1) yield { type: "note", message: `search: trials go in waves of ${wave}, each suggested from the trials before its wave${search.wave === undefined ? " (the model's layers stream from storage: a wave reads them once for all its trials)" : ""}` };
     let best = "";
     let stopped = "trials";
-    for await (const event of runSearch<TrialScores>({ space: setup.space, objectives, evaluate, evaluateWave, waveSize: wave, seed, trials: planned, timeBudgetMs: search.timeBudgetMs, store: trialStore, pickPolicy: policy })) {
-      if (event.type === "trial-finished") {
-        yield { type: "progress", stage: "search", done: event.trial.number + 1, total: planned };
-        const chosen = event.best.trial;
-        const line = chosen ? `#${chosen.number}: behaviour ${formatValue(chosen.values[0], 3)}, KL ${formatValue(chosen.values[1], 4)}` : "none feasible yet";
-        if (line !== best) {
-          best = line;
-          yield { type: "finding", stage: "search", message: `search: trial ${event.trial.number + 1}/${planned}, best so far ${line}` };
-        }
-      } else if (event.type === "stopped") stopped = event.reason;
+    let total = search.trials;
+    const searchTo = async function* (trials: number, timeBudgetMs: number | undefined): AsyncGenerator<PipelineEvent, void> {
+      for await (const event of runSearch<TrialScores>({ space: setup.space, objectives, evaluate, evaluateWave, waveSize: wave, seed, trials, timeBudgetMs, store: trialStore, pickPolicy: policy })) {
+        if (event.type === "trial-finished") {
+          yield { type: "progress", stage: "search", done: event.trial.number + 1, total: total ?? trials };
+          const chosen = event.best.trial;
+          const line = chosen ? `#${chosen.number}: behaviour ${formatValue(chosen.values[0], 3)}, KL ${formatValue(chosen.values[1], 4)}` : "none feasible yet";
+          if (line !== best) {
+            best = line;
+            yield { type: "finding", stage: "search", message: `search: trial ${event.trial.number + 1}/${total ?? trials}, best so far ${line}` };
+          }
+        } else if (event.type === "stopped") stopped = event.reason;
+      }
+    };
+    const searchStarted = performance.now();
+    // What is left of a stated budget; undefined: none stated, 0: spent.
+    const budgetLeft = () => (search.timeBudgetMs === undefined ? undefined : Math.max(0, search.timeBudgetMs - (performance.now() - searchStarted)));
+    if (total === undefined) {
+      // Trial 0 ran alone. In waves, the rest of its wave (one pass for all of them) prices the trials after it:
+      // trial 0's time would plan several times fewer than fit.
+      if (wave > 1 && trialStore.trials.length < wave) yield* searchTo(wave, search.timeBudgetMs);
+      const firstWave = wave > 1 && trialStore.trials.length >= wave ? trialStore.trials.slice(1, wave) : undefined;
+      const sizing = sizeTrialCount({
+        firstTrialMs: Math.max(1, firstTrialSeconds * 1000),
+        skippedPassesMs: 1000 * skippedPassSeconds(trialStore.trials[0], scorer.passSeconds),
+        ...(firstWave ? { firstWave: { trials: firstWave.length, waveMs: Math.max(1, 1000 * firstWave.reduce((sum, t) => sum + t.seconds, 0)), skippedPassesMs: 1000 * Math.min(...firstWave.map((t) => skippedPassSeconds(t, scorer.passSeconds))) } } : {}),
+        timeBudgetMs: search.timeBudgetMs ?? DEFAULT_SEARCH_BUDGET_MS,
+        minTrials: MIN_SIZED_TRIALS,
+      });
+      total = Math.max(sizing.trials, trialStore.trials.length);
+      yield { type: "note", message: `search: ${sizing.note}` };
     }
+    const planned = total;
+    const left = budgetLeft();
+    if (stopped === "trials" && left !== 0) yield* searchTo(planned, left);
+    else if (left === 0) stopped = "time-budget";
     const trials = [...trialStore.trials];
     // Trials saved before null edits were marked infeasible are passed over too.
     const isNullPoint = (point: Params) => {

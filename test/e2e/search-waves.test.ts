@@ -1,7 +1,8 @@
 /**
  * The one command's search in waves (--search-wave): the startup trials are the points and scores of the search one
  * trial at a time, every later trial is the sampler's point from the trials before its wave, a feasible trial has both
- * scores and an infeasible one its damage, and the wave size is recorded and keys the stage.
+ * scores and an infeasible one its damage, and the wave size is recorded and keys the stage. Without a trial count,
+ * the rest of trial 0's wave runs before the sizing, which prices every trial at that wave's share.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -69,6 +70,17 @@ test("search in waves: startup trials as one at a time, later ones from the tria
     assert.notEqual(refused.status, 0);
     assert.match(refused.stderr, /--search-wave must be a whole number from 1 to 64; got "0"/);
     t.diagnostic(`${b.trials.filter((trial) => trial.feasible).length} of ${TRIALS} waved trials feasible`);
+
+    // Sized, not counted: the rest of trial 0's wave runs first, and its trials' share of their pass prices the rest.
+    const sized = await runCli([...model, "--work-dir", join(root, "ws"), "--out", join(root, "os"), "--search-wave", "4", "--time-budget", "4s"], { env: ENV });
+    assert.equal(sized.status, 0, sized.stderr);
+    const note = /search: the 3 trials after trial 0 in its wave took (\d+\.\d) s each(?: \([^)]*\))?, trial 0 alone (\d+\.\d) s; (\d+) trials will run/.exec(sized.stderr);
+    assert.ok(note, sized.stderr);
+    const sizedSearch = JSON.parse(readFileSync(join(root, "os", "report.json"), "utf8")).search as { trials: Trial[]; timing: { plannedTrials: number } };
+    assert.equal(sizedSearch.timing.plannedTrials, Number(note[3]));
+    const share = sizedSearch.trials.slice(1, 4).reduce((sum, trial) => sum + trial.seconds, 0) / 3;
+    assert.equal(note[1], share.toFixed(1), "the note's price is the first wave's mean share");
+    assert.ok(sizedSearch.trials.length >= 4 && sizedSearch.trials.slice(1, 4).every((trial) => trial.seconds === sizedSearch.trials[1].seconds), "trials 1–3 shared one pass");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

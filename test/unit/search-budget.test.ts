@@ -171,6 +171,21 @@ test("sizeTrialCount prices a first trial that skipped passes at a feasible tria
   assert.throws(() => sizeTrialCount({ firstTrialMs: 2_000, skippedPassesMs: NaN }), /skipped passes' duration/);
 });
 
+test("sizeTrialCount prices trials in waves at the first wave's share, not at trial 0's pass alone, and says so", () => {
+  // Trial 0 alone took 9 s; the 3 trials after it shared one 6 s pass: 2 s a trial, 30 in a minute (not 6).
+  const sized = sizeTrialCount({ firstTrialMs: 9_000, skippedPassesMs: 4_000, firstWave: { trials: 3, waveMs: 6_000 }, timeBudgetMs: 60_000, minTrials: 1 });
+  assert.deepEqual([sized.trials, sized.trialSeconds, sized.estimatedSeconds], [30, 2, 60]);
+  assert.match(sized.note, /^the 3 trials after trial 0 in its wave took 2\.0 s each, trial 0 alone 9\.0 s; 30 trials will run \(what fits in the time budget\)/);
+  // A wave whose damage ruled out all three ran no behaviour pass: one 3 s pass more for the wave, 3 s a trial.
+  const skipped = sizeTrialCount({ firstTrialMs: 9_000, firstWave: { trials: 3, waveMs: 6_000, skippedPassesMs: 3_000 }, timeBudgetMs: 60_000, minTrials: 1 });
+  assert.deepEqual([skipped.trials, skipped.trialSeconds], [20, 3]);
+  assert.match(skipped.note, /^the 3 trials after trial 0 in its wave took 2\.0 s each \(3\.0 s with the pass none of them ran, which feasible trials run\), trial 0 alone 9\.0 s; 20 trials/);
+  assert.match(sizeTrialCount({ firstTrialMs: 9_000, firstWave: { trials: 1, waveMs: 2_000 }, minTrials: 1 }).note, /^the 1 trial after trial 0/);
+  assert.throws(() => sizeTrialCount({ firstTrialMs: 9_000, firstWave: { trials: 0, waveMs: 2_000 } }), /first wave needs ≥ 1 trial/);
+  assert.throws(() => sizeTrialCount({ firstTrialMs: 9_000, firstWave: { trials: 3, waveMs: 0 } }), /first wave needs/);
+  assert.throws(() => sizeTrialCount({ firstTrialMs: 9_000, firstWave: { trials: 3, waveMs: 6_000, skippedPassesMs: -1 } }), /first wave needs/);
+});
+
 test("skippedPassSeconds: the behaviour pass of a trial its damage ruled out, both passes of one with no edit, none of a scored one", () => {
   const passes = { positive: 3, negative: 2 };
   assert.equal(skippedPassSeconds({ payload: { behaviour: 0.2, kl: 0.01, unchanged: 1 } }, passes), 0);
