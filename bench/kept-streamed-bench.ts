@@ -1,7 +1,7 @@
 /**
- * Kept layers in streamed runs (bench/selection-bench.ts calls this): the bench's dense 0.43B Llama in a memory
- * cgroup smaller than its weights, the page cache dropped first, so every pass reads its layers from disk as on a
- * machine with less memory than the model. Children alternate keepWeights off and on (the one command's setting),
+ * Kept layers in streamed runs (bench/selection-bench.ts calls this): the bench's dense 0.43B Llama and the
+ * Mixtral-shaped MoE, each in a memory cgroup smaller than its weights, the page cache dropped first, so every pass
+ * reads its layers from disk as on a machine with less memory than the model. Children alternate keepWeights off and on (the one command's setting),
  * each reporting its seconds and the bytes it read from storage (/proc/self/io read_bytes):
  * - a streamed generation (the case's 16 prompts × 16 new tokens): one read of the model per new token, less the
  *   layers kept at its prompt pass;
@@ -19,12 +19,10 @@ import { fileURLToPath } from "node:url";
 import { completePrompts } from "../lib/directions/complete-prompts.js";
 import { loadForwardModel } from "../lib/engine/load-forward-model.js";
 import { keptLayerBytes } from "../lib/native/addon.js";
-import { ensureCheckpoint } from "./bench-checkpoints.js";
+import { ensureCheckpoint, ensureMoeCheckpoint, MOE_GEOMETRY } from "./bench-checkpoints.js";
 import { median, timed, type NamedCase } from "./selection-bench.js";
 import { CGROUP_ROOT, SEARCH_TRIALS, searchTrials, storageReadBytes } from "./wave-bench.js";
 
-/** The cgroup's limit and the budget: about 0.7× the model's 0.86 GB, so most of it streams from disk. */
-const KEPT_BUDGET_BYTES = 600e6;
 const NEW_TOKENS = 16;
 
 type Measured = "generation" | "search";
@@ -55,49 +53,61 @@ async function keptChild(dir: string, casePath: string, keep: boolean, budget: n
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
+/** The models and their cgroups: each about 0.7–0.8× its weights, over what its passes hold. */
+const KEPT_CASES = [
+  { name: "bench model (dense 0.43B)", ensure: ensureCheckpoint, budget: 600e6 },
+  { name: `Mixtral-shaped MoE (${MOE_GEOMETRY.layers} layers × ${MOE_GEOMETRY.experts} experts)`, ensure: ensureMoeCheckpoint, budget: 900e6 },
+];
+
 export async function measureKeptFromDisk(cache: string, rounds: number): Promise<string[]> {
-  const name = "bench model (dense 0.43B)";
   const group = join(CGROUP_ROOT, `abliterate-kept-bench-${process.pid}`);
   try {
     mkdirSync(group);
-    writeFileSync(join(group, "memory.limit_in_bytes"), String(KEPT_BUDGET_BYTES));
   } catch (error) {
-    return [`  ${name} from disk, kept layers: skipped (no writable memory cgroup at ${CGROUP_ROOT}: ${(error as Error).message})`];
+    return [`  models from disk, kept layers: skipped (no writable memory cgroup at ${CGROUP_ROOT}: ${(error as Error).message})`];
   }
   try {
-    const dir = ensureCheckpoint(cache);
-    const model = await loadForwardModel(dir);
-    const casePath = join(tmpdir(), `abliterate-kept-case-${process.pid}.json`);
-    const child = (script: string, args: string[]) => {
-      const run = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
-      if (run.status !== 0) throw new Error(`kept bench child ${args[0]} failed (${run.status ?? run.signal}): ${run.stderr.slice(-2000)}`);
-      return run.stdout;
-    };
-    // The case comes from a process of its own, as the wave bench's does: one that mapped the model keeps its pages.
-    child(fileURLToPath(new URL("./wave-bench.js", import.meta.url)), ["waves-prepare", dir, casePath]);
     const lines: string[] = [];
-    for (const measured of ["generation", "search"] as const) {
-      const runs: Record<"off" | "on", KeptChildResult[]> = { off: [], on: [] };
-      for (let round = 0; round < rounds; round += 1) {
-        for (const kind of ["off", "on"] as const) {
-          const out = child(fileURLToPath(import.meta.url), ["kept-child", dir, casePath, kind === "on" ? "1" : "0", String(KEPT_BUDGET_BYTES), group, measured]);
-          runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as KeptChildResult);
-        }
-      }
-      const same = runs.off.every((r, i) => JSON.stringify(r.scores) === JSON.stringify(runs.on[i].scores));
-      const [off, on] = [median(runs.off.map((r) => r.seconds)), median(runs.on.map((r) => r.seconds))];
-      const [readOff, readOn] = [median(runs.off.map((r) => r.readBytes)), median(runs.on.map((r) => r.readBytes))];
-      const what = measured === "generation" ? `streamed generation (16 prompts × ${NEW_TOKENS} new tokens)` : `search trials 1–${SEARCH_TRIALS} in the scorer's waves`;
-      lines.push(
-        `  ${name}, from disk (memory cgroup and budget ${(KEPT_BUDGET_BYTES / 1e9).toFixed(2)} GB, weights ${(model.totalBytes / 1e9).toFixed(2)} GB; median of ${rounds}), compute auto: ${what}, layers kept off → on (${(runs.on[0].keptBytes / 1e9).toFixed(2)} GB kept): ` +
-          `${off.toFixed(2)} s → ${on.toFixed(2)} s (${(off / on).toFixed(2)}×); read from storage ${(readOff / 1e9).toFixed(2)} → ${(readOn / 1e9).toFixed(2)} GB; ${measured === "generation" ? "tokens" : "scores"} ${same ? "identical" : "DIFFER"}`,
-      );
+    for (const { name, ensure, budget } of KEPT_CASES) {
+      writeFileSync(join(group, "memory.limit_in_bytes"), String(budget));
+      lines.push(...(await measureKeptCase(name, ensure(cache), budget, group, rounds)));
     }
-    rmSync(casePath, { force: true });
     return lines;
   } finally {
     rmdirSync(group);
   }
+}
+
+async function measureKeptCase(name: string, dir: string, budget: number, group: string, rounds: number): Promise<string[]> {
+  const model = await loadForwardModel(dir);
+  const casePath = join(tmpdir(), `abliterate-kept-case-${process.pid}.json`);
+  const child = (script: string, args: string[]) => {
+    const run = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+    if (run.status !== 0) throw new Error(`kept bench child ${args[0]} failed (${run.status ?? run.signal}): ${run.stderr.slice(-2000)}`);
+    return run.stdout;
+  };
+  // The case comes from a process of its own, as the wave bench's does: one that mapped the model keeps its pages.
+  child(fileURLToPath(new URL("./wave-bench.js", import.meta.url)), ["waves-prepare", dir, casePath]);
+  const lines: string[] = [];
+  for (const measured of ["generation", "search"] as const) {
+    const runs: Record<"off" | "on", KeptChildResult[]> = { off: [], on: [] };
+    for (let round = 0; round < rounds; round += 1) {
+      for (const kind of ["off", "on"] as const) {
+        const out = child(fileURLToPath(import.meta.url), ["kept-child", dir, casePath, kind === "on" ? "1" : "0", String(budget), group, measured]);
+        runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as KeptChildResult);
+      }
+    }
+    const same = runs.off.every((r, i) => JSON.stringify(r.scores) === JSON.stringify(runs.on[i].scores));
+    const [off, on] = [median(runs.off.map((r) => r.seconds)), median(runs.on.map((r) => r.seconds))];
+    const [readOff, readOn] = [median(runs.off.map((r) => r.readBytes)), median(runs.on.map((r) => r.readBytes))];
+    const what = measured === "generation" ? `streamed generation (16 prompts × ${NEW_TOKENS} new tokens)` : `search trials 1–${SEARCH_TRIALS} in the scorer's waves`;
+    lines.push(
+      `  ${name}, from disk (memory cgroup and budget ${(budget / 1e9).toFixed(2)} GB, weights ${(model.totalBytes / 1e9).toFixed(2)} GB; median of ${rounds}), compute auto: ${what}, layers kept off → on (${(runs.on[0].keptBytes / 1e9).toFixed(2)} GB kept): ` +
+        `${off.toFixed(2)} s → ${on.toFixed(2)} s (${(off / on).toFixed(2)}×); read from storage ${(readOff / 1e9).toFixed(2)} → ${(readOn / 1e9).toFixed(2)} GB; ${measured === "generation" ? "tokens" : "scores"} ${same ? "identical" : "DIFFER"}`,
+    );
+  }
+  rmSync(casePath, { force: true });
+  return lines;
 }
 
 if (process.argv[2] === "kept-child") {

@@ -191,6 +191,31 @@ test("streamed runs keep the first layers that fit what the budget leaves them, 
   }
 });
 
+test("MoE layers a streamed run keeps hold their routed experts too: later runs read nothing, with the resident numbers", async () => {
+  try {
+    for (const name of ["mixtral", "qwen2-moe", "llama4"]) {
+      const model = await loadForwardModel(join(goldenDir, "forward", name));
+      const prompts = [[4, 8, 15, 16, 23], [7, 1, 9]];
+      const pass = { model, prompts, logits: "all" as const, compute: "auto" as const };
+      const resident = await runForward({ ...pass, mode: "resident" });
+      const roomy = { mode: "streamed" as const, keepWeights: true, maxMemoryBytes: 2 * process.memoryUsage.rss() + 4 * model.totalBytes };
+      const first = await runForward({ ...pass, ...roomy });
+      const second = await runForward({ ...pass, ...roomy });
+      const layerBytes = model.layerBytes.reduce((a, b) => a + b, 0);
+      assert.equal(second.stagedBytes, 0, `${name}: a later streamed run reads no layer, no expert`);
+      assert.equal(second.keptBytes, layerBytes, `${name}: every layer kept, experts included`);
+      assert.ok(same(first.logits, resident.logits) && same(second.logits, resident.logits), `${name}: the resident run's logits`);
+      const generation = { ...pass, logits: "last" as const, maxNewTokens: 5 };
+      const generated = await runForward({ ...generation, ...roomy });
+      assert.deepEqual(generated.generated, (await runForward({ ...generation, mode: "resident" })).generated, `${name}: the resident run's tokens`);
+      assert.equal(generated.stagedBytes, 0);
+      releaseKeptWeights();
+    }
+  } finally {
+    releaseKeptWeights();
+  }
+});
+
 test("GPT-2's transposed matrices: prompt passes keep them as stored, generation keeps nothing", async () => {
   try {
     const model = await loadForwardModel(join(goldenDir, "forward", "gpt2"));

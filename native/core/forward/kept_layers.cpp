@@ -46,10 +46,10 @@ class KeptStore {
   }
 
   std::shared_ptr<const StagedWeights> find(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack,
-                                            uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups) {
+                                            uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups, size_t packed_groups) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (mappings != mappings_ || pack != pack_ || layer >= layers_.size() || !layers_[layer]) return nullptr;
-    return layers_[layer]->staged_from(groups, pack) ? layers_[layer] : nullptr;
+    return layers_[layer]->staged_from(groups, pack, packed_groups) ? layers_[layer] : nullptr;
   }
 
   /**
@@ -109,21 +109,21 @@ KeptLayers::KeptLayers(const MappedFiles& files, const ForwardKernels* pack, uin
   if (KeptStore::instance().claim(mappings_, pack_, keep_bytes_)) trim_large_mappings(large_mapping_epoch());
 }
 
-bool KeptLayers::is_kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups) const {
-  return KeptStore::instance().find(mappings_, pack_, layer, groups) != nullptr;
+bool KeptLayers::is_kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups, size_t packed_groups) const {
+  return KeptStore::instance().find(mappings_, pack_, layer, groups, packed_groups) != nullptr;
 }
 
 std::shared_ptr<const StagedWeights> KeptLayers::kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups,
-                                                      const MappedFiles& files, ThreadPool& pool) {
+                                                      const MappedFiles& files, ThreadPool& pool, size_t packed_groups) {
   KeptStore& store = KeptStore::instance();
-  if (std::shared_ptr<const StagedWeights> found = store.find(mappings_, pack_, layer, groups)) {
+  if (std::shared_ptr<const StagedWeights> found = store.find(mappings_, pack_, layer, groups, packed_groups)) {
     found_bytes_ += found->staged_bytes();
     return found;
   }
   if (keep_bytes_ == 0) return nullptr;
   auto staged = std::make_shared<StagedWeights>();
-  if (!store.fits(mappings_, pack_, layer, staged->plan(groups, pack_), keep_bytes_)) return nullptr;
-  staged->stage(files, groups, pack_, pool);
+  if (!store.fits(mappings_, pack_, layer, staged->plan(groups, pack_, packed_groups), keep_bytes_)) return nullptr;
+  staged->stage(files, groups, pack_, pool, packed_groups);
   staged->drop_read_buffers();
   read_bytes_ += staged->staged_bytes();
   // Kept unless another job claimed the store meanwhile: read already, it serves this job's use either way.

@@ -17,6 +17,7 @@
 // anything, and release_kept_layers() frees them on request (the pipeline, before surgery).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -50,13 +51,13 @@ class KeptLayers {
   std::shared_ptr<const StagedWeights> layer(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups,
                                              const MappedFiles& files, ThreadPool& pool);
   /**
-   * The kept layer, as layer() finds or keeps it; nullptr where it is not kept and would not fit, read nothing (a
-   * streamed job then stages it in its one buffer).
+   * The kept layer, as layer() finds or keeps it, its first `packed_groups` groups packed (StagedWeights::stage);
+   * nullptr where it is not kept and would not fit, read nothing (a streamed job then stages it in its one buffer).
    */
   std::shared_ptr<const StagedWeights> kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups,
-                                            const MappedFiles& files, ThreadPool& pool);
-  /** Whether an earlier job kept layer `layer` staged from `groups` (a streamed job then reads none of it ahead). */
-  bool is_kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups) const;
+                                            const MappedFiles& files, ThreadPool& pool, size_t packed_groups = SIZE_MAX);
+  /** Whether an earlier job kept layer `layer` as kept() stages it (a streamed job then reads none of it ahead). */
+  bool is_kept(uint32_t layer, const std::vector<std::vector<const TensorRef*>>& groups, size_t packed_groups = SIZE_MAX) const;
   /** Bytes of layers this job found kept (none of them read), and bytes it read into new kept layers. */
   uint64_t found_bytes() const { return found_bytes_; }
   uint64_t read_bytes() const { return read_bytes_; }

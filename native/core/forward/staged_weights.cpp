@@ -45,8 +45,8 @@ bool same_tensor(const TensorRef& a, const TensorRef& b) {
          a.shape == b.shape;
 }
 
-bool StagedWeights::staged_from(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack) const {
-  if (pack != pack_ || groups.size() != groups_.size()) return false;
+bool StagedWeights::staged_from(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack, size_t packed_groups) const {
+  if (pack != pack_ || groups.size() != groups_.size() || std::min(packed_groups, groups.size()) != std::min(packed_groups_, groups_.size())) return false;
   for (size_t g = 0; g < groups.size(); ++g) {
     if (!same_tensors(groups_[g], groups[g])) return false;
   }
@@ -68,17 +68,19 @@ void StagedWeights::clear() {
   held_bytes_ = 0;
 }
 
-uint64_t StagedWeights::plan(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack) {
+uint64_t StagedWeights::plan(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack, size_t packed_groups) {
   clear();
   pack_ = pack;
+  packed_groups_ = packed_groups;
   size_t end = 0;
   for (const std::vector<const TensorRef*>& group : groups) {
+    const bool packable = groups_.size() < packed_groups;
     groups_.emplace_back();
     for (const TensorRef* ref : group) groups_.back().push_back(*ref);
     // A group starts on a cache line: panels must (gemm.h), and the kernels load stored bytes unaligned, so no
     // result depends on where they lie.
     end = (end + 63) / 64 * 64;
-    if (pack && stackable(group) && packing_fits(*pack, stacked_shape(group))) {
+    if (pack && packable && stackable(group) && packing_fits(*pack, stacked_shape(group))) {
       Panels panels{groups_.back(), std::make_unique<PackedWeight>(), end};
       plan_panels(*pack, stacked_shape(group), *panels.layout);
       end += panels.layout->bytes;
@@ -95,8 +97,8 @@ uint64_t StagedWeights::plan(const std::vector<std::vector<const TensorRef*>>& g
 }
 
 void StagedWeights::stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups,
-                          const ForwardKernels* pack, ThreadPool& pool) {
-  const uint64_t end = plan(groups, pack);
+                          const ForwardKernels* pack, ThreadPool& pool, size_t packed_groups) {
+  const uint64_t end = plan(groups, pack, packed_groups);
   for (const std::vector<const TensorRef*>& group : groups) {
     for (const TensorRef* ref : group) staged_bytes_ += ref->bytes();
   }

@@ -19,6 +19,7 @@
 // for the whole job (generation) are copied as they are stored.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -44,15 +45,18 @@ class StagedWeights {
   /**
    * Reads the groups' tensors into the buffer (replacing what it held), all pool threads together. A group of
    * matrices of one depth and dtype becomes one stacked matrix; with `pack` (the run's kernels) matrices are stored
-   * as its weight panels, without it as stored in the file (members of a group back to back).
+   * as its weight panels, without it as stored in the file (members of a group back to back). Only the first
+   * `packed_groups` groups are packed; the rest are copied as stored whatever `pack` says (a kept layer's routed
+   * experts: their few-row GEMMs read the mapping's bytes in every other run, and panels would sum them in another
+   * order).
    */
   void stage(const MappedFiles& files, const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack,
-             ThreadPool& pool);
+             ThreadPool& pool, size_t packed_groups = SIZE_MAX);
   /**
    * Lays the groups out as stage() would, reading nothing: held_bytes() then says what staging them takes (a layer
    * is kept only where it fits, kept_layers.h). stage() or clear() must follow before the layer is used.
    */
-  uint64_t plan(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack);
+  uint64_t plan(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack, size_t packed_groups = SIZE_MAX);
   /** Forgets the staged tensors (the buffer stays for the next stage()). */
   void clear();
   /** The bytes of exactly the tensor at [offset, offset + bytes) of `file` as stored, if staged so, or nullptr. */
@@ -69,7 +73,7 @@ class StagedWeights {
    * Whether the last stage() read exactly these groups (compared by value, so a later job's refs to the same bytes
    * match) for this kernel table: what a layer kept between jobs must show before it serves one (kept_layers.h).
    */
-  bool staged_from(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack) const;
+  bool staged_from(const std::vector<std::vector<const TensorRef*>>& groups, const ForwardKernels* pack, size_t packed_groups = SIZE_MAX) const;
   /** Frees the per-thread read buffers: a layer kept between jobs is never staged again. */
   void drop_read_buffers() { row_buffers_ = {}; }
   /** Bytes the staged tensors take in the buffer. */
@@ -97,6 +101,7 @@ class StagedWeights {
   std::vector<std::vector<uint8_t>> row_buffers_;  // one per pool thread
   std::vector<std::vector<TensorRef>> groups_;  // what the last stage() read
   const ForwardKernels* pack_ = nullptr;
+  size_t packed_groups_ = SIZE_MAX;
   uint64_t staged_bytes_ = 0;
   uint64_t held_bytes_ = 0;
 };

@@ -44,12 +44,17 @@ TransformerEngine::TransformerEngine(const ForwardJob& job, const MappedFiles& f
         groups.push_back({ref});
       }
     }
-    dense_tensors_.push_back(std::move(groups));
+    dense_tensors_.push_back(groups);
     for (const ExpertWeights& expert : w.experts) {
       for (const TensorRef* ref : {&expert.gate, &expert.up, &expert.gate_up, &expert.down}) {
         if (ref->present) layer_tensors_[l].push_back(ref);
       }
+      stacked_group({&expert.gate, &expert.up});
+      for (const TensorRef* ref : {&expert.gate_up, &expert.down}) {
+        if (ref->present) groups.push_back({ref});
+      }
     }
+    streamed_kept_tensors_.push_back(std::move(groups));
   }
 
   // HF computes the angle as one fp32 product inv_freq · position, takes its cos/sin in fp32, then scales.

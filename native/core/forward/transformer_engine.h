@@ -65,7 +65,7 @@ class TransformerEngine {
   void logits(const float* normed, size_t rows, size_t v_begin, size_t v_end, float* out, size_t ldo);
 
   const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
-  /** What a streamed job reads ahead of layer `layer`: its tensors, less the dense ones of a kept layer. */
+  /** What a streamed job reads ahead of layer `layer`: its tensors, none where it found the layer kept. */
   std::vector<const TensorRef*> read_ahead_tensors(uint32_t layer) const;
   /**
    * Reads layer `layer`'s dense weights out of the checkpoint for its prompt pass (staged_weights.h), or takes
@@ -141,6 +141,11 @@ class TransformerEngine {
   std::vector<std::vector<const TensorRef*>> layer_tensors_;
   // Per layer, all but the routed experts: what stage_layer reads.
   std::vector<std::vector<std::vector<const TensorRef*>>> dense_tensors_;
+  // Per layer, what a streamed job keeps: the dense groups, then the routed experts, every one of them, as stored
+  // (their GEMMs read the bytes as from the mapping). A pass that streams reads a layer's experts from the mapping,
+  // those its tokens choose; a layer kept for later passes and decode steps is read once, and they would choose
+  // most of them between them.
+  std::vector<std::vector<std::vector<const TensorRef*>>> streamed_kept_tensors_;
   StagedWeights staged_;
   KeptLayers* kept_;
   // The layer being run: staged_, or a kept layer. With kept_, a resident job holds every layer it staged or took

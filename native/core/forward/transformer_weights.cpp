@@ -14,7 +14,7 @@ void TransformerEngine::stage_layer(uint32_t layer) {
     return;
   }
   // Streamed, the job holds the layer it runs (kept, or in its one buffer) and no other.
-  in_use_ = kept_ ? kept_->kept(layer, dense_tensors_[layer], files_, pool_) : nullptr;
+  in_use_ = kept_ ? kept_->kept(layer, streamed_kept_tensors_[layer], files_, pool_, dense_tensors_[layer].size()) : nullptr;
   if (in_use_) {
     current_ = in_use_.get();
     return;
@@ -31,15 +31,9 @@ void TransformerEngine::unstage() {
 }
 
 std::vector<const TensorRef*> TransformerEngine::read_ahead_tensors(uint32_t layer) const {
-  if (!kept_ || !kept_->is_kept(layer, dense_tensors_[layer])) return layer_tensors_[layer];
-  // A kept layer is read no more; its routed experts still come from the mapping.
-  std::vector<const TensorRef*> rest;
-  for (const TensorRef* ref : layer_tensors_[layer]) {
-    bool dense = false;
-    for (const auto& group : dense_tensors_[layer]) dense = dense || std::find(group.begin(), group.end(), ref) != group.end();
-    if (!dense) rest.push_back(ref);
-  }
-  return rest;
+  // A layer a streamed job finds kept is read no more, its routed experts included.
+  if (kept_ && streamed_ && kept_->is_kept(layer, streamed_kept_tensors_[layer], dense_tensors_[layer].size())) return {};
+  return layer_tensors_[layer];
 }
 
 WeightMatrix TransformerEngine::gemm_matrix(const TensorRef& ref) {
