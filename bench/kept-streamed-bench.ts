@@ -11,8 +11,7 @@
  * Run as a script with `kept-child <dir> <case.json> <keep 0|1> <budget> <group> <generation|search>` it is one of
  * those children.
  */
-import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,8 +19,8 @@ import { completePrompts } from "../lib/directions/complete-prompts.js";
 import { loadForwardModel } from "../lib/engine/load-forward-model.js";
 import { keptLayerBytes } from "../lib/native/addon.js";
 import { ensureCheckpoint, ensureMoeCheckpoint, MOE_GEOMETRY } from "./bench-checkpoints.js";
-import { median, timed, type NamedCase } from "./selection-bench.js";
-import { CGROUP_ROOT, SEARCH_TRIALS, searchTrials, storageReadBytes } from "./wave-bench.js";
+import { median, timed } from "./selection-bench.js";
+import { CGROUP_ROOT, loadCaseInCgroup, runBenchChild, SEARCH_TRIALS, searchTrials, storageReadBytes } from "./wave-bench.js";
 
 const NEW_TOKENS = 16;
 
@@ -35,11 +34,9 @@ interface KeptChildResult {
 }
 
 async function keptChild(dir: string, casePath: string, keep: boolean, budget: number, group: string, measured: Measured): Promise<void> {
-  writeFileSync(join(group, "cgroup.procs"), String(process.pid));
-  writeFileSync("/proc/sys/vm/drop_caches", "1");
-  const prepared = JSON.parse(readFileSync(casePath, "utf8")) as Omit<NamedCase, "model" | "directions"> & { directions: number[][] };
-  const c: NamedCase = { ...prepared, model: await loadForwardModel(dir), directions: prepared.directions.map((d) => Float64Array.from(d)) };
-  const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, maxMemoryBytes: budget, keepWeights: keep };
+  const loaded = await loadCaseInCgroup(dir, casePath, group, budget);
+  const c = loaded.c;
+  const common = { ...loaded.common, keepWeights: keep };
   let result: KeptChildResult;
   if (measured === "search") {
     const trials = await searchTrials(c, common, 0);
@@ -81,20 +78,15 @@ export async function measureKeptFromDisk(cache: string, rounds: number): Promis
 async function measureKeptCase(name: string, dir: string, budget: number, group: string, rounds: number): Promise<string[]> {
   const model = await loadForwardModel(dir);
   const casePath = join(tmpdir(), `abliterate-kept-case-${process.pid}.json`);
-  const child = (script: string, args: string[]) => {
-    const run = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
-    if (run.status !== 0) throw new Error(`kept bench child ${args[0]} failed (${run.status ?? run.signal}): ${run.stderr.slice(-2000)}`);
-    return run.stdout;
-  };
   // The case comes from a process of its own, as the wave bench's does: one that mapped the model keeps its pages.
-  child(fileURLToPath(new URL("./wave-bench.js", import.meta.url)), ["waves-prepare", dir, casePath]);
+  runBenchChild(fileURLToPath(new URL("./wave-bench.js", import.meta.url)), ["waves-prepare", dir, casePath]);
   const lines: string[] = [];
   for (const measured of ["generation", "search"] as const) {
     const runs: Record<"off" | "on", KeptChildResult[]> = { off: [], on: [] };
     for (let round = 0; round < rounds; round += 1) {
       for (const kind of ["off", "on"] as const) {
-        const out = child(fileURLToPath(import.meta.url), ["kept-child", dir, casePath, kind === "on" ? "1" : "0", String(budget), group, measured]);
-        runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as KeptChildResult);
+        const out = runBenchChild(fileURLToPath(import.meta.url), ["kept-child", dir, casePath, kind === "on" ? "1" : "0", String(budget), group, measured]);
+        runs[kind].push(JSON.parse(out) as KeptChildResult);
       }
     }
     const same = runs.off.every((r, i) => JSON.stringify(r.scores) === JSON.stringify(runs.on[i].scores));

@@ -108,13 +108,29 @@ export async function searchTrials(c: NamedCase, common: Parameters<typeof creat
   return { scores, waveSize: scorer.waveSize, seconds, readBytes: storageReadBytes() - before };
 }
 
-/** A scoring child: joins the cgroup, drops the page cache, loads the model and times the selection or the trials. */
-async function wavesChild(dir: string, casePath: string, waveSize: number, budget: number, group: string, measured: Measured): Promise<void> {
+/**
+ * In a scoring child: joins the cgroup, drops the page cache, then loads the model and the prepared case (prepareChild),
+ * with the scorer's parameters for it under `budget`.
+ */
+export async function loadCaseInCgroup(dir: string, casePath: string, group: string, budget: number) {
   writeFileSync(join(group, "cgroup.procs"), String(process.pid));
   writeFileSync("/proc/sys/vm/drop_caches", "1");
   const prepared = JSON.parse(readFileSync(casePath, "utf8")) as Omit<NamedCase, "model" | "directions"> & { directions: number[][] };
   const c: NamedCase = { ...prepared, model: await loadForwardModel(dir), directions: prepared.directions.map((d) => Float64Array.from(d)) };
   const common = { model: c.model, directions: c.directions, layers: c.layers, positive: c.positive, negative: c.negative, signature: c.signature, skipDominated: {}, compute: "auto" as const, maxMemoryBytes: budget };
+  return { c, common };
+}
+
+/** Runs a bench script as a child process: its stdout's last line, or an error with the end of its stderr. */
+export function runBenchChild(script: string, args: string[]): string {
+  const run = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+  if (run.status !== 0) throw new Error(`bench child ${args[0]} failed (${run.status ?? run.signal}): ${run.stderr.slice(-2000)}`);
+  return run.stdout.trim().split("\n").pop() ?? "";
+}
+
+/** A scoring child: joins the cgroup, drops the page cache, loads the model and times the selection or the trials. */
+async function wavesChild(dir: string, casePath: string, waveSize: number, budget: number, group: string, measured: Measured): Promise<void> {
+  const { c, common } = await loadCaseInCgroup(dir, casePath, group, budget);
   let result: ChildResult;
   if (measured === "search") result = await searchTrials(c, common, waveSize);
   else {
@@ -141,12 +157,7 @@ export async function measureWavesFromDisk(cache: string, rounds: number): Promi
     const dir = ensureMoeCheckpoint(cache);
     const model = await loadForwardModel(dir);
     const casePath = join(tmpdir(), `abliterate-wave-case-${process.pid}.json`);
-    const script = fileURLToPath(import.meta.url);
-    const child = (args: string[]) => {
-      const run = spawnSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
-      if (run.status !== 0) throw new Error(`wave bench child ${args[0]} failed (${run.status ?? run.signal}): ${run.stderr.slice(-2000)}`);
-      return run.stdout;
-    };
+    const child = (args: string[]) => runBenchChild(fileURLToPath(import.meta.url), args);
     child(["waves-prepare", dir, casePath]);
     const lines: string[] = [];
     for (const measured of ["selection", "search"] as const) {
@@ -154,7 +165,7 @@ export async function measureWavesFromDisk(cache: string, rounds: number): Promi
       for (let round = 0; round < rounds; round += 1) {
         for (const kind of ["single", "wave"] as const) {
           const out = child(["waves-child", dir, casePath, kind === "single" ? "1" : "0", String(DISK_BUDGET_BYTES), group, measured]);
-          runs[kind].push(JSON.parse(out.trim().split("\n").pop()!) as ChildResult);
+          runs[kind].push(JSON.parse(out) as ChildResult);
         }
       }
       const same = runs.single.every((s, i) => JSON.stringify(s.scores) === JSON.stringify(runs.wave[i].scores));

@@ -280,15 +280,15 @@ function planOf(request: ForwardRequest) {
   return { lengths, maxNewTokens, wantLogits, stats, capture, logitsAt, resume, wave, shares, sharedTokens, budget, mlpChunkTokens, rows, choice };
 }
 
-/**
- * The mode runForward would run this request in, and its memory estimate, without running it (the scorer asks
- * whether its passes stream before it runs them in waves).
- */
 /** The process's resident set less the kept layers: what it holds beside a run's own memory and its kept layers. */
 function heldBesideKeptLayers(): number {
   return Math.max(0, process.memoryUsage.rss() - keptLayerBytes());
 }
 
+/**
+ * The mode runForward would run this request in, and its memory estimate, without running it (the scorer asks
+ * whether its passes stream before it runs them in waves).
+ */
 export function forwardModeOf(request: ForwardRequest): ModeChoice {
   return planOf(request).choice;
 }

@@ -22,15 +22,20 @@ import { writeRandomLlama, writeTensors } from "../golden/random-llama.js";
 const SHAPE = { hidden: 64, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, layers: 3, vocab: 61, dtype: "BF16", tie: false, bias: true } as const;
 
 const same = (a: Float32Array | undefined, b: Float32Array | undefined) => a !== undefined && b !== undefined && a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+const prompts = [[4, 8, 15, 16, 23, 42], [7, 1, 9]];
+const other = [[5, 9, 2, 6, 5, 3, 5, 8], [3]];
+
+/** The SHAPE model of this seed, written under a fresh temporary folder (the caller removes `root`). */
+async function randomModel(prefix: string, seed: number) {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const written = writeRandomLlama(join(root, "model"), { ...SHAPE, seed });
+  await writeTensors(written);
+  return { root, model: await loadForwardModel(written.dir) };
+}
 
 test("kept layers serve later runs with the numbers of runs that read them, and go when a run cannot use them", async () => {
-  const root = mkdtempSync(join(tmpdir(), "abl-kept-layers-"));
+  const { root, model } = await randomModel("abl-kept-layers-", 41);
   try {
-    const written = writeRandomLlama(join(root, "model"), { ...SHAPE, seed: 41 });
-    await writeTensors(written);
-    const model = await loadForwardModel(written.dir);
-    const prompts = [[4, 8, 15, 16, 23, 42], [7, 1, 9]];
-    const other = [[5, 9, 2, 6, 5, 3, 5, 8], [3]];
     const direction = Array.from({ length: SHAPE.hidden }, (_, i) => Math.sin(i + 1));
     const edit = { directions: [direction], strengths: { embedding: 0, attention: [0, 1, 0.5], mlp: [0, 1, 1] } };
     const run = (request: Partial<ForwardRequest>) =>
@@ -125,13 +130,8 @@ test("kept layers serve later runs with the numbers of runs that read them, and 
 });
 
 test("streamed runs keep the first layers that fit what the budget leaves them, and read only the rest again", async () => {
-  const root = mkdtempSync(join(tmpdir(), "abl-kept-streamed-"));
+  const { root, model } = await randomModel("abl-kept-streamed-", 43);
   try {
-    const written = writeRandomLlama(join(root, "model"), { ...SHAPE, seed: 43 });
-    await writeTensors(written);
-    const model = await loadForwardModel(written.dir);
-    const prompts = [[4, 8, 15, 16, 23, 42], [7, 1, 9]];
-    const other = [[5, 9, 2, 6, 5, 3, 5, 8], [3]];
     const streamed = (request: Partial<ForwardRequest>) =>
       runForward({ model, prompts, positions: "all", logits: "all", mode: "streamed", compute: "auto", ...request });
     const [l0, l1, l2] = model.layerBytes;

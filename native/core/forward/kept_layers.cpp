@@ -34,7 +34,6 @@ class KeptStore {
         }
         return !dropped.empty();
       }
-      if (std::none_of(layers_.begin(), layers_.end(), [](const auto& layer) { return layer != nullptr; })) layers_.clear();
       const bool keep = limit > 0;
       dropped.swap(layers_);
       bytes_ = 0;
@@ -42,7 +41,7 @@ class KeptStore {
       pack_ = keep ? pack : nullptr;
     }
     // Freed outside the lock; a job still running on one of them holds its own reference.
-    return !dropped.empty();
+    return std::any_of(dropped.begin(), dropped.end(), [](const auto& layer) { return layer != nullptr; });
   }
 
   std::shared_ptr<const StagedWeights> find(const std::vector<std::shared_ptr<const FileMapping>>& mappings, const ForwardKernels* pack,
@@ -123,9 +122,7 @@ std::shared_ptr<const StagedWeights> KeptLayers::kept(uint32_t layer, const std:
   if (keep_bytes_ == 0) return nullptr;
   auto staged = std::make_shared<StagedWeights>();
   if (!store.fits(mappings_, pack_, layer, staged->plan(groups, pack_, packed_groups), keep_bytes_)) return nullptr;
-  staged->stage(files, groups, pack_, pool, packed_groups);
-  staged->drop_read_buffers();
-  read_bytes_ += staged->staged_bytes();
+  read_into(*staged, groups, files, pool, packed_groups);
   // Kept unless another job claimed the store meanwhile: read already, it serves this job's use either way.
   store.put(mappings_, pack_, layer, staged, keep_bytes_);
   return staged;
@@ -135,10 +132,15 @@ std::shared_ptr<const StagedWeights> KeptLayers::layer(uint32_t layer, const std
                                                        const MappedFiles& files, ThreadPool& pool) {
   if (std::shared_ptr<const StagedWeights> found = kept(layer, groups, files, pool)) return found;
   auto staged = std::make_shared<StagedWeights>();
-  staged->stage(files, groups, pack_, pool);
-  staged->drop_read_buffers();
-  read_bytes_ += staged->staged_bytes();
+  read_into(*staged, groups, files, pool, SIZE_MAX);
   return staged;
+}
+
+void KeptLayers::read_into(StagedWeights& staged, const std::vector<std::vector<const TensorRef*>>& groups, const MappedFiles& files,
+                           ThreadPool& pool, size_t packed_groups) {
+  staged.stage(files, groups, pack_, pool, packed_groups);
+  staged.drop_read_buffers();
+  read_bytes_ += staged.staged_bytes();
 }
 
 void release_kept_layers() {

@@ -63,6 +63,10 @@ class KeptLayers {
   uint64_t read_bytes() const { return read_bytes_; }
 
  private:
+  /** Stages the groups into a layer of its own (it is never staged again) and counts the bytes read. */
+  void read_into(StagedWeights& staged, const std::vector<std::vector<const TensorRef*>>& groups, const MappedFiles& files,
+                 ThreadPool& pool, size_t packed_groups);
+
   std::vector<std::shared_ptr<const FileMapping>> mappings_;
   const ForwardKernels* pack_;
   uint64_t keep_bytes_;

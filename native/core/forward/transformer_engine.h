@@ -66,7 +66,7 @@ class TransformerEngine {
 
   const std::vector<const TensorRef*>& layer_tensors(uint32_t layer) const { return layer_tensors_[layer]; }
   /** What a streamed job reads ahead of layer `layer`: its tensors, none where it found the layer kept. */
-  std::vector<const TensorRef*> read_ahead_tensors(uint32_t layer) const;
+  const std::vector<const TensorRef*>& read_ahead_tensors(uint32_t layer) const;
   /**
    * Reads layer `layer`'s dense weights out of the checkpoint for its prompt pass (staged_weights.h), or takes
    * them as an earlier job kept them (kept_layers.h).

@@ -2,8 +2,6 @@
 // packed once for a generation job (gemm.h PackedWeight), or the mapped checkpoint; and the linear layers on them.
 #include "transformer_engine.h"
 
-#include <algorithm>
-
 namespace abl {
 namespace fwd {
 
@@ -30,9 +28,10 @@ void TransformerEngine::unstage() {
   current_ = &staged_;
 }
 
-std::vector<const TensorRef*> TransformerEngine::read_ahead_tensors(uint32_t layer) const {
+const std::vector<const TensorRef*>& TransformerEngine::read_ahead_tensors(uint32_t layer) const {
   // A layer a streamed job finds kept is read no more, its routed experts included.
-  if (kept_ && streamed_ && kept_->is_kept(layer, streamed_kept_tensors_[layer], dense_tensors_[layer].size())) return {};
+  static const std::vector<const TensorRef*> none;
+  if (kept_ && streamed_ && kept_->is_kept(layer, streamed_kept_tensors_[layer], dense_tensors_[layer].size())) return none;
   return layer_tensors_[layer];
 }
 
