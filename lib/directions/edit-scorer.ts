@@ -9,7 +9,7 @@ import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
 import { defaultMemoryBudget } from "../engine/memory-budget.js";
-import { forcedPass, forcedPasses, forcedPassStreams, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedPassParams, type ForcedRow, type RowStreams } from "./forced-scores.js";
+import { forcedPass, forcedPasses, forcedPassStreams, klFromLogSoftmax, rowStreamBytes, type Edit, type ForcedPass, type ForcedPassParams, type ForcedRow, type KlReference, type RowStreams } from "./forced-scores.js";
 import { forwardSettingsOf } from "./mean-difference.js";
 import type { CandidateScores, ScoreCandidatesParams } from "./score-candidates.js";
 import { damageWalls, type DamageWalls } from "./select-direction.js";
@@ -56,7 +56,7 @@ function damageTally(reference: ForcedPass, klTokens: number, probabilities?: Fl
         const matches = reference.greedyMatches[rows];
         const k = Math.min(klTokens, reference.distributions[rows].length);
         for (let i = 0; i < k; i += 1) {
-          klSum += klFromLogSoftmax(reference.distributions[rows][i], edited.distributions[rows][i], probabilities?.[rows][i]);
+          klSum += edited.kl ? edited.kl[rows][i] : klFromLogSoftmax(reference.distributions[rows][i], edited.distributions[rows][i], probabilities?.[rows][i]);
           klPositions += 1;
         }
         let same = true;
@@ -224,8 +224,11 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
     passSeconds[set] = (performance.now() - began) / 1000;
     return pass;
   };
+  // An edited pass of the negative rows takes its KL against the unedited one as it reads its logits (set below).
+  let against: KlReference | undefined;
+  const klAgainstOf = (set: ScorerRowSet) => (set === "negative" ? against : undefined);
   const run = (set: ScorerRowSet, edit?: Edit, keepDistributions = 0, stopWhen?: ForcedPassParams["stopWhen"]) =>
-    forcedPass({ model, rows: rowsOf[set], edit, keepDistributions, logProbs: keepDistributions === 0, resumeFrom: streams[set], firstBatchRows: firstBatchRows[set], stopWhen, ...settings });
+    forcedPass({ model, rows: rowsOf[set], edit, keepDistributions, klAgainst: klAgainstOf(set), logProbs: keepDistributions === 0, resumeFrom: streams[set], firstBatchRows: firstBatchRows[set], stopWhen, ...settings });
   // Passes go in waves only where they stream their layers (a resident pass reads none again, and a wave would only
   // add its other edits' activations); the size is the smallest any set's rows allow.
   const keepOf = (set: ScorerRowSet) => (set === "negative" ? klTokens : 0);
@@ -240,6 +243,7 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   const behaviourOfPass = (pass: ForcedPass) => mean(signatureProbabilities(pass, params.positive.length, sequences));
   const reference = await baselineRun("negative", klTokens);
   const probabilities = reference.distributions.map((positions) => positions.map(probabilitiesOf));
+  against = { distributions: reference.distributions, probabilities };
   const damageTotal = { rows: negativeRows.length, klPositions: reference.distributions.reduce((n, positions) => n + Math.min(klTokens, positions.length), 0) };
   // A set's passes under several edits: waves of waveSize, or one pass each (from the cached streams) where that is 1.
   const runEach = async (set: ScorerRowSet, edits: readonly Edit[], keepDistributions = 0, stopWhen?: ForcedPassParams["stopWhen"]) => {
@@ -248,7 +252,7 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
       const wave = edits.slice(first, first + waveSize);
       const stop = stopWhen && ((pass: ForcedPass, rows: number, e: number) => stopWhen(pass, rows, first + e));
       if (wave.length === 1) passes.push(await run(set, wave[0], keepDistributions, stop && ((pass, rows) => stop(pass, rows, 0))));
-      else passes.push(...(await forcedPasses({ model, rows: rowsOf[set], edits: wave, keepDistributions, logProbs: keepDistributions === 0, firstBatchRows: firstBatchRows[set], stopWhen: stop, ...settings })));
+      else passes.push(...(await forcedPasses({ model, rows: rowsOf[set], edits: wave, keepDistributions, klAgainst: klAgainstOf(set), logProbs: keepDistributions === 0, firstBatchRows: firstBatchRows[set], stopWhen: stop, ...settings })));
     }
     return passes;
   };

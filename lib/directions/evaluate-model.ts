@@ -13,7 +13,7 @@ import type { ForwardModel } from "../engine/load-forward-model.js";
 import type { PromptTokenizer } from "../tokenize/load-prompt-tokenizer.js";
 import { showsBehaviour, type BehaviourSignature } from "./behaviour-signature.js";
 import { completePrompts } from "./complete-prompts.js";
-import { forcedPass, klFromLogSoftmax, type ForcedRow } from "./forced-scores.js";
+import { forcedPass, type ForcedPass, type ForcedRow } from "./forced-scores.js";
 import { forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 import { mean } from "./statistics.js";
 import { isRefusal } from "./refusal-phrases.js";
@@ -103,8 +103,8 @@ export async function evaluateModel(params: EvaluateModelParams): Promise<Evalua
     passDone();
     return result;
   };
-  const forced = async (model: ForwardModel, rows: ForcedRow[]) => {
-    const result = await forcedPass({ model, rows, keepDistributions: klTokens, ...settings });
+  const forced = async (model: ForwardModel, rows: ForcedRow[], klAgainst?: ForcedPass) => {
+    const result = await forcedPass({ model, rows, keepDistributions: klTokens, klAgainst, ...settings });
     passDone();
     return result;
   };
@@ -114,7 +114,7 @@ export async function evaluateModel(params: EvaluateModelParams): Promise<Evalua
   const rows = params.negative.ids.map((prompt, i) => ({ prompt, continuation: negativeBefore[i].slice(0, klTokens) }));
   const reference = await forced(params.before, rows);
   const afterRun = await complete(params.after);
-  const edited = await forced(params.after, rows);
+  const edited = await forced(params.after, rows, reference);
   const method = beforeRun.method === "generation" && afterRun.method === "generation" ? "generation" : "first-token";
   const decode = (ids: number[]) => params.tokenizer.decode(ids, { skipSpecialTokens: true });
   const markers = params.markers ? [...params.markers] : null;
@@ -132,7 +132,7 @@ export async function evaluateModel(params: EvaluateModelParams): Promise<Evalua
   };
   const negativeAfter = afterRun.ids.slice(nPositive);
   const negativeUnchanged = mean(negativeBefore.map((ids, i) => (samePrefix(ids, negativeAfter[i], unchangedTokens) ? 1 : 0)));
-  const kls = reference.distributions.flatMap((positions, row) => positions.map((distribution, i) => klFromLogSoftmax(distribution, edited.distributions[row][i])));
+  const kls = edited.kl!.flat();
 
   const samples: SampleCompletion[] = [];
   const count = params.sampleCount ?? 3;

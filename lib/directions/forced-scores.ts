@@ -32,6 +32,13 @@ export interface ForcedPassParams extends ForwardSettings {
   /** Keep the log-softmax distributions of the first k positions of each row (for KL). */
   keepDistributions?: number;
   /**
+   * The unedited pass of these same rows: instead of keeping this pass's distributions, take each kept position's
+   * KL(reference ‖ this pass) straight off the returned logits (`kl`; `distributions` stays empty). The numbers are
+   * klFromLogSoftmax's on kept distributions, bit for bit, without a vocabulary-sized copy per position: those
+   * copies were the largest JS cost of a search on the bench model, and most of its collector's work.
+   */
+  klAgainst?: KlReference;
+  /**
    * Return each continuation token's log-probability (default true). Off for rows that only need the greedy choice
    * (and the kept distributions): only the first keepDistributions positions' are returned. The engine computes every
    * read position's argmax and log-normalizer (runForward's logitsStats) either way.
@@ -55,6 +62,12 @@ export interface ForcedPassParams extends ForwardSettings {
    * Under forcedPasses, per edit (`edit`: its index): an edit that stops runs no further batch, the others go on.
    */
   stopWhen?: (pass: ForcedPass, rows: number, edit: number) => boolean;
+}
+
+/** The kept distributions of an unedited pass, and optionally their exp (computed once where many passes compare). */
+export interface KlReference {
+  distributions: Float32Array[][];
+  probabilities?: Float64Array[][];
 }
 
 /** Per batch of a forced pass, [tokens, numLayers + 1, hiddenSize]: every token's stream at every point. */
@@ -82,8 +95,10 @@ export interface ForcedPass {
   logProbs: number[][];
   /** Per row, whether the argmax at position i is continuation[i]. */
   greedyMatches: boolean[][];
-  /** Per row, the log-softmax at the first keepDistributions positions. */
+  /** Per row, the log-softmax at the first keepDistributions positions (none with klAgainst). */
   distributions: Float32Array[][];
+  /** With klAgainst: per row, KL(reference ‖ this pass) at each of the first keepDistributions positions. */
+  kl?: number[][];
   /** With captureStreams. */
   streams?: RowStreams;
   /** The layer the pass started at (absent or 0: the whole stack ran). */
@@ -231,7 +246,8 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
   const wantLogProbs = params.logProbs ?? true;
   const { numLayers, hiddenSize } = model.spec;
   const startLayer = params.resumeFrom ? resumableLayer({ ...edits[0], numLayers }) : 0;
-  const results: ForcedPass[] = edits.map(() => ({ logProbs: [], greedyMatches: [], distributions: [], startLayer, tokensRun: 0 }));
+  const against = params.klAgainst;
+  const results: ForcedPass[] = edits.map(() => ({ logProbs: [], greedyMatches: [], distributions: [], ...(against ? { kl: [] } : {}), startLayer, tokensRun: 0 }));
   const result = results[0];
   if (params.captureStreams) result.streams = { batches: [] };
   const batches = forcedBatches(params);
@@ -263,6 +279,7 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
         const logProbs: number[] = [];
         const matches: boolean[] = [];
         const distributions: Float32Array[] = [];
+        const kls: number[] = [];
         row.continuation.forEach((token, i) => {
           matches.push(argmaxOf[position + i] === token);
           if (wantLogProbs || i < keep) {
@@ -270,15 +287,21 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
             logProbs.push(picked[pick++] - logZ);
             if (i < keep) {
               const offset = batch.whole.get(position + i)! * vocab;
-              const distribution = new Float32Array(vocab);
-              for (let v = 0; v < vocab; v += 1) distribution[v] = logits[offset + v] - logZ;
-              distributions.push(distribution);
+              if (against) {
+                const at = batch.start + r;
+                kls.push(klFromLogits(against.distributions[at][i], logits, offset, logZ, against.probabilities?.[at][i]));
+              } else {
+                const distribution = new Float32Array(vocab);
+                for (let v = 0; v < vocab; v += 1) distribution[v] = logits[offset + v] - logZ;
+                distributions.push(distribution);
+              }
             }
           }
         });
         into.logProbs.push(logProbs);
         into.greedyMatches.push(matches);
         into.distributions.push(distributions);
+        into.kl?.push(kls);
       });
     });
     const stopWhen = params.stopWhen;
@@ -296,6 +319,19 @@ export function klFromLogSoftmax(reference: Float32Array, edited: Float32Array, 
   for (let i = 0; i < reference.length; i += 1) {
     const p = probabilities ? probabilities[i] : Math.exp(reference[i]);
     if (p > 0) kl += p * (reference[i] - edited[i]);
+  }
+  return Math.max(0, kl);
+}
+
+/**
+ * klFromLogSoftmax(reference, edited) where edited is the log-softmax of logits[offset, offset + vocab) under logZ,
+ * without building it: each entry is rounded to fp32 as a kept distribution stores it, so the sum is the same.
+ */
+export function klFromLogits(reference: Float32Array, logits: Float32Array, offset: number, logZ: number, probabilities?: Float64Array): number {
+  let kl = 0;
+  for (let i = 0; i < reference.length; i += 1) {
+    const p = probabilities ? probabilities[i] : Math.exp(reference[i]);
+    if (p > 0) kl += p * (reference[i] - Math.fround(logits[offset + i] - logZ));
   }
   return Math.max(0, kl);
 }
