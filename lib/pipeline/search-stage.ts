@@ -165,7 +165,9 @@ export async function* searchStage(
           const line = chosen ? `#${chosen.number}: behaviour ${formatValue(chosen.values[0], 3)}, KL ${formatValue(chosen.values[1], 4)}` : "none feasible yet";
           if (line !== best) {
             best = line;
-            yield { type: "finding", stage: "search", message: `search: trial ${event.trial.number + 1}/${total ?? trials}, best so far ${line}` };
+            // Before the sizing (the rest of trial 0's wave) the count is not known yet: "trial 2/4" would read as the plan.
+            const of = total === undefined ? " (first wave, before the sizing)" : `/${total}`;
+            yield { type: "finding", stage: "search", message: `search: trial ${event.trial.number + 1}${of}, best so far ${line}` };
           }
         } else if (event.type === "stopped") stopped = event.reason;
       }

@@ -76,6 +76,9 @@ test("search in waves: startup trials as one at a time, later ones from the tria
     assert.equal(sized.status, 0, sized.stderr);
     const note = /search: the 3 trials after trial 0 in its wave took (\d+\.\d) s each(?: \([^)]*\))?, trial 0 alone (\d+\.\d) s; (\d+) trials will run/.exec(sized.stderr);
     assert.ok(note, sized.stderr);
+    // The first wave's lines come before the plan: they name no total (the wave's size would read as the plan).
+    assert.doesNotMatch(sized.stderr, /search: trial \d+\/4,/);
+    assert.match(sized.stderr.slice(0, note.index), /search: trial 2 \(first wave, before the sizing\), best so far /);
     const sizedSearch = JSON.parse(readFileSync(join(root, "os", "report.json"), "utf8")).search as { trials: Trial[]; timing: { plannedTrials: number } };
     assert.equal(sizedSearch.timing.plannedTrials, Number(note[3]));
     const share = sizedSearch.trials.slice(1, 4).reduce((sum, trial) => sum + trial.seconds, 0) / 3;
