@@ -20,7 +20,7 @@ import type { BehaviourSignature } from "./behaviour-signature.js";
 import { forcedPass } from "./forced-scores.js";
 import { contrastMeans, forwardSettingsOf, type ForwardSettings } from "./mean-difference.js";
 import { signatureProbabilities, signatureRows } from "./edit-scorer.js";
-import { scoreCandidates, type CandidateScore, type DamageSettings } from "./score-candidates.js";
+import { scoreCandidates, type CandidateScore, type DamageSettings, type NegativeCompletions } from "./score-candidates.js";
 import { selectDirection, type CandidateVerdict, type SelectionCriteria } from "./select-direction.js";
 
 export interface SubspaceStep {
@@ -56,6 +56,8 @@ export interface DiscoverSubspaceParams extends ForwardSettings, DamageSettings 
   signature: BehaviourSignature;
   train: { positive: number[][]; negative: number[][] };
   validation: { positive: number[][]; negative: number[][] };
+  /** The unedited model's completions of validation.negative (ScoreCandidatesParams.negativeCompletions). */
+  negativeCompletions?: NegativeCompletions;
   /** The selected first direction: its layer, the raw mean-difference row, and its scores. */
   first: { layer: number; row: Float64Array; score: CandidateScore };
   baseline: { positiveBehaviour: number; negativeBehaviour: number };
@@ -142,6 +144,7 @@ export async function discoverSubspace(params: DiscoverSubspaceParams): Promise<
       normFloor: 1e-3 * firstNorm,
       klTokens: params.klTokens,
       unchangedTokens: params.unchangedTokens,
+      negativeCompletions: params.negativeCompletions,
       ...settings,
       onProgress: (done) => params.onProgress?.(step, params.train.positive.length + params.train.negative.length + done, params.train.positive.length + params.train.negative.length + params.layers.length),
     });

@@ -192,8 +192,13 @@ export async function createEditScorer(params: Omit<ScoreCandidatesParams, "dire
   const sequences = signature.sequences.length;
   const inducedPrompts = params.negative.slice(0, params.inducedPrompts ?? 16);
   // The unedited model's own completions of the negative prompts are what an edit must leave alone.
-  const completions = await completePrompts({ model, prompts: params.negative, maxNewTokens: unchangedTokens, ...settings });
-  const negativeRows: ForcedRow[] = params.negative.map((prompt, i) => ({ prompt, continuation: completions.ids[i].slice(0, unchangedTokens) }));
+  // Greedy decoding is the same token by token whatever the length asked for, so longer completions made earlier
+  // give these rows exactly (their first unchangedTokens).
+  const given = params.negativeCompletions;
+  const completions = given && given.tokens >= unchangedTokens && given.ids.length === params.negative.length
+    ? given.ids
+    : (await completePrompts({ model, prompts: params.negative, maxNewTokens: unchangedTokens, ...settings })).ids;
+  const negativeRows: ForcedRow[] = params.negative.map((prompt, i) => ({ prompt, continuation: completions[i].slice(0, unchangedTokens) }));
   const positiveRows = signatureRows(params.positive, signature);
   const inducedRows = signatureRows(inducedPrompts, signature);
   // The negative rows need only the greedy choice at each position and the distributions of the first klTokens.

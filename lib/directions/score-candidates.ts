@@ -45,6 +45,12 @@ export interface DamageSettings {
   unchangedTokens?: number;
 }
 
+/** Greedy completions of a prompt set: per prompt its ids (EOS, when met, last), each generated up to `tokens`. */
+export interface NegativeCompletions {
+  ids: number[][];
+  tokens: number;
+}
+
 export interface CandidateScores {
   /** The unedited model: signature probability on both sets, and the teacher-forced reproduction of its completions. */
   baseline: { positiveBehaviour: number; negativeBehaviour: number; unchanged: number };
@@ -59,6 +65,12 @@ export interface ScoreCandidatesParams extends ForwardSettings, DamageSettings {
   positive: number[][];
   negative: number[][];
   signature: BehaviourSignature;
+  /**
+   * The unedited model's greedy completions of the negative prompts, made earlier in this arithmetic (the pipeline's
+   * signature pass makes them beside its own): the scorer reads them instead of generating them again, where they
+   * are at least unchangedTokens long. On a model that streams, each generation reads every layer once per token.
+   */
+  negativeCompletions?: NegativeCompletions;
   /** Negative prompts the addition is scored on (default 16). */
   inducedPrompts?: number;
   /** Directions already removed (a subspace's earlier members), ablated together with each candidate. */

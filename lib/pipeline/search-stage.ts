@@ -117,6 +117,7 @@ export async function* searchStage(
     positive: prompts.splits.positive.validation.map(encode),
     negative: prompts.splits.negative.validation.map(encode),
     signature: signature.signature,
+    negativeCompletions: signature.negativeValidation,
     // Trials score only these two sets (never the induced one).
     cacheStreams: ["positive", "negative"],
     ...ctx.scoringSettings(),

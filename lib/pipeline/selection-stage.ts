@@ -64,6 +64,7 @@ export async function* selectionStage(ctx: PipelineContext, prompts: PromptsArti
         positive: prompts.splits.positive.validation.map(encode),
         negative: prompts.splits.negative.validation.map(encode),
         signature: signature.signature,
+        negativeCompletions: signature.negativeValidation,
         skipDominated: { maxKl: options.maxKl, minUnchanged: options.minUnchanged },
         ...ctx.scoringSettings(),
         onProgress,

@@ -6,6 +6,7 @@
  */
 import { learnSignature, type BehaviourSignature } from "../directions/behaviour-signature.js";
 import { completePrompts } from "../directions/complete-prompts.js";
+import type { NegativeCompletions } from "../directions/score-candidates.js";
 import { DEFAULT_REFUSAL_MARKERS, isRefusal, REFUSAL_OPENINGS } from "../directions/refusal-phrases.js";
 import type { PipelineEvent } from "./events.js";
 import { withStageProgress } from "./forward-events.js";
@@ -19,6 +20,12 @@ export interface SignatureArtifact {
   /** How the completions were made: greedy generation, or the first token only (model too large to generate). */
   method: "generation" | "first-token";
   tokens: number;
+  /**
+   * The same pass's greedy completions of the negative validation prompts (with method "generation"): every scorer of
+   * the run (selection, search, subspace) judges edits against them, and read from here none generates them again.
+   * Absent in work dirs from before it.
+   */
+  negativeValidation?: NegativeCompletions;
 }
 
 const ARTIFACT = "signature.json";
@@ -44,12 +51,15 @@ export async function* signatureStage(ctx: PipelineContext, prompts: PromptsArti
   const model = await ctx.model();
   const positive = prompts.splits.positive.train.map(encode);
   const negative = prompts.splits.negative.train.map(encode);
+  // The scorers' reference completions ride in the same pass: on a model that streams, a generation of its own
+  // would read every layer once per token again, and two or three scorers each made one.
+  const negativeValidation = prompts.splits.negative.validation.map(encode);
   const completions = yield* withStageProgress("signature", (onProgress) =>
-    completePrompts({ model, prompts: [...positive, ...negative], maxNewTokens: tokens, ...settings, onProgress }),
+    completePrompts({ model, prompts: [...positive, ...negative, ...negativeValidation], maxNewTokens: tokens, ...settings, onProgress }),
   );
   const decode = (ids: number[]) => ctx.tokenizer.decode(ids, { skipSpecialTokens: true });
   const positiveIds = completions.ids.slice(0, positive.length);
-  const negativeIds = completions.ids.slice(positive.length);
+  const negativeIds = completions.ids.slice(positive.length, positive.length + negative.length);
   const markers = options.behaviourMarkers;
   const signature = learnSignature({
     positive: positiveIds,
@@ -59,7 +69,13 @@ export async function* signatureStage(ctx: PipelineContext, prompts: PromptsArti
     priorPhrases: priorPhrases(ctx),
     names: ctx.labels,
   });
-  const artifact: SignatureArtifact = { key, signature, method: completions.method, tokens };
+  const artifact: SignatureArtifact = {
+    key,
+    signature,
+    method: completions.method,
+    tokens,
+    ...(completions.method === "generation" ? { negativeValidation: { ids: completions.ids.slice(positive.length + negative.length), tokens } } : {}),
+  };
   await store.invalidate("signature");
   await store.writeJson(ARTIFACT, artifact);
   await store.markDone("signature", key);

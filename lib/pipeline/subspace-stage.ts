@@ -46,7 +46,7 @@ export async function* subspaceStage(
   // With --direction-layer the first direction was not scored; score it the same way.
   let scores = selection.scores;
   if (!scores?.candidates.some((c) => c.layer === layer && c.behaviour !== null)) {
-    scores = await scoreCandidates({ model, directions: params.candidates.directions, layers: [layer], ...validation, signature: signature.signature, ...settings });
+    scores = await scoreCandidates({ model, directions: params.candidates.directions, layers: [layer], ...validation, signature: signature.signature, negativeCompletions: signature.negativeValidation, ...settings });
   }
   const first = scores.candidates.find((c) => c.layer === layer)!;
   const subspace = yield* withStageProgress("subspace", (onProgress) =>
@@ -55,6 +55,7 @@ export async function* subspaceStage(
       signature: signature.signature,
       train: { positive: prompts.splits.positive.train.map(encode), negative: prompts.splits.negative.train.map(encode) },
       validation,
+      negativeCompletions: signature.negativeValidation,
       first: { layer, row: params.candidates.directions[layer], score: first },
       baseline: scores!.baseline,
       rank: params.rank,
