@@ -315,17 +315,13 @@ export async function forcedPasses(params: Omit<ForcedPassParams, "edit"> & { ed
  * reference) may be given when the same reference is compared many times (every search trial).
  */
 export function klFromLogSoftmax(reference: Float32Array, edited: Float32Array, probabilities?: Float64Array): number {
-  let kl = 0;
-  for (let i = 0; i < reference.length; i += 1) {
-    const p = probabilities ? probabilities[i] : Math.exp(reference[i]);
-    if (p > 0) kl += p * (reference[i] - edited[i]);
-  }
-  return Math.max(0, kl);
+  // Under logZ 0 each entry is already fp32, so klFromLogits reads it unchanged: one sum for both.
+  return klFromLogits(reference, edited, 0, 0, probabilities);
 }
 
 /**
- * klFromLogSoftmax(reference, edited) where edited is the log-softmax of logits[offset, offset + vocab) under logZ,
- * without building it: each entry is rounded to fp32 as a kept distribution stores it, so the sum is the same.
+ * KL(P ‖ Q) where Q is the log-softmax of logits[offset, offset + vocab) under logZ, without building it: each entry
+ * is rounded to fp32 as a kept distribution stores it, so the sum is klFromLogSoftmax's on that distribution.
  */
 export function klFromLogits(reference: Float32Array, logits: Float32Array, offset: number, logZ: number, probabilities?: Float64Array): number {
   let kl = 0;
